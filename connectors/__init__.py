@@ -1,0 +1,1 @@
+"""Calendar connectors: one module per provider behind the Protocols in ``scheduler.ports``."""

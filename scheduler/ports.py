@@ -1,0 +1,76 @@
+"""Ports: the small Protocols connectors implement, split by capability.
+
+A read-only source (an ICS feed) implements only :class:`CalendarSource`; it never raises
+``NotImplementedError`` for writes. Connectors return domain types only (aware UTC datetimes)
+and raise only :mod:`scheduler.errors` classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from scheduler.model import AttendeeStatus, BusyQuery, BusyResult, CreatedEvent, EventDraft, Person
+
+__all__ = [
+    "CalendarSource",
+    "CalendarWriter",
+    "ContactHistory",
+    "EventState",
+    "ResponseReader",
+]
+
+
+@runtime_checkable
+class CalendarSource(Protocol):
+    """Reads busy time for many people in one window, batched as the provider allows."""
+
+    def busy(self, query: BusyQuery) -> BusyResult: ...
+
+
+@runtime_checkable
+class ContactHistory(Protocol):
+    """Finds organic contact: the latest past meeting the owner had with each person.
+
+    Counts events in ``[since, until)`` on the owner's calendar where both attend and neither
+    declined; returns the end time of the latest such meeting per e-mail (absent = none found).
+    """
+
+    def last_contacts(
+        self, owner: Person, emails: Sequence[str], since: datetime, until: datetime
+    ) -> Mapping[str, datetime]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EventState:
+    """An event as the provider sees it now: the attendee's answer, cancellation and times."""
+
+    response: AttendeeStatus
+    cancelled: bool
+    start: datetime
+    end: datetime
+
+
+@runtime_checkable
+class CalendarWriter(Protocol):
+    """Creates and cancels events on the organizer's calendar; the provider sends the invites.
+
+    ``create_event`` is idempotent on ``draft.idempotency_key``: a second call with the same key
+    returns the existing event with ``created=False``. ``cancel_event`` on an event that is
+    already gone counts as done.
+    """
+
+    def create_event(self, draft: EventDraft) -> CreatedEvent: ...
+
+    def cancel_event(self, organizer: Person, provider_event_id: str) -> None: ...
+
+
+@runtime_checkable
+class ResponseReader(Protocol):
+    """Reads an attendee's response to an event we created."""
+
+    def event_state(
+        self, organizer: Person, provider_event_id: str, attendee_email: str
+    ) -> EventState: ...

@@ -1,0 +1,1 @@
+"""Dramatiq workers: broker setup, thin actors and the tick."""
