@@ -1,0 +1,426 @@
+"""The ICS connector: a directory of ``<email>.ics`` files, and ICS feeds over HTTP.
+
+:class:`IcsDirectory` is a complete calendar provider made of plain files — it reads busy time
+and organic contact (``CalendarSource``, ``ContactHistory``) and books, cancels and reads
+answers (``CalendarWriter``, ``ResponseReader``). It backs the demo and the contract tests, and
+suits a site that syncs calendars to disk. :class:`IcsFeed` reads busy time from feed URLs.
+
+Reading rules are in :mod:`connectors.ics_read`; writing mechanics in :mod:`connectors.ics_write`.
+
+Booking writes, in this order, under the directory lock: the iTIP message to
+``outbox/<uid>.ics``, the attendee's copy (only when the attendee has a file), and last the
+organizer's copy. The organizer's copy is the idempotency marker: a retry after a crash finds
+it missing, redoes every step and replaces the half-written copies, so nothing is doubled.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import icalendar
+
+from connectors.ics_read import (
+    EventInstance,
+    IcsFeed,
+    email_of,
+    expand_instances,
+    last_contact_times,
+    load_calendars,
+    parse_busy_blocks,
+    resolve_zone,
+    to_utc,
+)
+from connectors.ics_write import (
+    GOODWILL_KEY,
+    PARTSTAT_BY_STATUS,
+    CalendarFiles,
+    attendee_emails,
+    build_invite,
+    find_event,
+    itip_message,
+    new_calendar,
+    remove_event,
+    seed_event,
+    set_partstat,
+)
+from scheduler.clock import Clock, SystemClock
+from scheduler.errors import (
+    CalendarDataError,
+    CalendarUnavailable,
+    ConfigurationError,
+    ResourceGone,
+)
+from scheduler.model import (
+    AttendeeStatus,
+    BusyBlock,
+    BusyQuery,
+    BusyResult,
+    CreatedEvent,
+    EventDraft,
+    Person,
+    ShowAs,
+)
+from scheduler.ports import EventState
+from scheduler.settings import Limits
+
+__all__ = [
+    "GOODWILL_KEY",
+    "EventInstance",
+    "IcsDirectory",
+    "IcsFeed",
+    "expand_instances",
+    "last_contact_times",
+    "load_calendars",
+    "parse_busy_blocks",
+    "uid_for",
+]
+
+PROVIDER = "ics"
+_UID_SUFFIX = "@goodwill"
+
+_STATUS_BY_PARTSTAT: Mapping[str, AttendeeStatus] = {
+    "ACCEPTED": AttendeeStatus.ACCEPTED,
+    "TENTATIVE": AttendeeStatus.TENTATIVE,
+    "DECLINED": AttendeeStatus.DECLINED,
+    "DELEGATED": AttendeeStatus.DECLINED,
+    "NEEDS-ACTION": AttendeeStatus.NEEDS_ACTION,
+}
+
+
+def uid_for(idempotency_key: str) -> str:
+    """The UID (and provider event id) of the event booked for ``idempotency_key``."""
+    return f"{idempotency_key}{_UID_SUFFIX}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    path: Path
+    calendar: icalendar.Calendar
+    event: icalendar.Event
+
+
+class IcsDirectory:
+    """A writable local calendar: one ``<email>.ics`` per person in ``path``.
+
+    Implements ``CalendarSource``, ``ContactHistory``, ``CalendarWriter`` and ``ResponseReader``.
+    A person without a file, or whose file cannot be parsed, is reported in
+    ``BusyResult.unavailable`` with a reason naming the file; one bad file never fails the read.
+
+    Args:
+        path: the directory (created on the first write).
+        limits: file size and expansion limits (default :class:`~scheduler.settings.Limits`).
+        clock: source of DTSTAMP values (default: the system clock).
+    """
+
+    def __init__(
+        self, path: Path, *, limits: Limits | None = None, clock: Clock | None = None
+    ) -> None:
+        self.path = path
+        self._files = CalendarFiles(path)
+        self._limits = limits or Limits()
+        self._clock: Clock = clock or SystemClock()
+
+    # ------------------------------------------------------------------ reading
+
+    def busy(self, query: BusyQuery) -> BusyResult:
+        """Busy blocks per person in ``query.window`` (aware UTC, clipped to the window)."""
+        blocks: dict[str, list[BusyBlock]] = {}
+        unavailable: dict[str, str] = {}
+        for person in query.people:
+            try:
+                data, name = self._read(person.email)
+                blocks[person.email] = parse_busy_blocks(
+                    data,
+                    source=name,
+                    owner_email=person.email,
+                    zone=person.timezone,
+                    window=query.window,
+                    max_instances=self._limits.max_instances,
+                )
+            except CalendarUnavailable as exc:
+                unavailable[person.email] = str(exc)
+            except CalendarDataError as exc:
+                unavailable[person.email] = f"calendar unavailable: {exc}"
+            except ConfigurationError as exc:  # the person's zone is not an IANA name
+                unavailable[person.email] = f"calendar unavailable: {exc}"
+        return BusyResult(blocks=blocks, unavailable=unavailable)
+
+    def last_contacts(
+        self, owner: Person, emails: Sequence[str], since: datetime, until: datetime
+    ) -> Mapping[str, datetime]:
+        """Latest meeting end per stakeholder on the owner's calendar in ``[since, until)``.
+
+        Raises:
+            CalendarUnavailable: the owner has no file.
+            CalendarDataError: the owner's file cannot be parsed (names the file).
+        """
+        data, name = self._read(owner.email)
+        return last_contact_times(
+            data,
+            source=name,
+            owner_email=owner.email,
+            zone=owner.timezone,
+            emails=emails,
+            since=since,
+            until=until,
+            max_instances=self._limits.max_instances,
+        )
+
+    def event_state(
+        self, organizer: Person, provider_event_id: str, attendee_email: str
+    ) -> EventState:
+        """The attendee's answer, cancellation and times of an event we booked.
+
+        The attendee's own copy is authoritative for their answer (they change it there); the
+        organizer's copy for cancellation and times (iTIP: the organizer owns those). When one
+        copy is missing the other stands in.
+
+        Raises:
+            ResourceGone: no copy of the event exists, or the organizer's file no longer has it.
+            CalendarUnavailable: the organizer's file cannot be parsed.
+        """
+        organizer_copy = self._copy(organizer.email, provider_event_id, strict=True)
+        attendee_copy = self._copy(attendee_email, provider_event_id)
+        # Only an organizer without any file lets the attendee's copy stand in for theirs.
+        authority = organizer_copy
+        if authority is None and not self._exists(organizer.email):
+            authority = attendee_copy
+        if authority is None:
+            raise ResourceGone(
+                f"event {provider_event_id} not found on {organizer.email}'s calendar",
+                provider=PROVIDER,
+                status=404,
+            )
+        answer_from = attendee_copy or authority
+        response = _partstat_of(answer_from.event, attendee_email)
+        if response is None and answer_from is not authority:
+            response = _partstat_of(authority.event, attendee_email)
+        cancelled = any(
+            str(c.event.get("STATUS", "")).upper() == "CANCELLED"
+            for c in (organizer_copy, attendee_copy)
+            if c is not None
+        )
+        zone = resolve_zone(organizer.timezone)
+        start, _ = to_utc(authority.event.decoded("DTSTART"), zone)
+        end = start
+        if "DTEND" in authority.event:
+            end, _ = to_utc(authority.event.decoded("DTEND"), zone)
+        elif "DURATION" in authority.event:  # clients that move events may write DURATION
+            end = start + authority.event.decoded("DURATION")
+        return EventState(
+            response=response or AttendeeStatus.NEEDS_ACTION,
+            cancelled=cancelled,
+            start=start,
+            end=end,
+        )
+
+    # ------------------------------------------------------------------ writing
+
+    def create_event(self, draft: EventDraft) -> CreatedEvent:
+        """Book ``draft``: organizer's and attendee's copies plus an iTIP REQUEST in the outbox.
+
+        Idempotent on ``draft.idempotency_key``: when the organizer's file already holds the
+        UID, nothing is written and ``created`` is False.
+
+        Raises:
+            CalendarUnavailable: the organizer's file exists but cannot be parsed.
+        """
+        uid = uid_for(draft.idempotency_key)
+        with self._files.locked():
+            organizer_path = self._path(draft.organizer.email)
+            organizer_calendar = self._load_for_write(organizer_path, create=True)
+            if find_event(organizer_calendar, uid) is not None:
+                return CreatedEvent(provider_event_id=uid, created=False)
+            event = build_invite(draft, uid=uid, stamp=self._clock.now())
+            self._files.save(self._files.outbox_path(uid), itip_message("REQUEST", event))
+            attendee_path = self._path(draft.attendee.email)
+            if attendee_path.exists():
+                attendee_calendar = self._load_for_write(attendee_path, create=False)
+                remove_event(attendee_calendar, uid)  # a copy left by a crashed attempt
+                attendee_calendar.add_component(event.copy())
+                self._files.save_calendar(attendee_path, attendee_calendar)
+            organizer_calendar.add_component(event)
+            self._files.save_calendar(organizer_path, organizer_calendar)
+        return CreatedEvent(provider_event_id=uid, created=True)
+
+    def cancel_event(self, organizer: Person, provider_event_id: str) -> None:
+        """Mark the event CANCELLED (SEQUENCE + 1) in every copy and queue an iTIP CANCEL.
+
+        An unknown UID, a missing organizer file or an already cancelled event counts as done.
+        """
+        uid = provider_event_id
+        with self._files.locked():
+            organizer_path = self._path(organizer.email)
+            if not organizer_path.exists():
+                return
+            organizer_calendar = self._load_for_write(organizer_path, create=False)
+            event = find_event(organizer_calendar, uid)
+            if event is None or str(event.get("STATUS", "")).upper() == "CANCELLED":
+                return
+            sequence = int(event.get("SEQUENCE", 0)) + 1
+            stamp = self._clock.now()
+            _mark_cancelled(event, sequence, stamp)
+            self._files.save(self._files.outbox_path(uid, ".cancel"), itip_message("CANCEL", event))
+            for email in attendee_emails(event):
+                copy = self._copy(email, uid)
+                if copy is not None:
+                    _mark_cancelled(copy.event, sequence, stamp)
+                    self._files.save_calendar(copy.path, copy.calendar)
+            self._files.save_calendar(organizer_path, organizer_calendar)
+
+    def respond(self, attendee_email: str, provider_event_id: str, status: AttendeeStatus) -> None:
+        """Simulate the attendee answering: set their PARTSTAT in every copy of the event.
+
+        Raises:
+            ResourceGone: no file holds the event with that attendee.
+            ValueError: ``status`` is ORGANIZER, which is no answer.
+        """
+        if status not in PARTSTAT_BY_STATUS:
+            raise ValueError(f"{status} is not an attendee answer")
+        partstat = PARTSTAT_BY_STATUS[status]
+        found = False
+        with self._files.locked():
+            for path in self._files.person_files():
+                try:
+                    calendar = self._files.load(path)
+                except CalendarDataError:
+                    continue  # someone else's broken file cannot hold our copy
+                event = find_event(calendar, provider_event_id)
+                if event is not None and set_partstat(event, attendee_email, partstat):
+                    found = True
+                    self._files.save_calendar(path, calendar)
+        if not found:
+            raise ResourceGone(
+                f"event {provider_event_id} with attendee {attendee_email} not found",
+                provider=PROVIDER,
+                status=404,
+            )
+
+    def add_event(
+        self,
+        person: Person,
+        start: datetime,
+        end: datetime,
+        *,
+        summary: str = "Busy",
+        show_as: ShowAs = ShowAs.BUSY,
+        uid: str | None = None,
+    ) -> str:
+        """Put a plain event on ``person``'s calendar (creating the file); returns its UID.
+
+        For tests and the demo: what the person would do in their own calendar client.
+        """
+        uid = uid or f"{uuid.uuid4().hex}@goodwill-seed"
+        with self._files.locked():
+            path = self._path(person.email)
+            calendar = self._load_for_write(path, create=True)
+            seed_event(
+                calendar,
+                uid=uid,
+                start=start,
+                end=end,
+                zone=person.timezone,
+                summary=summary,
+                show_as=show_as,
+                stamp=self._clock.now(),
+            )
+            self._files.save_calendar(path, calendar)
+        return uid
+
+    # ------------------------------------------------------------------ helpers
+
+    def _path(self, email: str) -> Path:
+        try:
+            return self._files.path_for(email)
+        except ValueError as exc:
+            raise CalendarUnavailable(f"calendar unavailable: {exc}", provider=PROVIDER) from exc
+
+    def _exists(self, email: str) -> bool:
+        try:
+            return self._files.path_for(email).exists()
+        except ValueError:
+            return False
+
+    def _read(self, email: str) -> tuple[bytes, str]:
+        path = self._path(email)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise CalendarUnavailable(
+                f"calendar unavailable: no file {path.name}", provider=PROVIDER
+            ) from None
+        except OSError as exc:
+            raise CalendarUnavailable(
+                f"calendar unavailable: cannot read {path.name} ({exc.strerror})",
+                provider=PROVIDER,
+            ) from exc
+        if size > self._limits.ics_max_bytes:
+            raise CalendarDataError(
+                path.name,
+                f"file is larger than {self._limits.ics_max_bytes} bytes "
+                "(limits.ics_max_bytes); refused",
+            )
+        try:
+            return path.read_bytes(), path.name
+        except OSError as exc:
+            raise CalendarUnavailable(
+                f"calendar unavailable: cannot read {path.name} ({exc.strerror})",
+                provider=PROVIDER,
+            ) from exc
+
+    def _load_for_write(self, path: Path, *, create: bool) -> icalendar.Calendar:
+        if create and not path.exists():
+            return new_calendar()
+        try:
+            return self._files.load(path)
+        except CalendarDataError as exc:
+            # Never overwrite a file we cannot parse: that would destroy the person's data.
+            raise CalendarUnavailable(
+                f"calendar unavailable: {exc}; not writing to it", provider=PROVIDER
+            ) from exc
+
+    def _copy(self, email: str, uid: str, *, strict: bool = False) -> _Copy | None:
+        """The copy of event ``uid`` in ``email``'s file; None when absent.
+
+        A file that cannot be parsed counts as holding no copy, unless ``strict``: then it
+        raises CalendarUnavailable, because "gone" would wrongly tell the caller the event was
+        deleted.
+        """
+        try:
+            path = self._files.path_for(email)
+        except ValueError:
+            return None
+        if not path.exists():
+            return None
+        try:
+            calendar = self._files.load(path)
+        except CalendarDataError as exc:
+            if strict:
+                raise CalendarUnavailable(
+                    f"calendar unavailable: {exc}", provider=PROVIDER
+                ) from exc
+            return None
+        event = find_event(calendar, uid)
+        return None if event is None else _Copy(path, calendar, event)
+
+
+def _mark_cancelled(event: icalendar.Event, sequence: int, stamp: datetime) -> None:
+    for name in ("STATUS", "SEQUENCE", "DTSTAMP"):
+        event.pop(name, None)
+    event.add("STATUS", "CANCELLED")
+    event.add("SEQUENCE", sequence)
+    event.add("DTSTAMP", stamp.astimezone(UTC))
+
+
+def _partstat_of(event: icalendar.Component, attendee_email: str) -> AttendeeStatus | None:
+    value = event.get("ATTENDEE")
+    items = [] if value is None else value if isinstance(value, list) else [value]
+    for attendee in items:
+        if email_of(attendee) == email_of(attendee_email):
+            partstat = str(attendee.params.get("PARTSTAT", "NEEDS-ACTION")).upper()
+            return _STATUS_BY_PARTSTAT.get(partstat, AttendeeStatus.NEEDS_ACTION)
+    return None

@@ -1,0 +1,689 @@
+"""Reading iCalendar (RFC 5545) data: busy blocks, organic contact and ICS feeds.
+
+The pure part (:func:`parse_busy_blocks`, :func:`last_contact_times`) turns the bytes of one
+person's calendar into domain values; :class:`IcsFeed` fetches those bytes over HTTP. The
+directory connector in :mod:`connectors.ics` reads them from files.
+
+Mapping rules (one VEVENT instance → one :class:`~scheduler.model.BusyBlock`):
+
+* Recurrences (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides, ``RANGE=THISANDFUTURE``) are
+  expanded with ``recurring-ical-events``. More than ``max_instances`` expanded instances in the
+  window raise :class:`~scheduler.errors.CalendarDataError`; nothing is dropped silently.
+* Google-style exports (``X-WR-TIMEZONE`` with UTC or floating times) are repaired with
+  ``x_wr_timezone.to_standard`` first, so floating times there mean the calendar's own zone.
+* Remaining floating times and all-day dates (``VALUE=DATE``) are wall-clock times in the
+  person's IANA zone. Every block leaves as an aware UTC datetime, clipped to the window.
+* ``show_as``: ``X-MICROSOFT-CDO-BUSYSTATUS`` wins when present (BUSY, FREE, TENTATIVE, OOF,
+  WORKINGELSEWHERE; any other value is ``UNKNOWN``); otherwise ``TRANSP:TRANSPARENT`` is FREE
+  and everything else (RFC 5545 default OPAQUE) is BUSY.
+* ``status``: the event's STATUS (CONFIRMED when absent or unknown).
+* ``response``: ORGANIZER when the person organises the event or is not among its attendees
+  (their own entry); otherwise their ATTENDEE PARTSTAT (NEEDS-ACTION when absent, as RFC 5545
+  says; DELEGATED counts as DECLINED because the person handed the meeting on).
+* Instances with zero duration (a DATE-TIME DTSTART without DTEND/DURATION "takes up no time",
+  RFC 5545 §3.6.1) are skipped: they block no time. An event whose DTEND lies before its
+  DTSTART is swapped by ``recurring-ical-events`` (its issue 132) and so blocks the time between
+  the two — the safe reading for "never double-book"; any instance still left with
+  ``end <= start`` is skipped.
+* VTODO, VJOURNAL and VFREEBUSY components are ignored.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+import icalendar
+import recurring_ical_events
+import x_wr_timezone
+
+from scheduler.errors import (
+    CalendarDataError,
+    CalendarUnavailable,
+    ConfigurationError,
+    ProviderUnavailable,
+    RateLimited,
+)
+from scheduler.intervals import Interval
+from scheduler.model import (
+    AttendeeStatus,
+    BusyBlock,
+    BusyQuery,
+    BusyResult,
+    EventStatus,
+    ShowAs,
+)
+from scheduler.settings import Limits
+
+__all__ = [
+    "EventInstance",
+    "IcsFeed",
+    "email_of",
+    "expand_instances",
+    "last_contact_times",
+    "load_calendars",
+    "parse_busy_blocks",
+    "resolve_zone",
+    "to_utc",
+]
+
+PROVIDER = "ics"
+
+_SHOW_AS_BY_CDO: Mapping[str, ShowAs] = {
+    "BUSY": ShowAs.BUSY,
+    "FREE": ShowAs.FREE,
+    "TENTATIVE": ShowAs.TENTATIVE,
+    "OOF": ShowAs.OOF,
+    "WORKINGELSEWHERE": ShowAs.WORKING_ELSEWHERE,
+}
+
+_STATUS_BY_ICS: Mapping[str, EventStatus] = {
+    "CONFIRMED": EventStatus.CONFIRMED,
+    "TENTATIVE": EventStatus.TENTATIVE,
+    "CANCELLED": EventStatus.CANCELLED,
+}
+
+_RESPONSE_BY_PARTSTAT: Mapping[str, AttendeeStatus] = {
+    "ACCEPTED": AttendeeStatus.ACCEPTED,
+    "TENTATIVE": AttendeeStatus.TENTATIVE,
+    "DECLINED": AttendeeStatus.DECLINED,
+    "DELEGATED": AttendeeStatus.DECLINED,
+    "NEEDS-ACTION": AttendeeStatus.NEEDS_ACTION,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EventInstance:
+    """One expanded VEVENT instance with its times resolved to aware UTC.
+
+    Attributes:
+        component: the instance as ``recurring-ical-events`` gives it (overrides applied).
+        start: aware UTC start, not clipped.
+        end: aware UTC end, not clipped; always after ``start``.
+        all_day: DTSTART was a DATE.
+    """
+
+    component: icalendar.Component
+    start: datetime
+    end: datetime
+    all_day: bool
+
+
+def resolve_zone(zone: str) -> ZoneInfo:
+    """Return the ``ZoneInfo`` for an IANA name or raise :class:`ConfigurationError`."""
+    try:
+        return ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(f"unknown IANA time zone {zone!r}") from exc
+
+
+def email_of(address: object) -> str:
+    """Normalise a CAL-ADDRESS (``mailto:Alex@Corp.example``) to a lower-case e-mail."""
+    text = str(address).strip()
+    if text.lower().startswith("mailto:"):
+        text = text[len("mailto:") :]
+    return text.strip().lower()
+
+
+def load_calendars(data: bytes, *, source: str) -> list[icalendar.Calendar]:
+    """Parse iCalendar bytes into calendars, repairing ``X-WR-TIMEZONE`` exports.
+
+    Args:
+        data: the raw file or feed content.
+        source: file name or URL, used in error messages.
+
+    Raises:
+        CalendarDataError: the bytes are not iCalendar data (names ``source``).
+    """
+    try:
+        parsed: Any = icalendar.Calendar.from_ical(data, multiple=True)
+    except Exception as exc:  # untrusted input: the parser raises many kinds of errors
+        raise CalendarDataError(source, f"not valid iCalendar data ({_describe(exc)})") from exc
+    calendars: list[icalendar.Calendar] = []
+    for component in parsed:
+        if component.name == "VCALENDAR":
+            calendar = component
+        else:
+            # A bare VEVENT (some exports and mail attachments): give it a calendar to live in.
+            calendar = icalendar.Calendar()
+            calendar.add_component(component)
+        try:
+            calendars.append(x_wr_timezone.to_standard(calendar))
+        except Exception as exc:  # e.g. an X-WR-TIMEZONE that is no IANA zone
+            raise CalendarDataError(
+                source, f"cannot apply X-WR-TIMEZONE ({_describe(exc)})"
+            ) from exc
+    if not calendars:
+        raise CalendarDataError(source, "no VCALENDAR found")
+    return calendars
+
+
+def expand_instances(
+    calendars: Sequence[icalendar.Calendar],
+    *,
+    source: str,
+    zone: ZoneInfo,
+    window: Interval,
+    max_instances: int,
+) -> Iterator[EventInstance]:
+    """Yield every VEVENT instance overlapping ``window`` with times resolved to UTC.
+
+    Args:
+        calendars: parsed calendars (see :func:`load_calendars`).
+        source: file name or URL for error messages.
+        zone: the person's zone; floating times and all-day dates are wall-clock times there.
+        window: the half-open UTC range of interest.
+        max_instances: expanded instances (over all calendars) beyond this raise.
+
+    Raises:
+        CalendarDataError: malformed recurrence data, or more than ``max_instances`` instances.
+    """
+    # The library compares floating/all-day series on wall-clock time, so the span is given
+    # in the person's zone: it then drops its tzinfo for those and keeps it for aware series.
+    span_start = window.start.astimezone(zone)
+    span_end = window.end.astimezone(zone)
+    seen = 0
+    for calendar in calendars:
+        where = ""
+        try:
+            dense = _dense_series(calendar, zone, window, max_instances, source)
+            query = recurring_ical_events.of(calendar, components=("VEVENT",))
+            for series in query.series:
+                uid = str(getattr(series, "uid", "?"))
+                where = f" of event UID={uid}"
+                chunked = _ALL in dense or uid in dense
+                for occurrence in _occurrences(series, span_start, span_end, chunked=chunked):
+                    seen += 1
+                    if seen > max_instances:
+                        raise CalendarDataError(
+                            source,
+                            f"more than {max_instances} event instances between "
+                            f"{window.start.isoformat()} and {window.end.isoformat()} "
+                            "(limits.max_instances); narrow the window or raise the limit",
+                        )
+                    instance = _resolve(occurrence.as_component(False), zone)
+                    if (
+                        instance is not None
+                        and instance.start < window.end
+                        and window.start < instance.end
+                    ):
+                        yield instance
+        except CalendarDataError:
+            raise
+        except Exception as exc:  # untrusted input: recurrence expansion raises many kinds
+            raise CalendarDataError(
+                source, f"cannot expand the instances{where} ({_describe(exc)})"
+            ) from exc
+
+
+#: dateutil walks a rule from DTSTART; a rule needing more steps than this many times
+#: ``max_instances`` to cross the window is refused before any expansion starts.
+_STEPS_PER_INSTANCE = 10
+
+#: Marks "chunk every series" in the set of dense UIDs.
+_ALL = "\x00all"
+
+_FREQ_SECONDS: Mapping[str, int] = {
+    "SECONDLY": 1,
+    "MINUTELY": 60,
+    "HOURLY": 3600,
+    "DAILY": 86400,
+    "WEEKLY": 7 * 86400,
+    "MONTHLY": 28 * 86400,  # the shortest month: an upper bound on the steps
+    "YEARLY": 365 * 86400,
+}
+
+
+def _dense_series(
+    calendar: icalendar.Calendar,
+    zone: ZoneInfo,
+    window: Interval,
+    max_instances: int,
+    source: str,
+) -> set[str]:
+    """Check every VEVENT before expansion; return the UIDs of rules that may be dense.
+
+    ``recurring-ical-events`` hands each RRULE to dateutil, which walks it from DTSTART and
+    builds a list of every match in the span before returning the first. So a rule that would
+    need more than ``_STEPS_PER_INSTANCE × max_instances`` steps from DTSTART to the window's
+    end is refused outright (a ``FREQ=SECONDLY`` rule from years ago would take minutes and
+    gigabytes), and a rule that may yield more than ``max_instances`` matches in the window is
+    marked for chunked expansion (see :func:`_occurrences`).
+
+    Raises:
+        CalendarDataError: an event without DTSTART, or a rule over the step budget.
+    """
+    dense: set[str] = set()
+    max_steps = max_instances * _STEPS_PER_INSTANCE
+    for event in calendar.walk("VEVENT"):
+        uid = _uid(event)
+        if "DTSTART" not in event:
+            # RFC 5545 requires DTSTART outside iTIP messages; without it there is no time.
+            raise CalendarDataError(source, f"event UID={uid!r} has no DTSTART")
+        if isinstance(event["DTSTART"], list):
+            raise CalendarDataError(source, f"event UID={uid!r} has two DTSTARTs")
+        if "RRULE" not in event:
+            continue
+        start, _ = to_utc(event.decoded("DTSTART"), zone)
+        raw: Any = event["RRULE"]
+        for rule in raw if isinstance(raw, list) else [raw]:
+            freq = str((rule.get("FREQ") or [""])[0]).upper()
+            if freq not in _FREQ_SECONDS:
+                continue  # no usable rule: recurring-ical-events ignores or rejects it
+            period = _FREQ_SECONDS[freq] * max(int((rule.get("INTERVAL") or [1])[0]), 1)
+            steps = (window.end - start).total_seconds() / period
+            if steps > max_steps:
+                raise CalendarDataError(
+                    source,
+                    f"event UID={uid!r}: RRULE FREQ={freq} would take about {int(steps)} steps "
+                    f"from DTSTART to the window's end (more than {max_steps}, "
+                    f"{_STEPS_PER_INSTANCE} × limits.max_instances); refused",
+                )
+            if _matches_bound(rule, freq, period, start, window) > max_instances:
+                # Without a UID the library names the series by object id: chunk them all.
+                dense.add(uid if "UID" in event else _ALL)
+    return dense
+
+
+def _matches_bound(rule: Any, freq: str, period: float, start: datetime, window: Interval) -> float:
+    """A generous upper bound on the matches of one RRULE in ``window`` (a day of slack)."""
+    count = rule.get("COUNT")
+    if count:
+        return float(count[0])
+    first = max(start, window.start - timedelta(days=1))
+    periods = max((window.end - first).total_seconds(), 0.0) / period + 2
+    factor = 1.0
+    for part, per_period in (
+        ("BYSECOND", 1),
+        ("BYMINUTE", 1),
+        ("BYHOUR", 1),
+        ("BYDAY", {"MONTHLY": 5, "YEARLY": 53}.get(freq, 1)),
+        ("BYMONTHDAY", 12 if freq == "YEARLY" else 1),
+        ("BYYEARDAY", 1),
+        ("BYWEEKNO", 7),
+        ("BYMONTH", 1),
+    ):
+        values = rule.get(part)
+        if values:
+            factor *= len(values) * per_period
+    return periods * factor
+
+
+def _occurrences(series: Any, start: datetime, end: datetime, *, chunked: bool) -> Iterator[Any]:
+    """Occurrences of one series in ``[start, end)``, in chunks for recurring ones.
+
+    dateutil materialises every match of a span before the first is returned, so a dense rule
+    is asked for one day first and then for spans twice as long each time: each call returns at
+    most about twice what was counted so far, and the caller stops at ``max_instances``.
+    Occurrences overlapping two chunks are returned once.
+    """
+    if not chunked:
+        yield from series.between(start, end)
+        return
+    # Dense: one day first, then spans twice as long each time.
+    returned: set[Any] = set()
+    size = timedelta(days=1)
+    low = start
+    while low < end:
+        high = min(low + size, end)
+        for occurrence in series.between(low, high):
+            if occurrence.id not in returned:
+                returned.add(occurrence.id)
+                yield occurrence
+        low = high
+        size *= 2
+
+
+def parse_busy_blocks(
+    data: bytes,
+    *,
+    source: str,
+    owner_email: str,
+    zone: str,
+    window: Interval,
+    max_instances: int,
+) -> list[BusyBlock]:
+    """Turn one person's iCalendar data into busy blocks within ``window`` (module rules).
+
+    Args:
+        data: the person's calendar (file or feed content).
+        source: file name or URL, named in errors.
+        owner_email: whose calendar this is; picks their ATTENDEE entry for ``response``.
+        zone: the person's IANA zone for floating and all-day times.
+        window: half-open UTC range; blocks are clipped to it.
+        max_instances: limit on expanded instances (``Limits.max_instances``).
+
+    Returns:
+        Blocks sorted by start, aware UTC, each with ``start < end`` inside ``window``.
+
+    Raises:
+        CalendarDataError: the data cannot be parsed or expands beyond ``max_instances``.
+        ConfigurationError: ``zone`` is not an IANA zone.
+    """
+    tz = resolve_zone(zone)
+    owner = email_of(owner_email)
+    window = window.to_utc()
+    calendars = load_calendars(data, source=source)
+    blocks: list[BusyBlock] = []
+    for instance in expand_instances(
+        calendars, source=source, zone=tz, window=window, max_instances=max_instances
+    ):
+        event = instance.component
+        blocks.append(
+            BusyBlock(
+                start=max(instance.start, window.start),
+                end=min(instance.end, window.end),
+                show_as=_show_as(event),
+                status=_status(event),
+                response=_response(event, owner),
+                all_day=instance.all_day,
+            )
+        )
+    blocks.sort(key=lambda b: (b.start, b.end))
+    return blocks
+
+
+def last_contact_times(
+    data: bytes,
+    *,
+    source: str,
+    owner_email: str,
+    zone: str,
+    emails: Sequence[str],
+    since: datetime,
+    until: datetime,
+    max_instances: int,
+) -> dict[str, datetime]:
+    """Find the latest meeting the owner had with each of ``emails`` (organic contact).
+
+    A meeting counts when it lies wholly in ``[since, until)``, is not cancelled, the owner and
+    the stakeholder both take part (as ORGANIZER or ATTENDEE) and neither declined.
+
+    Args:
+        data: the owner's calendar.
+        source: file name or URL, named in errors.
+        owner_email: the calendar's owner.
+        zone: the owner's IANA zone for floating and all-day times.
+        emails: stakeholders to look for (case-insensitive).
+        since: aware start of the search range.
+        until: aware end of the search range (exclusive), normally "now".
+        max_instances: limit on expanded instances.
+
+    Returns:
+        The latest meeting end (aware UTC) per e-mail as given in ``emails``; absent = none.
+    """
+    tz = resolve_zone(zone)
+    owner = email_of(owner_email)
+    wanted = {email_of(e): e for e in emails}
+    latest: dict[str, datetime] = {}
+    if not wanted or until <= since:
+        return latest
+    window = Interval(since, until).to_utc()
+    calendars = load_calendars(data, source=source)
+    for instance in expand_instances(
+        calendars, source=source, zone=tz, window=window, max_instances=max_instances
+    ):
+        if instance.start < window.start or instance.end > window.end:
+            continue
+        event = instance.component
+        if _status(event) is EventStatus.CANCELLED:
+            continue
+        answers = _participants(event)
+        if owner not in answers or answers[owner] == "DECLINED":
+            continue
+        for email, partstat in answers.items():
+            if email == owner or email not in wanted or partstat == "DECLINED":
+                continue
+            key = wanted[email]
+            if key not in latest or instance.end > latest[key]:
+                latest[key] = instance.end
+    return latest
+
+
+class IcsFeed:
+    """A read-only :class:`~scheduler.ports.CalendarSource` over ICS feed URLs, one per person.
+
+    Each person's feed is fetched with httpx (streamed, refused beyond ``limits.ics_max_bytes``)
+    and parsed with :func:`parse_busy_blocks` in the person's own zone.
+
+    Args:
+        urls: feed URL per e-mail (case-insensitive).
+        limits: size and expansion limits (defaults: :class:`~scheduler.settings.Limits`).
+        transport: an httpx transport (tests, proxies); None = httpx's default.
+        timeout_s: connect/read timeout per request, in seconds.
+    """
+
+    def __init__(
+        self,
+        urls: Mapping[str, str],
+        *,
+        limits: Limits | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._urls = {email_of(email): url for email, url in urls.items()}
+        self._limits = limits or Limits()
+        self._transport = transport
+        self._timeout_s = timeout_s
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    def busy(self, query: BusyQuery) -> BusyResult:
+        """Read each person's feed; unreadable feeds land in ``unavailable`` with a reason.
+
+        Raises:
+            ProviderUnavailable: a feed failed in a way that may pass (5xx, timeout, 429);
+                the whole read is retried later rather than booking on partial data.
+        """
+        blocks: dict[str, list[BusyBlock]] = {}
+        unavailable: dict[str, str] = {}
+        for person in query.people:
+            url = self._urls.get(email_of(person.email))
+            if url is None:
+                unavailable[person.email] = "calendar unavailable: no ICS feed URL configured"
+                continue
+            try:
+                data = self.fetch(url)
+                blocks[person.email] = parse_busy_blocks(
+                    data,
+                    source=redact_url(url),
+                    owner_email=person.email,
+                    zone=person.timezone,
+                    window=query.window,
+                    max_instances=self._limits.max_instances,
+                )
+            except (CalendarUnavailable, CalendarDataError) as exc:
+                unavailable[person.email] = f"calendar unavailable: {exc}"
+        return BusyResult(blocks=blocks, unavailable=unavailable)
+
+    def fetch(self, url: str) -> bytes:
+        """GET one feed, refusing bodies larger than ``limits.ics_max_bytes``.
+
+        Raises:
+            CalendarDataError: the body is larger than the limit (names the URL).
+            CalendarUnavailable: 4xx such as 401/403/404/410 (not found, no permission).
+            RateLimited: 429, with ``Retry-After`` seconds when given.
+            ProviderUnavailable: 5xx, timeouts, refused or dropped connections.
+        """
+        shown = redact_url(url)
+        limit = self._limits.ics_max_bytes
+        try:
+            with self._http().stream("GET", url, headers={"Accept": "text/calendar"}) as response:
+                _raise_for_status(response, shown)
+                declared = response.headers.get("Content-Length")
+                if declared is not None and declared.isdigit() and int(declared) > limit:
+                    raise _too_large(shown, limit)
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(shown, limit)
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(f"{shown}: timed out", provider=PROVIDER) from exc
+        except httpx.HTTPError as exc:  # connection refused/reset, protocol errors, bad URL
+            raise ProviderUnavailable(
+                f"{shown}: {type(exc).__name__}: {exc}", provider=PROVIDER
+            ) from exc
+
+    def close(self) -> None:
+        """Close the HTTP client (idempotent)."""
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _http(self) -> httpx.Client:
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    transport=self._transport,
+                    timeout=self._timeout_s,
+                    follow_redirects=True,
+                    headers={"User-Agent": "goodwill-ics/0.1"},
+                )
+            return self._client
+
+
+def redact_url(url: str) -> str:
+    """Drop user info and query string: feed URLs often carry secrets there."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _too_large(shown: str, limit: int) -> CalendarDataError:
+    return CalendarDataError(
+        shown, f"feed is larger than {limit} bytes (limits.ics_max_bytes); refused"
+    )
+
+
+def _raise_for_status(response: httpx.Response, shown: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    message = f"{shown}: HTTP {status}"
+    if status == 429:
+        raise RateLimited(
+            message,
+            retry_after_s=_retry_after(response.headers.get("Retry-After")),
+            provider=PROVIDER,
+            status=status,
+        )
+    if status >= 500 or status == 408:
+        raise ProviderUnavailable(message, provider=PROVIDER, status=status)
+    # 401/403 (no permission), 404/410 (gone) and other 4xx: reading again will not help.
+    raise CalendarUnavailable(message, provider=PROVIDER, status=status)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: let the caller back off on its own schedule
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _resolve(component: icalendar.Component, zone: ZoneInfo) -> EventInstance | None:
+    """Resolve an instance's DTSTART/DTEND to UTC; None when it takes up no time."""
+    raw_start = component.decoded("DTSTART")
+    start, all_day = to_utc(raw_start, zone)
+    if "DTEND" in component:
+        end, _ = to_utc(component.decoded("DTEND"), zone)
+    elif "DURATION" in component:
+        end = start + component.decoded("DURATION")
+    elif all_day:
+        # RFC 5545 §3.6.1: a DATE DTSTART without an end lasts that one day.
+        end, _ = to_utc(date.fromordinal(raw_start.toordinal() + 1), zone)
+    else:
+        return None
+    if not start < end:
+        return None
+    return EventInstance(component=component, start=start, end=end, all_day=all_day)
+
+
+def to_utc(value: date | datetime, zone: ZoneInfo) -> tuple[datetime, bool]:
+    """Resolve an iCalendar time to aware UTC; floating and DATE values are in ``zone``.
+
+    Returns:
+        The UTC datetime and whether ``value`` was a DATE (all-day).
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=zone)  # floating: wall-clock in the person's zone
+        return value.astimezone(UTC), False
+    return datetime.combine(value, time(), tzinfo=zone).astimezone(UTC), True
+
+
+def _uid(component: icalendar.Component) -> str:
+    return str(component.get("UID", "?"))
+
+
+def _text(component: icalendar.Component, name: str) -> str:
+    value = component.get(name)
+    if isinstance(value, list):  # a repeated property: the first one wins
+        value = value[0] if value else None
+    return "" if value is None else str(value).strip().upper()
+
+
+def _show_as(event: icalendar.Component) -> ShowAs:
+    cdo = _text(event, "X-MICROSOFT-CDO-BUSYSTATUS")
+    if cdo:
+        return _SHOW_AS_BY_CDO.get(cdo, ShowAs.UNKNOWN)
+    return ShowAs.FREE if _text(event, "TRANSP") == "TRANSPARENT" else ShowAs.BUSY
+
+
+def _status(event: icalendar.Component) -> EventStatus:
+    return _STATUS_BY_ICS.get(_text(event, "STATUS"), EventStatus.CONFIRMED)
+
+
+def _attendees(event: icalendar.Component) -> list[Any]:
+    value = event.get("ATTENDEE")
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _participants(event: icalendar.Component) -> dict[str, str]:
+    """PARTSTAT per participant e-mail; the organizer counts as taking part unless declined."""
+    answers: dict[str, str] = {}
+    organizer = event.get("ORGANIZER")
+    if organizer is not None and not isinstance(organizer, list):
+        answers[email_of(organizer)] = "ACCEPTED"
+    for attendee in _attendees(event):
+        partstat = str(getattr(attendee, "params", {}).get("PARTSTAT", "NEEDS-ACTION")).upper()
+        email = email_of(attendee)
+        # An organizer listed among attendees keeps "ACCEPTED" unless they declined there.
+        if email not in answers or partstat == "DECLINED":
+            answers[email] = partstat
+    return answers
+
+
+def _response(event: icalendar.Component, owner: str) -> AttendeeStatus:
+    organizer = event.get("ORGANIZER")
+    if organizer is not None and not isinstance(organizer, list) and email_of(organizer) == owner:
+        return AttendeeStatus.ORGANIZER
+    for attendee in _attendees(event):
+        if email_of(attendee) == owner:
+            partstat = str(getattr(attendee, "params", {}).get("PARTSTAT", "NEEDS-ACTION"))
+            return _RESPONSE_BY_PARTSTAT.get(partstat.upper(), AttendeeStatus.NEEDS_ACTION)
+    return AttendeeStatus.ORGANIZER

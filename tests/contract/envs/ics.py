@@ -1,0 +1,57 @@
+"""Contract env for the ICS directory connector: a temp directory of ``<email>.ics`` files."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import icalendar
+
+from connectors.ics import IcsDirectory
+from scheduler.model import AttendeeStatus, Person, ShowAs
+
+
+class IcsEnv:
+    """Both people have a file from the start, as two colleagues in one organisation would."""
+
+    name = "ics"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.organizer = Person("org@corp.example", "Olive Organizer", "Europe/London")
+        self.attendee = Person("att@corp.example", "Arthur Attendee", "America/New_York")
+        self.directory = IcsDirectory(root)
+        for person in (self.organizer, self.attendee):
+            empty = icalendar.Calendar()
+            empty.add("PRODID", "-//goodwill tests//contract env//EN")
+            empty.add("VERSION", "2.0")
+            (root / f"{person.email}.ics").write_bytes(empty.to_ical())
+        self.source = self.directory
+        self.writer = self.directory
+        self.responses = self.directory
+
+    def seed_event(
+        self, person: Person, start: datetime, end: datetime, *, show_as: ShowAs = ShowAs.BUSY
+    ) -> None:
+        self.directory.add_event(person, start, end, summary="Seeded", show_as=show_as)
+
+    def respond(self, attendee_email: str, provider_event_id: str, status: AttendeeStatus) -> None:
+        self.directory.respond(attendee_email, provider_event_id, status)
+
+    def count_events(self, organizer_email: str) -> int:
+        # Read the file with icalendar directly, independent of the connector's own parsing.
+        calendar = icalendar.Calendar.from_ical((self.root / f"{organizer_email}.ics").read_bytes())
+        return sum(
+            1
+            for event in calendar.walk("VEVENT")
+            if "RECURRENCE-ID" not in event and str(event.get("STATUS", "")).upper() != "CANCELLED"
+        )
+
+    def close(self) -> None:
+        """Nothing to stop: the directory lives in pytest's tmp_path."""
+
+
+def make_env(tmp_path: Path) -> IcsEnv:
+    root = tmp_path / "calendars"
+    root.mkdir()
+    return IcsEnv(root)
