@@ -94,13 +94,15 @@ class ConnectorError(SchedulerError):
 
 
 class ProviderUnavailable(ConnectorError):
-    """The provider failed in a way that may pass (5xx, timeout, dropped connection). Retry later."""
+    """The provider failed in a way that may pass (5xx, timeout, dropped connection). Retry later.
+    """
 
     transient = True
 
 
 class RateLimited(ProviderUnavailable):
-    """The provider asked us to slow down. Retry after ``retry_after_s`` seconds (None: back off)."""
+    """The provider asked us to slow down. Retry after ``retry_after_s`` seconds (None: back off).
+    """
 
     def __init__(
         self,
@@ -122,7 +124,9 @@ class AuthorizationRevoked(ConnectorError):
 
 
 class CalendarUnavailable(ConnectorError):
-    """A calendar cannot be read: not found or no permission. That person is skipped, never booked blind."""
+    """A calendar cannot be read: not found or no permission. That person is skipped, never booked
+    blind.
+    """
 
 
 class ResourceGone(ConnectorError):
@@ -130,4 +134,6 @@ class ResourceGone(ConnectorError):
 
 
 class InvalidRequest(ConnectorError):
-    """The provider rejected the request as malformed (4xx other than auth/rate limits). A bug: do not retry."""
+    """The provider rejected the request as malformed (4xx other than auth/rate limits). A bug: do
+    not retry.
+    """

@@ -15,6 +15,7 @@ from enum import StrEnum
 from scheduler.intervals import Interval
 
 __all__ = [
+    "WEEKDAYS",
     "AttendeeStatus",
     "BusyBlock",
     "BusyQuery",
@@ -28,7 +29,6 @@ __all__ = [
     "Person",
     "ShowAs",
     "TimeRange",
-    "WEEKDAYS",
     "WeeklyHours",
 ]
 
@@ -97,7 +97,8 @@ class WeeklyHours:
 
 
 class ShowAs(StrEnum):
-    """How an event shows on free/busy (Graph's ``showAs``; ICS TRANSP/X-MICROSOFT-CDO-BUSYSTATUS)."""
+    """How an event shows on free/busy (Graph's ``showAs``; ICS TRANSP/X-MICROSOFT-CDO-BUSYSTATUS).
+    """
 
     BUSY = "busy"
     FREE = "free"  # transparent
@@ -170,7 +171,8 @@ class BusyRules:
 
 @dataclass(frozen=True, slots=True)
 class BusyQuery:
-    """Read busy time for ``people`` within ``window`` (UTC). Zones resolve all-day/floating times."""
+    """Read busy time for ``people`` within ``window`` (UTC). Zones resolve all-day/floating times.
+    """
 
     window: Interval
     people: tuple[Person, ...]

@@ -47,9 +47,16 @@ class MicrosoftSettings(BaseModel):
 
 
 class CalDAVSettings(BaseModel):
+    """A CalDAV server (Nextcloud, Fastmail, SOGo, Radicale, Xandikos …)."""
+
     url: str | None = None
     username: str | None = None
     password: SecretStr | None = None
+    #: Key into connectors/caldav_quirks.py (generic, radicale, xandikos, cyrus, davical).
+    server: str = "generic"
+    #: Where a person's calendar lives; ``{user}`` is the part of the e-mail before ``@``.
+    calendar_path: str = "/{user}/calendar/"
+    timeout_s: float = 30.0
 
 
 class SmtpSettings(BaseModel):
@@ -73,7 +80,8 @@ class Limits(BaseModel):
 
     #: An ICS feed larger than this is refused, so one huge export cannot exhaust memory.
     ics_max_bytes: int = 20 * 1024 * 1024
-    #: Expanded instances of one calendar beyond this are refused and reported, never dropped silently.
+    #: Expanded instances of one calendar beyond this are refused and reported, never dropped
+    #: silently.
     max_instances: int = 50_000
 
 

@@ -1,0 +1,39 @@
+"""Shared fixtures. Service-backed fixtures skip on a laptop without the service and fail in CI."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+pytest_plugins = ["tests.conftest_db"]
+
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def service_up(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, port: int) -> None:
+    """Skip when ``name`` is not listening locally; in CI (CI=true) fail instead."""
+    if service_up(port):
+        return
+    message = f"{name} is not listening on 127.0.0.1:{port}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: .ci/services.sh should have started it)")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _clean_goodwill_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GOODWILL_* variable from the developer's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("GOODWILL_"):
+            monkeypatch.delenv(key)

@@ -1,0 +1,103 @@
+"""The connector contract: busy read, create, duplicate create is a no-op, responses, cancel.
+
+Runs once per provider env (see conftest). Counts are taken at the calendar, not in our database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scheduler.errors import ResourceGone
+from scheduler.intervals import Interval
+from scheduler.model import AttendeeStatus, BusyQuery, EventDraft
+
+from .conftest import ContractEnv
+
+DAY = datetime(2027, 3, 2, tzinfo=UTC)
+
+
+def _draft(env: ContractEnv, key: str, hour: int = 14) -> EventDraft:
+    start = DAY.replace(hour=hour)
+    return EventDraft(
+        idempotency_key=key,
+        organizer=env.organizer,
+        attendee=env.attendee,
+        start=start,
+        end=start + timedelta(minutes=30),
+        title=f"Coffee: {env.organizer.first_name} / {env.attendee.first_name}",
+        description="Catch up on what you are both working on.",
+        location="Level 2 café",
+    )
+
+
+def _busy_for(env: ContractEnv, email: str, window: Interval) -> list[Interval]:
+    result = env.source.busy(BusyQuery(window=window, people=(env.organizer, env.attendee)))
+    assert email not in result.unavailable, result.unavailable
+    return [b.interval for b in result.blocks.get(email, [])]
+
+
+def test_busy_read_sees_seeded_events(env: ContractEnv) -> None:
+    # Given an event on the attendee's calendar
+    start = DAY.replace(hour=9)
+    env.seed_event(env.attendee, start, start + timedelta(hours=1))
+    # When we read busy time for the day
+    busy = _busy_for(env, env.attendee.email, Interval(DAY, DAY + timedelta(days=1)))
+    # Then the event's hour is busy, and an hour outside it is not
+    assert any(iv.overlaps(Interval(start, start + timedelta(hours=1))) for iv in busy)
+    later = DAY.replace(hour=16)
+    assert not any(iv.overlaps(Interval(later, later + timedelta(hours=1))) for iv in busy)
+
+
+def test_create_puts_one_event_on_the_organizers_calendar(env: ContractEnv) -> None:
+    before = env.count_events(env.organizer.email)
+    created = env.writer.create_event(_draft(env, "contract-create-1"))
+    assert created.created is True
+    assert created.provider_event_id
+    assert env.count_events(env.organizer.email) == before + 1
+
+
+def test_duplicate_create_is_a_no_op(env: ContractEnv) -> None:
+    draft = _draft(env, "contract-dup-1")
+    first = env.writer.create_event(draft)
+    second = env.writer.create_event(draft)
+    assert second.created is False
+    assert second.provider_event_id == first.provider_event_id
+    assert env.count_events(env.organizer.email) == 1
+
+
+def test_distinct_keys_make_distinct_events(env: ContractEnv) -> None:
+    a = env.writer.create_event(_draft(env, "contract-a", hour=10))
+    b = env.writer.create_event(_draft(env, "contract-b", hour=15))
+    assert a.provider_event_id != b.provider_event_id
+    assert env.count_events(env.organizer.email) == 2
+
+
+@pytest.mark.parametrize(
+    "answer", [AttendeeStatus.ACCEPTED, AttendeeStatus.DECLINED, AttendeeStatus.TENTATIVE]
+)
+def test_responses_are_read_back(env: ContractEnv, answer: AttendeeStatus) -> None:
+    created = env.writer.create_event(_draft(env, f"contract-resp-{answer.value}"))
+    state = env.responses.event_state(env.organizer, created.provider_event_id, env.attendee.email)
+    assert state.response == AttendeeStatus.NEEDS_ACTION
+    assert state.cancelled is False
+    env.respond(env.attendee.email, created.provider_event_id, answer)
+    state = env.responses.event_state(env.organizer, created.provider_event_id, env.attendee.email)
+    assert state.response == answer
+    assert state.start == DAY.replace(hour=14)
+    assert state.end == DAY.replace(hour=14, minute=30)
+
+
+def test_cancel_removes_the_event_and_is_idempotent(env: ContractEnv) -> None:
+    created = env.writer.create_event(_draft(env, "contract-cancel-1"))
+    env.writer.cancel_event(env.organizer, created.provider_event_id)
+    assert env.count_events(env.organizer.email) == 0
+    env.writer.cancel_event(env.organizer, created.provider_event_id)  # again: counts as done
+    try:
+        state = env.responses.event_state(
+            env.organizer, created.provider_event_id, env.attendee.email
+        )
+    except ResourceGone:
+        return
+    assert state.cancelled is True

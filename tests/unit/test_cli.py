@@ -1,0 +1,137 @@
+"""The command line as a user runs it: exit codes, JSON shape, errors without tracebacks."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scheduler.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+NOW = "2026-11-30T08:00:00Z"
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_validate_accepts_every_example() -> None:
+    files = sorted(str(p) for p in (EXAMPLES / "policies").iterdir())
+    code, out, _ = run("validate", *files)
+    assert code == 0, out
+    assert f"{len(files)} file(s) valid" in out
+
+
+def test_validate_reports_file_and_line_and_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "owner: {email: a@corp.example, name: A, timezone: Europe/Londn}\n"
+        "tiers: {peer: {every: 8w}}\n"
+        "stakeholders:\n"
+        "  - {email: b@corp.example, name: B, tier: peers}\n"
+        "allowed_domains: [corp.example]\n"
+    )
+    code, out, _ = run("validate", str(bad), str(EXAMPLES / "policies" / "alex.yaml"))
+    assert code == 2
+    lines = [line for line in out.splitlines() if line.startswith(str(bad))]
+    assert any(f"{bad}:1:" in line and "Europe/London" in line for line in lines), out
+    assert any(f"{bad}:4:" in line and "peers" in line for line in lines), out
+    assert "1 of 2 file(s) invalid" in out
+
+
+def test_plan_json_on_the_sample_organisation() -> None:
+    code, out, err = run(
+        "plan",
+        "--policy",
+        str(EXAMPLES / "policies" / "alex.yaml"),
+        "--calendars",
+        str(EXAMPLES / "calendars"),
+        "--now",
+        NOW,
+        "--json",
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert set(data) == {"proposals", "skipped"}
+    assert data["proposals"], "the sample organisation should yield proposals"
+    for p in data["proposals"]:
+        assert {"stakeholder", "start", "end", "kind", "mode", "reason"} <= set(p)
+        assert p["start"].endswith("Z")
+        assert p["end"].endswith("Z")
+    skipped = {s["stakeholder"]: s for s in data["skipped"]}
+    # dana has no calendar file: skipped as unavailable, never proposed
+    assert skipped["dana@corp.example"]["code"] == "calendar_unavailable"
+    assert "calendar unavailable" in skipped["dana@corp.example"]["reason"]
+    assert "dana@corp.example" not in {p["stakeholder"] for p in data["proposals"]}
+
+
+def test_plan_is_deterministic_with_now() -> None:
+    args = (
+        "plan",
+        "--policy",
+        str(EXAMPLES / "policies" / "alex.yaml"),
+        "--calendars",
+        str(EXAMPLES / "calendars"),
+        "--now",
+        NOW,
+        "--json",
+    )
+    assert run(*args)[1] == run(*args)[1]
+
+
+def test_plan_human_table() -> None:
+    code, out, _ = run(
+        "plan",
+        "--policy",
+        str(EXAMPLES / "policies" / "alex.yaml"),
+        "--calendars",
+        str(EXAMPLES / "calendars"),
+        "--now",
+        NOW,
+    )
+    assert code == 0
+    assert "Plan for Alex Doe" in out
+    assert "Skipped" in out
+    assert "Dry run" in out
+
+
+def test_plan_with_invalid_policy_exits_2_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("owner: [not, a, mapping\n")
+    code, _, err = run("plan", "--policy", str(bad), "--calendars", str(EXAMPLES / "calendars"))
+    assert code == 2
+    assert str(bad) in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("now", ["2026-11-30T08:00:00", "yesterday"])
+def test_bad_now_is_a_usage_error(now: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "plan", "--policy", "x.yaml", "--now", now],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "--now" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_calendars_dir_is_a_usage_error(tmp_path: Path) -> None:
+    code, _, err = run(
+        "plan",
+        "--policy",
+        str(EXAMPLES / "policies" / "alex.yaml"),
+        "--calendars",
+        str(tmp_path / "nope"),
+    )
+    assert code == 2
+    assert "no such directory" in err
