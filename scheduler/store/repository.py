@@ -1,0 +1,829 @@
+"""The use-case-facing persistence API: short transactions, plain records out, injected time in.
+
+Every method opens and commits its own short transaction (never across a provider call) and
+returns frozen records, never live ORM objects. Time always comes in as an aware UTC ``now``
+argument; the store never reads the clock. State changes go through :mod:`scheduler.states` and
+are compare-and-set UPDATEs (``… WHERE id = ? AND state = ?``) with an audit row in the same
+transaction, so two workers racing on one meeting cannot both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import (
+    CursorResult,
+    Engine,
+    Executable,
+    Table,
+    and_,
+    func,
+    nulls_first,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from scheduler.errors import ConfigurationError, SchedulerError
+from scheduler.states import INITIAL_STATES, OPEN_STATES, TERMINAL_STATES, MeetingState
+from scheduler.states import transition as check_transition
+from scheduler.store.crypto import SecretBox
+from scheduler.store.engine import READ_ONLY, make_session_factory
+from scheduler.store.records import (
+    AuditEntry,
+    Meeting,
+    NewMeeting,
+    RevokedCredential,
+    StakeholderStatus,
+    User,
+    audit_from_row,
+    meeting_from_row,
+    status_from_row,
+    user_from_row,
+)
+from scheduler.store.tables import (
+    AuditRow,
+    Base,
+    ContactRow,
+    ContactSource,
+    CredentialRow,
+    MeetingRow,
+    StakeholderStatusRow,
+    TickLeaseRow,
+    UserRow,
+)
+
+__all__ = [
+    "AuditEntry",
+    "Meeting",
+    "NewMeeting",
+    "RevokedCredential",
+    "StakeholderStatus",
+    "Store",
+    "UnknownMeeting",
+    "User",
+]
+
+#: Columns ``Store.transition`` may set along with the state.
+_TRANSITION_FIELDS = frozenset(
+    {"provider_event_id", "next_attempt_at", "lease_until", "last_error", "attempts", "reason"}
+)
+_TICK_ROW_ID = 1
+
+
+class UnknownMeeting(SchedulerError, LookupError):
+    """No meeting has this id (deleted with its user, or a bug in the caller)."""
+
+
+def _email(value: str) -> str:
+    return value.strip().lower()
+
+
+class Store:
+    """goodwill's database, one instance per process, shared by threads.
+
+    Args:
+        engine: from :func:`scheduler.store.engine.make_engine` (SQLite or PostgreSQL).
+        secrets: encrypts the credentials table; required only by the credential methods.
+    """
+
+    def __init__(self, engine: Engine, *, secrets: SecretBox | None = None) -> None:
+        self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+        self._sessions = make_session_factory(engine)
+        self._read_sessions: sessionmaker[Session] = make_session_factory(
+            engine.execution_options(**{READ_ONLY: True})
+        )
+        self._secrets = secrets
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        # One short transaction; on SQLite it starts with BEGIN IMMEDIATE (see engine.py).
+        with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with self._read_sessions() as session:
+            yield session
+
+    def _insert(self, row_class: type[Base]) -> postgresql.Insert | sqlite.Insert:
+        # INSERT … ON CONFLICT exists on both backends, with per-dialect constructs. Core
+        # (table) inserts; whether one wrote a row is read from RETURNING, because psycopg
+        # reports rowcount -1 for INSERT … ON CONFLICT through SQLAlchemy (measured).
+        table = cast("Table", row_class.__table__)
+        if self._postgres:
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    @staticmethod
+    def _rowcount(session: Session, statement: Executable) -> int:
+        # UPDATE/INSERT results are CursorResults; Session.execute is typed as a plain Result.
+        result = cast("CursorResult[Any]", session.execute(statement))
+        return result.rowcount
+
+    @staticmethod
+    def _audit(
+        session: Session,
+        *,
+        at: datetime,
+        actor: str,
+        meeting_id: int | None = None,
+        user_id: int | None = None,
+        from_state: str | None = None,
+        to_state: str | None = None,
+        detail: str = "",
+    ) -> None:
+        session.add(
+            AuditRow(
+                meeting_id=meeting_id,
+                user_id=user_id,
+                at=at,
+                actor=actor,
+                from_state=from_state,
+                to_state=to_state,
+                detail=detail,
+            )
+        )
+
+    def ping(self) -> None:
+        """Run ``SELECT 1`` (readiness). Raises the driver's error when the database is down."""
+        with self._read() as session:
+            session.execute(text("SELECT 1"))
+
+    # -- users -------------------------------------------------------------------------------
+
+    def upsert_user(self, email: str, policy_path: str, policy_hash: str, *, now: datetime) -> int:
+        """Register a user's policy file, or update its path and content hash.
+
+        A new user is due for planning at ``now``. When the hash changed (the file was edited),
+        planning is brought forward to ``now`` so the edit takes effect on the next tick.
+
+        Returns:
+            The user's id.
+        """
+        email = _email(email)
+        with self._write() as s:
+            s.execute(
+                self._insert(UserRow)
+                .values(
+                    email=email,
+                    policy_path=policy_path,
+                    policy_hash=policy_hash,
+                    next_plan_at=now,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["email"])
+            )
+            row = s.scalars(select(UserRow).where(UserRow.email == email).with_for_update()).one()
+            row.policy_path = policy_path
+            if row.policy_hash != policy_hash:
+                row.policy_hash = policy_hash
+                if row.next_plan_at is None or row.next_plan_at > now:
+                    row.next_plan_at = now
+            return row.id
+
+    def get_user(self, user_id: int) -> User | None:
+        """The user with this id, or None."""
+        with self._read() as s:
+            row = s.get(UserRow, user_id)
+            return user_from_row(row) if row else None
+
+    def get_user_by_email(self, email: str) -> User | None:
+        """The user with this e-mail (case-insensitive), or None."""
+        with self._read() as s:
+            row = s.scalars(select(UserRow).where(UserRow.email == _email(email))).one_or_none()
+            return user_from_row(row) if row else None
+
+    def users_due(self, now: datetime, limit: int) -> list[User]:
+        """Users whose ``next_plan_at`` is at or before ``now`` (or unset), most overdue first."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(UserRow)
+                .where(or_(UserRow.next_plan_at.is_(None), UserRow.next_plan_at <= now))
+                .order_by(nulls_first(UserRow.next_plan_at), UserRow.id)
+                .limit(limit)
+            )
+            return [user_from_row(r) for r in rows]
+
+    def claim_users_for_planning(self, now: datetime, limit: int, retry_s: float) -> list[int]:
+        """Pick the users due for planning and push their ``next_plan_at`` to ``now + retry_s``.
+
+        The tick calls this, then sends ``plan_user(id)`` after it returns (write first, enqueue
+        second). A successful round sets the real next time with :meth:`set_next_plan`; if the
+        message is lost or the round crashes, the user comes due again after ``retry_s``.
+        On PostgreSQL rows locked by another transaction are skipped.
+
+        Returns:
+            User ids, most overdue first, at most ``limit``.
+        """
+        if retry_s <= 0:
+            raise ValueError("retry_s must be positive")
+        with self._write() as s:
+            query = (
+                select(UserRow.id)
+                .where(or_(UserRow.next_plan_at.is_(None), UserRow.next_plan_at <= now))
+                .order_by(nulls_first(UserRow.next_plan_at), UserRow.id)
+                .limit(limit)
+            )
+            if self._postgres:
+                query = query.with_for_update(skip_locked=True)
+            ids = list(s.scalars(query))
+            if ids:
+                s.execute(
+                    update(UserRow)
+                    .where(UserRow.id.in_(ids))
+                    .values(next_plan_at=now + timedelta(seconds=retry_s))
+                    .execution_options(synchronize_session=False)
+                )
+            return ids
+
+    def set_next_plan(
+        self, user_id: int, at: datetime, *, planned_at: datetime | None = None
+    ) -> None:
+        """Schedule the user's next planning at ``at``; ``planned_at`` records a finished round."""
+        values: dict[str, Any] = {"next_plan_at": at}
+        if planned_at is not None:
+            values["last_planned_at"] = planned_at
+        with self._write() as s:
+            s.execute(update(UserRow).where(UserRow.id == user_id).values(**values))
+
+    def record_policy_error(self, user_id: int, message: str | None) -> None:
+        """Remember why the user's policy could not be used (None: it loads again)."""
+        with self._write() as s:
+            s.execute(update(UserRow).where(UserRow.id == user_id).values(policy_error=message))
+
+    def users_with_policy_errors(self) -> list[User]:
+        """Users whose last policy load failed (for the report and /readyz)."""
+        with self._read() as s:
+            rows = s.scalars(select(UserRow).where(UserRow.policy_error.is_not(None)))
+            return [user_from_row(r) for r in rows]
+
+    # -- meetings ----------------------------------------------------------------------------
+
+    def add_meetings(
+        self,
+        user_id: int,
+        proposals: Sequence[NewMeeting],
+        *,
+        now: datetime,
+        actor: str = "planner",
+    ) -> list[int]:
+        """Write the planner's proposals in one transaction.
+
+        A proposal whose ``idempotency_key`` already exists is not written again; the existing
+        row's id is returned in its place (so a retried planning round is harmless).
+
+        Returns:
+            One meeting id per proposal, in order.
+
+        Raises:
+            ValueError: a proposal starts in a state other than proposed/approved, or ends
+                before it starts.
+        """
+        ids: list[int] = []
+        with self._write() as s:
+            for p in proposals:
+                if p.state not in INITIAL_STATES:
+                    raise ValueError(f"a new meeting cannot start as {p.state}")
+                if not p.start < p.end:
+                    raise ValueError(f"meeting {p.idempotency_key} ends before it starts")
+                new_id = s.execute(
+                    self._insert(MeetingRow)
+                    .values(
+                        user_id=user_id,
+                        stakeholder_email=_email(p.stakeholder_email),
+                        kind=p.kind,
+                        start=p.start,
+                        end=p.end,
+                        state=p.state,
+                        mode=p.mode,
+                        idempotency_key=p.idempotency_key,
+                        provider=p.provider,
+                        attempts=0,
+                        reason=p.reason,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                    .returning(MeetingRow.id)
+                ).scalar_one_or_none()
+                if new_id is None:
+                    existing = s.scalar(
+                        select(MeetingRow.id).where(MeetingRow.idempotency_key == p.idempotency_key)
+                    )
+                    assert existing is not None  # the conflict proves the row exists
+                    ids.append(existing)
+                    continue
+                self._audit(
+                    s, at=now, actor=actor, meeting_id=new_id, user_id=user_id,
+                    to_state=p.state, detail="created",
+                )  # fmt: skip
+                ids.append(new_id)
+        return ids
+
+    def get_meeting(self, meeting_id: int) -> Meeting | None:
+        """The meeting with this id, or None."""
+        with self._read() as s:
+            row = s.get(MeetingRow, meeting_id)
+            return meeting_from_row(row) if row else None
+
+    def open_meetings(self, user_id: int) -> list[Meeting]:
+        """The user's meetings that still count against caps (:data:`OPEN_STATES`), by start."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(MeetingRow)
+                .where(MeetingRow.user_id == user_id, MeetingRow.state.in_(OPEN_STATES))
+                .order_by(MeetingRow.start, MeetingRow.id)
+            )
+            return [meeting_from_row(r) for r in rows]
+
+    def meetings_by_state(self, state: MeetingState, *, limit: int | None = None) -> list[Meeting]:
+        """Meetings in ``state``, oldest first."""
+        with self._read() as s:
+            query = select(MeetingRow).where(MeetingRow.state == state).order_by(MeetingRow.id)
+            rows = s.scalars(query.limit(limit) if limit is not None else query)
+            return [meeting_from_row(r) for r in rows]
+
+    def meetings_between(
+        self,
+        user_id: int,
+        start: datetime,
+        end: datetime,
+        *,
+        states: Collection[MeetingState] | None = None,
+    ) -> list[Meeting]:
+        """The user's meetings overlapping ``[start, end)``, optionally only in ``states``."""
+        with self._read() as s:
+            query = select(MeetingRow).where(
+                MeetingRow.user_id == user_id, MeetingRow.start < end, MeetingRow.end > start
+            )
+            if states is not None:
+                query = query.where(MeetingRow.state.in_(list(states)))
+            rows = s.scalars(query.order_by(MeetingRow.start, MeetingRow.id))
+            return [meeting_from_row(r) for r in rows]
+
+    def transition(
+        self,
+        meeting_id: int,
+        target: MeetingState,
+        *,
+        actor: str,
+        now: datetime,
+        detail: str = "",
+        expect: MeetingState | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Move a meeting to ``target`` with a compare-and-set UPDATE and an audit row.
+
+        Leaving ``booking`` clears ``lease_until`` unless ``fields`` sets it.
+
+        Args:
+            meeting_id: the meeting.
+            target: the new state.
+            actor: who acts (``worker``, ``tick``, ``sync``, ``user:alex@…``) for the audit log.
+            now: aware UTC time of the change (``updated_at``, audit ``at``).
+            detail: free text for the audit log (``slot_taken``, the error message …).
+            expect: the state the caller read; if the row is in another state now, nothing is
+                written and False is returned. None: whatever state it is in now.
+            **fields: other columns to set: provider_event_id, next_attempt_at, lease_until,
+                last_error, attempts, reason.
+
+        Returns:
+            True if this call moved the meeting; False if its state changed under us.
+
+        Raises:
+            IllegalTransition: the state machine forbids the move (from ``expect``, or from the
+                current state).
+            UnknownMeeting: no such meeting.
+            TypeError: an unknown field.
+        """
+        target = MeetingState(target)
+        unknown = set(fields) - _TRANSITION_FIELDS
+        if unknown:
+            raise TypeError(f"transition() cannot set {', '.join(sorted(unknown))}")
+        if expect is not None:
+            check_transition(expect, target)
+        with self._write() as s:
+            found = s.execute(
+                select(MeetingRow.state, MeetingRow.user_id).where(MeetingRow.id == meeting_id)
+            ).one_or_none()
+            if found is None:
+                raise UnknownMeeting(f"no meeting with id {meeting_id}")
+            current, user_id = MeetingState(found.state), found.user_id
+            if expect is not None and current != expect:
+                return False
+            check_transition(current, target)
+            values: dict[str, Any] = {"state": target, "updated_at": now, **fields}
+            if target != MeetingState.BOOKING:
+                values.setdefault("lease_until", None)
+            moved = self._rowcount(
+                s,
+                update(MeetingRow)
+                .where(MeetingRow.id == meeting_id, MeetingRow.state == current)
+                .values(**values)
+                .execution_options(synchronize_session=False),
+            )
+            if moved != 1:
+                return False
+            self._audit(
+                s, at=now, actor=actor, meeting_id=meeting_id, user_id=user_id,
+                from_state=current, to_state=target, detail=detail,
+            )  # fmt: skip
+            return True
+
+    def claim_for_booking(
+        self, meeting_id: int, now: datetime, lease_s: float, *, actor: str = "worker"
+    ) -> Meeting | None:
+        """Take the booking lease on one meeting (compare-and-set), or learn someone else has it.
+
+        Claims an ``approved`` meeting whose ``next_attempt_at`` is unset or due, or re-claims
+        a ``booking`` meeting whose lease has expired (its worker died). The claim sets
+        ``lease_until = now + lease_s`` and counts one more attempt. Pick ``lease_s`` larger than
+        the actor's time limit: the lease is what stops a second worker.
+
+        Returns:
+            The claimed meeting (state ``booking``), or None when it is not claimable: done,
+            not yet due, unknown, or leased by another worker.
+        """
+        if lease_s <= 0:
+            raise ValueError("lease_s must be positive")
+        with self._write() as s:
+            found = s.execute(
+                select(
+                    MeetingRow.state,
+                    MeetingRow.user_id,
+                    MeetingRow.attempts,
+                    MeetingRow.next_attempt_at,
+                    MeetingRow.lease_until,
+                ).where(MeetingRow.id == meeting_id)
+            ).one_or_none()
+            if found is None:
+                return None
+            current = MeetingState(found.state)
+            if current == MeetingState.APPROVED and (
+                found.next_attempt_at is None or found.next_attempt_at <= now
+            ):
+                detail = "claimed"
+            elif current == MeetingState.BOOKING and (
+                found.lease_until is not None and found.lease_until <= now
+            ):
+                detail = f"lease expired at {found.lease_until.isoformat()}: re-claimed"
+            else:
+                return None
+            # attempts doubles as a version number: it changes on every claim.
+            claimed = s.scalars(
+                update(MeetingRow)
+                .where(
+                    MeetingRow.id == meeting_id,
+                    MeetingRow.state == current,
+                    MeetingRow.attempts == found.attempts,
+                )
+                .values(
+                    state=MeetingState.BOOKING,
+                    lease_until=now + timedelta(seconds=lease_s),
+                    attempts=found.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(MeetingRow)
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+            if claimed is None:
+                return None
+            self._audit(
+                s, at=now, actor=actor, meeting_id=meeting_id, user_id=found.user_id,
+                from_state=current, to_state=MeetingState.BOOKING, detail=detail,
+            )  # fmt: skip
+            return meeting_from_row(claimed)
+
+    def renew_lease(self, meeting_id: int, now: datetime, lease_s: float, *, attempt: int) -> bool:
+        """Extend the booking lease to ``now + lease_s``, only if claim number ``attempt`` holds it.
+
+        Returns:
+            False when the meeting left ``booking`` or was re-claimed (``attempts`` moved on):
+            the caller has lost the lease and must stop.
+        """
+        with self._write() as s:
+            renewed = self._rowcount(
+                s,
+                update(MeetingRow)
+                .where(
+                    MeetingRow.id == meeting_id,
+                    MeetingRow.state == MeetingState.BOOKING,
+                    MeetingRow.attempts == attempt,
+                )
+                .values(lease_until=now + timedelta(seconds=lease_s), updated_at=now)
+                .execution_options(synchronize_session=False),
+            )
+            return renewed == 1
+
+    def approved_needing_send(
+        self, now: datetime, limit: int, *, send_lease_s: float = 120.0
+    ) -> list[int]:
+        """Pick meetings a ``book_meeting`` message must be sent for, and mark them in flight.
+
+        Due: ``approved`` with ``next_attempt_at`` unset or passed and no message in flight,
+        plus ``booking`` rows whose lease expired (the worker died: re-drive). Those go back to
+        ``approved`` (audited). Every returned row gets ``lease_until = now + send_lease_s``
+        ("message in flight until"), so the next ticks do not send it again while it waits in
+        the queue; if it is lost, it is sent again after that. Send only after this returns
+        (the transaction has committed): write first, enqueue second.
+
+        On PostgreSQL rows locked by another transaction are skipped (FOR UPDATE SKIP LOCKED).
+
+        Returns:
+            Meeting ids, oldest first, at most ``limit``.
+        """
+        if send_lease_s <= 0:
+            raise ValueError("send_lease_s must be positive")
+        in_flight_until = now + timedelta(seconds=send_lease_s)
+        approved_due = and_(
+            MeetingRow.state == MeetingState.APPROVED,
+            or_(MeetingRow.next_attempt_at.is_(None), MeetingRow.next_attempt_at <= now),
+            or_(MeetingRow.lease_until.is_(None), MeetingRow.lease_until <= now),
+        )
+        lease_expired = and_(
+            MeetingRow.state == MeetingState.BOOKING, MeetingRow.lease_until <= now
+        )
+        with self._write() as s:
+            query = (
+                select(MeetingRow.id, MeetingRow.state, MeetingRow.user_id, MeetingRow.lease_until)
+                .where(or_(approved_due, lease_expired))
+                .order_by(MeetingRow.id)
+                .limit(limit)
+            )
+            if self._postgres:
+                query = query.with_for_update(skip_locked=True)
+            due = s.execute(query).all()
+            for row in due:
+                values: dict[str, Any] = {"lease_until": in_flight_until, "updated_at": now}
+                if row.state == MeetingState.BOOKING:
+                    values.update(state=MeetingState.APPROVED, next_attempt_at=None)
+                    assert row.lease_until is not None  # selected by lease_until <= now
+                    self._audit(
+                        s, at=now, actor="tick", meeting_id=row.id, user_id=row.user_id,
+                        from_state=MeetingState.BOOKING, to_state=MeetingState.APPROVED,
+                        detail=f"lease expired at {row.lease_until.isoformat()}: re-drive",
+                    )  # fmt: skip
+                s.execute(
+                    update(MeetingRow)
+                    .where(MeetingRow.id == row.id, MeetingRow.state == row.state)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+            return [row.id for row in due]
+
+    def reschedule(
+        self, meeting_id: int, start: datetime, end: datetime, *, now: datetime, actor: str
+    ) -> bool:
+        """Follow a meeting that was moved at the provider: new ``start``/``end``, audited.
+
+        Returns:
+            False when the meeting is unknown or already in a terminal state.
+        """
+        if not start < end:
+            raise ValueError("a meeting must end after it starts")
+        with self._write() as s:
+            row = s.get(MeetingRow, meeting_id)
+            if row is None or MeetingState(row.state) in TERMINAL_STATES:
+                return False
+            old = f"{row.start.isoformat()}..{row.end.isoformat()}"
+            row.start, row.end, row.updated_at = start, end, now
+            self._audit(
+                s, at=now, actor=actor, meeting_id=meeting_id, user_id=row.user_id,
+                detail=f"moved from {old} to {start.isoformat()}..{end.isoformat()}",
+            )  # fmt: skip
+            return True
+
+    def user_events(self, user_id: int, *, since: datetime) -> list[AuditEntry]:
+        """The user's audit rows at or after ``since``, oldest first (plans, skips, changes)."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(AuditRow)
+                .where(AuditRow.user_id == user_id, AuditRow.at >= since)
+                .order_by(AuditRow.id)
+            )
+            return [audit_from_row(r) for r in rows]
+
+    def counts_by_state(self) -> dict[str, int]:
+        """Number of meetings per state, every state present (zeros included), for metrics."""
+        counts = dict.fromkeys((s.value for s in MeetingState), 0)
+        with self._read() as s:
+            for state, n in s.execute(
+                select(MeetingRow.state, func.count()).group_by(MeetingRow.state)
+            ):
+                counts[MeetingState(state).value] = n
+        return counts
+
+    def audit_trail(self, meeting_id: int) -> list[AuditEntry]:
+        """The audit rows of one meeting, oldest first."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(AuditRow).where(AuditRow.meeting_id == meeting_id).order_by(AuditRow.id)
+            )
+            return [audit_from_row(r) for r in rows]
+
+    def record_event(
+        self,
+        *,
+        now: datetime,
+        actor: str,
+        detail: str,
+        user_id: int | None = None,
+        meeting_id: int | None = None,
+    ) -> None:
+        """Write an audit row that is not a state change (a skipped stakeholder, a reconnect)."""
+        with self._write() as s:
+            self._audit(
+                s, at=now, actor=actor, user_id=user_id, meeting_id=meeting_id, detail=detail
+            )
+
+    # -- the tick ----------------------------------------------------------------------------
+
+    def try_acquire_tick(self, holder: str, now: datetime, lease_s: float) -> bool:
+        """Compete for this period's tick: True for exactly one caller per lease period.
+
+        A compare-and-set on the singleton ``tick_lease`` row (``… WHERE lease_until <= now``),
+        created on first use with INSERT … ON CONFLICT DO NOTHING. Replicas must pass ``now``
+        from clocks that agree to well under ``lease_s`` (NTP).
+
+        Args:
+            holder: this replica's name (host:pid), recorded for operators.
+            now: aware UTC time.
+            lease_s: the tick period; nobody else wins before ``now + lease_s``.
+        """
+        if lease_s <= 0:
+            raise ValueError("lease_s must be positive")
+        until = now + timedelta(seconds=lease_s)
+        with self._write() as s:
+            won = self._rowcount(
+                s,
+                update(TickLeaseRow)
+                .where(TickLeaseRow.id == _TICK_ROW_ID, TickLeaseRow.lease_until <= now)
+                .values(holder=holder, lease_until=until, ticked_at=now)
+                .execution_options(synchronize_session=False),
+            )
+            if won == 1:
+                return True
+            # First tick ever: create the row. A concurrent creator makes ours a no-op (lost).
+            # (RETURNING, not rowcount: drivers need not report a rowcount for INSERT.)
+            inserted = s.execute(
+                self._insert(TickLeaseRow)
+                .values(id=_TICK_ROW_ID, holder=holder, lease_until=until, ticked_at=now)
+                .on_conflict_do_nothing(index_elements=["id"])
+                .returning(TickLeaseRow.id)
+            ).scalar_one_or_none()
+            return inserted is not None
+
+    def last_tick(self) -> tuple[str, datetime] | None:
+        """(holder, ticked_at) of the latest tick, or None before the first (for /livez)."""
+        with self._read() as s:
+            row = s.get(TickLeaseRow, _TICK_ROW_ID)
+            return (row.holder, row.ticked_at) if row else None
+
+    # -- contacts ----------------------------------------------------------------------------
+
+    def record_contact(
+        self, user_id: int, email: str, met_at: datetime, source: ContactSource
+    ) -> None:
+        """Remember that the user met ``email`` at ``met_at`` (recording it twice is a no-op)."""
+        with self._write() as s:
+            s.execute(
+                self._insert(ContactRow)
+                .values(
+                    user_id=user_id,
+                    stakeholder_email=_email(email),
+                    met_at=met_at,
+                    source=ContactSource(source).value,
+                )
+                .on_conflict_do_nothing(index_elements=["user_id", "stakeholder_email", "met_at"])
+            )
+
+    def last_contacts(self, user_id: int) -> dict[str, datetime]:
+        """The latest recorded contact per stakeholder e-mail (aware UTC)."""
+        with self._read() as s:
+            rows = s.execute(
+                select(ContactRow.stakeholder_email, func.max(ContactRow.met_at))
+                .where(ContactRow.user_id == user_id)
+                .group_by(ContactRow.stakeholder_email)
+            )
+            return {email: met_at for email, met_at in rows if met_at is not None}
+
+    # -- stakeholder status ------------------------------------------------------------------
+
+    def get_stakeholder_status(self, user_id: int, email: str) -> StakeholderStatus:
+        """The etiquette state for one stakeholder (defaults when nothing was recorded)."""
+        with self._read() as s:
+            row = s.get(StakeholderStatusRow, (user_id, _email(email)))
+            return status_from_row(row) if row else StakeholderStatus(user_id, _email(email))
+
+    def stakeholder_statuses(self, user_id: int) -> dict[str, StakeholderStatus]:
+        """Every recorded stakeholder status of the user, by e-mail."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(StakeholderStatusRow).where(StakeholderStatusRow.user_id == user_id)
+            )
+            return {r.stakeholder_email: status_from_row(r) for r in rows}
+
+    def save_stakeholder_status(self, status: StakeholderStatus) -> None:
+        """Insert or replace the status row for ``(status.user_id, status.stakeholder_email)``."""
+        values = {
+            "paused_reason": status.paused_reason,
+            "paused_until": status.paused_until,
+            "unanswered_in_row": status.unanswered_in_row,
+            "backoff_until": status.backoff_until,
+            "last_declined_at": status.last_declined_at,
+        }
+        with self._write() as s:
+            s.execute(
+                self._insert(StakeholderStatusRow)
+                .values(
+                    user_id=status.user_id,
+                    stakeholder_email=_email(status.stakeholder_email),
+                    **values,
+                )
+                .on_conflict_do_update(index_elements=["user_id", "stakeholder_email"], set_=values)
+            )
+
+    # -- credentials -------------------------------------------------------------------------
+
+    def _box(self) -> SecretBox:
+        if self._secrets is None:
+            raise ConfigurationError(
+                "credentials need GOODWILL_SECRET_KEY: the store was built without a SecretBox"
+            )
+        return self._secrets
+
+    @staticmethod
+    def _context(user_email: str, provider: str) -> str:
+        return f"{_email(user_email)} {provider}"
+
+    def save_credential(
+        self, user_email: str, provider: str, plaintext: bytes, *, now: datetime
+    ) -> None:
+        """Store a provider grant encrypted; replaces the previous one and clears a revocation."""
+        email = _email(user_email)
+        token = self._box().encrypt(plaintext, context=self._context(email, provider))
+        values = {"ciphertext": token, "updated_at": now, "revoked_reason": None}
+        with self._write() as s:
+            s.execute(
+                self._insert(CredentialRow)
+                .values(user_email=email, provider=provider, **values)
+                .on_conflict_do_update(index_elements=["user_email", "provider"], set_=values)
+            )
+
+    def load_credential(self, user_email: str, provider: str) -> bytes | None:
+        """The decrypted grant, or None when there is none or it was revoked (reconnect).
+
+        Raises:
+            CredentialDecryptError: the secret key changed or the row was altered.
+        """
+        email = _email(user_email)
+        with self._read() as s:
+            row = s.scalars(
+                select(CredentialRow).where(
+                    CredentialRow.user_email == email, CredentialRow.provider == provider
+                )
+            ).one_or_none()
+            if row is None or row.revoked_reason is not None:
+                return None
+            ciphertext = row.ciphertext
+        return self._box().decrypt(ciphertext, context=self._context(email, provider))
+
+    def mark_credential_revoked(
+        self, user_email: str, provider: str, reason: str, *, now: datetime
+    ) -> bool:
+        """Flag a grant the provider refused. Returns False when there is no such credential."""
+        with self._write() as s:
+            flagged = self._rowcount(
+                s,
+                update(CredentialRow)
+                .where(
+                    CredentialRow.user_email == _email(user_email),
+                    CredentialRow.provider == provider,
+                )
+                .values(revoked_reason=reason, updated_at=now)
+                .execution_options(synchronize_session=False),
+            )
+            return flagged == 1
+
+    def revoked_credentials(self) -> list[RevokedCredential]:
+        """Every revoked grant (for /readyz and the report), by e-mail then provider."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(CredentialRow)
+                .where(CredentialRow.revoked_reason.is_not(None))
+                .order_by(CredentialRow.user_email, CredentialRow.provider)
+            )
+            return [
+                RevokedCredential(r.user_email, r.provider, r.revoked_reason or "", r.updated_at)
+                for r in rows
+            ]

@@ -1,0 +1,235 @@
+"""The database schema as SQLAlchemy 2.x declarative models (one migration tree: ``migrations/``).
+
+Every datetime column is :class:`UTCDateTime`: aware UTC in, aware UTC out, on SQLite (which has
+no time-zone type) and PostgreSQL (``timestamptz``) alike. E-mail addresses are stored lower-cased
+by the repository.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from scheduler.states import MeetingState
+
+__all__ = [
+    "AuditRow",
+    "Base",
+    "ContactRow",
+    "ContactSource",
+    "CredentialRow",
+    "MeetingRow",
+    "StakeholderStatusRow",
+    "TickLeaseRow",
+    "UTCDateTime",
+    "UserRow",
+]
+
+# Named constraints, so Alembic batch mode on SQLite can find and alter them later.
+# https://alembic.sqlalchemy.org/en/latest/batch.html#dropping-unnamed-or-named-foreign-key-constraints
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+EMAIL = 320  # RFC 5321: 64-octet local part + @ + 255-octet domain
+
+
+class ContactSource(StrEnum):
+    """How a contact happened: a meeting goodwill booked, or one found on the calendar."""
+
+    GOODWILL = "goodwill"
+    ORGANIC = "organic"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend.
+
+    SQLite has no time-zone type: SQLAlchemy writes a naive ISO string, so we convert to UTC and
+    drop the zone on the way in and put UTC back on the way out. Because every value is UTC with
+    the same string format, SQLite's text comparison orders them correctly. PostgreSQL stores
+    ``timestamptz`` and returns it in the session zone; we normalise to UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r} given to the store: pass an aware value")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _state_enum() -> Enum:
+    # Non-native enum: a VARCHAR on both backends, so adding a state needs no ALTER TYPE.
+    return Enum(
+        MeetingState,
+        name="meeting_state",
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+class UserRow(Base):
+    """A goodwill user: one policy file, one planning schedule."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(EMAIL), unique=True)
+    policy_path: Mapped[str] = mapped_column(Text)
+    policy_hash: Mapped[str] = mapped_column(String(128))
+    #: Why the policy file could not be used (None: it loaded). Shown by the report and /readyz.
+    policy_error: Mapped[str | None] = mapped_column(Text)
+    next_plan_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_planned_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class MeetingRow(Base):
+    """One proposed one-to-one in one concrete slot; also the booking job (state + lease)."""
+
+    __tablename__ = "meetings"
+    __table_args__ = (
+        Index("ix_meetings_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_meetings_user_id_start", "user_id", "start"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    stakeholder_email: Mapped[str] = mapped_column(String(EMAIL))
+    kind: Mapped[str] = mapped_column(String(32))
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    state: Mapped[MeetingState] = mapped_column(_state_enum())
+    mode: Mapped[str] = mapped_column(String(16))  # auto | propose
+    #: Also the provider-side key (Google event id / Graph transactionId / ICS UID).
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_event_id: Mapped[str | None] = mapped_column(String(1024))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    #: booking: the worker's lease; approved: the sent message's "in flight until".
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: Why this slot was chosen, for the user (never sent in the invite).
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ContactRow(Base):
+    """A meeting that happened between a user and a stakeholder (resets the cadence clock)."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("user_id", "stakeholder_email", "met_at", name="uq_contacts_meeting"),
+        CheckConstraint("source IN ('goodwill', 'organic')", name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    stakeholder_email: Mapped[str] = mapped_column(String(EMAIL))
+    met_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(16))
+
+
+class StakeholderStatusRow(Base):
+    """Etiquette state per (user, stakeholder): pauses, unanswered invites, decline back-off."""
+
+    __tablename__ = "stakeholder_status"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    stakeholder_email: Mapped[str] = mapped_column(String(EMAIL), primary_key=True)
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    paused_until: Mapped[datetime | None]
+    unanswered_in_row: Mapped[int] = mapped_column(Integer, default=0)
+    backoff_until: Mapped[datetime | None]
+    last_declined_at: Mapped[datetime | None]
+
+
+class CredentialRow(Base):
+    """An encrypted provider grant (OAuth token cache) for one user; see ``crypto.py``."""
+
+    __tablename__ = "credentials"
+    __table_args__ = (
+        UniqueConstraint("user_email", "provider", name="uq_credentials_user_email_provider"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_email: Mapped[str] = mapped_column(String(EMAIL))
+    provider: Mapped[str] = mapped_column(String(32))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime]
+    #: Set when the provider refused the grant; the user must reconnect.
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class TickLeaseRow(Base):
+    """The singleton row the tick replicas compare-and-set; the winner ticks this period."""
+
+    __tablename__ = "tick_lease"
+    __table_args__ = (CheckConstraint("id = 1", name="singleton"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    holder: Mapped[str] = mapped_column(String(255))
+    lease_until: Mapped[datetime]
+    ticked_at: Mapped[datetime]
+
+
+class AuditRow(Base):
+    """One state change or notable event, written in the same transaction as the change."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int | None] = mapped_column(
+        ForeignKey("meetings.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
