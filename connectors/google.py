@@ -1,0 +1,444 @@
+"""Google Calendar connector (Workspace): free/busy, contact history, invites, responses.
+
+Implements :class:`~scheduler.ports.CalendarSource`, :class:`~scheduler.ports.ContactHistory`,
+:class:`~scheduler.ports.CalendarWriter` and :class:`~scheduler.ports.ResponseReader` with
+google-api-python-client (static discovery, no discovery fetch) and google-auth.
+
+Whose credentials: every call acts as an *owner* - the goodwill user. ``busy(query)`` takes the
+owner to be ``query.people[0]`` and reads everyone with the owner's credentials: the owner's own
+calendar through ``events.list`` (event detail, so busy rules can apply), everyone else through
+``freeBusy`` (opaque busy blocks only - the privacy promise). Writes act on the organizer's
+``primary`` calendar.
+
+Only the configured endpoints are contacted (``GoogleSettings.api_endpoint`` and ``token_uri``);
+every HTTP call has a timeout. Errors are translated in one place,
+:func:`connectors.google_errors.google_errors`; the client's own retries are off, retrying is the
+worker layer's job.
+
+Quirks handled here, each with a regression test:
+
+- freeBusy takes at most 50 calendars per query, and its maximum time range is undocumented
+  (public code reports failures past ~90 days): queries are batched by 50 and windows chunked
+  to 60 days, and blocks split at a chunk edge are merged again.
+- freeBusy reports unreadable calendars per calendar (``errors``) inside a 200 response.
+- ``events.insert`` with a reused client id answers 409 - also for a deleted event, which keeps
+  its id with ``status: cancelled``; we read it back (and un-cancel it) instead of failing.
+- ``events.delete`` on an event already gone answers 404/410: counted as done.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import google_auth_httplib2
+import httplib2
+from google.auth.credentials import Credentials
+from google.oauth2 import credentials as user_creds
+from google.oauth2 import service_account
+from googleapiclient.discovery import build
+
+from connectors.google_errors import PROVIDER, google_errors
+from connectors.google_events import (
+    attendee_status,
+    busy_block,
+    event_bounds,
+    google_event_id,
+    insert_body,
+    parse_instant,
+    rfc3339,
+)
+from scheduler.errors import (
+    CalendarUnavailable,
+    InvalidRequest,
+    ProviderUnavailable,
+    ResourceGone,
+)
+from scheduler.intervals import Interval
+from scheduler.model import (
+    AttendeeStatus,
+    BusyBlock,
+    BusyQuery,
+    BusyResult,
+    CreatedEvent,
+    EventDraft,
+    Person,
+)
+from scheduler.ports import EventState
+from scheduler.settings import GoogleSettings
+
+__all__ = [
+    "FREEBUSY_MAX_CALENDARS",
+    "FREEBUSY_MAX_SPAN",
+    "SCOPES",
+    "GoogleCalendar",
+    "google_event_id",
+    "service_account_credentials",
+    "user_credentials",
+]
+
+#: OAuth scopes: create/read the user's own events, and read others' free/busy only.
+SCOPES: tuple[str, ...] = (
+    "https://www.googleapis.com/auth/calendar.events",
+    "https://www.googleapis.com/auth/calendar.events.freebusy",
+)
+#: freeBusy accepts at most 50 calendars per query (``calendarExpansionMax`` maximum).
+FREEBUSY_MAX_CALENDARS = 50
+#: freeBusy's range limit is undocumented; ~90 days is known to fail, so stay well under.
+FREEBUSY_MAX_SPAN = timedelta(days=60)
+#: Page size asked of events.list (Google's default; the server may return fewer).
+_LIST_PAGE_SIZE = 250
+#: Waits (s) before re-reading an event that answered 409 but is not readable yet: the errors
+#: guide notes 404s can be replication lag. Short, because the worker retries anyway.
+_RECONCILE_WAITS_S: tuple[float, ...] = (0.5, 1.0, 2.0)
+_PRIMARY = "primary"
+
+
+def service_account_credentials(
+    info: Mapping[str, Any], subject: str, token_uri: str
+) -> Credentials:
+    """Service-account credentials acting as ``subject`` (domain-wide delegation).
+
+    Args:
+        info: the service-account key JSON (``client_email``, ``private_key``, ...).
+        subject: the Workspace user to impersonate - the owner whose calendar we act on.
+        token_uri: the token endpoint (``GoogleSettings.token_uri``); overrides the key file's.
+    """
+    base = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+        {**info, "token_uri": token_uri}, scopes=list(SCOPES)
+    )
+    delegated: Credentials = base.with_subject(subject)
+    return delegated
+
+
+def user_credentials(
+    refresh_token: str, client_id: str, client_secret: str, token_uri: str
+) -> Credentials:
+    """Per-user OAuth credentials from a stored refresh token; the first call refreshes."""
+    return user_creds.Credentials(  # type: ignore[no-untyped-call]
+        token=None,
+        refresh_token=refresh_token,
+        client_id=client_id,
+        client_secret=client_secret,
+        token_uri=token_uri,
+        scopes=list(SCOPES),
+    )
+
+
+class GoogleCalendar:
+    """Google Calendar v3 behind goodwill's ports.
+
+    Args:
+        settings: endpoints and default timeout.
+        credentials_for: builds google-auth credentials acting as the given owner e-mail
+            (see :func:`service_account_credentials` and :func:`user_credentials`).
+        http_timeout_s: socket timeout for every HTTP call, token refreshes included
+            (default ``settings.timeout_s``).
+        sleep: how to wait between reconciliation reads (injected so tests do not wait).
+
+    One API client is built per owner and cached on this instance, per thread: httplib2
+    connections are not thread-safe and Dramatiq runs several worker threads.
+    """
+
+    def __init__(
+        self,
+        settings: GoogleSettings,
+        credentials_for: Callable[[str], Credentials],
+        *,
+        http_timeout_s: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._settings = settings
+        self._credentials_for = credentials_for
+        self._timeout_s = settings.timeout_s if http_timeout_s is None else http_timeout_s
+        self._sleep = sleep
+        self._local = threading.local()
+
+    # -- CalendarSource ------------------------------------------------------------------------
+
+    def busy(self, query: BusyQuery) -> BusyResult:
+        """Busy blocks for everyone in ``query``, read with the credentials of ``query.people[0]``.
+
+        The owner's own calendar comes from ``events.list`` with full detail; the others come from
+        ``freeBusy`` (≤50 calendars per query, windows of ≤60 days). A person whose calendar
+        cannot be read is returned in ``unavailable`` with the reason, never as free.
+        """
+        if not query.people:
+            return BusyResult(blocks={})
+        owner = query.people[0]
+        service = self._service(owner.email)
+        blocks: dict[str, list[BusyBlock]] = {}
+        unavailable: dict[str, str] = {}
+        try:
+            blocks[owner.email] = self._own_blocks(service, owner, query.window)
+        except CalendarUnavailable as exc:
+            unavailable[owner.email] = f"own calendar unreadable (HTTP {exc.status})"
+
+        seen = {owner.email.lower()}
+        others: list[Person] = []
+        for person in query.people[1:]:
+            if person.email.lower() not in seen:
+                seen.add(person.email.lower())
+                others.append(person)
+        found: dict[str, list[BusyBlock]] = {p.email: [] for p in others}
+        for piece in _chunks_of_window(query.window, FREEBUSY_MAX_SPAN):
+            for start in range(0, len(others), FREEBUSY_MAX_CALENDARS):
+                group = others[start : start + FREEBUSY_MAX_CALENDARS]
+                self._freebusy(service, group, piece, found, unavailable)
+        for email, person_blocks in found.items():
+            if email not in unavailable:
+                blocks[email] = _merge_touching(person_blocks)
+        return BusyResult(blocks=blocks, unavailable=unavailable)
+
+    def _freebusy(
+        self,
+        service: Any,
+        group: Sequence[Person],
+        window: Interval,
+        found: dict[str, list[BusyBlock]],
+        unavailable: dict[str, str],
+    ) -> None:
+        body = {
+            "timeMin": rfc3339(window.start),
+            "timeMax": rfc3339(window.end),
+            "timeZone": "UTC",
+            "calendarExpansionMax": len(group),
+            "items": [{"id": p.email} for p in group],
+        }
+        with google_errors("freeBusy query", not_found=CalendarUnavailable):
+            response = service.freebusy().query(body=body).execute()
+        calendars: dict[str, Any] = {
+            str(k).lower(): v for k, v in (response.get("calendars") or {}).items()
+        }
+        for person in group:
+            entry = calendars.get(person.email.lower())
+            if entry is None:
+                unavailable.setdefault(person.email, "google freeBusy: calendar missing from reply")
+                continue
+            errors = entry.get("errors") or []
+            if errors:
+                reasons = sorted({str(e.get("reason", "unknown")) for e in errors})
+                unavailable.setdefault(person.email, "google freeBusy: " + ",".join(reasons))
+                continue
+            for span in entry.get("busy") or []:
+                start, end = parse_instant(span["start"]), parse_instant(span["end"])
+                if start < end:
+                    found[person.email].append(BusyBlock(start=start, end=end))
+
+    def _own_blocks(self, service: Any, owner: Person, window: Interval) -> list[BusyBlock]:
+        return [
+            busy_block(event, owner.timezone)
+            for event in self._list_events(service, window.start, window.end)
+        ]
+
+    # -- ContactHistory ------------------------------------------------------------------------
+
+    def last_contacts(
+        self, owner: Person, emails: Sequence[str], since: datetime, until: datetime
+    ) -> Mapping[str, datetime]:
+        """End of the latest meeting in ``[since, until)`` the owner had with each of ``emails``.
+
+        An event counts when it is not cancelled, it has ended by ``until``, the owner did not
+        decline it, and the person is its organizer or an attendee who did not decline.
+        """
+        wanted = {e.lower(): e for e in emails}
+        latest: dict[str, datetime] = {}
+        service = self._service(owner.email)
+        for event in self._list_events(service, since, until):
+            if event.get("status") == "cancelled":
+                continue
+            if _self_declined(event):
+                continue
+            _, end, _ = event_bounds(event, owner.timezone)
+            if end > until:
+                continue  # still going on, or in the future: not a past contact yet
+            for email in _participants(event):
+                key = wanted.get(email)
+                if (
+                    key is not None
+                    and email != owner.email.lower()
+                    and (key not in latest or end > latest[key])
+                ):
+                    latest[key] = end
+        return latest
+
+    # -- CalendarWriter ------------------------------------------------------------------------
+
+    def create_event(self, draft: EventDraft) -> CreatedEvent:
+        """Insert the invite on the organizer's calendar (``sendUpdates=all``), idempotently.
+
+        The event id is :func:`google_event_id` of the idempotency key. A 409 means an earlier
+        attempt got through: the event is read back (un-cancelled if it was deleted) and
+        returned with ``created=False``. ``video="meet"`` asks Google for a Meet link
+        (``conferenceDataVersion=1``); any other ``video`` value adds no conference here.
+        """
+        service = self._service(draft.organizer.email)
+        event_id = google_event_id(draft.idempotency_key)
+        body = insert_body(draft, event_id)
+        extra: dict[str, Any] = {"conferenceDataVersion": 1} if "conferenceData" in body else {}
+        try:
+            with google_errors("events.insert"):
+                created = (
+                    service.events()
+                    .insert(calendarId=_PRIMARY, body=body, sendUpdates="all", **extra)
+                    .execute()
+                )
+            return CreatedEvent(provider_event_id=str(created["id"]), created=True)
+        except InvalidRequest as exc:
+            if exc.status != 409:
+                raise
+        existing = self._read_back(service, event_id)
+        if existing.get("status") == "cancelled":
+            # Deleted events keep their id, so re-creating means restoring it with this draft.
+            restore = {k: v for k, v in body.items() if k not in ("id", "conferenceData")}
+            restore["status"] = "confirmed"
+            with google_errors("events.patch"):
+                service.events().patch(
+                    calendarId=_PRIMARY, eventId=event_id, body=restore, sendUpdates="all"
+                ).execute()
+        return CreatedEvent(provider_event_id=event_id, created=False)
+
+    def _read_back(self, service: Any, event_id: str) -> dict[str, Any]:
+        """GET an event that answered 409, allowing briefly for replication lag."""
+        for wait_s in (*_RECONCILE_WAITS_S, None):
+            try:
+                return self._get(service, event_id)
+            except ResourceGone:
+                if wait_s is None:
+                    break
+                self._sleep(wait_s)
+        raise ProviderUnavailable(
+            "Google reported the event id as taken but the event cannot be read yet",
+            provider=PROVIDER,
+            status=409,
+        )
+
+    def cancel_event(self, organizer: Person, provider_event_id: str) -> None:
+        """Delete the event and notify attendees; an event already gone (404/410) is done."""
+        service = self._service(organizer.email)
+        try:
+            with google_errors("events.delete"):
+                service.events().delete(
+                    calendarId=_PRIMARY, eventId=provider_event_id, sendUpdates="all"
+                ).execute()
+        except ResourceGone:
+            return
+
+    # -- ResponseReader ------------------------------------------------------------------------
+
+    def event_state(
+        self, organizer: Person, provider_event_id: str, attendee_email: str
+    ) -> EventState:
+        """The attendee's answer, whether the event is cancelled, and its current times.
+
+        An attendee no longer on the guest list counts as DECLINED: they are not coming.
+        """
+        service = self._service(organizer.email)
+        event = self._get(service, provider_event_id)
+        response = AttendeeStatus.DECLINED
+        for attendee in event.get("attendees", []):
+            if str(attendee.get("email", "")).lower() == attendee_email.lower():
+                response = attendee_status(attendee.get("responseStatus"))
+                break
+        start, end, _ = event_bounds(event, organizer.timezone)
+        return EventState(
+            response=response,
+            cancelled=event.get("status") == "cancelled",
+            start=start,
+            end=end,
+        )
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _service(self, owner: str) -> Any:
+        services: dict[str, Any] = self._local.__dict__.setdefault("services", {})
+        key = owner.lower()
+        service = services.get(key)
+        if service is None:
+            authed = google_auth_httplib2.AuthorizedHttp(
+                self._credentials_for(owner), http=httplib2.Http(timeout=self._timeout_s)
+            )
+            service = build(
+                "calendar",
+                "v3",
+                http=authed,
+                static_discovery=True,
+                cache_discovery=False,
+                client_options={"api_endpoint": self._settings.api_endpoint},
+            )
+            services[key] = service
+        return service
+
+    def _get(self, service: Any, event_id: str) -> dict[str, Any]:
+        with google_errors("events.get"):
+            event: dict[str, Any] = (
+                service.events().get(calendarId=_PRIMARY, eventId=event_id).execute()
+            )
+        return event
+
+    def _list_events(
+        self, service: Any, start: datetime, end: datetime
+    ) -> Iterator[dict[str, Any]]:
+        """Every event (recurrences expanded) overlapping ``[start, end)``, all pages."""
+        page_token: str | None = None
+        while True:
+            params: dict[str, Any] = {
+                "calendarId": _PRIMARY,
+                "timeMin": rfc3339(start),
+                "timeMax": rfc3339(end),
+                "singleEvents": True,
+                "orderBy": "startTime",
+                "maxResults": _LIST_PAGE_SIZE,
+            }
+            if page_token:
+                params["pageToken"] = page_token
+            with google_errors("events.list", not_found=CalendarUnavailable):
+                page = service.events().list(**params).execute()
+            yield from page.get("items") or []
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return
+
+
+def _chunks_of_window(window: Interval, span: timedelta) -> Iterator[Interval]:
+    start = window.start
+    while start < window.end:
+        end = min(start + span, window.end)
+        yield Interval(start, end)
+        start = end
+
+
+def _merge_touching(blocks: list[BusyBlock]) -> list[BusyBlock]:
+    """Merge overlapping or touching opaque blocks (a block split at a chunk edge is one block)."""
+    merged: list[BusyBlock] = []
+    for block in sorted(blocks, key=lambda b: (b.start, b.end)):
+        if merged and block.start <= merged[-1].end:
+            last = merged[-1]
+            if block.end > last.end:
+                merged[-1] = BusyBlock(start=last.start, end=block.end)
+        else:
+            merged.append(block)
+    return merged
+
+
+def _self_declined(event: Mapping[str, Any]) -> bool:
+    return any(
+        a.get("self") and a.get("responseStatus") == "declined" for a in event.get("attendees", [])
+    )
+
+
+def _participants(event: Mapping[str, Any]) -> set[str]:
+    """Lower-cased e-mails of the organizer and every attendee who did not decline."""
+    people = {
+        str(a.get("email", "")).lower()
+        for a in event.get("attendees", [])
+        if a.get("responseStatus") != "declined"
+    }
+    organizer = str(event.get("organizer", {}).get("email", "")).lower()
+    if organizer:
+        people.add(organizer)
+    people.discard("")
+    return people
