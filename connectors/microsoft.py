@@ -1,0 +1,410 @@
+"""Microsoft 365 connector: free/busy, contact history, invites and responses through Graph v1.0.
+
+:class:`GraphCalendar` implements :class:`~scheduler.ports.CalendarSource`,
+:class:`~scheduler.ports.ContactHistory`, :class:`~scheduler.ports.CalendarWriter` and
+:class:`~scheduler.ports.ResponseReader`. Tokens come from
+:mod:`connectors.microsoft_auth`; HTTP, the per-mailbox cap and error translation from
+:mod:`connectors.microsoft_http`.
+
+Provider quirks handled here (one test each in ``tests/integration/test_microsoft_connector.py``):
+
+* getSchedule takes at most 20 schedules and a window shorter than 62 days: requests are split
+  into ≤20-address batches and ≤61-day windows; blocks repeated at a window seam are merged.
+* A schedule Graph cannot read comes back with an ``error`` instead of an HTTP error: that person
+  is reported unavailable with the reason, never treated as free.
+* Working hours come in the mailbox's zone, often a Windows name: mapped to IANA.
+* Duplicate creates: Graph deduplicates a reused ``transactionId`` (observed: 201 with the
+  existing event, no second event; not documented by Microsoft). It does not tell us *whether* it
+  deduplicated, so before POSTing we look the event up by our extended property
+  ``String {GUID} Name goodwillKey`` = idempotency key. Found -> ``created=False``. Not found ->
+  POST with ``transactionId`` (a uuid5 of the key), which still protects against a lost
+  response racing a retry. Cost: one extra read per booking, zero extra writes.
+* Event ids: ``Prefer: IdType="ImmutableId"`` on every request so stored ids survive moves.
+"""
+
+from __future__ import annotations
+
+import time as _time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from connectors.microsoft_auth import AppOnlyTokens, DelegatedTokens, TokenProvider
+from connectors.microsoft_http import PROVIDER, GraphHttp, raise_for_batch_item, user_path
+from connectors.microsoft_schedule import (
+    MAX_SCHEDULE_WINDOW,
+    MAX_SCHEDULES_PER_CALL,
+    ScheduleCollector,
+    schedule_batches,
+    schedule_windows,
+)
+from connectors.microsoft_wire import (
+    address_of,
+    event_state_from,
+    format_local,
+    graph_zone_name,
+    parse_date_time_zone,
+    parse_response,
+    utc_date_time_zone,
+)
+from connectors.tokens import TokenStore
+from scheduler.errors import ConfigurationError, ProviderUnavailable, ResourceGone
+from scheduler.intervals import Interval
+from scheduler.model import (
+    AttendeeStatus,
+    BusyQuery,
+    BusyResult,
+    CreatedEvent,
+    EventDraft,
+    Person,
+)
+from scheduler.ports import EventState
+from scheduler.settings import MicrosoftSettings
+
+__all__ = [
+    "EXTENDED_PROPERTY_ID",
+    "MAX_BATCH_REQUESTS",
+    "MAX_SCHEDULES_PER_CALL",
+    "MAX_SCHEDULE_WINDOW",
+    "AppOnlyTokens",
+    "DelegatedTokens",
+    "GraphCalendar",
+    "TokenProvider",
+    "build_graph_calendar",
+    "transaction_id",
+]
+
+#: JSON batching: at most 20 requests per ``$batch``.
+MAX_BATCH_REQUESTS = 20
+#: availabilityViewInterval (minutes, 5..1440). We read ``scheduleItems`` (exact times), not the
+#: availabilityView string, so a coarse interval only keeps responses small.
+_VIEW_INTERVAL_MIN = 60
+
+#: Our namespace GUID for the named extended property (never change it: lookups depend on it).
+_PROPERTY_GUID = "5c1d9a0e-8f2b-4d7e-9a61-3b0c7e2f4a18"
+EXTENDED_PROPERTY_ID = f"String {{{_PROPERTY_GUID}}} Name goodwillKey"
+_TRANSACTION_NAMESPACE = uuid.UUID(_PROPERTY_GUID)
+
+_IMMUTABLE = 'IdType="ImmutableId"'
+_UTC = 'outlook.timezone="UTC"'
+_CANCEL_COMMENT = "This meeting was cancelled."
+
+
+def transaction_id(idempotency_key: str) -> str:
+    """The Graph ``transactionId`` for a meeting: a GUID string, stable for the key (uuid5)."""
+    return str(uuid.uuid5(_TRANSACTION_NAMESPACE, idempotency_key))
+
+
+def _odata_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class GraphCalendar:
+    """Microsoft 365 calendars through Graph v1.0.
+
+    Args:
+        settings: ``graph_base_url``, ``ca_bundle``, ``timeout_s``.
+        token_provider: :class:`AppOnlyTokens` (any mailbox the app may read) or
+            :class:`DelegatedTokens` (one user's mailbox; getSchedule of colleagues).
+        session: HTTP session; default trusts ``settings.ca_bundle``.
+        sleep: waits out a short ``Retry-After`` (≤2 s) before one replay.
+        max_concurrency_per_mailbox: in-flight cap per mailbox (Outlook allows 4).
+    """
+
+    def __init__(
+        self,
+        settings: MicrosoftSettings,
+        token_provider: TokenProvider,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = _time.sleep,
+        max_concurrency_per_mailbox: int = 4,
+    ) -> None:
+        self._http = GraphHttp(
+            settings,
+            token_provider,
+            session=session,
+            sleep=sleep,
+            max_concurrency_per_mailbox=max_concurrency_per_mailbox,
+        )
+
+    # -- CalendarSource ---------------------------------------------------------------------
+
+    def busy(self, query: BusyQuery) -> BusyResult:
+        """Busy blocks for everyone in ``query`` from getSchedule.
+
+        The request is made in the mailbox of ``query.people[0]`` (the policy owner, by
+        convention). Each ``scheduleItem`` becomes a :class:`BusyBlock` carrying its ``show_as``;
+        the core's busy rules decide what blocks time. Calls: ceil(people / 20) per ≤61-day
+        window.
+        """
+        people = list(dict.fromkeys(query.people))
+        if not people:
+            return BusyResult(blocks={})
+        mailbox = people[0].email
+        collector = ScheduleCollector(people)
+        for window in schedule_windows(query.window):
+            for group in schedule_batches(people):
+                collector.add(group, self._get_schedule(mailbox, group, window))
+        return collector.result()
+
+    def _get_schedule(
+        self, mailbox: str, group: Sequence[Person], window: Interval
+    ) -> list[Mapping[str, Any]]:
+        what = "getSchedule"
+        body = {
+            "schedules": [p.email for p in group],
+            "startTime": utc_date_time_zone(window.start),
+            "endTime": utc_date_time_zone(window.end),
+            "availabilityViewInterval": _VIEW_INTERVAL_MIN,
+        }
+        response = self._http.call(
+            "POST",
+            f"{user_path(mailbox)}/calendar/getSchedule",
+            mailbox=mailbox,
+            what=what,
+            body=body,
+            prefer=(_UTC,),
+        )
+        value = self._http.json(response, what).get("value", [])
+        return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+    # -- ContactHistory ---------------------------------------------------------------------
+
+    def last_contacts(
+        self, owner: Person, emails: Sequence[str], since: datetime, until: datetime
+    ) -> Mapping[str, datetime]:
+        """End of the latest past meeting with each person in ``emails`` (UTC).
+
+        Reads ``calendarView`` of the owner's calendar for ``[since, until)`` (paged). An event
+        counts when it is not cancelled, the owner did not decline, the person is an attendee
+        (or the organizer) who did not decline, and it ended by ``until``.
+        """
+        wanted = {e.lower(): e for e in emails}
+        found: dict[str, datetime] = {}
+        params = {
+            "startDateTime": since.isoformat(),
+            "endDateTime": until.isoformat(),
+            "$select": "attendees,organizer,start,end,isCancelled,responseStatus",
+            "$top": "100",
+        }
+        items = self._http.paged(
+            f"{user_path(owner.email)}/calendarView",
+            mailbox=owner.email,
+            what="calendarView",
+            params=params,
+            prefer=(_UTC, _IMMUTABLE),
+        )
+        for event in items:
+            if event.get("isCancelled"):
+                continue
+            own = event.get("responseStatus")
+            if isinstance(own, Mapping) and parse_response(own.get("response")) == (
+                AttendeeStatus.DECLINED
+            ):
+                continue
+            try:
+                end = parse_date_time_zone(event["end"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if end > until:
+                continue
+            present = set()
+            organizer = address_of(event.get("organizer"))
+            if organizer:
+                present.add(organizer)
+            for attendee in event.get("attendees") or []:
+                status = attendee.get("status") if isinstance(attendee, Mapping) else None
+                answer = status.get("response") if isinstance(status, Mapping) else None
+                if parse_response(answer) != AttendeeStatus.DECLINED:
+                    present.add(address_of(attendee))
+            for address in present & wanted.keys():
+                email = wanted[address]
+                if email not in found or end > found[email]:
+                    found[email] = end
+        return found
+
+    # -- CalendarWriter ---------------------------------------------------------------------
+
+    def create_event(self, draft: EventDraft) -> CreatedEvent:
+        """Create the invite on the organizer's calendar; Graph sends it to the attendee.
+
+        Idempotent on ``draft.idempotency_key`` (see the module docstring).
+        """
+        organizer = draft.organizer.email
+        existing = self._find_by_key(organizer, draft.idempotency_key)
+        if existing is not None:
+            return CreatedEvent(provider_event_id=existing, created=False)
+        zone_name, tz = graph_zone_name(draft.organizer.timezone)
+        body: dict[str, Any] = {
+            "subject": draft.title,
+            "body": {"contentType": "text", "content": draft.description},
+            "start": {"dateTime": format_local(draft.start, tz), "timeZone": zone_name},
+            "end": {"dateTime": format_local(draft.end, tz), "timeZone": zone_name},
+            "attendees": [
+                {
+                    "emailAddress": {"address": draft.attendee.email, "name": draft.attendee.name},
+                    "type": "required",
+                }
+            ],
+            "transactionId": transaction_id(draft.idempotency_key),
+            "singleValueExtendedProperties": [
+                {"id": EXTENDED_PROPERTY_ID, "value": draft.idempotency_key}
+            ],
+        }
+        if draft.location:
+            body["location"] = {"displayName": draft.location}
+        if draft.video == "teams":
+            body["isOnlineMeeting"] = True
+            body["onlineMeetingProvider"] = "teamsForBusiness"
+        what = "create event"
+        response = self._http.call(
+            "POST",
+            f"{user_path(organizer)}/events",
+            mailbox=organizer,
+            what=what,
+            body=body,
+            prefer=(_IMMUTABLE, _UTC),
+        )
+        event_id = self._http.json(response, what).get("id")
+        if not isinstance(event_id, str) or not event_id:
+            raise ProviderUnavailable(f"{what}: response carries no event id", provider=PROVIDER)
+        return CreatedEvent(provider_event_id=event_id, created=True)
+
+    def _find_by_key(self, organizer: str, key: str) -> str | None:
+        literal = _odata_literal(key)
+        params = {
+            "$filter": (
+                "singleValueExtendedProperties/Any(ep: ep/id eq "
+                f"{_odata_literal(EXTENDED_PROPERTY_ID)} and ep/value eq {literal})"
+            ),
+            "$select": "id",
+            "$top": "1",
+        }
+        what = "find event by key"
+        response = self._http.call(
+            "GET",
+            f"{user_path(organizer)}/events",
+            mailbox=organizer,
+            what=what,
+            params=params,
+            prefer=(_IMMUTABLE,),
+        )
+        for item in self._http.json(response, what).get("value", []) or []:
+            if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+                return str(item["id"])
+        return None
+
+    def cancel_event(self, organizer: Person, provider_event_id: str) -> None:
+        """Cancel the meeting (attendees are notified); an event already gone counts as done."""
+        try:
+            self._http.call(
+                "POST",
+                f"{user_path(organizer.email)}/events/{quote(provider_event_id, safe='')}/cancel",
+                mailbox=organizer.email,
+                what="cancel event",
+                body={"Comment": _CANCEL_COMMENT},
+                prefer=(_IMMUTABLE,),
+            )
+        except ResourceGone:
+            return
+
+    # -- ResponseReader ---------------------------------------------------------------------
+
+    def event_state(
+        self, organizer: Person, provider_event_id: str, attendee_email: str
+    ) -> EventState:
+        """The attendee's answer, cancellation and times (UTC) of one event.
+
+        Raises:
+            ResourceGone: the event no longer exists.
+        """
+        what = "get event"
+        response = self._http.call(
+            "GET",
+            f"{user_path(organizer.email)}/events/{quote(provider_event_id, safe='')}",
+            mailbox=organizer.email,
+            what=what,
+            params={"$select": "attendees,isCancelled,start,end"},
+            prefer=(_IMMUTABLE, _UTC),
+        )
+        return event_state_from(self._http.json(response, what), attendee_email)
+
+    def event_states(
+        self, organizer: Person, provider_event_ids: Sequence[str], attendee_email: str
+    ) -> Mapping[str, EventState]:
+        """:meth:`event_state` for many events in JSON ``$batch`` calls of ≤20 requests.
+
+        Events that no longer exist (404/410) are absent from the result. A batch holds all of
+        the mailbox's concurrency slots, because Graph runs up to 4 items of a batch in parallel.
+
+        Raises:
+            ConnectorError: the first other per-item failure (429, 5xx, …), translated.
+        """
+        states: dict[str, EventState] = {}
+        ids = list(dict.fromkeys(provider_event_ids))
+        base = user_path(organizer.email)
+        for start in range(0, len(ids), MAX_BATCH_REQUESTS):
+            chunk = ids[start : start + MAX_BATCH_REQUESTS]
+            requests_ = [
+                {
+                    "id": str(n),
+                    "method": "GET",
+                    "url": f"{base}/events/{quote(eid, safe='')}"
+                    "?$select=attendees,isCancelled,start,end",
+                    "headers": {"Prefer": f"{_IMMUTABLE}, {_UTC}"},
+                }
+                for n, eid in enumerate(chunk)
+            ]
+            what = "batch get events"
+            response = self._http.call(
+                "POST",
+                "/$batch",
+                mailbox=organizer.email,
+                what=what,
+                body={"requests": requests_},
+                weight=len(requests_),
+            )
+            for item in self._http.json(response, what).get("responses", []) or []:
+                index = int(item.get("id", -1))
+                if not 0 <= index < len(chunk):
+                    continue
+                status = int(item.get("status", 500))
+                if status in (404, 410):
+                    continue
+                if status >= 300:
+                    raise_for_batch_item(item, what)
+                body = item.get("body")
+                if isinstance(body, Mapping):
+                    states[chunk[index]] = event_state_from(body, attendee_email)
+        return states
+
+
+def build_graph_calendar(
+    settings: MicrosoftSettings, token_store: TokenStore, *, user_email: str | None = None
+) -> GraphCalendar:
+    """The composition root's factory: app-only when a client secret is configured, else delegated.
+
+    Args:
+        settings: the ``microsoft`` settings group.
+        token_store: where the encrypted msal cache lives.
+        user_email: the signed-in user, required for delegated access (no client secret).
+
+    Raises:
+        ConfigurationError: delegated access without ``user_email``, or missing client id.
+    """
+    tokens: TokenProvider
+    if settings.client_secret is not None:
+        tokens = AppOnlyTokens(settings, token_store)
+    elif user_email:
+        tokens = DelegatedTokens(settings, token_store, user_email)
+    else:
+        raise ConfigurationError(
+            "Microsoft delegated access needs the user's e-mail (goodwill connect microsoft "
+            "--user EMAIL); or set GOODWILL_MICROSOFT__CLIENT_SECRET for app-only access"
+        )
+    return GraphCalendar(settings, tokens)
