@@ -1,0 +1,167 @@
+"""Connector registry: provider slug -> the connector objects serving one user.
+
+Each provider's SDK is imported lazily, so an install without the ``google`` extra still runs
+the ICS and CalDAV paths; a missing SDK names the extra to install.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from connectors.tokens import TokenStore
+from scheduler.booking import CalendarBackend
+from scheduler.errors import AuthorizationRevoked, ConfigurationError
+from scheduler.policy import Policy
+from scheduler.ports import CalendarSource, ContactHistory
+from scheduler.settings import Settings
+
+__all__ = ["BackendRegistry", "StoreTokenStore", "build_reader"]
+
+
+class StoreTokenStore:
+    """A :class:`TokenStore` over the database's encrypted ``credentials`` table.
+
+    Keys look like ``<provider>:…:<email>``: the provider is the first part, the e-mail (or app
+    id) the last, so revocations land on the same row the report and ``/readyz`` read.
+    """
+
+    def __init__(self, store: Any, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._now = clock
+
+    @staticmethod
+    def _split(key: str) -> tuple[str, str]:
+        parts = key.split(":")
+        return parts[-1], parts[0]
+
+    def load(self, key: str) -> bytes | None:
+        email, provider = self._split(key)
+        blob: bytes | None = self._store.load_credential(email, provider)
+        return blob or None
+
+    def save(self, key: str, blob: bytes) -> None:
+        email, provider = self._split(key)
+        self._store.save_credential(email, provider, blob, now=self._now())
+
+
+def _missing(extra: str, exc: ImportError) -> ConfigurationError:
+    return ConfigurationError(f"{exc.name} is not installed: pip install 'goodwill[{extra}]'")
+
+
+class BackendRegistry:
+    """Builds (and caches) one :class:`CalendarBackend` per (provider, owner)."""
+
+    def __init__(self, settings: Settings, *, token_store: TokenStore | None = None) -> None:
+        self.settings = settings
+        self.token_store = token_store
+        self._cache: dict[tuple[str, str], CalendarBackend] = {}
+        self._lock = threading.Lock()
+        self._ics: CalendarBackend | None = None
+
+    def __call__(self, policy: Policy) -> CalendarBackend:
+        provider = "ics" if self.settings.calendars_dir is not None else policy.calendar.provider
+        key = (provider, policy.owner.email)
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = self._build(provider, policy)
+            return self._cache[key]
+
+    def _tokens(self) -> TokenStore:
+        if self.token_store is None:
+            raise ConfigurationError(
+                "no credential store: set GOODWILL_SECRET_KEY so grants can be kept encrypted"
+            )
+        return self.token_store
+
+    def _build(self, provider: str, policy: Policy) -> CalendarBackend:
+        s = self.settings
+        if provider == "ics":
+            if s.calendars_dir is None:
+                raise ConfigurationError(
+                    "provider 'ics' reads a directory of <email>.ics files: "
+                    "set GOODWILL_CALENDARS_DIR"
+                )
+            from connectors.ics import IcsDirectory
+
+            d = IcsDirectory(s.calendars_dir, limits=s.limits)
+            return CalendarBackend("ics", d, d, d, d)
+        if provider == "google":
+            try:
+                from connectors.google import (
+                    GoogleCalendar,
+                    service_account_credentials,
+                    user_credentials,
+                )
+            except ImportError as exc:
+                raise _missing("google", exc) from exc
+            g = s.google
+
+            def credentials_for(owner: str) -> Any:
+                if g.service_account_file is not None:
+                    info = json.loads(g.service_account_file.read_text())
+                    return service_account_credentials(info, owner, g.token_uri)
+                blob = self._tokens().load(f"google:user:{owner}")
+                if not blob or g.client_id is None or g.client_secret is None:
+                    raise AuthorizationRevoked(
+                        "no Google grant for this user: run goodwill connect google --user EMAIL",
+                        provider="google",
+                    )
+                grant = json.loads(blob)
+                return user_credentials(
+                    grant["refresh_token"],
+                    g.client_id,
+                    g.client_secret.get_secret_value(),
+                    g.token_uri,
+                )
+
+            gc = GoogleCalendar(g, credentials_for)
+            return CalendarBackend("google", gc, gc, gc, gc)
+        if provider == "microsoft":
+            try:
+                from connectors.microsoft import build_graph_calendar
+            except ImportError as exc:
+                raise _missing("microsoft", exc) from exc
+            mc = build_graph_calendar(s.microsoft, self._tokens(), user_email=policy.owner.email)
+            return CalendarBackend("microsoft", mc, mc, mc, mc)
+        if provider == "caldav":
+            try:
+                from connectors.caldav import CalDAVCalendar
+                from connectors.imip import ImipSender
+            except ImportError as exc:
+                raise _missing("caldav", exc) from exc
+            c = s.caldav
+            url = policy.calendar.url or c.url
+            if url is None:
+                raise ConfigurationError("CalDAV needs a server URL: set GOODWILL_CALDAV__URL")
+            sender = ImipSender(s.smtp) if s.smtp.sender else None
+            cd = CalDAVCalendar(
+                url,
+                c.username,
+                c.password.get_secret_value() if c.password else None,
+                server=c.server,
+                calendar_path=c.calendar_path,
+                timeout_s=c.timeout_s,
+                imip_sender=sender,
+                limits=s.limits,
+            )
+            return CalendarBackend("caldav", cd, cd, cd, cd)
+        raise ConfigurationError(f"unknown calendar provider {provider!r}")
+
+
+def build_reader(
+    policy: Policy, settings: Settings
+) -> tuple[CalendarSource, ContactHistory | None]:
+    """The read side for ``goodwill plan`` without ``--calendars``."""
+    token_store: TokenStore | None = None
+    if settings.secret_key is not None:
+        from connectors.tokens import EncryptedFileTokenStore
+
+        token_store = EncryptedFileTokenStore(
+            settings.data_dir / "tokens", settings.secret_key.get_secret_value()
+        )
+    backend = BackendRegistry(settings, token_store=token_store)(policy)
+    return backend.source, backend.history

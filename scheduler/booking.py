@@ -1,0 +1,654 @@
+"""The booking pipeline's use cases: register policies, plan a user, book a meeting, follow
+responses, approve/decline proposals, expire stale ones.
+
+Each function reads state from the store, does one piece of work through the ports, and writes
+the outcome with a compare-and-set, so calling it twice (a redelivered message, a second worker)
+is harmless. Nothing here imports dramatiq: the actors in ``workers/`` are thin wrappers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from scheduler.busy import apply_busy_rules
+from scheduler.cadence import backoff_after_decline
+from scheduler.clock import Clock
+from scheduler.errors import (
+    AuthorizationRevoked,
+    ConnectorError,
+    PolicyIssue,
+    RateLimited,
+)
+from scheduler.intervals import Interval, overlaps_any
+from scheduler.invites import invite_text
+from scheduler.model import AttendeeStatus, BusyQuery, EventDraft
+from scheduler.planner import ExistingMeeting, Plan
+from scheduler.policy import Policy
+from scheduler.policybook import PolicyBook
+from scheduler.ports import CalendarSource, CalendarWriter, ContactHistory, ResponseReader
+from scheduler.services import dry_run_plan
+from scheduler.states import MeetingState
+from scheduler.store import ContactSource, Meeting, NewMeeting, StakeholderStatus, Store, User
+
+__all__ = [
+    "BackendFactory",
+    "BookOutcome",
+    "BookResult",
+    "CalendarBackend",
+    "Pipeline",
+    "approve",
+    "book_meeting",
+    "decline",
+    "expire_proposals",
+    "idempotency_key",
+    "plan_user",
+    "register_policies",
+    "sync_responses",
+]
+
+log = logging.getLogger("goodwill.booking")
+
+_S = MeetingState
+#: States whose invite is out and whose answer we follow.
+FOLLOWED_STATES = (_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE, _S.DECLINED)
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarBackend:
+    """The connector objects serving one user's provider. Writers are optional (read-only ICS)."""
+
+    provider: str
+    source: CalendarSource
+    history: ContactHistory | None = None
+    writer: CalendarWriter | None = None
+    responses: ResponseReader | None = None
+
+
+class BackendFactory(Protocol):
+    def __call__(self, policy: Policy) -> CalendarBackend: ...
+
+
+@dataclass
+class Pipeline:
+    """What every use case needs; built once per process by the composition root.
+
+    Attributes:
+        lease_s: how long a booking claim holds; longer than the actor's time limit.
+        send_lease_s: how long a sent ``book_meeting`` message counts as in flight.
+        plan_every: how often a user is re-planned when nothing else brings it forward.
+        max_attempts: booking attempts before a meeting is marked failed.
+        on_provider_call: optional hook (provider, operation, outcome) for metrics.
+    """
+
+    store: Store
+    clock: Clock
+    backends: BackendFactory
+    policies: PolicyBook
+    lease_s: float = 300.0
+    send_lease_s: float = 120.0
+    plan_every: timedelta = timedelta(hours=12)
+    retry_base_s: float = 30.0
+    retry_cap_s: float = 6 * 3600.0
+    max_attempts: int = 8
+    on_provider_call: Callable[[str, str, str], None] | None = None
+    on_rate_limited: Callable[[str], None] | None = None
+
+    @contextmanager
+    def provider_call(self, provider: str, operation: str) -> Iterator[None]:
+        outcome = "ok"
+        try:
+            yield
+        except ConnectorError as exc:
+            outcome = type(exc).__name__
+            if isinstance(exc, RateLimited) and self.on_rate_limited is not None:
+                self.on_rate_limited(provider)
+            raise
+        finally:
+            if self.on_provider_call is not None:
+                self.on_provider_call(provider, operation, outcome)
+
+
+def idempotency_key(user_id: int, stakeholder: str, start: datetime) -> str:
+    """Stable key for one (user, stakeholder, slot): the provider-side dedupe id derives from it."""
+    raw = f"goodwill:{user_id}:{stakeholder.lower()}:{start.isoformat()}"
+    return "gw" + hashlib.sha256(raw.encode()).hexdigest()[:30]
+
+
+# -- policies ---------------------------------------------------------------------------------
+
+
+def register_policies(p: Pipeline) -> list[PolicyIssue]:
+    """Scan the policy directory: register new users, bring edited ones forward, report bad files.
+
+    Returns every issue found (bad files are reported, never fatal for the other users).
+    """
+    now = p.clock.now()
+    issues: list[PolicyIssue] = []
+    for pf in p.policies.scan():
+        issues.extend(pf.issues)
+        if pf.policy is None:
+            log.warning("policy file %s is invalid and has no good version: skipped", pf.path)
+            continue
+        user_id = p.store.upsert_user(pf.policy.owner.email, pf.path, pf.content_hash, now=now)
+        message = None
+        if pf.issues:
+            message = "; ".join(str(i) for i in pf.issues[:5])
+            log.warning("policy file %s is invalid: using its last good version", pf.path)
+        p.store.record_policy_error(user_id, message)
+    return issues
+
+
+def _policy_for(p: Pipeline, user: User) -> Policy | None:
+    pf = p.policies.load(user.policy_path)
+    if pf.issues:
+        p.store.record_policy_error(user.id, "; ".join(str(i) for i in pf.issues[:5]))
+    return pf.policy
+
+
+# -- planning ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRun:
+    """What one planning round did (for the demo, logs and tests)."""
+
+    user_id: int
+    plan: Plan | None
+    meeting_ids: tuple[int, ...] = ()
+    error: str | None = None
+
+
+def plan_user(p: Pipeline, user_id: int) -> PlanRun:
+    """Plan one user: follow responses, read busy time once, write proposals.
+
+    Auto-mode proposals are written as ``approved``; the tick sends ``book_meeting`` for them
+    after this transaction has committed. Always reschedules the user's next round.
+    """
+    now = p.clock.now()
+    user = p.store.get_user(user_id)
+    if user is None:
+        return PlanRun(user_id, None, error="unknown user")
+    policy = _policy_for(p, user)
+    if policy is None:
+        p.store.set_next_plan(user_id, now + timedelta(hours=1))
+        return PlanRun(user_id, None, error="policy invalid")
+    backend = p.backends(policy)
+    try:
+        sync_responses(p, user_id, policy=policy, backend=backend)
+    except ConnectorError as exc:  # following answers is best effort; planning still runs
+        log.warning("user %s: following responses failed: %s", user_id, type(exc).__name__)
+    expire_proposals(p, user_id=user_id, policy=policy)
+
+    open_meetings = p.store.open_meetings(user_id)
+    existing = [ExistingMeeting(m.stakeholder_email, m.start, m.end) for m in open_meetings]
+    statuses = p.store.stakeholder_statuses(user_id)
+    backoff = {e: st.backoff_until for e, st in statuses.items() if st.backoff_until}
+    paused = {e for e, st in statuses.items() if st.paused_until and st.paused_until > now}
+    try:
+        with p.provider_call(backend.provider, "read_busy"):
+            plan = dry_run_plan(
+                policy,
+                source=backend.source,
+                history=backend.history,
+                now=now,
+                goodwill_contacts=p.store.last_contacts(user_id),
+                existing=existing,
+                backoff_until=backoff,
+                paused=paused,
+            )
+    except AuthorizationRevoked as exc:
+        _revoke(p, policy.owner.email, backend.provider, str(exc), now)
+        p.store.set_next_plan(user_id, now + timedelta(hours=1))
+        p.store.record_event(now=now, actor="planner", user_id=user_id, detail="credential revoked")
+        return PlanRun(user_id, None, error="credential revoked")
+    except ConnectorError as exc:
+        delay = exc.retry_after_s if isinstance(exc, RateLimited) and exc.retry_after_s else 300
+        p.store.set_next_plan(user_id, now + timedelta(seconds=delay))
+        p.store.record_event(
+            now=now,
+            actor="planner",
+            user_id=user_id,
+            detail=f"calendar read failed: {type(exc).__name__}",
+        )
+        return PlanRun(user_id, None, error=type(exc).__name__)
+
+    new = [
+        NewMeeting(
+            stakeholder_email=pr.stakeholder,
+            kind=pr.kind,
+            start=pr.start,
+            end=pr.end,
+            mode=pr.mode,
+            idempotency_key=idempotency_key(user_id, pr.stakeholder, pr.start),
+            provider=backend.provider,
+            reason=pr.reason,
+            state=_S.APPROVED if pr.mode == "auto" else _S.PROPOSED,
+        )
+        for pr in plan.proposals
+    ]
+    ids = p.store.add_meetings(user_id, new, now=now) if new else []
+    for skip in plan.skipped:
+        p.store.record_event(
+            now=now,
+            actor="planner",
+            user_id=user_id,
+            detail=f"skipped {skip.stakeholder} [{skip.code.value}]: {skip.reason}",
+        )
+    p.store.set_next_plan(user_id, now + p.plan_every, planned_at=now)
+    return PlanRun(user_id, plan, tuple(ids))
+
+
+# -- booking ----------------------------------------------------------------------------------
+
+
+class BookOutcome(StrEnum):
+    BOOKED = "booked"
+    ALREADY = "already"  # not claimable: done, leased elsewhere or not due
+    SLOT_TAKEN = "slot_taken"
+    RETRY = "retry"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class BookResult:
+    outcome: BookOutcome
+    retry_after_s: float | None = None
+    detail: str = ""
+
+
+_CREATE_MARK = "create attempted"
+
+
+def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
+    """Book one approved meeting: claim it, re-check both calendars, create the event.
+
+    The provider's idempotency key makes a retried create return the existing event, so a
+    crash anywhere in here never leads to a second invite.
+    """
+    now = p.clock.now()
+    m = p.store.claim_for_booking(meeting_id, now, p.lease_s)
+    if m is None:
+        return BookResult(BookOutcome.ALREADY)
+    user = p.store.get_user(m.user_id)
+    policy = _policy_for(p, user) if user else None
+    if policy is None:
+        return _retry(p, m, now, "policy unavailable", 600.0)
+    stakeholder = policy.stakeholder(m.stakeholder_email)
+    if stakeholder is None:
+        p.store.transition(
+            m.id,
+            _S.CANCELLED,
+            actor="worker",
+            now=now,
+            expect=_S.BOOKING,
+            detail="stakeholder no longer in the policy",
+        )
+        return BookResult(BookOutcome.CANCELLED, detail="stakeholder removed")
+    domain = stakeholder.email.rsplit("@", 1)[-1].lower()
+    if domain not in {d.lower() for d in policy.allowed_domains}:
+        p.store.transition(
+            m.id,
+            _S.FAILED,
+            actor="worker",
+            now=now,
+            expect=_S.BOOKING,
+            last_error="domain not allowed",
+            detail="domain not allowed",
+        )
+        return BookResult(BookOutcome.FAILED, detail="domain not allowed")
+    if m.start <= now:
+        p.store.transition(
+            m.id,
+            _S.FAILED,
+            actor="worker",
+            now=now,
+            expect=_S.BOOKING,
+            last_error="slot passed before it could be booked",
+            detail="slot passed",
+        )
+        return BookResult(BookOutcome.FAILED, detail="slot passed")
+    backend = p.backends(policy)
+    if backend.writer is None:
+        p.store.transition(
+            m.id,
+            _S.FAILED,
+            actor="worker",
+            now=now,
+            expect=_S.BOOKING,
+            last_error=f"provider {backend.provider} cannot create events",
+            detail="read-only provider",
+        )
+        return BookResult(BookOutcome.FAILED, detail="read-only provider")
+    person = policy.person_of(stakeholder)
+    owner = policy.owner.person
+    try:
+        # Re-check only before the first create: after one, our own event fills the slot.
+        if not _create_attempted(p, m):
+            buffer = policy.availability.buffer
+            window = Interval(m.start - buffer, m.end + buffer)
+            with p.provider_call(backend.provider, "recheck"):
+                result = backend.source.busy(BusyQuery(window=window, people=(owner, person)))
+            rules = policy.availability.busy
+            slot = Interval(m.start, m.end)
+            taken = (
+                m.stakeholder_email in result.unavailable
+                or owner.email in result.unavailable
+                or overlaps_any(
+                    slot.padded(buffer), apply_busy_rules(result.blocks.get(owner.email, []), rules)
+                )
+                or overlaps_any(
+                    slot, apply_busy_rules(result.blocks.get(m.stakeholder_email, []), rules)
+                )
+            )
+            if taken:
+                p.store.transition(
+                    m.id,
+                    _S.CANCELLED,
+                    actor="worker",
+                    now=now,
+                    expect=_S.BOOKING,
+                    detail="slot_taken",
+                )
+                p.store.set_next_plan(m.user_id, now)  # back to planning
+                return BookResult(BookOutcome.SLOT_TAKEN)
+            p.store.record_event(
+                now=now, actor="worker", meeting_id=m.id, user_id=m.user_id, detail=_CREATE_MARK
+            )
+        title, description = invite_text(policy, stakeholder, person)
+        draft = EventDraft(
+            idempotency_key=m.idempotency_key,
+            organizer=owner,
+            attendee=person,
+            start=m.start,
+            end=m.end,
+            title=title,
+            description=description,
+            location=policy.meeting.location,
+            video=None if policy.meeting.video == "none" else policy.meeting.video,
+        )
+        with p.provider_call(backend.provider, "create_event"):
+            created = backend.writer.create_event(draft)
+    except AuthorizationRevoked as exc:
+        _revoke(p, owner.email, backend.provider, str(exc), now)
+        return _retry(p, m, now, "credential revoked: reconnect the calendar", 3600.0)
+    except ConnectorError as exc:
+        if exc.transient:
+            retry_after = exc.retry_after_s if isinstance(exc, RateLimited) else None
+            return _retry(p, m, now, f"{type(exc).__name__}: {exc}", retry_after)
+        p.store.transition(
+            m.id,
+            _S.FAILED,
+            actor="worker",
+            now=now,
+            expect=_S.BOOKING,
+            last_error=f"{type(exc).__name__}: {exc}"[:500],
+            detail="permanent provider error",
+        )
+        return BookResult(BookOutcome.FAILED, detail=type(exc).__name__)
+    moved = p.store.transition(
+        m.id,
+        _S.BOOKED,
+        actor="worker",
+        now=now,
+        expect=_S.BOOKING,
+        provider_event_id=created.provider_event_id,
+        last_error=None,
+        detail="created" if created.created else "reconciled existing event",
+    )
+    return BookResult(BookOutcome.BOOKED if moved else BookOutcome.ALREADY)
+
+
+def _revoke(p: Pipeline, email: str, provider: str, reason: str, now: datetime) -> None:
+    """Flag the grant so /readyz and the report show it (app-wide grants get a marker row)."""
+    if not p.store.mark_credential_revoked(email, provider, reason[:500], now=now):
+        p.store.save_credential(email, provider, b"", now=now)
+        p.store.mark_credential_revoked(email, provider, reason[:500], now=now)
+
+
+def _create_attempted(p: Pipeline, m: Meeting) -> bool:
+    if m.attempts <= 1:
+        return False
+    return any(e.detail == _CREATE_MARK for e in p.store.audit_trail(m.id))
+
+
+def _retry(p: Pipeline, m: Meeting, now: datetime, error: str, after_s: float | None) -> BookResult:
+    if m.attempts >= p.max_attempts:
+        p.store.transition(
+            m.id,
+            _S.FAILED,
+            actor="worker",
+            now=now,
+            expect=_S.BOOKING,
+            last_error=f"gave up after {m.attempts} attempts: {error}"[:500],
+            detail="retries exhausted",
+        )
+        return BookResult(BookOutcome.FAILED, detail="retries exhausted")
+    delay = (
+        after_s
+        if after_s is not None
+        else min(p.retry_cap_s, p.retry_base_s * 2 ** (m.attempts - 1))
+    )
+    p.store.transition(
+        m.id,
+        _S.APPROVED,
+        actor="worker",
+        now=now,
+        expect=_S.BOOKING,
+        next_attempt_at=now + timedelta(seconds=delay),
+        last_error=error[:500],
+        detail=f"retry in {delay:.0f}s",
+    )
+    return BookResult(BookOutcome.RETRY, retry_after_s=delay, detail=error)
+
+
+# -- responses --------------------------------------------------------------------------------
+
+_ANSWER = {
+    AttendeeStatus.ACCEPTED: _S.ACCEPTED,
+    AttendeeStatus.DECLINED: _S.DECLINED,
+    AttendeeStatus.TENTATIVE: _S.TENTATIVE,
+}
+
+
+def sync_responses(
+    p: Pipeline,
+    user_id: int,
+    *,
+    policy: Policy | None = None,
+    backend: CalendarBackend | None = None,
+) -> int:
+    """Follow the answers to the user's invites. Returns how many meetings changed.
+
+    accepted/tentative/declined are mirrored; a decline backs the cadence off; an event
+    cancelled or moved at the provider is followed; once the end time passes an accepted or
+    tentative meeting is completed (counts as contact) and an unanswered one counts towards
+    pausing the stakeholder (``etiquette.max_unanswered`` in a row).
+    """
+    now = p.clock.now()
+    if policy is None:
+        user = p.store.get_user(user_id)
+        policy = _policy_for(p, user) if user else None
+        if policy is None:
+            return 0
+    backend = backend or p.backends(policy)
+    if backend.responses is None:
+        return 0
+    owner = policy.owner.person
+    changed = 0
+    for m in p.store.open_meetings(user_id) + p.store.meetings_between(
+        user_id, now - timedelta(days=30), now + timedelta(days=400), states=[_S.DECLINED]
+    ):
+        if m.state not in FOLLOWED_STATES or not m.provider_event_id:
+            continue
+        try:
+            with p.provider_call(backend.provider, "event_state"):
+                state = backend.responses.event_state(
+                    owner, m.provider_event_id, m.stakeholder_email
+                )
+        except ConnectorError as exc:
+            if exc.transient:
+                raise
+            if m.state != _S.DECLINED:
+                p.store.transition(
+                    m.id,
+                    _S.CANCELLED,
+                    actor="sync",
+                    now=now,
+                    detail=f"event gone at the provider ({type(exc).__name__})",
+                )
+                changed += 1
+            continue
+        changed += _follow(
+            p, policy, m, state.response, state.cancelled, state.start, state.end, now
+        )
+    return changed
+
+
+def _follow(
+    p: Pipeline,
+    policy: Policy,
+    m: Meeting,
+    response: AttendeeStatus,
+    cancelled: bool,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> int:
+    store = p.store
+    if cancelled:
+        if m.state != _S.DECLINED:
+            store.transition(
+                m.id, _S.CANCELLED, actor="sync", now=now, detail="cancelled at the provider"
+            )
+            return 1
+        return 0
+    changed = 0
+    if (start, end) != (m.start, m.end):
+        changed += int(store.reschedule(m.id, start, end, now=now, actor="sync"))
+    target = _ANSWER.get(response)
+    status = store.get_stakeholder_status(m.user_id, m.stakeholder_email)
+    if target is not None and target != m.state:
+        if store.transition(
+            m.id, target, actor="sync", now=now, expect=m.state, detail="attendee answered"
+        ):
+            changed += 1
+            if target == _S.DECLINED:
+                stakeholder = policy.stakeholder(m.stakeholder_email)
+                until = (
+                    backoff_after_decline(policy, stakeholder, now)
+                    if stakeholder is not None
+                    else now + timedelta(weeks=4)
+                )
+                store.save_stakeholder_status(
+                    _replace(status, backoff_until=until, last_declined_at=now, unanswered_in_row=0)
+                )
+            elif status.unanswered_in_row:
+                store.save_stakeholder_status(_replace(status, unanswered_in_row=0))
+        m_state = target
+    else:
+        m_state = m.state
+    if end <= now and m_state in (_S.ACCEPTED, _S.TENTATIVE):
+        if store.transition(m.id, _S.COMPLETED, actor="sync", now=now, detail="meeting took place"):
+            store.record_contact(m.user_id, m.stakeholder_email, end, ContactSource.GOODWILL)
+            changed += 1
+    elif (
+        end <= now
+        and m_state == _S.BOOKED
+        and store.transition(m.id, _S.CANCELLED, actor="sync", now=now, detail="unanswered")
+    ):
+        changed += 1
+        count = status.unanswered_in_row + 1
+        limit = policy.etiquette.max_unanswered
+        if count >= limit:
+            store.save_stakeholder_status(
+                _replace(
+                    status,
+                    unanswered_in_row=count,
+                    paused_until=now + timedelta(weeks=12),
+                    paused_reason=f"{count} invites in a row went unanswered",
+                )
+            )
+        else:
+            store.save_stakeholder_status(_replace(status, unanswered_in_row=count))
+    return changed
+
+
+def _replace(status: StakeholderStatus, **changes: object) -> StakeholderStatus:
+    from dataclasses import replace
+
+    return replace(status, **changes)  # type: ignore[arg-type]
+
+
+# -- the owner's decisions and housekeeping --------------------------------------------------
+
+
+def approve(p: Pipeline, meeting_id: int, *, actor: str = "user") -> bool:
+    """The owner approves a proposal; the tick sends it for booking."""
+    return p.store.transition(
+        meeting_id,
+        _S.APPROVED,
+        actor=actor,
+        now=p.clock.now(),
+        expect=_S.PROPOSED,
+        detail="approved",
+    )
+
+
+def decline(p: Pipeline, meeting_id: int, *, actor: str = "user") -> bool:
+    """The owner declines a proposal; that stakeholder is not proposed again for a week."""
+    now = p.clock.now()
+    m = p.store.get_meeting(meeting_id)
+    if m is None:
+        return False
+    if not p.store.transition(
+        meeting_id,
+        _S.CANCELLED,
+        actor=actor,
+        now=now,
+        expect=_S.PROPOSED,
+        detail="declined by the owner",
+    ):
+        return False
+    status = p.store.get_stakeholder_status(m.user_id, m.stakeholder_email)
+    p.store.save_stakeholder_status(_replace(status, backoff_until=now + timedelta(days=7)))
+    return True
+
+
+def expire_proposals(
+    p: Pipeline, *, user_id: int | None = None, policy: Policy | None = None
+) -> int:
+    """Expire proposals not approved in time: half the minimum notice before the slot starts."""
+    now = p.clock.now()
+    expired = 0
+    for m in p.store.meetings_by_state(_S.PROPOSED):
+        if user_id is not None and m.user_id != user_id:
+            continue
+        notice = policy.availability.min_notice if policy else timedelta(hours=2)
+        if m.start - notice / 2 <= now and p.store.transition(
+            m.id,
+            _S.EXPIRED,
+            actor="tick",
+            now=now,
+            expect=_S.PROPOSED,
+            detail="not approved in time",
+        ):
+            expired += 1
+    return expired
+
+
+@dataclass
+class CycleSummary:
+    """Counts of one full cycle (for the demo and tests)."""
+
+    planned_users: int = 0
+    proposals: int = 0
+    booked: int = 0
+    errors: list[str] = field(default_factory=list)

@@ -1,0 +1,154 @@
+"""Service-side commands of the CLI (they need the database and, for some, the broker).
+
+Kept apart from ``scheduler.cli`` so ``goodwill validate``/``plan`` import nothing heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from scheduler.errors import ConfigurationError
+from scheduler.settings import Settings
+from scheduler.states import MeetingState
+
+__all__ = ["run"]
+
+
+def _examples_dir(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    for candidate in (Path.cwd() / "examples", Path(__file__).resolve().parents[1] / "examples"):
+        if (candidate / "policies").is_dir() and (candidate / "calendars").is_dir():
+            return candidate
+    raise ConfigurationError("cannot find the examples/ directory: pass --examples DIR")
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    cmd = args.command
+    if cmd == "demo":
+        from workers.demo import run_demo
+
+        return run_demo(_examples_dir(args.examples), args.data_dir, out=out)
+    settings = Settings()
+    if cmd == "migrate":
+        from scheduler.store import make_engine, migrate
+
+        url = settings.effective_database_url
+        if url.startswith("sqlite:///"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate(make_engine(url))
+        print("database schema is at the latest version", file=out)
+        return 0
+    if cmd in ("serve", "worker", "tick"):
+        return _run_service(cmd, settings, once=getattr(args, "once", False), out=out)
+    from workers.bootstrap import bootstrap
+
+    app = bootstrap(settings, auto_migrate=settings.broker_url == "embedded")
+    if cmd == "proposals":
+        users = [u for u in _users(app, args.user) if u is not None]
+        rows = []
+        for user in users:
+            for m in app.store.open_meetings(user.id):
+                if m.state == MeetingState.PROPOSED:
+                    rows.append((m, user.email))
+        if args.json:
+            json.dump(
+                [
+                    {
+                        "id": m.id,
+                        "user": email,
+                        "stakeholder": m.stakeholder_email,
+                        "start": m.start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "end": m.end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "kind": m.kind,
+                        "reason": m.reason,
+                    }
+                    for m, email in rows
+                ],
+                out,
+                indent=2,
+            )
+            out.write("\n")
+        elif not rows:
+            print("no proposals waiting for approval", file=out)
+        else:
+            for m, email in rows:
+                print(
+                    f"{m.id:>5}  {m.start:%Y-%m-%d %H:%M}Z  {email} → {m.stakeholder_email}  "
+                    f"{m.reason}",
+                    file=out,
+                )
+        return 0
+    if cmd in ("approve", "decline"):
+        from scheduler import booking
+
+        act = booking.approve if cmd == "approve" else booking.decline
+        if act(app.pipeline, args.meeting_id, actor="cli"):
+            print(f"meeting {args.meeting_id} {cmd}d", file=out)
+            return 0
+        found = app.store.get_meeting(args.meeting_id)
+        state = found.state.value if found else "unknown"
+        print(f"goodwill: meeting {args.meeting_id} cannot be {cmd}d (it is {state})", file=err)
+        return 2
+    raise ConfigurationError(f"unknown command {cmd}")
+
+
+def _users(app: object, email: str | None) -> list:  # type: ignore[type-arg]
+    from workers.bootstrap import App
+
+    assert isinstance(app, App)
+    if email:
+        user = app.store.get_user_by_email(email)
+        if user is None:
+            raise ConfigurationError(f"no user {email!r}: is their policy in GOODWILL_POLICY_DIR?")
+        return [user]
+    from scheduler.booking import register_policies
+
+    register_policies(app.pipeline)
+    return [
+        app.store.get_user_by_email(pf.policy.owner.email)
+        for pf in app.pipeline.policies.scan()
+        if pf.policy
+    ]
+
+
+def _run_service(cmd: str, settings: Settings, *, once: bool, out: TextIO) -> int:
+    import time
+
+    from workers.runtime import build_runtime, wait_for_signal
+
+    runtime = build_runtime(
+        settings,
+        with_tick=cmd in ("serve", "tick") and not once,
+        with_worker=cmd in ("serve", "worker"),
+        auto_migrate=cmd == "serve" and settings.broker_url == "embedded",
+    )
+    runtime.start()
+    if once:
+        from workers.tick import Tick
+
+        tick = Tick(runtime.app.pipeline, runtime.actors, interval_s=0.05)
+        try:
+            for _ in range(8):
+                time.sleep(0.06)
+                result = tick.run_once()
+                runtime.drain()
+                if result.won and not (result.plan_sent or result.book_sent or result.sync_sent):
+                    break
+        finally:
+            runtime.stop()
+        counts = runtime.app.store.counts_by_state()
+        print(", ".join(f"{n} {state}" for state, n in counts.items() if n), file=out)
+        return 0
+    print(
+        f"goodwill {cmd}: running (broker {settings.broker_url.split('@')[-1]}); Ctrl-C to stop",
+        file=sys.stderr,
+    )
+    wait_for_signal(runtime.stop)
+    print(f"goodwill {cmd}: stopped at {datetime.now(UTC):%H:%M:%S}", file=sys.stderr)
+    return 0

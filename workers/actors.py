@@ -1,0 +1,69 @@
+"""Thin, idempotent actors. Each takes an id, calls one use case, and exits early when done.
+
+Messages carry ids only. Long retries live in the database (``next_attempt_at``, re-sent by the
+tick); the broker's own retries stay short and honour Retry-After.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+
+from scheduler import booking
+from scheduler.booking import BookOutcome, Pipeline
+
+__all__ = ["QUEUE", "Actors", "declare_actors"]
+
+log = logging.getLogger("goodwill.actors")
+
+QUEUE = "goodwill"
+#: A broker-level retry is used only for short waits; longer ones are left to the tick.
+SHORT_RETRY_S = 60.0
+
+
+@dataclass(frozen=True)
+class Actors:
+    plan_user: Any
+    book_meeting: Any
+    sync_responses: Any
+
+
+def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> Actors:
+    """Declare the actors on ``broker``, closing over this process's ``pipeline``."""
+    common: dict[str, Any] = {
+        "broker": broker,
+        "queue_name": QUEUE,
+        "max_retries": 3,
+        "min_backoff": 1_000,
+        "max_backoff": 60_000,
+        "time_limit": 120_000,
+    }
+
+    @dramatiq.actor(actor_name="plan_user", **common)
+    def plan_user(user_id: int) -> None:
+        run = booking.plan_user(pipeline, user_id)
+        log.info(
+            "planned user %s: %s proposal(s)%s",
+            user_id,
+            len(run.meeting_ids),
+            f", error {run.error}" if run.error else "",
+        )
+
+    @dramatiq.actor(actor_name="book_meeting", **common)
+    def book_meeting(meeting_id: int) -> None:
+        result = booking.book_meeting(pipeline, meeting_id)
+        log.info("meeting %s: %s", meeting_id, result.outcome.value)
+        short = result.retry_after_s is not None and result.retry_after_s <= SHORT_RETRY_S
+        if result.outcome == BookOutcome.RETRY and short:
+            # The row is back in `approved` with next_attempt_at; this only makes it prompt.
+            assert result.retry_after_s is not None
+            raise dramatiq.Retry(delay=int(result.retry_after_s * 1000) + 50)
+
+    @dramatiq.actor(actor_name="sync_responses", **common)
+    def sync_responses(user_id: int) -> None:
+        booking.sync_responses(pipeline, user_id)
+
+    return Actors(plan_user, book_meeting, sync_responses)

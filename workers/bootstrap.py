@@ -1,0 +1,58 @@
+"""The composition root: settings -> store, connectors, clock, pipeline. One per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from connectors.registry import BackendRegistry, StoreTokenStore
+from scheduler.booking import Pipeline
+from scheduler.clock import Clock, SystemClock
+from scheduler.errors import ConfigurationError
+from scheduler.policybook import PolicyBook
+from scheduler.settings import Settings
+from scheduler.store import SecretBox, Store, at_head, make_engine, migrate
+
+__all__ = ["App", "bootstrap"]
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    store: Store
+    pipeline: Pipeline
+    clock: Clock
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    auto_migrate: bool = False,
+    backends: BackendRegistry | None = None,
+) -> App:
+    """Wire one process. ``auto_migrate`` is for the embedded single-process mode only;
+    in scale mode ``goodwill migrate`` runs once before the workers start."""
+    clock = clock or SystemClock()
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    if auto_migrate:
+        migrate(engine)
+    elif not at_head(engine):
+        raise ConfigurationError("the database is not at the latest schema: run goodwill migrate")
+    secrets = (
+        SecretBox(settings.secret_key.get_secret_value())
+        if settings.secret_key is not None
+        else None
+    )
+    store = Store(engine, secrets=secrets)
+    token_store = StoreTokenStore(store, clock.now) if secrets is not None else None
+    registry = backends or BackendRegistry(settings, token_store=token_store)
+    pipeline = Pipeline(
+        store=store, clock=clock, backends=registry, policies=PolicyBook(settings.policy_dir)
+    )
+    return App(settings, engine, store, pipeline, clock)
