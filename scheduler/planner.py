@@ -14,17 +14,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from scheduler.availability import working_intervals
 from scheduler.busy import apply_busy_rules
 from scheduler.cadence import Due, Skip, SkipCode, assess
-from scheduler.intervals import Interval, normalise, union
+from scheduler.intervals import Interval, intersect, normalise, union
 from scheduler.model import BusyResult, WeeklyHours
 from scheduler.policy import Policy
-from scheduler.slots import Candidate, SlotRules, find_slots
+from scheduler.slots import Candidate, OwnerContext, SlotRules, find_slots
 
 __all__ = ["ExistingMeeting", "Plan", "Proposal", "plan"]
 
@@ -162,6 +162,20 @@ def plan(
         day_load[local_day] += 1
         week_load[local_day.isocalendar()[:2]] += 1
 
+    base_rules = SlotRules(
+        duration=policy.meeting.duration,
+        earliest=_ceil_to_grid(now + av.min_notice),
+        latest=window.end,
+        owner_zone=owner.timezone,
+        windows=av.windows,
+        lunch_window=av.lunch_window if policy.meeting.kind == "lunch" else None,
+        no_meeting_days=av.no_meeting_days,
+        blackout=av.blackout,
+        buffer=av.buffer,
+        grid=_GRID,
+    )
+    # The owner side is computed once per plan and again only after a slot is taken.
+    context: OwnerContext | None = None
     proposals: list[Proposal] = []
     for d in due:
         s = d.stakeholder
@@ -177,18 +191,14 @@ def plan(
         if not policy.hours_explicit(s) and email in provider_hours:
             other_zone, other_hours = provider_hours[email]
         earliest = _ceil_to_grid(max(now + av.min_notice, d.not_before))
-        rules = SlotRules(
-            duration=policy.meeting.duration,
-            earliest=earliest,
-            latest=window.end,
-            owner_zone=owner.timezone,
-            windows=av.windows,
-            lunch_window=av.lunch_window if policy.meeting.kind == "lunch" else None,
-            no_meeting_days=av.no_meeting_days,
-            blackout=av.blackout,
-            buffer=av.buffer,
-            grid=_GRID,
-        )
+        if earliest >= window.end:
+            skipped.append(Skip(email, SkipCode.NOT_DUE, f"not due within the horizon ({d.why})"))
+            continue
+        rules = replace(base_rules, earliest=earliest)
+        if context is None:
+            context = OwnerContext.build(
+                base_rules, owner_hours=av.working_hours, owner_busy=owner_busy
+            )
         other_busy = apply_busy_rules(blocks.get(email, []), av.busy)
         candidates = find_slots(
             rules,
@@ -198,6 +208,7 @@ def plan(
             owner_busy=owner_busy,
             other_busy=other_busy,
             day_load=day_load,
+            context=context,
         )
         chosen = _first_within_caps(
             candidates, owner_zone, day_load, week_load, av.max_per_day, av.max_per_week
@@ -225,6 +236,7 @@ def plan(
         day_load[local_day] += 1
         week_load[local_day.isocalendar()[:2]] += 1
         owner_busy = normalise([*owner_busy, chosen.interval])
+        context = None
         proposals.append(
             Proposal(
                 stakeholder=email,
@@ -264,8 +276,6 @@ def _no_slot_reason(
 ) -> str:
     owner_work = working_intervals(policy.availability.working_hours, policy.owner.timezone, window)
     other_work = working_intervals(other_hours, other_zone, window)
-    from scheduler.intervals import intersect
-
     if not intersect(owner_work, other_work):
         return (
             f"no common slot: your working hours ({policy.owner.timezone}) and theirs "
