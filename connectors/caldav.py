@@ -81,6 +81,8 @@ __all__ = ["PROVIDER", "CalDAVCalendar", "parse_free_busy"]
 PROVIDER = "caldav"
 #: Records which iTIP message we mailed for the stored copy: ``REQUEST:0``, ``CANCEL:1``.
 IMIP_MARK = "X-GOODWILL-IMIP"
+#: On the organizer's stored copy only (never in mailed iTIP): "created by goodwill".
+GOODWILL_KEY = "X-GOODWILL-KEY"
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _FBTYPE_SHOW_AS: Mapping[str, ShowAs] = {
@@ -349,6 +351,9 @@ class CalDAVCalendar:
         created = False
         if stored is None:
             cal = event_calendar(draft, dtstamp=self._clock.now())
+            for component in cal.walk("VEVENT"):
+                # Marks the organizer's copy as goodwill's own, so contact history skips it.
+                component.add(GOODWILL_KEY, draft.idempotency_key)
             with self._translated(f"event {uid}", missing=CalendarUnavailable):
                 response = self._client.put(
                     href,
@@ -603,6 +608,7 @@ def _without_mark(cal: icalendar.Calendar) -> icalendar.Calendar:
     assert isinstance(out, icalendar.Calendar)
     for event in out.walk("VEVENT"):
         event.pop(IMIP_MARK, None)
+        event.pop(GOODWILL_KEY, None)
     return out
 
 

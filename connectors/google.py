@@ -241,8 +241,9 @@ class GoogleCalendar:
     ) -> Mapping[str, datetime]:
         """End of the latest meeting in ``[since, until)`` the owner had with each of ``emails``.
 
-        An event counts when it is not cancelled, it has ended by ``until``, the owner did not
-        decline it, and the person is its organizer or an attendee who did not decline.
+        An event counts when it is not cancelled, was not created by goodwill (private extended
+        property ``goodwill=1``), has ended by ``until``, the owner did not decline it, and the
+        person is its organizer or an attendee who did not decline.
         """
         wanted = {e.lower(): e for e in emails}
         latest: dict[str, datetime] = {}
@@ -252,6 +253,9 @@ class GoogleCalendar:
                 continue
             if _self_declined(event):
                 continue
+            private = (event.get("extendedProperties") or {}).get("private") or {}
+            if private.get("goodwill") == "1":
+                continue  # our own invite: the pipeline follows it, it is not organic contact
             _, end, _ = event_bounds(event, owner.timezone)
             if end > until:
                 continue  # still going on, or in the future: not a past contact yet

@@ -402,8 +402,9 @@ def last_contact_times(
 ) -> dict[str, datetime]:
     """Find the latest meeting the owner had with each of ``emails`` (organic contact).
 
-    A meeting counts when it lies wholly in ``[since, until)``, is not cancelled, the owner and
-    the stakeholder both take part (as ORGANIZER or ATTENDEE) and neither declined.
+    A meeting counts when it lies wholly in ``[since, until)``, is not cancelled, was not created
+    by goodwill (``X-GOODWILL-KEY``), the owner and the stakeholder both take part (as ORGANIZER
+    or ATTENDEE) and neither declined.
 
     Args:
         data: the owner's calendar.
@@ -433,6 +434,10 @@ def last_contact_times(
             continue
         event = instance.component
         if _status(event) is EventStatus.CANCELLED:
+            continue
+        if "X-GOODWILL-KEY" in event:
+            # goodwill's own invites are followed by the pipeline (completed only once accepted);
+            # an unanswered or declined one must not reset the clock as "organic" contact.
             continue
         answers = _participants(event)
         if owner not in answers or answers[owner] == "DECLINED":

@@ -190,6 +190,9 @@ class GraphCalendar:
             "startDateTime": since.isoformat(),
             "endDateTime": until.isoformat(),
             "$select": "attendees,organizer,start,end,isCancelled,responseStatus",
+            # Our own invites carry this property; the pipeline follows them, so they are not
+            # "organic" contact (an unanswered one must not reset the clock).
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{EXTENDED_PROPERTY_ID}')",
             "$top": "100",
         }
         items = self._http.paged(
@@ -200,7 +203,7 @@ class GraphCalendar:
             prefer=(_UTC, _IMMUTABLE),
         )
         for event in items:
-            if event.get("isCancelled"):
+            if event.get("isCancelled") or event.get("singleValueExtendedProperties"):
                 continue
             own = event.get("responseStatus")
             if isinstance(own, Mapping) and parse_response(own.get("response")) == (

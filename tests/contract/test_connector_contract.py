@@ -12,6 +12,7 @@ import pytest
 from scheduler.errors import ResourceGone
 from scheduler.intervals import Interval
 from scheduler.model import AttendeeStatus, BusyQuery, EventDraft
+from scheduler.ports import ContactHistory
 
 from .conftest import ContractEnv
 
@@ -101,3 +102,17 @@ def test_cancel_removes_the_event_and_is_idempotent(env: ContractEnv) -> None:
     except ResourceGone:
         return
     assert state.cancelled is True
+
+
+def test_our_own_invites_are_not_organic_contact(env: ContractEnv) -> None:
+    # Given a goodwill invite the attendee accepted, now in the past
+    history = env.source
+    assert isinstance(history, ContactHistory)
+    created = env.writer.create_event(_draft(env, "contract-organic-1"))
+    env.respond(env.attendee.email, created.provider_event_id, AttendeeStatus.ACCEPTED)
+    # When organic contact is looked up after it ended
+    found = history.last_contacts(
+        env.organizer, [env.attendee.email], DAY - timedelta(days=1), DAY + timedelta(days=1)
+    )
+    # Then it does not count: the pipeline follows its own meetings (completed on acceptance)
+    assert env.attendee.email not in {k.lower() for k in found}

@@ -691,6 +691,10 @@ class GraphEmulator:
     def _render(self, event: _Event, zone: str) -> dict[str, Any]:
         tz = _zone(zone)
         out: dict[str, Any] = json.loads(json.dumps(event.data))
+        if event.ext:  # the organizer's copy; _select drops them unless $expand asks
+            out["singleValueExtendedProperties"] = [
+                {"id": k, "value": v} for k, v in event.ext.items()
+            ]
         out["isCancelled"] = event.cancelled
         for key, moment in (("start", event.start), ("end", event.end)):
             out[key] = {
@@ -786,6 +790,7 @@ class GraphEmulator:
             ]
             if mine:  # the attendee's own copy: their answer is its responseStatus
                 copy = self._render(event, zone)
+                copy.pop("singleValueExtendedProperties", None)  # per-mailbox, not shared
                 copy["responseStatus"] = mine[0]["status"]
                 rows.append(copy)
         return self._page(rows, query, path)
@@ -965,10 +970,20 @@ def _prefer_zone(prefer: str) -> str:
 
 
 def _select(row: dict[str, Any], query: Mapping[str, list[str]]) -> dict[str, Any]:
+    # Like Graph: extended properties come back only when $expand asks for them (by id).
+    row = dict(row)
+    props = row.pop("singleValueExtendedProperties", None) or []
+    expand = (query.get("$expand") or [""])[0]
+    if expand.startswith("singleValueExtendedProperties"):
+        m = re.search(r"id eq '((?:[^']|'')*)'", expand)
+        wanted = m.group(1).replace("''", "'").lower() if m else None
+        kept = [p for p in props if wanted is None or str(p.get("id", "")).lower() == wanted]
+        if kept:
+            row["singleValueExtendedProperties"] = kept
     chosen = (query.get("$select") or [""])[0]
     if not chosen:
         return row
-    keep = {"id", *chosen.split(",")}
+    keep = {"id", "singleValueExtendedProperties", *chosen.split(",")}
     return {k: v for k, v in row.items() if k in keep}
 
 
