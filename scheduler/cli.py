@@ -156,7 +156,9 @@ def render_plan(policy: Policy, result: Plan, now: datetime) -> str:
         lines.append("")
         lines.append(f"Skipped ({len(result.skipped)}):")
         skip_rows: list[tuple[str, ...]] = [("WHO", "WHY")]
-        skip_rows.extend((names.get(s.stakeholder, s.stakeholder), s.reason) for s in result.skipped)
+        skip_rows.extend(
+            (names.get(s.stakeholder, s.stakeholder), s.reason) for s in result.skipped
+        )
         lines.extend(_table(skip_rows))
     lines.append("")
     lines.append("Dry run: nothing was written and no invite was sent.")

@@ -99,6 +99,15 @@ class Settings(BaseSettings):
     calendars_dir: Path | None = None  # ICS directory connector (demo, tests)
     secret_key: SecretStr | None = None
     tick_interval_s: float = 10.0
+    #: How long a booking claim holds; must exceed the actor's time limit (120 s).
+    booking_lease_s: float = 300.0
+    #: How long a sent book_meeting message counts as in flight before the tick re-sends it.
+    send_lease_s: float = 120.0
+    #: How often each user is re-planned when nothing brings it forward.
+    plan_every_s: float = 12 * 3600.0
+    #: Log format: json, text, or auto (json when stderr is not a terminal).
+    log_format: str = "auto"
+    log_level: str = "INFO"
     google: GoogleSettings = Field(default_factory=GoogleSettings)
     microsoft: MicrosoftSettings = Field(default_factory=MicrosoftSettings)
     caldav: CalDAVSettings = Field(default_factory=CalDAVSettings)

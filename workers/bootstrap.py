@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
@@ -53,6 +54,12 @@ def bootstrap(
     token_store = StoreTokenStore(store, clock.now) if secrets is not None else None
     registry = backends or BackendRegistry(settings, token_store=token_store)
     pipeline = Pipeline(
-        store=store, clock=clock, backends=registry, policies=PolicyBook(settings.policy_dir)
+        store=store,
+        clock=clock,
+        backends=registry,
+        policies=PolicyBook(settings.policy_dir),
+        lease_s=settings.booking_lease_s,
+        send_lease_s=settings.send_lease_s,
+        plan_every=timedelta(seconds=settings.plan_every_s),
     )
     return App(settings, engine, store, pipeline, clock)

@@ -1,0 +1,418 @@
+"""The booking pipeline end to end, in process: store (SQLite and PostgreSQL), the writable ICS
+calendar directory, an injected clock. Events are counted in the calendar files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import icalendar
+import pytest
+
+from connectors.ics import IcsDirectory
+from connectors.registry import BackendRegistry
+from scheduler import booking
+from scheduler.booking import BookOutcome, CalendarBackend, Pipeline
+from scheduler.clock import FixedClock
+from scheduler.errors import InvalidRequest, ProviderUnavailable
+from scheduler.model import AttendeeStatus, CreatedEvent, EventDraft, Person
+from scheduler.policy import Policy
+from scheduler.settings import Settings
+from scheduler.states import MeetingState
+from scheduler.store import NewMeeting
+from workers.bootstrap import App, bootstrap
+
+NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)  # a Monday
+
+POLICY = """\
+owner: {{email: alex@corp.example, name: Alex Doe, timezone: Europe/London}}
+calendar: {{provider: ics}}
+meeting: {{kind: coffee, duration: 30m, location: "Level 2 café"}}
+availability:
+  working_hours: {{mon-fri: "09:00-17:00"}}
+  windows: ["10:00-11:30", "14:00-16:30"]
+  min_notice: 1d
+  horizon: 14d
+  buffer: 10m
+  max_per_day: 1
+  max_per_week: 3
+tiers:
+  mentor: {{every: 4w, mode: propose}}
+  peer: {{every: 8w, mode: {peer_mode}}}
+etiquette: {{max_unanswered: 2}}
+stakeholders:
+  - {{email: sam@corp.example, name: Sam Lee, tier: mentor, timezone: America/New_York,
+     senior: true, notes: "SECRET-NOTE: wants a sponsor", power: [position]}}
+  - {{email: kim@corp.example, name: Kim Ito, tier: peer, department: Finance}}
+  - {{email: jo@corp.example, name: Jo Park, tier: peer}}
+allowed_domains: [corp.example]
+"""
+
+
+@dataclass
+class Env:
+    app: App
+    clock: FixedClock
+    calendars: Path
+    policy_path: Path
+    directory: IcsDirectory
+
+    @property
+    def p(self) -> Pipeline:
+        return self.app.pipeline
+
+    def user_id(self) -> int:
+        user = self.app.store.get_user_by_email("alex@corp.example")
+        assert user is not None
+        return user.id
+
+    def plan(self) -> booking.PlanRun:
+        booking.register_policies(self.p)
+        return booking.plan_user(self.p, self.user_id())
+
+    def book_all(self) -> list[booking.BookResult]:
+        ids = self.app.store.approved_needing_send(self.clock.now(), 100)
+        return [booking.book_meeting(self.p, i) for i in ids]
+
+    def meetings(self, state: MeetingState | None = None) -> list:  # type: ignore[type-arg]
+        found = self.app.store.meetings_between(
+            self.user_id(), NOW - timedelta(days=400), NOW + timedelta(days=400)
+        )
+        return [m for m in found if state is None or m.state == state]
+
+    def events_at_calendar(self, email: str = "alex@corp.example") -> list[icalendar.Event]:
+        path = self.calendars / f"{email}.ics"
+        cal = icalendar.Calendar.from_ical(path.read_bytes())
+        return [
+            e
+            for e in cal.walk("VEVENT")
+            if "X-GOODWILL-KEY" in e and str(e.get("STATUS", "")).upper() != "CANCELLED"
+        ]
+
+
+def _empty_calendar(path: Path) -> None:
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//goodwill tests//EN")
+    cal.add("version", "2.0")
+    path.write_bytes(cal.to_ical())
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_url: str) -> Iterator[Env]:
+    calendars = tmp_path / "calendars"
+    calendars.mkdir()
+    for who in ("alex", "sam", "kim", "jo"):
+        _empty_calendar(calendars / f"{who}@corp.example.ics")
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    policy_path = policies / "alex.yaml"
+    policy_path.write_text(POLICY.format(peer_mode="auto"))
+    clock = FixedClock(NOW)
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        policy_dir=policies,
+        calendars_dir=calendars,
+    )
+    app = bootstrap(settings, clock=clock, auto_migrate=True)
+    directory = IcsDirectory(calendars, clock=clock)
+    yield Env(app, clock, calendars, policy_path, directory)
+    app.engine.dispose()
+
+
+def test_auto_meetings_are_booked_once_and_proposals_wait(env: Env) -> None:
+    run = env.plan()
+    assert run.error is None
+    assert len(run.meeting_ids) == 3
+    approved = env.meetings(MeetingState.APPROVED)
+    proposed = env.meetings(MeetingState.PROPOSED)
+    assert {m.stakeholder_email for m in approved} == {"kim@corp.example", "jo@corp.example"}
+    assert [m.stakeholder_email for m in proposed] == ["sam@corp.example"]  # senior: propose
+
+    results = env.book_all()
+    assert [r.outcome for r in results] == [BookOutcome.BOOKED, BookOutcome.BOOKED]
+    booked = env.meetings(MeetingState.BOOKED)
+    assert len(booked) == 2
+    assert all(m.provider_event_id for m in booked)
+    # counted at the calendar: one event per meeting, on both sides, and one iTIP REQUEST each
+    assert len(env.events_at_calendar()) == 2
+    assert len(env.events_at_calendar("kim@corp.example")) == 1
+    assert len(list((env.calendars / "outbox").glob("*.ics"))) == 2
+
+
+def test_a_redelivered_book_message_changes_nothing(env: Env) -> None:
+    env.plan()
+    (first, *_) = env.app.store.approved_needing_send(NOW, 100)
+    assert booking.book_meeting(env.p, first).outcome == BookOutcome.BOOKED
+    assert booking.book_meeting(env.p, first).outcome == BookOutcome.ALREADY
+    assert len(env.events_at_calendar()) == 1
+
+
+def test_replanning_does_not_duplicate_open_meetings(env: Env) -> None:
+    env.plan()
+    env.book_all()
+    env.clock.advance(timedelta(hours=1))
+    run = env.plan()
+    assert run.meeting_ids == ()
+    assert len(env.meetings()) == 3
+
+
+def test_invite_text_is_friendly_and_keeps_private_fields_out(env: Env) -> None:
+    env.plan()
+    (meeting,) = env.meetings(MeetingState.PROPOSED)
+    assert booking.approve(env.p, meeting.id)
+    env.book_all()
+    events = env.events_at_calendar("sam@corp.example")
+    assert len(events) == 1
+    text = str(events[0]["DESCRIPTION"]) + str(events[0]["SUMMARY"])
+    assert "Hi Sam" in text
+    for private in ("SECRET-NOTE", "mentor", "position", "senior", "sponsor"):
+        assert private not in text
+    kim = [m for m in env.meetings() if m.stakeholder_email == "kim@corp.example"]
+    kim_event = env.events_at_calendar("kim@corp.example")[0]
+    assert "Finance" in str(kim_event["DESCRIPTION"])
+    assert kim
+
+
+def test_approve_books_and_decline_backs_off(env: Env) -> None:
+    env.plan()
+    (proposal,) = env.meetings(MeetingState.PROPOSED)
+    assert booking.decline(env.p, proposal.id)
+    assert not booking.approve(env.p, proposal.id)  # declined proposals stay declined
+    env.clock.advance(timedelta(hours=1))
+    run = env.plan()
+    assert run.plan is not None
+    skipped = {s.stakeholder: s.code.value for s in run.plan.skipped}
+    assert skipped["sam@corp.example"] == "backoff"
+
+
+def test_unapproved_proposals_expire_before_their_slot(env: Env) -> None:
+    env.plan()
+    (proposal,) = env.meetings(MeetingState.PROPOSED)
+    env.clock.advance(proposal.start - NOW - timedelta(hours=1))
+    assert booking.expire_proposals(env.p) == 1
+    assert env.app.store.get_meeting(proposal.id).state == MeetingState.EXPIRED
+
+
+def _booked_with(env: Env, email: str):  # type: ignore[no-untyped-def]
+    env.plan()
+    env.book_all()
+    (m,) = [m for m in env.meetings(MeetingState.BOOKED) if m.stakeholder_email == email]
+    return m
+
+
+def test_accept_then_completion_counts_as_contact(env: Env) -> None:
+    m = _booked_with(env, "kim@corp.example")
+    env.directory.respond("kim@corp.example", m.provider_event_id, AttendeeStatus.ACCEPTED)
+    assert booking.sync_responses(env.p, env.user_id()) >= 1
+    assert env.app.store.get_meeting(m.id).state == MeetingState.ACCEPTED
+    env.clock.advance(m.end - NOW + timedelta(minutes=1))
+    booking.sync_responses(env.p, env.user_id())
+    assert env.app.store.get_meeting(m.id).state == MeetingState.COMPLETED
+    assert env.app.store.last_contacts(env.user_id())["kim@corp.example"] == m.end
+    run = env.plan()
+    skipped = {s.stakeholder: s.code.value for s in run.plan.skipped}
+    assert skipped["kim@corp.example"] == "not_due"
+
+
+def test_decline_backs_the_cadence_off(env: Env) -> None:
+    m = _booked_with(env, "kim@corp.example")
+    env.directory.respond("kim@corp.example", m.provider_event_id, AttendeeStatus.DECLINED)
+    booking.sync_responses(env.p, env.user_id())
+    assert env.app.store.get_meeting(m.id).state == MeetingState.DECLINED
+    status = env.app.store.get_stakeholder_status(env.user_id(), "kim@corp.example")
+    assert status.backoff_until is not None
+    assert status.backoff_until >= NOW + timedelta(weeks=4)  # half of the 8-week interval
+    env.clock.advance(timedelta(days=3))
+    run = env.plan()
+    skipped = {s.stakeholder: s.code.value for s in run.plan.skipped}
+    assert skipped["kim@corp.example"] == "backoff"
+    assert not [
+        x for x in env.meetings(MeetingState.APPROVED) if x.stakeholder_email == "kim@corp.example"
+    ]
+
+
+def test_unanswered_invites_in_a_row_pause_the_stakeholder(env: Env) -> None:
+    for _ in range(2):  # etiquette.max_unanswered: 2
+        m = _booked_with(env, "jo@corp.example")
+        env.clock.advance(m.end - env.clock.now() + timedelta(minutes=1))
+        booking.sync_responses(env.p, env.user_id())
+        assert env.app.store.get_meeting(m.id).state == MeetingState.CANCELLED
+    status = env.app.store.get_stakeholder_status(env.user_id(), "jo@corp.example")
+    assert status.unanswered_in_row == 2
+    assert status.paused_reason == "2 invites in a row went unanswered"
+    run = env.plan()
+    skipped = {s.stakeholder: s.reason for s in run.plan.skipped}
+    assert "unanswered" in skipped["jo@corp.example"]
+
+
+def test_cancelled_at_the_provider_is_followed(env: Env) -> None:
+    m = _booked_with(env, "kim@corp.example")
+    owner = Person("alex@corp.example", "Alex Doe", "Europe/London")
+    env.directory.cancel_event(owner, m.provider_event_id)
+    booking.sync_responses(env.p, env.user_id())
+    assert env.app.store.get_meeting(m.id).state == MeetingState.CANCELLED
+
+
+def test_a_moved_event_is_followed(env: Env) -> None:
+    m = _booked_with(env, "kim@corp.example")
+    new_start = m.start + timedelta(days=1)
+    for email in ("alex@corp.example", "kim@corp.example"):
+        path = env.calendars / f"{email}.ics"
+        cal = icalendar.Calendar.from_ical(path.read_bytes())
+        for ev in cal.walk("VEVENT"):
+            if str(ev["UID"]) == m.provider_event_id:
+                ev["DTSTART"].dt = new_start
+                ev["DTEND"].dt = new_start + timedelta(minutes=30)
+        path.write_bytes(cal.to_ical())
+    booking.sync_responses(env.p, env.user_id())
+    moved = env.app.store.get_meeting(m.id)
+    assert moved.start == new_start
+    assert moved.state == MeetingState.BOOKED
+
+
+def test_slot_taken_before_booking_goes_back_to_planning(env: Env) -> None:
+    env.plan()
+    (m, *_) = env.meetings(MeetingState.APPROVED)
+    kim = Person(m.stakeholder_email, "X", "Europe/London")
+    env.directory.add_event(kim, m.start - timedelta(minutes=15), m.end + timedelta(minutes=15))
+    result = booking.book_meeting(env.p, m.id)
+    assert result.outcome == BookOutcome.SLOT_TAKEN
+    assert env.app.store.get_meeting(m.id).state == MeetingState.CANCELLED
+    user = env.app.store.get_user(env.user_id())
+    assert user.next_plan_at <= env.clock.now()
+    assert env.events_at_calendar(m.stakeholder_email) == []
+    run = env.plan()
+    fresh = [x for x in run.meeting_ids if x != m.id]
+    new = env.app.store.get_meeting(fresh[0]) if fresh else None
+    assert new is not None
+    assert new.stakeholder_email == m.stakeholder_email
+    assert not new.start < m.end + timedelta(minutes=15) or new.end <= m.start - timedelta(
+        minutes=15
+    )
+
+
+class FlakyWriter:
+    """A calendar that fails the first ``failures`` creates with ``error``, then works."""
+
+    def __init__(self, inner: IcsDirectory, failures: int, error: Exception) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.error = error
+        self.calls = 0
+
+    def create_event(self, draft: EventDraft) -> CreatedEvent:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return self.inner.create_event(draft)
+
+    def cancel_event(self, organizer: Person, provider_event_id: str) -> None:
+        self.inner.cancel_event(organizer, provider_event_id)
+
+
+def _with_writer(env: Env, writer: object) -> None:
+    real = BackendRegistry(env.app.settings)
+
+    def factory(policy: Policy) -> CalendarBackend:
+        b = real(policy)
+        return CalendarBackend(b.provider, b.source, b.history, writer, b.responses)  # type: ignore[arg-type]
+
+    env.p.backends = factory
+
+
+def test_transient_errors_retry_with_backoff_then_book(env: Env) -> None:
+    flaky = FlakyWriter(env.directory, 2, ProviderUnavailable("503", provider="ics", status=503))
+    _with_writer(env, flaky)
+    env.plan()
+    (m, *_) = env.meetings(MeetingState.APPROVED)
+    r1 = booking.book_meeting(env.p, m.id)
+    assert r1.outcome == BookOutcome.RETRY
+    assert env.app.store.get_meeting(m.id).next_attempt_at == NOW + timedelta(seconds=30)
+    assert booking.book_meeting(env.p, m.id).outcome == BookOutcome.ALREADY  # not yet due
+    env.clock.advance(timedelta(seconds=30))
+    assert booking.book_meeting(env.p, m.id).outcome == BookOutcome.RETRY
+    env.clock.advance(timedelta(seconds=60))
+    assert booking.book_meeting(env.p, m.id).outcome == BookOutcome.BOOKED
+    assert (
+        len(
+            [
+                e
+                for e in env.events_at_calendar()
+                if str(e["UID"]) == env.app.store.get_meeting(m.id).provider_event_id
+            ]
+        )
+        == 1
+    )
+
+
+def test_permanent_error_fails_with_the_reason(env: Env) -> None:
+    _with_writer(
+        env, FlakyWriter(env.directory, 99, InvalidRequest("bad attendee", provider="ics"))
+    )
+    env.plan()
+    (m, *_) = env.meetings(MeetingState.APPROVED)
+    assert booking.book_meeting(env.p, m.id).outcome == BookOutcome.FAILED
+    failed = env.app.store.get_meeting(m.id)
+    assert failed.state == MeetingState.FAILED
+    assert "bad attendee" in (failed.last_error or "")
+
+
+def test_retries_give_up_after_max_attempts(env: Env) -> None:
+    _with_writer(env, FlakyWriter(env.directory, 99, ProviderUnavailable("down", provider="ics")))
+    env.p.max_attempts = 3
+    env.plan()
+    (m, *_) = env.meetings(MeetingState.APPROVED)
+    outcomes = []
+    for _ in range(3):
+        outcomes.append(booking.book_meeting(env.p, m.id).outcome)
+        env.clock.advance(timedelta(hours=7))
+    assert outcomes == [BookOutcome.RETRY, BookOutcome.RETRY, BookOutcome.FAILED]
+    assert "gave up after 3 attempts" in (env.app.store.get_meeting(m.id).last_error or "")
+
+
+def test_edited_policy_is_reread_and_a_broken_edit_keeps_the_last_good(env: Env) -> None:
+    env.plan()
+    user = env.app.store.get_user(env.user_id())
+    assert user.next_plan_at > env.clock.now()
+    env.clock.advance(timedelta(minutes=5))
+    env.policy_path.write_text(POLICY.format(peer_mode="propose"))
+    booking.register_policies(env.p)
+    user = env.app.store.get_user(env.user_id())
+    assert user.next_plan_at == env.clock.now()  # brought forward by the edit
+    env.policy_path.write_text(POLICY.format(peer_mode="sometimes"))
+    issues = booking.register_policies(env.p)
+    assert issues
+    assert issues[0].line == 14
+    user = env.app.store.get_user(env.user_id())
+    assert user.policy_error is not None
+    assert "sometimes" in user.policy_error
+    run = booking.plan_user(env.p, env.user_id())
+    assert run.error is None  # the last good version (peers: propose) is used
+    env.policy_path.write_text(POLICY.format(peer_mode="auto"))
+    booking.register_policies(env.p)
+    assert env.app.store.get_user(env.user_id()).policy_error is None
+
+
+def test_a_malformed_policy_does_not_stop_other_users(env: Env) -> None:
+    broken = env.policy_path.parent / "zed.yaml"
+    broken.write_text("owner: {email: zed@corp.example, name: Zed, timezone: Mars/Olympus}\n")
+    issues = booking.register_policies(env.p)
+    assert {i.file for i in issues} == {str(broken)}
+    assert env.app.store.get_user_by_email("zed@corp.example") is None
+    run = booking.plan_user(env.p, env.user_id())
+    assert run.error is None
+    assert len(run.meeting_ids) == 3
+
+
+def test_writes_are_idempotent_on_the_key(env: Env) -> None:
+    env.plan()
+    (m, *_) = env.meetings()
+    again = NewMeeting(
+        stakeholder_email=m.stakeholder_email, kind=m.kind, start=m.start, end=m.end,
+        mode=m.mode, idempotency_key=m.idempotency_key, provider="ics",
+    )  # fmt: skip
+    assert env.app.store.add_meetings(env.user_id(), [again], now=NOW) == [m.id]
