@@ -15,7 +15,10 @@ A *candidate* is a start time ``s`` (slot ``[s, s + duration)``) such that:
   after local midnight (09:00, 09:15, … for the default 15 minutes). Grid steps follow the owner's
   clock, not UTC: for an owner in a :30/:45 zone (Asia/Kolkata, Australia/Adelaide) and a 30 or
   60 minute grid, slots start at local 10:00, i.e. 04:30 UTC. Every IANA offset in use is a
-  multiple of 15 minutes, so with the default grid local and UTC quarter hours coincide.
+  multiple of 15 minutes, so with the default grid local and UTC quarter hours coincide. On a
+  DST change day the grid follows the clock in force at each start; a slot may straddle the
+  change if working hours cover it (00:45-01:15 UTC on London's spring-forward night is 30 real
+  minutes, 00:45 GMT to 02:15 BST on the wall clock).
 
 Preferred windows. If ``rules.windows`` is non-empty and any candidate lies inside one of them
 (on the owner's clock), only those are returned, with ``preferred=True``; otherwise all
@@ -75,10 +78,11 @@ _W_DAY_LOAD = 10.0
 _W_COMPACT = 5.0
 _W_ADJACENT = 1.0
 
-# An owner-side piece of allowed time. Fields: start, end, utc offset (s), owner day index,
-# free block start, free block end, block start is a meeting edge, block end is a meeting edge,
-# label for the reason.
-_Piece = tuple[int, int, int, int, int, int, bool, bool, str]
+# An owner-side piece of allowed time. Fields: start, end, starts must be before this, UTC
+# offset (s) of those starts, owner day index, free block start, free block end, block start is a
+# meeting edge, block end is a meeting edge, label for the reason. Starts are limited separately
+# from the end so that a slot may straddle a DST change while its start keeps one offset.
+_Piece = tuple[int, int, int, int, int, int, int, bool, bool, str]
 # A scored candidate before materialisation: (-score, start, offset, label).
 _Scored = tuple[float, int, int, str]
 
@@ -362,12 +366,14 @@ class OwnerContext:
                         splits = [(s, e, day_off)]
                     else:
                         splits = _split_at_offset_changes(s, e, tz)
-                    for ps, pe, off in splits:
-                        pieces.append((ps, pe, off, di, a, b, a_meet, b_meet, fallback))
+                    for ps, before, off in splits:
+                        pieces.append((ps, e, before, off, di, a, b, a_meet, b_meet, fallback))
                         for (ws, we), label in day_windows:
-                            qs, qe = max(ps, ws), min(pe, we)
-                            if qs < qe:
-                                preferred.append((qs, qe, off, di, a, b, a_meet, b_meet, label))
+                            qs, qe = max(ps, ws), min(e, we)
+                            if qs < min(before, qe):
+                                preferred.append(
+                                    (qs, qe, before, off, di, a, b, a_meet, b_meet, label)
+                                )
         preferred.sort()
         return cls(
             rules=rules,
@@ -418,7 +424,7 @@ def _enumerate(
     out: list[_Scored] = []
     j = 0
     n = len(other)
-    for ps, pe, off, di, a, b, a_meet, b_meet, label in pieces:
+    for ps, pe, before, off, di, a, b, a_meet, b_meet, label in pieces:
         while j < n and other[j][1] <= ps:
             j += 1
         day_score = base - (_W_DAY_LOAD * loads[di] if loads is not None else 0.0)
@@ -429,9 +435,11 @@ def _enumerate(
             lo = ps if ps > os_ else os_
             hi = pe if pe < oe else oe
             last = hi - duration
+            if last >= before:
+                last = before - 1
             if last < lo:
                 continue
-            # Align on the owner's local clock: offset is constant within a piece.
+            # Align on the owner's local clock: the offset is constant for a piece's starts.
             local = lo + off
             midnight = local - local % _DAY
             first = midnight - (-(local - midnight) // grid) * grid - off

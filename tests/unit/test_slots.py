@@ -454,3 +454,48 @@ def test_agrees_with_the_benchmark_reference_implementations(
     out = capsys.readouterr().out
     assert "agree (preferred windows)" in out
     assert "agree (no windows)" in out
+
+
+def _all_day_sunday_slots(zone: str, earliest: datetime, latest: datetime, grid: int) -> list[str]:
+    sunday = WeeklyHours({6: (tr("00:00", "23:00"),)})
+    r = SlotRules(
+        duration=timedelta(minutes=30),
+        earliest=earliest,
+        latest=latest,
+        owner_zone=zone,
+        grid=timedelta(minutes=grid),
+    )
+    got = find_slots(
+        r, owner_hours=sunday, other_hours=sunday, other_zone=zone, owner_busy=[], other_busy=[]
+    )
+    return sorted(f"{c.start:%H:%M}" for c in got)
+
+
+def test_slots_may_straddle_a_spring_forward_inside_working_hours() -> None:
+    # London 2026-03-29 01:00 UTC: 01:00 GMT becomes 02:00 BST. 00:45-01:15 UTC is a real
+    # 30 minutes (00:45 GMT to 02:15 BST on the wall clock) inside 00:00-23:00.
+    got = _all_day_sunday_slots(
+        LONDON, datetime(2026, 3, 29, 0, tzinfo=UTC), datetime(2026, 3, 29, 3, tzinfo=UTC), 15
+    )
+    assert got == [f"{m // 60:02d}:{m % 60:02d}" for m in range(0, 151, 15)]
+
+
+def test_slots_may_straddle_a_fall_back_inside_working_hours() -> None:
+    # London 2026-10-25 01:00 UTC: 02:00 BST becomes 01:00 GMT; the day starts 23:00 UTC.
+    got = _all_day_sunday_slots(
+        LONDON, datetime(2026, 10, 24, 23, tzinfo=UTC), datetime(2026, 10, 25, 3, tzinfo=UTC), 15
+    )
+    assert "00:45" in got  # 01:45 BST to 01:15 GMT
+    assert len(got) == 15  # every quarter hour from 23:00 to 02:30 UTC
+
+
+def test_grid_follows_the_local_clock_through_a_half_hour_dst_change() -> None:
+    # Lord Howe Island leaves daylight time on 2026-04-05 at 02:00 local (+11:00), turning the
+    # clock back to 01:30 (+10:30) at 15:00 UTC. Whole local hours are :00 UTC before, :30 after.
+    got = _all_day_sunday_slots(
+        "Australia/Lord_Howe",
+        datetime(2026, 4, 4, 13, tzinfo=UTC),
+        datetime(2026, 4, 4, 18, tzinfo=UTC),
+        60,
+    )
+    assert got == ["13:00", "14:00", "15:30", "16:30", "17:30"]
