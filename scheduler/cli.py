@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tick", help="the tick alone (scale mode); safe to run on several hosts")
     sub.add_parser("migrate", help="bring the database schema to the latest version")
 
+    cn = sub.add_parser("connect", help="sign a user in to Google or Microsoft (stored encrypted)")
+    cn.add_argument("provider", choices=["google", "microsoft"])
+    cn.add_argument("--user", required=True, metavar="EMAIL")
+    cn.add_argument("--no-browser", action="store_true", help="print the sign-in URL only")
+
     pr = sub.add_parser("proposals", help="list proposals waiting for approval")
     pr.add_argument("--user", metavar="EMAIL")
     pr.add_argument("--json", action="store_true")

@@ -49,6 +49,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from workers.bootstrap import bootstrap
 
     app = bootstrap(settings, auto_migrate=settings.broker_url == "embedded")
+    if cmd == "connect":
+        return _connect(app, args, out)
     if cmd == "proposals":
         users = [u for u in _users(app, args.user) if u is not None]
         rows = []
@@ -96,6 +98,31 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"goodwill: meeting {args.meeting_id} cannot be {cmd}d (it is {state})", file=err)
         return 2
     raise ConfigurationError(f"unknown command {cmd}")
+
+
+def _connect(app: object, args: argparse.Namespace, out: TextIO) -> int:
+    from connectors.connect import connect_google, connect_microsoft
+    from connectors.registry import StoreTokenStore
+    from workers.bootstrap import App
+
+    assert isinstance(app, App)
+    if app.settings.secret_key is None:
+        raise ConfigurationError(
+            "set GOODWILL_SECRET_KEY first: grants are only ever stored encrypted with it"
+        )
+    store = StoreTokenStore(app.store, app.clock.now)
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    if args.provider == "google":
+        connect_google(
+            app.settings.google, store, args.user, say=say, open_browser=not args.no_browser
+        )
+    else:
+        connect_microsoft(app.settings.microsoft, store, args.user, say=say)
+    print(f"{args.provider} connected for {args.user}; the grant is stored encrypted", file=out)
+    return 0
 
 
 def _users(app: object, email: str | None) -> list:  # type: ignore[type-arg]

@@ -26,6 +26,7 @@ class GoogleSettings(BaseModel):
     """Google Workspace. Endpoints are settings so tests and proxies can point elsewhere."""
 
     token_uri: str = "https://oauth2.googleapis.com/token"
+    auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
     api_endpoint: str = "https://www.googleapis.com/calendar/v3/"
     batch_uri: str = "https://www.googleapis.com/batch/calendar/v3"
     service_account_file: Path | None = None
