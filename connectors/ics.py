@@ -300,6 +300,19 @@ class IcsDirectory:
                 status=404,
             )
 
+    def set_attendee_status(
+        self,
+        organizer: Person,
+        provider_event_id: str,
+        attendee_email: str,
+        status: AttendeeStatus,
+        *,
+        sequence: int | None = None,
+    ) -> bool:
+        """Record an answer that came by e-mail (:class:`scheduler.ports.ReplyRecorder`)."""
+        self.respond(attendee_email, provider_event_id, status)
+        return True
+
     def add_event(
         self,
         person: Person,

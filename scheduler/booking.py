@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from scheduler.busy import apply_busy_rules
 from scheduler.cadence import backoff_after_decline
@@ -32,8 +32,14 @@ from scheduler.model import AttendeeStatus, BusyQuery, EventDraft
 from scheduler.planner import ExistingMeeting, Plan
 from scheduler.policy import Policy
 from scheduler.policybook import PolicyBook
-from scheduler.ports import CalendarSource, CalendarWriter, ContactHistory, ResponseReader
-from scheduler.services import dry_run_plan
+from scheduler.ports import (
+    CalendarSource,
+    CalendarWriter,
+    ContactHistory,
+    ReplyRecorder,
+    ResponseReader,
+)
+from scheduler.services import ORGANIC_LOOKBACK, dry_run_plan
 from scheduler.states import MeetingState
 from scheduler.store import ContactSource, Meeting, NewMeeting, StakeholderStatus, Store, User
 
@@ -49,9 +55,13 @@ __all__ = [
     "expire_proposals",
     "idempotency_key",
     "plan_user",
+    "record_reply",
     "register_policies",
     "sync_responses",
 ]
+
+if TYPE_CHECKING:
+    from scheduler.metrics import Metrics
 
 log = logging.getLogger("goodwill.booking")
 
@@ -84,7 +94,7 @@ class Pipeline:
         send_lease_s: how long a sent ``book_meeting`` message counts as in flight.
         plan_every: how often a user is re-planned when nothing else brings it forward.
         max_attempts: booking attempts before a meeting is marked failed.
-        on_provider_call: optional hook (provider, operation, outcome) for metrics.
+        metrics: counters and histograms for /metrics (None: not collected).
     """
 
     store: Store
@@ -97,22 +107,24 @@ class Pipeline:
     retry_base_s: float = 30.0
     retry_cap_s: float = 6 * 3600.0
     max_attempts: int = 8
-    on_provider_call: Callable[[str, str, str], None] | None = None
-    on_rate_limited: Callable[[str], None] | None = None
+    metrics: Metrics | None = None
 
     @contextmanager
     def provider_call(self, provider: str, operation: str) -> Iterator[None]:
-        outcome = "ok"
-        try:
+        """Count and time one provider call (no-op without metrics)."""
+        if self.metrics is None:
             yield
-        except ConnectorError as exc:
-            outcome = type(exc).__name__
-            if isinstance(exc, RateLimited) and self.on_rate_limited is not None:
-                self.on_rate_limited(provider)
-            raise
-        finally:
-            if self.on_provider_call is not None:
-                self.on_provider_call(provider, operation, outcome)
+            return
+        with self.metrics.provider_call(provider, operation):
+            yield
+
+    @contextmanager
+    def plan_cycle(self) -> Iterator[None]:
+        if self.metrics is None:
+            yield
+            return
+        with self.metrics.plan_cycle():
+            yield
 
 
 def idempotency_key(user_id: int, stakeholder: str, start: datetime) -> str:
@@ -171,6 +183,11 @@ def plan_user(p: Pipeline, user_id: int) -> PlanRun:
     Auto-mode proposals are written as ``approved``; the tick sends ``book_meeting`` for them
     after this transaction has committed. Always reschedules the user's next round.
     """
+    with p.plan_cycle():
+        return _plan_user(p, user_id)
+
+
+def _plan_user(p: Pipeline, user_id: int) -> PlanRun:
     now = p.clock.now()
     user = p.store.get_user(user_id)
     if user is None:
@@ -192,11 +209,19 @@ def plan_user(p: Pipeline, user_id: int) -> PlanRun:
     backoff = {e: st.backoff_until for e, st in statuses.items() if st.backoff_until}
     paused = {e for e, st in statuses.items() if st.paused_until and st.paused_until > now}
     try:
+        if backend.history is not None:
+            emails = [s.email for s in policy.stakeholders]
+            with p.provider_call(backend.provider, "read_history"):
+                organic = backend.history.last_contacts(
+                    policy.owner.person, emails, now - ORGANIC_LOOKBACK, now
+                )
+            for email, met_at in organic.items():
+                p.store.record_contact(user_id, email, met_at, ContactSource.ORGANIC)
         with p.provider_call(backend.provider, "read_busy"):
             plan = dry_run_plan(
                 policy,
                 source=backend.source,
-                history=backend.history,
+                history=None,  # read above and recorded: the store now holds every contact
                 now=now,
                 goodwill_contacts=p.store.last_contacts(user_id),
                 existing=existing,
@@ -403,6 +428,8 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
         last_error=None,
         detail="created" if created.created else "reconciled existing event",
     )
+    if moved and p.metrics is not None:
+        p.metrics.bookings_total.inc()
     return BookResult(BookOutcome.BOOKED if moved else BookOutcome.ALREADY)
 
 
@@ -585,6 +612,49 @@ def _replace(status: StakeholderStatus, **changes: object) -> StakeholderStatus:
     from dataclasses import replace
 
     return replace(status, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyResult:
+    meeting_id: int | None
+    state: MeetingState | None
+    detail: str
+
+
+def record_reply(
+    p: Pipeline,
+    provider_event_id: str,
+    attendee_email: str,
+    status: AttendeeStatus,
+    *,
+    sequence: int | None = None,
+) -> ReplyResult:
+    """Apply an attendee's answer that came by e-mail (iMIP REPLY), then follow it.
+
+    The answer is written on the organizer's copy at the provider (so the calendar shows it),
+    and the meeting's state is brought up to date by :func:`sync_responses`.
+    """
+    m = p.store.meeting_by_event_id(provider_event_id)
+    if m is None:
+        return ReplyResult(None, None, "no goodwill meeting with this UID")
+    if m.stakeholder_email.lower() != attendee_email.lower():
+        return ReplyResult(m.id, m.state, "the reply is not from the invited attendee")
+    user = p.store.get_user(m.user_id)
+    policy = _policy_for(p, user) if user else None
+    if policy is None:
+        return ReplyResult(m.id, m.state, "the owner's policy is unavailable")
+    backend = p.backends(policy)
+    recorder = backend.writer
+    if not isinstance(recorder, ReplyRecorder):
+        return ReplyResult(m.id, m.state, f"provider {backend.provider} records answers itself")
+    with p.provider_call(backend.provider, "record_reply"):
+        applied = recorder.set_attendee_status(
+            policy.owner.person, provider_event_id, attendee_email, status, sequence=sequence
+        )
+    sync_responses(p, m.user_id, policy=policy, backend=backend)
+    after = p.store.get_meeting(m.id)
+    detail = "applied" if applied else "ignored: older than the invite"
+    return ReplyResult(m.id, after.state if after else None, detail)
 
 
 # -- the owner's decisions and housekeeping --------------------------------------------------

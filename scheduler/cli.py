@@ -81,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     cn.add_argument("--user", required=True, metavar="EMAIL")
     cn.add_argument("--no-browser", action="store_true", help="print the sign-in URL only")
 
+    rep = sub.add_parser("report", help="who is overdue, coverage, rates, what needs attention")
+    rep.add_argument("--user", metavar="EMAIL")
+    rep.add_argument("--json", action="store_true")
+
+    rp = sub.add_parser(
+        "replies", help="apply iMIP REPLY e-mails (files, or Maildir folders) to their meetings"
+    )
+    rp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+
     pr = sub.add_parser("proposals", help="list proposals waiting for approval")
     pr.add_argument("--user", metavar="EMAIL")
     pr.add_argument("--json", action="store_true")

@@ -49,6 +49,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from workers.bootstrap import bootstrap
 
     app = bootstrap(settings, auto_migrate=settings.broker_url == "embedded")
+    if cmd == "report":
+        return _report(app, args.user, args.json, out)
+    if cmd == "replies":
+        return _replies(app, args.paths, out, err)
     if cmd == "connect":
         return _connect(app, args, out)
     if cmd == "proposals":
@@ -100,6 +104,81 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     raise ConfigurationError(f"unknown command {cmd}")
 
 
+def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
+    from scheduler.report import as_json as report_json
+    from scheduler.report import build_report, render_text
+    from workers.bootstrap import App
+
+    assert isinstance(app, App)
+    now = app.clock.now()
+    revoked = app.store.revoked_credentials()
+    reports = []
+    far = datetime(9999, 1, 1, tzinfo=UTC)
+    for user in _users(app, email):
+        if user is None:
+            continue
+        policy = app.pipeline.policies.load(user.policy_path).policy
+        if policy is None:
+            continue
+        reports.append(
+            build_report(
+                policy,
+                now=now,
+                last_contacts=app.store.last_contacts(user.id),
+                meetings=app.store.meetings_between(user.id, datetime(1970, 1, 1, tzinfo=UTC), far),
+                statuses=app.store.stakeholder_statuses(user.id),
+                revoked=revoked,
+                user_email=user.email,
+            )
+        )
+    if as_json:
+        json.dump(report_json(reports), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(render_text(reports))
+    return 0
+
+
+def _mail_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            subdirs = [path / "new", path / "cur"] if (path / "new").is_dir() else [path]
+            files.extend(sorted(f for d in subdirs for f in d.iterdir() if f.is_file()))
+        else:
+            files.append(path)
+    return files
+
+
+def _replies(app: object, paths: list[Path], out: TextIO, err: TextIO) -> int:
+    from connectors.imip import parse_reply
+    from scheduler import booking
+    from scheduler.errors import CalendarDataError
+    from workers.bootstrap import App
+
+    assert isinstance(app, App)
+    bad = 0
+    for path in _mail_files(paths):
+        try:
+            reply = parse_reply(path.read_bytes())
+        except (OSError, CalendarDataError, ValueError) as exc:
+            print(f"{path}: not an iMIP REPLY: {exc}", file=err)
+            bad += 1
+            continue
+        result = booking.record_reply(
+            app.pipeline,
+            reply.uid,
+            reply.attendee_email,
+            reply.partstat,
+            sequence=reply.sequence,
+        )
+        state = result.state.value if result.state else "-"
+        print(
+            f"{path.name}: meeting {result.meeting_id or '-'} {state} ({result.detail})", file=out
+        )
+    return 2 if bad else 0
+
+
 def _connect(app: object, args: argparse.Namespace, out: TextIO) -> int:
     from connectors.connect import connect_google, connect_microsoft
     from connectors.registry import StoreTokenStore
@@ -147,12 +226,15 @@ def _users(app: object, email: str | None) -> list:  # type: ignore[type-arg]
 def _run_service(cmd: str, settings: Settings, *, once: bool, out: TextIO) -> int:
     import time
 
+    from scheduler.logs import configure_logging
     from workers.runtime import build_runtime, wait_for_signal
 
+    configure_logging(settings.log_format, settings.log_level)  # type: ignore[arg-type]
     runtime = build_runtime(
         settings,
         with_tick=cmd in ("serve", "tick") and not once,
         with_worker=cmd in ("serve", "worker"),
+        with_ops=not once,
         auto_migrate=cmd == "serve" and settings.broker_url == "embedded",
     )
     runtime.start()

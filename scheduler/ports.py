@@ -19,6 +19,7 @@ __all__ = [
     "CalendarWriter",
     "ContactHistory",
     "EventState",
+    "ReplyRecorder",
     "ResponseReader",
 ]
 
@@ -74,3 +75,19 @@ class ResponseReader(Protocol):
     def event_state(
         self, organizer: Person, provider_event_id: str, attendee_email: str
     ) -> EventState: ...
+
+
+@runtime_checkable
+class ReplyRecorder(Protocol):
+    """Records an attendee's answer that arrived out of band (an iMIP REPLY e-mail) on the
+    organizer's copy, for calendars whose server does not schedule by itself."""
+
+    def set_attendee_status(
+        self,
+        organizer: Person,
+        provider_event_id: str,
+        attendee_email: str,
+        status: AttendeeStatus,
+        *,
+        sequence: int | None = None,
+    ) -> bool: ...

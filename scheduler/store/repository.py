@@ -330,6 +330,17 @@ class Store:
                 ids.append(new_id)
         return ids
 
+    def meeting_by_event_id(self, provider_event_id: str) -> Meeting | None:
+        """The meeting whose provider event id is this (an iMIP UID, a Graph id …), or None."""
+        with self._read() as s:
+            row = s.scalars(
+                select(MeetingRow)
+                .where(MeetingRow.provider_event_id == provider_event_id)
+                .order_by(MeetingRow.id.desc())
+                .limit(1)
+            ).one_or_none()
+            return meeting_from_row(row) if row else None
+
     def get_meeting(self, meeting_id: int) -> Meeting | None:
         """The meeting with this id, or None."""
         with self._read() as s:
