@@ -7,15 +7,20 @@ by the tick (see workers/tick.py), so the broker only signals that work is waiti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import Middleware
 
 from scheduler.errors import ConfigurationError
 
 __all__ = ["make_broker"]
 
 
-def make_broker(url: str, *, set_global: bool = True) -> dramatiq.Broker:
+def make_broker(
+    url: str, *, set_global: bool = True, middleware: Sequence[Middleware] = ()
+) -> dramatiq.Broker:
     """Build the broker named by ``url`` and (by default) install it as dramatiq's global.
 
     Redis: heartbeat and maintenance are tuned so a killed worker's messages come back in tens of
@@ -26,6 +31,8 @@ def make_broker(url: str, *, set_global: bool = True) -> dramatiq.Broker:
     broker: dramatiq.Broker
     if url == "embedded":
         broker = StubBroker()
+        for m in middleware:
+            broker.add_middleware(m)
         broker.emit_after("process_boot")  # without it TimeLimit is silently off
     elif url.startswith(("redis://", "rediss://")):
         from dramatiq.brokers.redis import RedisBroker
@@ -41,6 +48,11 @@ def make_broker(url: str, *, set_global: bool = True) -> dramatiq.Broker:
         raise ConfigurationError(
             f"unknown broker URL {url!r}: use 'embedded', redis://HOST:PORT/DB or amqp://USER:PASS@HOST:PORT/"
         )
+    if url != "embedded":
+        for m in middleware:
+            broker.add_middleware(m)
+        # The dramatiq CLI would emit this in each worker process; we run the Worker ourselves.
+        broker.emit_after("process_boot")
     if set_global:
         dramatiq.set_broker(broker)
     return broker

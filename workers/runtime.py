@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from types import FrameType
 
 import dramatiq
+from dramatiq.middleware import Middleware
 
 from scheduler.settings import Settings
-from workers.actors import Actors, declare_actors
+from workers.actors import QUEUE, Actors, declare_actors
 from workers.bootstrap import App, bootstrap
 from workers.broker import make_broker
+from workers.ops import OpsServer
 from workers.tick import Tick
 
 __all__ = ["Runtime", "build_runtime", "wait_for_signal"]
@@ -32,12 +34,16 @@ class Runtime:
     actors: Actors
     tick: Tick | None
     worker: dramatiq.Worker | None
+    ops: OpsServer | None = None
 
     def start(self) -> None:
         if self.worker is not None:
             self.worker.start()
         if self.tick is not None:
             self.tick.start()
+        if self.ops is not None:
+            self.ops.start()
+            log.info("ops endpoint on %s", self.ops.url)
 
     def stop(self) -> None:
         if self.tick is not None:
@@ -45,20 +51,16 @@ class Runtime:
         if self.worker is not None:
             self.worker.stop(timeout=30_000)
         self.broker.close()
+        if self.ops is not None:
+            self.ops.stop()
 
     def drain(self, timeout_s: float = 60.0) -> None:
         """Embedded mode: wait until the in-process queue is empty and the workers are idle."""
         from dramatiq.brokers.stub import StubBroker
 
         if isinstance(self.broker, StubBroker) and self.worker is not None:
-            self.broker.join(_queue(self.broker), timeout=int(timeout_s * 1000), fail_fast=False)
+            self.broker.join(QUEUE, timeout=int(timeout_s * 1000), fail_fast=False)
             self.worker.join()
-
-
-def _queue(broker: dramatiq.Broker) -> str:
-    from workers.actors import QUEUE
-
-    return QUEUE
 
 
 def build_runtime(
@@ -66,12 +68,21 @@ def build_runtime(
     *,
     with_tick: bool = True,
     with_worker: bool = True,
+    with_ops: bool = False,
     worker_threads: int = 4,
     auto_migrate: bool = False,
     app: App | None = None,
 ) -> Runtime:
+    """Wire one process. ``with_ops`` serves /livez, /readyz and /metrics on ``settings.ops``."""
     app = app or bootstrap(settings, auto_migrate=auto_migrate)
-    broker = make_broker(settings.broker_url)
+    middleware: list[Middleware] = []
+    prom: Middleware | None = None
+    if with_ops and with_worker:
+        from dramatiq.middleware.prometheus import Prometheus
+
+        prom = Prometheus()
+        middleware.append(prom)
+    broker = make_broker(settings.broker_url, middleware=middleware)
     actors = declare_actors(broker, app.pipeline)
     tick = Tick(app.pipeline, actors, interval_s=settings.tick_interval_s) if with_tick else None
     worker = (
@@ -79,7 +90,50 @@ def build_runtime(
         if with_worker
         else None
     )
-    return Runtime(app, broker, actors, tick, worker)
+    ops = _ops_server(settings, app, broker, tick, prom) if with_ops else None
+    return Runtime(app, broker, actors, tick, worker, ops)
+
+
+def _ops_server(
+    settings: Settings, app: App, broker: dramatiq.Broker, tick: Tick | None, prom: object
+) -> OpsServer:
+    from prometheus_client import CollectorRegistry
+
+    from scheduler.metrics import Metrics, StoreCollector
+    from workers.ops import (
+        DramatiqMetricsCollector,
+        Heartbeats,
+        broker_check,
+        credentials_check,
+        db_check,
+        migrations_check,
+        tick_check,
+    )
+
+    registry = CollectorRegistry()
+    app.pipeline.metrics = Metrics(registry)
+    registry.register(StoreCollector(app.store, app.clock))
+    if prom is not None:
+        registry.register(DramatiqMetricsCollector(prom))
+    heartbeats = Heartbeats()
+    if tick is not None:
+        max_age = max(30.0, 6 * settings.tick_interval_s)
+        heartbeats.beat("tick", max_age_s=max_age)
+        tick.on_round = lambda: heartbeats.beat("tick", max_age_s=max_age)
+    readiness = {
+        "database": db_check(app.store),
+        "migrations": migrations_check(app.engine),
+        "broker": broker_check(broker),
+        "tick": tick_check(app.store, app.clock, max_age_s=max(60.0, 6 * settings.tick_interval_s)),
+        "credentials": credentials_check(app.store),
+    }
+    return OpsServer(
+        settings.ops.host,
+        settings.ops.port,
+        liveness=heartbeats.liveness,
+        readiness=readiness,
+        registry=registry,
+    )
 
 
 def wait_for_signal(on_stop: Callable[[], None]) -> None:

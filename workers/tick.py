@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -43,12 +44,14 @@ class Tick:
         interval_s: float = 10.0,
         holder: str | None = None,
         sync_every: timedelta = timedelta(minutes=15),
+        on_round: Callable[[], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.actors = actors
         self.interval_s = interval_s
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.sync_every = sync_every
+        self.on_round = on_round
         self._last_sync: dict[int, datetime] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,6 +78,8 @@ class Tick:
         ):
             if meeting_id in booking_before:
                 self.redrives += 1
+                if p.metrics is not None:
+                    p.metrics.lease_redrives_total.inc()
             self.actors.book_meeting.send(meeting_id)
             result.book_sent.append(meeting_id)
         followed = {
@@ -90,6 +95,8 @@ class Tick:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if self.on_round is not None:
+                self.on_round()
             try:
                 self.run_once()
             except Exception:  # one bad round must not kill the tick thread

@@ -1,0 +1,494 @@
+"""The coverage report: who is overdue, who is due soon, how well the network is kept warm (pure).
+
+Inputs are plain data (the policy, last contacts, the user's meeting rows, etiquette statuses,
+revoked credentials); the output is a :class:`UserReport`, rendered as text tables for a person
+(:func:`render_text`) or as JSON for scripts (:func:`as_json`; the shape is documented in
+docs/operations.md). The report is for the user themself, so it names stakeholders by e-mail —
+unlike metrics and health answers, which never carry an address.
+
+Definitions (also in docs/operations.md):
+
+- **last met**: the later of the recorded last contact (goodwill or organic) and the end of the
+  latest ``completed`` goodwill meeting.
+- **due**: last met + the tier's interval (:func:`scheduler.cadence.next_due`); never met = due now.
+- **overdue**: due at or before ``now``; **due soon**: due within the next 14 days.
+  Paused stakeholders appear under *paused*, not in these lists.
+- **next meeting**: the earliest goodwill meeting still ahead in ``booked``, ``tentative`` or
+  ``accepted``.
+- **coverage**: share of stakeholders met within their interval (last met + interval > now).
+- **rates**: over invites that reached the provider (booked, tentative, accepted, declined,
+  completed): accepted (accepted + completed) / sent and declined / sent; None when none sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from scheduler.cadence import next_due
+from scheduler.policy import Policy, Stakeholder
+from scheduler.states import MeetingState
+
+__all__ = [
+    "DUE_SOON",
+    "Coverage",
+    "CredentialIssue",
+    "MeetingLike",
+    "Pause",
+    "Rates",
+    "RevokedLike",
+    "StakeholderLine",
+    "StatusLike",
+    "UserReport",
+    "as_json",
+    "build_report",
+    "render_text",
+    "report_json",
+]
+
+#: How far ahead "due soon" looks.
+DUE_SOON = timedelta(days=14)
+#: Meetings that will happen unless someone cancels: shown as "next meeting".
+UPCOMING_STATES = frozenset({MeetingState.BOOKED, MeetingState.TENTATIVE, MeetingState.ACCEPTED})
+#: Meetings whose invite reached the provider (the denominator of the rates).
+SENT_STATES = frozenset(
+    {
+        MeetingState.BOOKED,
+        MeetingState.TENTATIVE,
+        MeetingState.ACCEPTED,
+        MeetingState.DECLINED,
+        MeetingState.COMPLETED,
+    }
+)
+NO_DEPARTMENT = "(none)"
+
+
+# -- inputs (structural, so the store's frozen records fit without importing the store) ------
+
+
+class MeetingLike(Protocol):
+    @property
+    def stakeholder_email(self) -> str: ...
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
+    @property
+    def state(self) -> MeetingState: ...
+
+
+class StatusLike(Protocol):
+    @property
+    def paused_reason(self) -> str | None: ...
+    @property
+    def paused_until(self) -> datetime | None: ...
+    @property
+    def backoff_until(self) -> datetime | None: ...
+    @property
+    def last_declined_at(self) -> datetime | None: ...
+
+
+class RevokedLike(Protocol):
+    @property
+    def user_email(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+# -- outputs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StakeholderLine:
+    """One stakeholder's standing. ``days_overdue`` is negative while not yet due."""
+
+    email: str
+    name: str
+    tier: str
+    department: str | None
+    last_met: datetime | None
+    due_at: datetime
+    days_overdue: int
+    next_meeting: datetime | None
+    next_meeting_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """Stakeholders of one tier or department met within their interval."""
+
+    group: str
+    met: int
+    total: int
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.met / self.total, 1) if self.total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    sent: int
+    accepted: int
+    declined: int
+    awaiting: int
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return round(self.accepted / self.sent, 3) if self.sent else None
+
+    @property
+    def decline_rate(self) -> float | None:
+        return round(self.declined / self.sent, 3) if self.sent else None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Why a stakeholder gets no invites now. ``source``: policy | service | backoff."""
+
+    email: str
+    source: str
+    until: date | datetime | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialIssue:
+    provider: str
+    reason: str
+    since: datetime
+    fix: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserReport:
+    user_email: str
+    generated_at: datetime
+    timezone: str
+    stakeholders: tuple[StakeholderLine, ...]
+    overdue: tuple[StakeholderLine, ...]
+    due_soon: tuple[StakeholderLine, ...]
+    coverage_by_tier: tuple[Coverage, ...]
+    coverage_by_department: tuple[Coverage, ...]
+    rates: Rates
+    paused: tuple[Pause, ...]
+    credentials: tuple[CredentialIssue, ...]
+
+
+# -- building ------------------------------------------------------------------------------------
+
+
+def build_report(
+    policy: Policy,
+    *,
+    now: datetime,
+    last_contacts: Mapping[str, datetime],
+    meetings: Sequence[MeetingLike],
+    statuses: Mapping[str, StatusLike],
+    revoked: Sequence[RevokedLike],
+    user_email: str,
+) -> UserReport:
+    """Everything the user should know about their network today.
+
+    Args:
+        policy: the user's validated policy.
+        now: aware UTC "now".
+        last_contacts: latest contact per lower-cased stakeholder e-mail, aware UTC.
+        meetings: the user's goodwill meetings (any state).
+        statuses: etiquette state per lower-cased stakeholder e-mail.
+        revoked: revoked provider grants (all users'; this user's are picked out).
+        user_email: whose report this is.
+    """
+    if now.tzinfo is None:
+        raise ValueError("build_report needs an aware now")
+    by_email: dict[str, list[MeetingLike]] = {}
+    for m in meetings:
+        by_email.setdefault(m.stakeholder_email.lower(), []).append(m)
+    paused = _pauses(policy, now, statuses)
+    paused_emails = {p.email for p in paused}
+
+    lines: list[StakeholderLine] = []
+    met_in_time: dict[str, bool] = {}
+    for s in policy.stakeholders:
+        line = _line(policy, s, now, last_contacts.get(s.email), by_email.get(s.email, []))
+        lines.append(line)
+        met_in_time[s.email] = line.last_met is not None and line.due_at > now
+
+    active = [line for line in lines if line.email not in paused_emails]
+    overdue = sorted(
+        (line for line in active if line.due_at <= now),
+        key=lambda line: (line.last_met is not None, line.due_at, line.email),
+    )
+    due_soon = sorted(
+        (line for line in active if now < line.due_at <= now + DUE_SOON),
+        key=lambda line: (line.due_at, line.email),
+    )
+    return UserReport(
+        user_email=user_email.strip().lower(),
+        generated_at=now,
+        timezone=policy.owner.timezone,
+        stakeholders=tuple(lines),
+        overdue=tuple(overdue),
+        due_soon=tuple(due_soon),
+        coverage_by_tier=_coverage(
+            ((s.tier, met_in_time[s.email]) for s in policy.stakeholders), order=list(policy.tiers)
+        ),
+        coverage_by_department=_coverage(
+            (s.department or NO_DEPARTMENT, met_in_time[s.email]) for s in policy.stakeholders
+        ),
+        rates=_rates(meetings),
+        paused=tuple(paused),
+        credentials=_credentials(revoked, user_email, policy),
+    )
+
+
+def _line(
+    policy: Policy,
+    s: Stakeholder,
+    now: datetime,
+    contact: datetime | None,
+    meetings: Sequence[MeetingLike],
+) -> StakeholderLine:
+    completed = [m.end for m in meetings if m.state == MeetingState.COMPLETED and m.end <= now]
+    last_met = max([*completed, *([contact] if contact else [])], default=None)
+    due_at = next_due(policy, s, last_met, now)
+    upcoming = sorted(
+        (m for m in meetings if m.state in UPCOMING_STATES and m.start >= now),
+        key=lambda m: m.start,
+    )
+    nxt = upcoming[0] if upcoming else None
+    return StakeholderLine(
+        email=s.email,
+        name=s.name,
+        tier=s.tier,
+        department=s.department,
+        last_met=last_met,
+        due_at=due_at,
+        days_overdue=(now - due_at).days,
+        next_meeting=nxt.start if nxt else None,
+        next_meeting_state=str(nxt.state) if nxt else None,
+    )
+
+
+def _coverage(pairs: Iterable[tuple[str, bool]], order: Sequence[str] = ()) -> tuple[Coverage, ...]:
+    met: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for group, ok in pairs:
+        total[group] = total.get(group, 0) + 1
+        met[group] = met.get(group, 0) + int(ok)
+    rank = {name: i for i, name in enumerate(order)}
+    groups = sorted(total, key=lambda g: (rank.get(g, len(rank)), g))
+    return tuple(Coverage(g, met[g], total[g]) for g in groups)
+
+
+def _rates(meetings: Sequence[MeetingLike]) -> Rates:
+    states = [m.state for m in meetings if m.state in SENT_STATES]
+    return Rates(
+        sent=len(states),
+        accepted=sum(s in (MeetingState.ACCEPTED, MeetingState.COMPLETED) for s in states),
+        declined=sum(s == MeetingState.DECLINED for s in states),
+        awaiting=sum(s in (MeetingState.BOOKED, MeetingState.TENTATIVE) for s in states),
+    )
+
+
+def _pauses(policy: Policy, now: datetime, statuses: Mapping[str, StatusLike]) -> list[Pause]:
+    owner_today = now.astimezone(ZoneInfo(policy.owner.timezone)).date()
+    pauses: list[Pause] = []
+    for s in policy.stakeholders:
+        if s.paused_until is not None and s.paused_until > owner_today:
+            pauses.append(Pause(s.email, "policy", s.paused_until, "paused in the policy file"))
+            continue
+        status = statuses.get(s.email)
+        if status is None:
+            continue
+        if status.paused_reason and (status.paused_until is None or status.paused_until > now):
+            pauses.append(Pause(s.email, "service", status.paused_until, status.paused_reason))
+        elif status.backoff_until is not None and status.backoff_until > now:
+            declined = status.last_declined_at
+            reason = f"declined on {declined:%Y-%m-%d}; backing off" if declined else "backing off"
+            pauses.append(Pause(s.email, "backoff", status.backoff_until, reason))
+    return pauses
+
+
+def _credentials(
+    revoked: Sequence[RevokedLike], user_email: str, policy: Policy
+) -> tuple[CredentialIssue, ...]:
+    email = user_email.strip().lower()
+    issues = []
+    for r in revoked:
+        if r.user_email.strip().lower() != email:
+            continue
+        fix = f"reconnect: goodwill connect {r.provider} --user {email}"
+        if r.provider != policy.calendar.provider:
+            fix += f" (the policy now uses {policy.calendar.provider}; or remove the old grant)"
+        issues.append(CredentialIssue(r.provider, r.reason, r.updated_at, fix))
+    return tuple(sorted(issues, key=lambda i: i.provider))
+
+
+# -- rendering -----------------------------------------------------------------------------------
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _line_json(line: StakeholderLine) -> dict[str, Any]:
+    return {
+        "email": line.email,
+        "name": line.name,
+        "tier": line.tier,
+        "department": line.department,
+        "last_met": _iso(line.last_met),
+        "due_at": _iso(line.due_at),
+        "days_overdue": line.days_overdue,
+        "next_meeting": _iso(line.next_meeting),
+        "next_meeting_state": line.next_meeting_state,
+    }
+
+
+def _coverage_json(items: Sequence[Coverage]) -> list[dict[str, Any]]:
+    return [{"group": c.group, "met": c.met, "total": c.total, "percent": c.percent} for c in items]
+
+
+def report_json(report: UserReport) -> dict[str, Any]:
+    """One user's report as JSON-ready data (see docs/operations.md for the shape)."""
+    r = report.rates
+    return {
+        "user": report.user_email,
+        "generated_at": _iso(report.generated_at),
+        "timezone": report.timezone,
+        "overdue": [_line_json(x) for x in report.overdue],
+        "due_soon": [_line_json(x) for x in report.due_soon],
+        "stakeholders": [_line_json(x) for x in report.stakeholders],
+        "coverage": {
+            "by_tier": _coverage_json(report.coverage_by_tier),
+            "by_department": _coverage_json(report.coverage_by_department),
+        },
+        "rates": {
+            "sent": r.sent,
+            "accepted": r.accepted,
+            "declined": r.declined,
+            "awaiting": r.awaiting,
+            "acceptance_rate": r.acceptance_rate,
+            "decline_rate": r.decline_rate,
+        },
+        "paused": [
+            {"email": p.email, "source": p.source, "until": _iso(p.until), "reason": p.reason}
+            for p in report.paused
+        ],
+        "credentials": [
+            {"provider": c.provider, "reason": c.reason, "since": _iso(c.since), "fix": c.fix}
+            for c in report.credentials
+        ],
+    }
+
+
+def as_json(reports: Sequence[UserReport]) -> dict[str, Any]:
+    """``{"version": 1, "reports": [...]}``: every report, JSON-ready."""
+    return {"version": 1, "reports": [report_json(r) for r in reports]}
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    all_rows = [list(header), *[list(r) for r in rows]]
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
+    return [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in all_rows
+    ]
+
+
+def _day(value: date | datetime | None, zone: ZoneInfo) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.astimezone(zone).strftime("%Y-%m-%d")
+    return value.isoformat()
+
+
+def _when(value: datetime | None, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%a %Y-%m-%d %H:%M") if value else "-"
+
+
+def _lateness(line: StakeholderLine, overdue: bool) -> str:
+    if line.last_met is None:
+        return "due now"
+    return f"{line.days_overdue} d late" if overdue else f"in {-line.days_overdue} d"
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.0f}%"
+
+
+def _render_one(report: UserReport) -> list[str]:
+    zone = ZoneInfo(report.timezone)
+    out = [
+        f"Coverage report for {report.user_email} — {_when(report.generated_at, zone)} ({zone.key})"
+    ]
+
+    def people(title: str, lines: Sequence[StakeholderLine], overdue: bool) -> None:
+        out.append("")
+        out.append(f"{title} ({len(lines)})")
+        if not lines:
+            out.append("  nobody")
+            return
+        rows = [
+            [
+                x.email,
+                x.tier,
+                x.department or "-",
+                _day(x.last_met, zone) if x.last_met else "never met",
+                _day(x.due_at, zone),
+                _lateness(x, overdue),
+                f"{_when(x.next_meeting, zone)} ({x.next_meeting_state})"
+                if x.next_meeting
+                else "-",
+            ]
+            for x in lines
+        ]
+        header = ["stakeholder", "tier", "department", "last met", "due", "", "next meeting"]
+        out.extend(_table(header, rows))
+
+    people("Overdue", report.overdue, True)
+    people(f"Due in the next {DUE_SOON.days} days", report.due_soon, False)
+    for title, cov in (
+        ("tier", report.coverage_by_tier),
+        ("department", report.coverage_by_department),
+    ):
+        out.append("")
+        out.append(f"Coverage by {title} (met within their interval)")
+        out.extend(_table([title, "met", "total", "coverage"], [
+            [c.group, str(c.met), str(c.total), f"{c.percent:.0f}%"] for c in cov
+        ]))  # fmt: skip
+    r = report.rates
+    out.append("")
+    out.append(
+        f"Invites: {r.sent} sent, {r.accepted} accepted ({_pct(r.acceptance_rate)}), "
+        f"{r.declined} declined ({_pct(r.decline_rate)}), {r.awaiting} awaiting an answer"
+    )
+    if report.paused:
+        out.append("")
+        out.append(f"Paused ({len(report.paused)})")
+        out.extend(_table(["stakeholder", "until", "by", "why"], [
+            [p.email, _day(p.until, zone), p.source, p.reason] for p in report.paused
+        ]))  # fmt: skip
+    if report.credentials:
+        out.append("")
+        out.append("Credentials that need attention")
+        for c in report.credentials:
+            out.append(f"  {c.provider}: revoked since {_day(c.since, zone)} ({c.reason}); {c.fix}")
+    return out
+
+
+def render_text(reports: Sequence[UserReport]) -> str:
+    """Plain-text tables, one section per user, for a terminal."""
+    if not reports:
+        return "No users.\n"
+    sections = ["\n".join(_render_one(r)) for r in reports]
+    return ("\n\n" + "=" * 72 + "\n\n").join(sections) + "\n"

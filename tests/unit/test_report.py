@@ -1,0 +1,309 @@
+"""The coverage report: due dates, coverage, rates, pauses, credentials, JSON and text."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import jsonschema
+import pytest
+
+from scheduler.policy import Policy, load_policy_text
+from scheduler.report import (
+    Coverage,
+    Rates,
+    UserReport,
+    as_json,
+    build_report,
+    render_text,
+)
+from scheduler.states import MeetingState
+from scheduler.store.records import Meeting, RevokedCredential, StakeholderStatus
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # Monday
+S = MeetingState
+
+POLICY = """
+owner: {email: alex@corp.example, name: Alex Doe, timezone: Europe/London}
+calendar: {provider: google}
+tiers:
+  mentor: {every: 4w, mode: propose}
+  peer:   {every: 8w, mode: auto}
+stakeholders:
+  - {email: sam@corp.example, name: Sam Lee, tier: mentor, department: Finance}
+  - {email: kim@corp.example, name: Kim Ito, tier: peer, department: Finance}
+  - {email: raj@corp.example, name: Raj Patel, tier: peer, department: Legal}
+  - {email: ana@corp.example, name: Ana Ruiz, tier: peer}
+  - {email: lee@corp.example, name: Lee Chan, tier: mentor, department: Legal,
+     paused_until: 2026-04-01}
+  - {email: bo@corp.example, name: Bo Berg, tier: peer, department: Legal}
+"""
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return load_policy_text(POLICY, source="alex.yaml", fmt="yaml")
+
+
+def meeting(
+    email: str, state: MeetingState, start: datetime, *, mid: int = 1, minutes: int = 30
+) -> Meeting:
+    return Meeting(
+        id=mid, user_id=1, stakeholder_email=email, kind="coffee", start=start,
+        end=start + timedelta(minutes=minutes), state=state, mode="auto",
+        idempotency_key=f"k{mid}", provider="google", provider_event_id=None, attempts=0,
+        next_attempt_at=None, lease_until=None, last_error=None, reason="", created_at=NOW,
+        updated_at=NOW,
+    )  # fmt: skip
+
+
+def build(policy: Policy, **kw: object) -> UserReport:
+    args: dict[str, object] = {
+        "now": NOW,
+        "last_contacts": {},
+        "meetings": [],
+        "statuses": {},
+        "revoked": [],
+        "user_email": "Alex@Corp.Example",
+    }
+    args.update(kw)
+    return build_report(policy, **args)  # type: ignore[arg-type]
+
+
+def test_overdue_and_due_soon_with_due_dates(policy: Policy) -> None:
+    report = build(
+        policy,
+        last_contacts={
+            "sam@corp.example": NOW - timedelta(weeks=6),  # mentor 4w: 14 days late
+            "kim@corp.example": NOW - timedelta(weeks=7),  # peer 8w: due in 7 days
+            "raj@corp.example": NOW - timedelta(weeks=1),  # due in 7 weeks: neither
+            "bo@corp.example": NOW - timedelta(weeks=6),  # due in exactly 14 days: due soon
+        },
+    )
+    # Never met (ana) comes first: it has no date to be late from.
+    assert [x.email for x in report.overdue] == ["ana@corp.example", "sam@corp.example"]
+    sam = report.overdue[1]
+    assert sam.due_at == NOW - timedelta(weeks=2)
+    assert sam.days_overdue == 14
+    assert sam.last_met == NOW - timedelta(weeks=6)
+    assert report.overdue[0].last_met is None
+    assert report.overdue[0].due_at == NOW
+    assert [(x.email, x.due_at) for x in report.due_soon] == [
+        ("kim@corp.example", NOW + timedelta(weeks=1)),
+        ("bo@corp.example", NOW + timedelta(weeks=2)),
+    ]
+    assert report.due_soon[0].days_overdue == -7
+    assert report.user_email == "alex@corp.example"
+
+
+def test_completed_meeting_counts_as_last_met_and_next_meeting_is_upcoming(
+    policy: Policy,
+) -> None:
+    completed_at = NOW - timedelta(days=3)
+    meetings = [
+        meeting("sam@corp.example", S.COMPLETED, completed_at, mid=1),
+        meeting("kim@corp.example", S.BOOKED, NOW + timedelta(days=5), mid=2),
+        meeting("kim@corp.example", S.ACCEPTED, NOW + timedelta(days=2), mid=3),
+        meeting("kim@corp.example", S.CANCELLED, NOW + timedelta(days=1), mid=4),
+        meeting("kim@corp.example", S.PROPOSED, NOW + timedelta(hours=1), mid=5),
+    ]
+    report = build(
+        policy,
+        last_contacts={"sam@corp.example": NOW - timedelta(weeks=10)},
+        meetings=meetings,
+    )
+    lines = {x.email: x for x in report.stakeholders}
+    assert lines["sam@corp.example"].last_met == completed_at + timedelta(minutes=30)
+    assert "sam@corp.example" not in {x.email for x in report.overdue}
+    kim = lines["kim@corp.example"]
+    assert (kim.next_meeting, kim.next_meeting_state) == (NOW + timedelta(days=2), "accepted")
+    # Never met but already booked: still overdue, with the meeting shown.
+    assert kim in report.overdue
+
+
+def test_coverage_by_tier_and_department(policy: Policy) -> None:
+    report = build(
+        policy,
+        last_contacts={
+            "sam@corp.example": NOW - timedelta(weeks=3),  # mentor, within 4w: met
+            "kim@corp.example": NOW - timedelta(weeks=9),  # peer, past 8w: not met
+            "raj@corp.example": NOW - timedelta(weeks=1),  # peer: met
+            "lee@corp.example": NOW - timedelta(weeks=4),  # mentor, exactly 4w: due now, not met
+        },
+    )
+    assert report.coverage_by_tier == (Coverage("mentor", 1, 2), Coverage("peer", 1, 4))
+    assert report.coverage_by_department == (
+        Coverage("(none)", 0, 1),
+        Coverage("Finance", 1, 2),
+        Coverage("Legal", 1, 3),
+    )
+    assert [c.percent for c in report.coverage_by_department] == [0.0, 50.0, 33.3]
+
+
+def test_acceptance_and_decline_rates(policy: Policy) -> None:
+    states = [S.ACCEPTED, S.COMPLETED, S.DECLINED, S.BOOKED, S.TENTATIVE, S.PROPOSED, S.FAILED]
+    meetings = [
+        meeting("raj@corp.example", st, NOW - timedelta(days=i + 1), mid=i)
+        for i, st in enumerate(states)
+    ]
+    rates = build(policy, meetings=meetings).rates
+    assert rates == Rates(sent=5, accepted=2, declined=1, awaiting=2)
+    assert (rates.acceptance_rate, rates.decline_rate) == (0.4, 0.2)
+    assert build(policy).rates.acceptance_rate is None
+
+
+def test_paused_by_policy_service_and_backoff_leave_the_due_lists(policy: Policy) -> None:
+    statuses = {
+        "kim@corp.example": StakeholderStatus(
+            1, "kim@corp.example", paused_reason="3 invites unanswered in a row"
+        ),
+        "raj@corp.example": StakeholderStatus(
+            1,
+            "raj@corp.example",
+            backoff_until=NOW + timedelta(days=20),
+            last_declined_at=NOW - timedelta(days=8),
+        ),
+        # An expired service pause no longer counts.
+        "bo@corp.example": StakeholderStatus(
+            1, "bo@corp.example", paused_reason="old", paused_until=NOW - timedelta(days=1)
+        ),
+    }
+    report = build(policy, statuses=statuses)
+    paused = {(p.email, p.source, p.until, p.reason) for p in report.paused}
+    assert paused == {
+        ("lee@corp.example", "policy", date(2026, 4, 1), "paused in the policy file"),
+        ("kim@corp.example", "service", None, "3 invites unanswered in a row"),
+        (
+            "raj@corp.example",
+            "backoff",
+            NOW + timedelta(days=20),
+            "declined on 2026-02-22; backing off",
+        ),
+    }
+    assert {x.email for x in report.overdue} == {
+        "sam@corp.example",
+        "ana@corp.example",
+        "bo@corp.example",
+    }
+
+
+def test_credentials_of_this_user_only(policy: Policy) -> None:
+    revoked = [
+        RevokedCredential("alex@corp.example", "google", "invalid_grant", NOW - timedelta(days=2)),
+        RevokedCredential("other@corp.example", "google", "invalid_grant", NOW),
+        RevokedCredential("alex@corp.example", "microsoft", "AADSTS50173", NOW),
+    ]
+    issues = build(policy, revoked=revoked).credentials
+    assert [(c.provider, c.reason) for c in issues] == [
+        ("google", "invalid_grant"),
+        ("microsoft", "AADSTS50173"),
+    ]
+    assert issues[0].fix == "reconnect: goodwill connect google --user alex@corp.example"
+    assert "the policy now uses google" in issues[1].fix
+
+
+def obj(*keys: str, **typed: object) -> dict[str, object]:
+    """An object schema with exactly ``keys`` (``typed`` gives some of them a schema)."""
+    return {
+        "type": "object",
+        "required": list(keys),
+        "additionalProperties": False,
+        "properties": {k: typed.get(k, {}) for k in keys},
+    }
+
+
+def array_of(item: object) -> dict[str, object]:
+    return {"type": "array", "items": item}
+
+
+NULLABLE_TIME = {"type": ["string", "null"]}
+LINE = obj(
+    "email", "name", "tier", "department", "last_met", "due_at", "days_overdue", "next_meeting",
+    "next_meeting_state",
+    email={"type": "string"}, last_met=NULLABLE_TIME, due_at={"type": "string"},
+    days_overdue={"type": "integer"}, next_meeting=NULLABLE_TIME,
+)  # fmt: skip
+COVERAGE = array_of(obj("group", "met", "total", "percent", percent={"type": "number"}))
+RATE = {"type": ["number", "null"]}
+#: The shape docs/operations.md documents for `goodwill report --json`.
+REPORT_SCHEMA = obj(
+    "version",
+    "reports",
+    version={"const": 1},
+    reports=array_of(
+        obj(
+            "user",
+            "generated_at",
+            "timezone",
+            "overdue",
+            "due_soon",
+            "stakeholders",
+            "coverage",
+            "rates",
+            "paused",
+            "credentials",
+            overdue=array_of(LINE),
+            due_soon=array_of(LINE),
+            stakeholders=array_of(LINE),
+            coverage=obj("by_tier", "by_department", by_tier=COVERAGE, by_department=COVERAGE),
+            rates=obj(
+                "sent",
+                "accepted",
+                "declined",
+                "awaiting",
+                "acceptance_rate",
+                "decline_rate",
+                acceptance_rate=RATE,
+                decline_rate=RATE,
+            ),
+            paused=array_of(obj("email", "source", "until", "reason")),
+            credentials=array_of(obj("provider", "reason", "since", "fix")),
+        )
+    ),
+)
+
+
+def test_json_shape_round_trips_and_matches_the_documented_schema(policy: Policy) -> None:
+    report = build(
+        policy,
+        last_contacts={"sam@corp.example": NOW - timedelta(weeks=6)},
+        meetings=[meeting("kim@corp.example", S.BOOKED, NOW + timedelta(days=1))],
+        revoked=[RevokedCredential("alex@corp.example", "google", "invalid_grant", NOW)],
+    )
+    data = json.loads(json.dumps(as_json([report])))
+    jsonschema.validate(data, REPORT_SCHEMA)
+    [one] = data["reports"]
+    assert one["user"] == "alex@corp.example"
+    sam = next(x for x in one["overdue"] if x["email"] == "sam@corp.example")
+    assert sam["due_at"] == "2026-02-16T09:00:00+00:00"
+    assert sam["days_overdue"] == 14
+    assert one["paused"] == [
+        {"email": "lee@corp.example", "source": "policy", "until": "2026-04-01",
+         "reason": "paused in the policy file"},
+    ]  # fmt: skip
+    assert one["credentials"][0]["since"] == NOW.isoformat()
+
+
+def test_text_rendering_has_tables_in_the_owners_zone(policy: Policy) -> None:
+    report = build(
+        policy,
+        last_contacts={"sam@corp.example": NOW - timedelta(weeks=6)},
+        meetings=[meeting("kim@corp.example", S.BOOKED, NOW + timedelta(days=1, hours=1))],
+        revoked=[RevokedCredential("alex@corp.example", "google", "invalid_grant", NOW)],
+    )
+    text = render_text([report, report])
+    assert text.count("Coverage report for alex@corp.example") == 2
+    assert "Overdue (5)" in text
+    # 10:00 UTC on 3 March is 10:00 in London (GMT); the row carries the state.
+    assert "Tue 2026-03-03 10:00 (booked)" in text
+    assert "14 d late" in text
+    assert "never met   2026-03-02  due now" in text
+    assert "\n  mentor  0    2      0%\n" in text
+    assert "Invites: 1 sent, 0 accepted (0%), 0 declined (0%), 1 awaiting an answer" in text
+    assert "google: revoked since 2026-03-02 (invalid_grant)" in text
+    assert render_text([]) == "No users.\n"
+
+
+def test_naive_now_is_refused(policy: Policy) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        build(policy, now=datetime(2026, 3, 2, 9, 0))
