@@ -94,14 +94,18 @@ class ConnectorError(SchedulerError):
 
 
 class ProviderUnavailable(ConnectorError):
-    """The provider failed in a way that may pass (5xx, timeout, dropped connection). Retry later.
+    """The provider failed in a way that may pass (5xx, timeout, dropped connection).
+
+    Retry later.
     """
 
     transient = True
 
 
 class RateLimited(ProviderUnavailable):
-    """The provider asked us to slow down. Retry after ``retry_after_s`` seconds (None: back off).
+    """The provider asked us to slow down.
+
+    Retry after ``retry_after_s`` seconds (None: back off).
     """
 
     def __init__(

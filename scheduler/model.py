@@ -97,7 +97,9 @@ class WeeklyHours:
 
 
 class ShowAs(StrEnum):
-    """How an event shows on free/busy (Graph's ``showAs``; ICS TRANSP/X-MICROSOFT-CDO-BUSYSTATUS).
+    """How an event shows on free/busy.
+
+    Graph's ``showAs``; in ICS, TRANSP and X-MICROSOFT-CDO-BUSYSTATUS.
     """
 
     BUSY = "busy"
@@ -171,7 +173,9 @@ class BusyRules:
 
 @dataclass(frozen=True, slots=True)
 class BusyQuery:
-    """Read busy time for ``people`` within ``window`` (UTC). Zones resolve all-day/floating times.
+    """Read busy time for ``people`` within ``window`` (UTC).
+
+    Each person's zone resolves their all-day and floating times.
     """
 
     window: Interval
