@@ -305,10 +305,12 @@ def plan() -> Organisation:
     )
     org.weekly("Lena / Jon 1:1", "lena", "lena", (0,), time(14, 0), 30, attendees={"jon": accepted})
 
-    # Personal blocks: lunch and focus time (some transparent, as people mark them).
+    # Personal blocks: lunch and focus time (some transparent, as people mark them). Priya
+    # books lunches with people (her policy is kind: lunch), so her own lunch hour shows free.
     for i, slug in enumerate(PEOPLE):
         lunch_at = time(12, 30) if i % 3 else time(12, 0)
-        org.weekly("Lunch", None, slug, mon_fri, lunch_at, 45, transparent=(i % 4 == 3))
+        free_lunch = i % 4 == 3 or slug == "priya"
+        org.weekly("Lunch", None, slug, mon_fri, lunch_at, 45, transparent=free_lunch)
         focus_day = org.rng.choice(((1, 3), (0, 2), (2, 4)))
         for day in focus_day:
             at = time(org.rng.choice((13, 14, 15)), 30)
