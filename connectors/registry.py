@@ -16,10 +16,9 @@ from connectors.tokens import TokenStore
 from scheduler.booking import CalendarBackend
 from scheduler.errors import AuthorizationRevoked, ConfigurationError
 from scheduler.policy import Policy
-from scheduler.ports import CalendarSource, ContactHistory
 from scheduler.settings import Settings
 
-__all__ = ["BackendRegistry", "StoreTokenStore", "build_reader"]
+__all__ = ["BackendRegistry", "StoreTokenStore"]
 
 
 class StoreTokenStore:
@@ -70,10 +69,15 @@ class BackendRegistry:
                 self._cache[key] = self._build(provider, policy)
             return self._cache[key]
 
-    def _tokens(self) -> TokenStore:
+    def _tokens(self, provider: str, owner: str) -> TokenStore:
         if self.token_store is None:
+            app_wide = {
+                "google": "a service account (GOODWILL_GOOGLE__SERVICE_ACCOUNT_FILE)",
+                "microsoft": "an app-only secret (GOODWILL_MICROSOFT__CLIENT_SECRET)",
+            }[provider]
             raise ConfigurationError(
-                "no credential store: set GOODWILL_SECRET_KEY so grants can be kept encrypted"
+                f"no {provider} grant for {owner}: configure {app_wide}, or set "
+                f"GOODWILL_SECRET_KEY and run: goodwill connect {provider} --user {owner}"
             )
         return self.token_store
 
@@ -99,12 +103,14 @@ class BackendRegistry:
             except ImportError as exc:
                 raise _missing("google", exc) from exc
             g = s.google
+            if g.service_account_file is None:
+                self._tokens("google", policy.owner.email)  # fail now, with the fix, not mid-call
 
             def credentials_for(owner: str) -> Any:
                 if g.service_account_file is not None:
                     info = json.loads(g.service_account_file.read_text())
                     return service_account_credentials(info, owner, g.token_uri)
-                blob = self._tokens().load(f"google:user:{owner}")
+                blob = self._tokens("google", owner).load(f"google:user:{owner}")
                 if not blob or g.client_id is None or g.client_secret is None:
                     raise AuthorizationRevoked(
                         "no Google grant for this user: run goodwill connect google --user EMAIL",
@@ -125,7 +131,20 @@ class BackendRegistry:
                 from connectors.microsoft import build_graph_calendar
             except ImportError as exc:
                 raise _missing("microsoft", exc) from exc
-            mc = build_graph_calendar(s.microsoft, self._tokens(), user_email=policy.owner.email)
+            tokens = (
+                self.token_store
+                if s.microsoft.client_secret is not None and self.token_store is not None
+                else None
+            )
+            if s.microsoft.client_secret is not None and tokens is None:
+                from connectors.tokens import MemoryTokenStore
+
+                tokens = MemoryTokenStore()  # app-only: msal's cache lives for this process
+            mc = build_graph_calendar(
+                s.microsoft,
+                tokens or self._tokens("microsoft", policy.owner.email),
+                user_email=policy.owner.email,
+            )
             return CalendarBackend("microsoft", mc, mc, mc, mc)
         if provider == "caldav":
             try:
@@ -150,18 +169,3 @@ class BackendRegistry:
             )
             return CalendarBackend("caldav", cd, cd, cd, cd)
         raise ConfigurationError(f"unknown calendar provider {provider!r}")
-
-
-def build_reader(
-    policy: Policy, settings: Settings
-) -> tuple[CalendarSource, ContactHistory | None]:
-    """The read side for ``goodwill plan`` without ``--calendars``."""
-    token_store: TokenStore | None = None
-    if settings.secret_key is not None:
-        from connectors.tokens import EncryptedFileTokenStore
-
-        token_store = EncryptedFileTokenStore(
-            settings.data_dir / "tokens", settings.secret_key.get_secret_value()
-        )
-    backend = BackendRegistry(settings, token_store=token_store)(policy)
-    return backend.source, backend.history

@@ -127,11 +127,23 @@ def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         directory = IcsDirectory(args.calendars)
         result = dry_run_plan(policy, source=directory, history=directory, now=now)
     else:
-        from connectors.registry import build_reader
+        from connectors.registry import BackendRegistry
         from scheduler.settings import Settings
+        from workers.bootstrap import bootstrap
 
-        source, history = build_reader(policy, Settings())
-        result = dry_run_plan(policy, source=source, history=history, now=now)
+        settings = Settings()
+        url = settings.effective_database_url
+        db_missing = url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists()
+        try:
+            if db_missing:
+                raise ConfigurationError("no database yet")
+            # The provider named by the policy, with the grant stored by `goodwill connect`.
+            backend = bootstrap(settings).pipeline.backends(policy)
+        except ConfigurationError:
+            # No database yet: app-wide grants (service account, app-only) still work, and a
+            # dry run must not create one.
+            backend = BackendRegistry(settings)(policy)
+        result = dry_run_plan(policy, source=backend.source, history=backend.history, now=now)
     if args.json:
         json.dump(result.as_json(), out, indent=2)
         out.write("\n")

@@ -135,3 +135,14 @@ def test_missing_calendars_dir_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert code == 2
     assert "no such directory" in err
+
+
+def test_plan_without_calendars_or_grant_says_how_to_connect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOODWILL_DATA_DIR", str(tmp_path / "data"))
+    code, _, err = run("plan", "--policy", str(EXAMPLES / "policies" / "alex.yaml"))
+    assert code == 2
+    assert "goodwill connect google --user alex@corp.example" in err
+    assert "GOODWILL_GOOGLE__SERVICE_ACCOUNT_FILE" in err
+    assert not (tmp_path / "data").exists()  # a dry run creates nothing
