@@ -146,7 +146,11 @@ def register_policies(p: Pipeline) -> list[PolicyIssue]:
     for pf in p.policies.scan():
         issues.extend(pf.issues)
         if pf.policy is None:
-            log.warning("policy file %s is invalid and has no good version: skipped", pf.path)
+            log.warning(
+                "policy file %s is invalid and has no good version: skipped (%s); "
+                "check it with: goodwill validate %s",
+                pf.path, pf.issues[0] if pf.issues else "unreadable", pf.path,
+            )  # fmt: skip
             continue
         user_id = p.store.upsert_user(pf.policy.owner.email, pf.path, pf.content_hash, now=now)
         message = None
@@ -205,6 +209,12 @@ def _plan_user(p: Pipeline, user_id: int) -> PlanRun:
 
     open_meetings = p.store.open_meetings(user_id)
     existing = [ExistingMeeting(m.stakeholder_email, m.start, m.end) for m in open_meetings]
+    # A stakeholder who is a goodwill user too may already have booked this pair from their
+    # side: that meeting blocks its slot and counts as the open meeting for the pair.
+    existing += [
+        ExistingMeeting(other_owner, m.start, m.end)
+        for other_owner, m in p.store.open_meetings_as_stakeholder(policy.owner.email)
+    ]
     statuses = p.store.stakeholder_statuses(user_id)
     backoff = {e: st.backoff_until for e, st in statuses.items() if st.backoff_until}
     paused = {e for e, st in statuses.items() if st.paused_until and st.paused_until > now}
@@ -585,6 +595,9 @@ def _follow(
     if end <= now and m_state in (_S.ACCEPTED, _S.TENTATIVE):
         if store.transition(m.id, _S.COMPLETED, actor="sync", now=now, detail="meeting took place"):
             store.record_contact(m.user_id, m.stakeholder_email, end, ContactSource.GOODWILL)
+            other = store.get_user_by_email(m.stakeholder_email)
+            if other is not None:  # the stakeholder uses goodwill too: their clock resets as well
+                store.record_contact(other.id, policy.owner.email, end, ContactSource.GOODWILL)
             changed += 1
     elif (
         end <= now

@@ -357,6 +357,23 @@ class Store:
             )
             return [meeting_from_row(r) for r in rows]
 
+    def open_meetings_as_stakeholder(self, email: str) -> list[tuple[str, Meeting]]:
+        """Open meetings other users have with ``email`` as their stakeholder: (owner, meeting).
+
+        When two users list each other, each one's planner must see the other's meeting.
+        """
+        with self._read() as s:
+            rows = s.execute(
+                select(UserRow.email, MeetingRow)
+                .join(UserRow, UserRow.id == MeetingRow.user_id)
+                .where(
+                    MeetingRow.stakeholder_email == _email(email),
+                    MeetingRow.state.in_(OPEN_STATES),
+                )
+                .order_by(MeetingRow.start, MeetingRow.id)
+            ).all()
+            return [(owner, meeting_from_row(m)) for owner, m in rows]
+
     def meetings_by_state(self, state: MeetingState, *, limit: int | None = None) -> list[Meeting]:
         """Meetings in ``state``, oldest first."""
         with self._read() as s:

@@ -416,3 +416,32 @@ def test_writes_are_idempotent_on_the_key(env: Env) -> None:
         mode=m.mode, idempotency_key=m.idempotency_key, provider="ics",
     )  # fmt: skip
     assert env.app.store.add_meetings(env.user_id(), [again], now=NOW) == [m.id]
+
+
+def test_two_users_who_list_each_other_get_one_meeting_not_two(env: Env) -> None:
+    # Given Sam uses goodwill too and lists Alex (auto mode)
+    (env.policy_path.parent / "sam.yaml").write_text(
+        "owner: {email: sam@corp.example, name: Sam Lee, timezone: America/New_York}\n"
+        "availability: {min_notice: 1d}\n"
+        "tiers: {peer: {every: 4w, mode: auto}}\n"
+        "stakeholders:\n"
+        "  - {email: alex@corp.example, name: Alex Doe, tier: peer, timezone: Europe/London}\n"
+        "allowed_domains: [corp.example]\n"
+    )
+    booking.register_policies(env.p)
+    sam = env.app.store.get_user_by_email("sam@corp.example")
+    assert sam is not None
+    # When Sam's side books first, then Alex plans
+    assert len(booking.plan_user(env.p, sam.id).meeting_ids) == 1
+    env.book_all()
+    run = booking.plan_user(env.p, env.user_id())
+    # Then Alex's planner sees that meeting: no second coffee for the same pair
+    skipped = {s.stakeholder: s.code.value for s in run.plan.skipped}
+    assert skipped["sam@corp.example"] == "open_meeting"
+    assert not [m for m in env.meetings() if m.stakeholder_email == "sam@corp.example"]
+    # And when it takes place, both clocks reset
+    (m,) = env.app.store.open_meetings(sam.id)
+    env.directory.respond("alex@corp.example", m.provider_event_id, AttendeeStatus.ACCEPTED)
+    env.clock.advance(m.end - env.clock.now() + timedelta(minutes=1))
+    booking.sync_responses(env.p, sam.id)
+    assert env.app.store.last_contacts(env.user_id())["sam@corp.example"] == m.end
