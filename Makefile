@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "goodwill needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	@echo "Installing goodwill and its dependencies into $(VENV) (first run only)…"
+	@echo "Installing goodwill and its dependencies into $(VENV) (first run, or after pyproject.toml changes)…"
 	@$(BIN)/python -m pip install -q --upgrade pip
 	@$(BIN)/python -m pip install -q -e '.[all,dev]'
 	@touch $(STAMP)

@@ -101,14 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_validate(files: Sequence[Path], out: TextIO) -> int:
+    from scheduler.policybook import POLICY_SUFFIXES
+
     issues = validate_policy_files(list(files))
+    count = sum(
+        len([p for p in f.iterdir() if p.suffix.lower() in POLICY_SUFFIXES]) if f.is_dir() else 1
+        for f in files
+    )
     for issue in issues:
         print(str(issue), file=out)
     if issues:
         bad = len({i.file for i in issues})
-        print(f"{bad} of {len(files)} file(s) invalid, {len(issues)} problem(s)", file=out)
+        print(f"{bad} of {count} file(s) invalid, {len(issues)} problem(s)", file=out)
         return EXIT_USAGE
-    print(f"{len(files)} file(s) valid", file=out)
+    print(f"{count} file(s) valid", file=out)
     return EXIT_OK
 
 
@@ -228,6 +234,11 @@ def main(
     except SchedulerError as exc:
         print(f"goodwill: {exc}", file=err)
         return EXIT_FAILURE
+    except BrokenPipeError:  # `goodwill report --json | head`: the reader left, not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return EXIT_USAGE
 
 

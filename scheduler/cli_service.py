@@ -85,7 +85,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         else:
             for m, email in rows:
                 print(
-                    f"{m.id:>5}  {m.start:%Y-%m-%d %H:%M}Z  {email} → {m.stakeholder_email}  "
+                    f"{m.id:>5}  {_local(app, email, m.start)}  {email} → {m.stakeholder_email}  "
                     f"{m.reason}",
                     file=out,
                 )
@@ -102,6 +102,19 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"goodwill: meeting {args.meeting_id} cannot be {cmd}d (it is {state})", file=err)
         return 2
     raise ConfigurationError(f"unknown command {cmd}")
+
+
+def _local(app: object, owner_email: str, moment: datetime) -> str:
+    """``moment`` on the owner's clock (their policy's zone), e.g. ``Tue 01 Dec 14:15 GMT``."""
+    from zoneinfo import ZoneInfo
+
+    from workers.bootstrap import App
+
+    assert isinstance(app, App)
+    user = app.store.get_user_by_email(owner_email)
+    policy = app.pipeline.policies.load(user.policy_path).policy if user else None
+    zone = ZoneInfo(policy.owner.timezone) if policy else UTC
+    return f"{moment.astimezone(zone):%a %d %b %H:%M %Z}"
 
 
 def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
@@ -136,6 +149,11 @@ def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
         out.write("\n")
     else:
         out.write(render_text(reports))
+        for user in app.store.users_with_policy_errors():
+            if email is None or user.email == email.lower():
+                print(f"\n! {user.policy_path} is invalid, the last good version is in use: "
+                      f"{user.policy_error}\n  fix it, then check: goodwill validate "
+                      f"{user.policy_path}", file=out)  # fmt: skip
     return 0
 
 
@@ -215,7 +233,15 @@ def _users(app: object, email: str | None) -> list:  # type: ignore[type-arg]
         return [user]
     from scheduler.booking import register_policies
 
-    register_policies(app.pipeline)
+    issues = register_policies(app.pipeline)
+    if not app.pipeline.policies.files():
+        print(
+            f"goodwill: no policy files in {app.settings.policy_dir} (GOODWILL_POLICY_DIR): "
+            "nothing to plan",
+            file=sys.stderr,
+        )
+    for issue in issues:
+        print(f"goodwill: {issue}", file=sys.stderr)
     return [
         app.store.get_user_by_email(pf.policy.owner.email)
         for pf in app.pipeline.policies.scan()
@@ -227,7 +253,15 @@ def _run_service(cmd: str, settings: Settings, *, once: bool, out: TextIO) -> in
     import time
 
     from scheduler.logs import configure_logging
+    from scheduler.policybook import PolicyBook
     from workers.runtime import build_runtime, wait_for_signal
+
+    if not PolicyBook(settings.policy_dir).files():
+        print(
+            f"goodwill: no policy files in {settings.policy_dir} (GOODWILL_POLICY_DIR): "
+            "nothing to plan until one is added",
+            file=sys.stderr,
+        )
 
     configure_logging(settings.log_format, settings.log_level)  # type: ignore[arg-type]
     runtime = build_runtime(

@@ -46,7 +46,11 @@ class PolicyBook:
         """Policy files in the directory, sorted (none when no directory is configured)."""
         if self.directory is None or not self.directory.is_dir():
             return []
-        return sorted(p for p in self.directory.iterdir() if p.suffix in POLICY_SUFFIXES)
+        return sorted(
+            p
+            for p in self.directory.iterdir()
+            if p.is_file() and p.suffix.lower() in POLICY_SUFFIXES
+        )
 
     def load(self, path: str | Path) -> PolicyFile:
         """Read ``path`` now; on failure fall back to the last good version of the same path."""
