@@ -22,7 +22,8 @@ Every request body is checked against the calendar v3 discovery schema
 :attr:`GoogleEmulator.schema_violations`, which tests assert is empty.
 
 Faults are injected on demand with :attr:`GoogleEmulator.faults` (429 + Retry-After, 5xx, slow
-responses, dropped connections before or after the change is applied, 401, ``invalid_grant``).
+responses, dropped connections before or after the change is applied, 401, ``invalid_grant``),
+queued one by one or drawn at random for a fraction of the calls (:meth:`Faults.random`).
 :attr:`GoogleEmulator.calls` logs ``(method, path)`` of every request so tests can count calls.
 
 Recurring events are not expanded: the emulator stores single events only.
@@ -33,13 +34,14 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import random
 import socket
 import threading
 import time
 import urllib.parse
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,7 +50,7 @@ from zoneinfo import ZoneInfo
 
 from tests.emulators.google_schema import CalendarSchema
 
-__all__ = ["Fault", "Faults", "GoogleEmulator", "RecordedRequest"]
+__all__ = ["Fault", "Faults", "GoogleEmulator", "InjectedFault", "RecordedRequest", "make_fault"]
 
 FaultKind = Literal["status", "slow", "drop", "drop_after", "unauthorized", "invalid_grant"]
 
@@ -85,12 +87,67 @@ class Fault:
         return self.path in path
 
 
+def make_fault(
+    kind: FaultKind,
+    *,
+    status: int | None = None,
+    reason: str | None = None,
+    retry_after: str | float | None = None,
+    delay_s: float = 0.0,
+    path: str | None = None,
+    method: str | None = None,
+) -> Fault:
+    """A :class:`Fault` with Google's default status and reason for ``kind``.
+
+    Example: ``make_fault("status", status=429, retry_after=1)``.
+    """
+    default_status = {"status": 500, "unauthorized": 401, "invalid_grant": 400}.get(kind, 500)
+    code = status if status is not None else default_status
+    default_reason = {
+        429: "rateLimitExceeded",
+        403: "rateLimitExceeded",
+        401: "authError",
+        404: "notFound",
+        400: "badRequest",
+    }.get(code, "backendError")
+    if kind == "invalid_grant" and path is None:
+        path = "/token"
+    return Fault(
+        kind=kind,
+        status=code,
+        reason=reason or default_reason,
+        retry_after=None if retry_after is None else str(retry_after),
+        delay_s=delay_s,
+        path=path,
+        method=method,
+    )
+
+
+@dataclass(frozen=True)
+class InjectedFault:
+    """A fault that was served: which request got it, and what it was."""
+
+    method: str
+    path: str
+    kind: FaultKind
+    status: int
+    delay_s: float
+    random: bool
+
+
 class Faults:
-    """A queue of faults consumed by matching requests, in order."""
+    """A queue of faults consumed by matching requests, in order, plus an optional random mode.
+
+    Queued faults win; when none matches and :meth:`random` is on, each matching request fails
+    with probability ``rate`` (one of ``kinds``, uniformly). Every served fault is logged in
+    :attr:`injected`.
+    """
 
     def __init__(self) -> None:
         self._queue: deque[Fault] = deque()
         self._lock = threading.Lock()
+        self._random: tuple[float, tuple[Fault, ...], random.Random, Fault] | None = None
+        self.injected: list[InjectedFault] = []
 
     def queue(
         self,
@@ -108,22 +165,11 @@ class Faults:
 
         Example: ``faults.queue("status", status=429, retry_after=7)``.
         """
-        default_status = {"status": 500, "unauthorized": 401, "invalid_grant": 400}.get(kind, 500)
-        code = status if status is not None else default_status
-        default_reason = {
-            429: "rateLimitExceeded",
-            403: "rateLimitExceeded",
-            401: "authError",
-            404: "notFound",
-            400: "badRequest",
-        }.get(code, "backendError")
-        if kind == "invalid_grant" and path is None:
-            path = "/token"
-        fault = Fault(
-            kind=kind,
-            status=code,
-            reason=reason or default_reason,
-            retry_after=None if retry_after is None else str(retry_after),
+        fault = make_fault(
+            kind,
+            status=status,
+            reason=reason,
+            retry_after=retry_after,
             delay_s=delay_s,
             path=path,
             method=method,
@@ -131,21 +177,67 @@ class Faults:
         with self._lock:
             self._queue.extend(copy.copy(fault) for _ in range(times))
 
+    def random(
+        self,
+        rate: float,
+        kinds: Sequence[Fault],
+        *,
+        seed: int = 0,
+        path: str | None = None,
+        method: str | None = None,
+    ) -> None:
+        """Fail a fraction ``rate`` (0..1) of the matching requests with one of ``kinds``.
+
+        ``path``/``method`` filter like a queued fault (None: every API call, never the token
+        endpoint). Draws come from ``random.Random(seed)``; which request gets which draw still
+        depends on thread timing. Example::
+
+            faults.random(0.2, [make_fault("status", status=503),
+                                make_fault("slow", delay_s=2.0)], seed=7)
+        """
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        if not kinds:
+            raise ValueError("kinds must name at least one fault")
+        scope = Fault("status", path=path, method=method)
+        with self._lock:
+            self._random = (rate, tuple(kinds), random.Random(seed), scope)
+
+    def stop_random(self) -> None:
+        """Turn the random mode off (queued faults are kept)."""
+        with self._lock:
+            self._random = None
+
     def take(self, method: str, path: str) -> Fault | None:
         with self._lock:
+            chosen: Fault | None = None
+            drawn = False
             for fault in self._queue:
                 if fault.matches(method, path):
                     self._queue.remove(fault)
-                    return fault
-        return None
+                    chosen = fault
+                    break
+            if chosen is None and self._random is not None:
+                rate, kinds, rng, scope = self._random
+                if scope.matches(method, path) and rng.random() < rate:
+                    chosen, drawn = rng.choice(kinds), True
+            if chosen is not None:
+                self.injected.append(
+                    InjectedFault(
+                        method, path, chosen.kind, chosen.status, chosen.delay_s, random=drawn
+                    )
+                )
+            return chosen
 
     def pending(self) -> int:
         with self._lock:
             return len(self._queue)
 
     def clear(self) -> None:
+        """Drop the queued faults and turn the random mode off."""
         with self._lock:
             self._queue.clear()
+            self._random = None
 
 
 @dataclass(frozen=True)
@@ -677,6 +769,10 @@ def _make_handler(emulator: GoogleEmulator) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            if len(raw) < length:
+                # The client went away mid-body (killed): a real server never sees this request.
+                self.close_connection = True
+                return
             path = urllib.parse.urlsplit(self.path).path
             with emulator._lock:
                 emulator.calls.append((self.command, path))
