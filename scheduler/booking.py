@@ -94,6 +94,7 @@ class Pipeline:
         send_lease_s: how long a sent ``book_meeting`` message counts as in flight.
         plan_every: how often a user is re-planned when nothing else brings it forward.
         max_attempts: booking attempts before a meeting is marked failed.
+        plan_retry_s: when a planning round failed or its message was lost, retry after this.
         metrics: counters and histograms for /metrics (None: not collected).
     """
 
@@ -107,6 +108,7 @@ class Pipeline:
     retry_base_s: float = 30.0
     retry_cap_s: float = 6 * 3600.0
     max_attempts: int = 8
+    plan_retry_s: float = 300.0
     metrics: Metrics | None = None
 
     @contextmanager
@@ -244,7 +246,11 @@ def _plan_user(p: Pipeline, user_id: int) -> PlanRun:
         p.store.record_event(now=now, actor="planner", user_id=user_id, detail="credential revoked")
         return PlanRun(user_id, None, error="credential revoked")
     except ConnectorError as exc:
-        delay = exc.retry_after_s if isinstance(exc, RateLimited) and exc.retry_after_s else 300
+        delay = (
+            exc.retry_after_s
+            if isinstance(exc, RateLimited) and exc.retry_after_s
+            else p.plan_retry_s
+        )
         p.store.set_next_plan(user_id, now + timedelta(seconds=delay))
         p.store.record_event(
             now=now,
@@ -324,6 +330,7 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
             actor="worker",
             now=now,
             expect=_S.BOOKING,
+            attempt=m.attempts,
             detail="stakeholder no longer in the policy",
         )
         return BookResult(BookOutcome.CANCELLED, detail="stakeholder removed")
@@ -335,6 +342,7 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
             actor="worker",
             now=now,
             expect=_S.BOOKING,
+            attempt=m.attempts,
             last_error="domain not allowed",
             detail="domain not allowed",
         )
@@ -346,6 +354,7 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
             actor="worker",
             now=now,
             expect=_S.BOOKING,
+            attempt=m.attempts,
             last_error="slot passed before it could be booked",
             detail="slot passed",
         )
@@ -358,6 +367,7 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
             actor="worker",
             now=now,
             expect=_S.BOOKING,
+            attempt=m.attempts,
             last_error=f"provider {backend.provider} cannot create events",
             detail="read-only provider",
         )
@@ -390,6 +400,7 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
                     actor="worker",
                     now=now,
                     expect=_S.BOOKING,
+                    attempt=m.attempts,
                     detail="slot_taken",
                 )
                 p.store.set_next_plan(m.user_id, now)  # back to planning
@@ -424,6 +435,7 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
             actor="worker",
             now=now,
             expect=_S.BOOKING,
+            attempt=m.attempts,
             last_error=f"{type(exc).__name__}: {exc}"[:500],
             detail="permanent provider error",
         )
@@ -434,6 +446,7 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
         actor="worker",
         now=now,
         expect=_S.BOOKING,
+        attempt=m.attempts,
         provider_event_id=created.provider_event_id,
         last_error=None,
         detail="created" if created.created else "reconciled existing event",
@@ -464,6 +477,7 @@ def _retry(p: Pipeline, m: Meeting, now: datetime, error: str, after_s: float | 
             actor="worker",
             now=now,
             expect=_S.BOOKING,
+            attempt=m.attempts,
             last_error=f"gave up after {m.attempts} attempts: {error}"[:500],
             detail="retries exhausted",
         )
@@ -479,6 +493,7 @@ def _retry(p: Pipeline, m: Meeting, now: datetime, error: str, after_s: float | 
         actor="worker",
         now=now,
         expect=_S.BOOKING,
+        attempt=m.attempts,
         next_attempt_at=now + timedelta(seconds=delay),
         last_error=error[:500],
         detail=f"retry in {delay:.0f}s",

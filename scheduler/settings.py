@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     send_lease_s: float = 120.0
     #: How often each user is re-planned when nothing brings it forward.
     plan_every_s: float = 12 * 3600.0
+    #: When a planning round failed (calendar unreachable) or its message was lost, retry after.
+    plan_retry_s: float = 300.0
     #: Log format: json, text, or auto (json when stderr is not a terminal).
     log_format: str = "auto"
     log_level: str = "INFO"

@@ -61,5 +61,6 @@ def bootstrap(
         lease_s=settings.booking_lease_s,
         send_lease_s=settings.send_lease_s,
         plan_every=timedelta(seconds=settings.plan_every_s),
+        plan_retry_s=settings.plan_retry_s,
     )
     return App(settings, engine, store, pipeline, clock)

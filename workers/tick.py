@@ -69,7 +69,7 @@ class Tick:
         booking.register_policies(p)
         now = p.clock.now()  # after registering, so users new in this round are due in it
         result.expired = booking.expire_proposals(p)
-        for user_id in p.store.claim_users_for_planning(now, limit=200, retry_s=300.0):
+        for user_id in p.store.claim_users_for_planning(now, limit=200, retry_s=p.plan_retry_s):
             self.actors.plan_user.send(user_id)
             result.plan_sent.append(user_id)
         booking_before = {m.id for m in p.store.meetings_by_state(MeetingState.BOOKING)}

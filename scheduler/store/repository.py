@@ -408,6 +408,7 @@ class Store:
         now: datetime,
         detail: str = "",
         expect: MeetingState | None = None,
+        attempt: int | None = None,
         **fields: Any,
     ) -> bool:
         """Move a meeting to ``target`` with a compare-and-set UPDATE and an audit row.
@@ -422,6 +423,9 @@ class Store:
             detail: free text for the audit log (``slot_taken``, the error message …).
             expect: the state the caller read; if the row is in another state now, nothing is
                 written and False is returned. None: whatever state it is in now.
+            attempt: the claim number the caller holds (``attempts`` after its claim); if the
+                meeting was re-claimed since (a stalled worker outlived its lease), nothing is
+                written and False is returned, so a stale worker never overwrites the new one.
             **fields: other columns to set: provider_event_id, next_attempt_at, lease_until,
                 last_error, attempts, reason.
 
@@ -453,10 +457,13 @@ class Store:
             values: dict[str, Any] = {"state": target, "updated_at": now, **fields}
             if target != MeetingState.BOOKING:
                 values.setdefault("lease_until", None)
+            fence = [MeetingRow.id == meeting_id, MeetingRow.state == current]
+            if attempt is not None:
+                fence.append(MeetingRow.attempts == attempt)
             moved = self._rowcount(
                 s,
                 update(MeetingRow)
-                .where(MeetingRow.id == meeting_id, MeetingRow.state == current)
+                .where(*fence)
                 .values(**values)
                 .execution_options(synchronize_session=False),
             )

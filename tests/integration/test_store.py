@@ -446,6 +446,28 @@ def test_a_worker_can_reclaim_an_expired_booking_directly(store: Store) -> None:
     assert "re-claimed" in store.audit_trail(mid)[-1].detail
 
 
+def test_a_stale_worker_cannot_overwrite_the_new_claimants_result(store: Store) -> None:
+    # Given worker A claimed (attempt 1), stalled past its lease, and B re-claimed (attempt 2)
+    mid = approved_meeting(store)
+    first = store.claim_for_booking(mid, T0, 10)
+    assert first is not None
+    second = store.claim_for_booking(mid, T0 + timedelta(seconds=10), 10)
+    assert second is not None
+    # When A finally finishes and reports failure with its old claim number
+    stale = store.transition(
+        mid, S.FAILED, actor="worker", now=T0 + timedelta(seconds=11),
+        expect=S.BOOKING, attempt=first.attempts, last_error="timeout",
+    )  # fmt: skip
+    # Then nothing is written, and B's result lands
+    assert stale is False
+    assert store.get_meeting(mid).state == S.BOOKING
+    assert store.transition(
+        mid, S.BOOKED, actor="worker", now=T0 + timedelta(seconds=12),
+        expect=S.BOOKING, attempt=second.attempts, provider_event_id="ev-1",
+    )  # fmt: skip
+    assert store.get_meeting(mid).state == S.BOOKED
+
+
 def test_a_retry_waits_for_next_attempt_at(store: Store) -> None:
     mid = approved_meeting(store)
     assert store.claim_for_booking(mid, T0, 60) is not None
