@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from connectors.tokens import TokenStore
 from scheduler.errors import AuthorizationRevoked, ConfigurationError
 from scheduler.settings import GoogleSettings, MicrosoftSettings
 
-__all__ = ["Browser", "connect_google", "connect_microsoft", "google_key"]
-
-
-class Browser(Protocol):
-    """What ``webbrowser`` offers: open a URL (tests pass one that follows the redirect)."""
-
-    def open(self, url: str, new: int = 0, autoraise: bool = True) -> bool: ...
+__all__ = ["connect_google", "connect_microsoft", "google_key"]
 
 
 def google_key(email: str) -> str:
@@ -33,11 +27,14 @@ def connect_google(
     email: str,
     *,
     say: Callable[[str], None],
-    browser: Browser | None = None,
+    browser: str | None = None,
     open_browser: bool = True,
     timeout_s: int = 300,
 ) -> None:
     """Run Google's installed-app flow (loopback redirect, PKCE) and store the refresh token.
+
+    Args:
+        browser: a :mod:`webbrowser` name (None: the system default).
 
     Raises:
         ConfigurationError: no OAuth client configured.

@@ -6,7 +6,10 @@ The real google-api-python-client and google-auth talk to it over loopback (poin
 
 - ``POST /token``: ``refresh_token`` grant (registered tokens; unknown or revoked ->
   ``invalid_grant``) and the service-account ``jwt-bearer`` grant (the assertion's ``sub`` is
-  the user; ``aud`` is not checked because google-auth always sends Google's own token URL).
+  the user; ``aud`` is not checked because google-auth always sends Google's own token URL),
+  and the ``authorization_code`` grant of the installed-app flow (PKCE S256 checked).
+- ``GET /o/oauth2/auth``: the consent screen; signs in ``login_hint`` (or
+  :attr:`GoogleEmulator.consenting_user`) and redirects to the loopback ``redirect_uri``.
 - ``POST freeBusy``: computed from stored events - opaque, not cancelled, not declined by that
   calendar's owner; unknown calendars -> per-calendar ``notFound``; :meth:`forbid` -> a
   configurable per-calendar reason.
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 import random
 import socket
@@ -41,7 +45,7 @@ import time
 import urllib.parse
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -298,6 +302,9 @@ class GoogleEmulator:
         self.schema = CalendarSchema()
         self._calendars: dict[str, _Calendar] = {}
         self._refresh_tokens: dict[str, str] = {}
+        self._auth_codes: dict[str, tuple[str, str, str]] = {}  # code -> user, challenge, scope
+        #: Who signs in at the consent screen; None: whoever ``login_hint`` names.
+        self.consenting_user: str | None = None
         self._access_tokens: dict[str, str] = {}
         self._forbidden: dict[str, str] = {}
         self._lock = threading.RLock()
@@ -435,6 +442,8 @@ class GoogleEmulator:
         try:
             if path == "/token" and method == "POST":
                 return 200, self._token(raw_body), {}
+            if path == "/o/oauth2/auth" and method == "GET":
+                return self._authorize(query)
             user = self._authenticate(headers.get("authorization", ""))
             body = json.loads(raw_body) if raw_body else None
             self.requests.append(RecordedRequest(method, path, query, body, user))
@@ -464,6 +473,31 @@ class GoogleEmulator:
                 return self._modify(calendar, parts[3], body, replace=method == "PUT")
         raise _error(404, "notFound", "Not Found")
 
+    @property
+    def auth_uri(self) -> str:
+        """The OAuth consent endpoint (installed-app flow); signs in ``login_hint`` at once."""
+        return f"{self.base_url}/o/oauth2/auth"
+
+    def _authorize(self, query: Mapping[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        """The user consents: 302 back to the loopback redirect with a one-time code (PKCE)."""
+        q = {k: v[0] for k, v in query.items()}
+        if q.get("code_challenge_method") != "S256" or not q.get("code_challenge"):
+            raise _Reply(
+                400, {"error": "invalid_request", "error_description": "PKCE S256 required"}
+            )
+        redirect = q.get("redirect_uri", "")
+        if not redirect.startswith(("http://127.0.0.1:", "http://localhost:")):
+            raise _Reply(400, {"error": "redirect_uri_mismatch"})
+        hint = q.get("login_hint") or ""
+        email = (hint if self.consenting_user is None else self.consenting_user).lower()
+        code = "4/" + uuid.uuid4().hex
+        with self._lock:
+            self._auth_codes[code] = (email, q["code_challenge"], q.get("scope", ""))
+            if email:
+                self._calendars.setdefault(email, _Calendar(email, "UTC"))
+        params = urllib.parse.urlencode({"code": code, "state": q.get("state", "")})
+        return 302, None, {"Location": f"{redirect}?{params}"}
+
     def _token(self, raw_body: bytes) -> dict[str, Any]:
         form = {k: v[0] for k, v in urllib.parse.parse_qs(raw_body.decode()).items()}
         grant = form.get("grant_type", "")
@@ -472,6 +506,26 @@ class GoogleEmulator:
             if grant == "refresh_token":
                 user = self._refresh_tokens.get(form.get("refresh_token", ""))
                 record.update(refresh_token=form.get("refresh_token"))
+            elif grant == "authorization_code":
+                email, challenge, scope = self._auth_codes.pop(form.get("code", ""), ("", "", ""))
+                verifier = form.get("code_verifier", "")
+                digest = hashlib.sha256(verifier.encode()).digest()
+                expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+                user = email if email and expected == challenge else None
+                record.update(code_ok=user is not None, redirect_uri=form.get("redirect_uri"))
+                if user is not None:
+                    refresh = "1//" + uuid.uuid4().hex
+                    self._refresh_tokens[refresh] = user
+                    token = "ya29." + uuid.uuid4().hex
+                    self._access_tokens[token] = user
+                    self.token_requests.append(record)
+                    return {
+                        "access_token": token,
+                        "refresh_token": refresh,
+                        "expires_in": 3599,
+                        "token_type": "Bearer",
+                        "scope": scope,  # granted = requested (no granular consent here)
+                    }
             elif grant == _JWT_GRANT:
                 claims = _jwt_claims(form.get("assertion", ""))
                 record.update(claims=claims)
