@@ -84,15 +84,22 @@ class BackendRegistry:
     def _build(self, provider: str, policy: Policy) -> CalendarBackend:
         s = self.settings
         if provider == "ics":
-            if s.calendars_dir is None:
-                raise ConfigurationError(
-                    "provider 'ics' reads a directory of <email>.ics files: "
-                    "set GOODWILL_CALENDARS_DIR"
-                )
-            from connectors.ics import IcsDirectory
+            if s.calendars_dir is not None:
+                from connectors.ics import IcsDirectory
 
-            d = IcsDirectory(s.calendars_dir, limits=s.limits)
-            return CalendarBackend("ics", d, d, d, d)
+                d = IcsDirectory(s.calendars_dir, limits=s.limits)
+                return CalendarBackend("ics", d, d, d, d)
+            if policy.calendar.url:
+                from connectors.ics import IcsFeed
+
+                # Read-only: the owner's published feed. Stakeholders without a readable
+                # calendar are skipped as unavailable; nothing can be booked from a feed.
+                feed = IcsFeed({policy.owner.email: policy.calendar.url}, limits=s.limits)
+                return CalendarBackend("ics", feed)
+            raise ConfigurationError(
+                "provider 'ics' reads a directory of <email>.ics files (GOODWILL_CALENDARS_DIR) "
+                "or the owner's feed (calendar.url in the policy)"
+            )
         if provider == "google":
             try:
                 from connectors.google import (
