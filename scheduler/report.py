@@ -53,6 +53,8 @@ __all__ = [
 DUE_SOON = timedelta(days=14)
 #: Meetings that will happen unless someone cancels: shown as "next meeting".
 UPCOMING_STATES = frozenset({MeetingState.BOOKED, MeetingState.TENTATIVE, MeetingState.ACCEPTED})
+#: Shown as "next meeting" only when nothing is booked: still waiting for approval or booking.
+PENDING_STATES = frozenset({MeetingState.PROPOSED, MeetingState.APPROVED, MeetingState.BOOKING})
 #: Meetings whose invite reached the provider (the denominator of the rates).
 SENT_STATES = frozenset(
     {
@@ -263,7 +265,11 @@ def _line(
         (m for m in meetings if m.state in UPCOMING_STATES and m.start >= now),
         key=lambda m: m.start,
     )
-    nxt = upcoming[0] if upcoming else None
+    pending = sorted(
+        (m for m in meetings if m.state in PENDING_STATES and m.start >= now),
+        key=lambda m: m.start,
+    )
+    nxt = upcoming[0] if upcoming else (pending[0] if pending else None)
     return StakeholderLine(
         email=s.email,
         name=s.name,
