@@ -307,3 +307,10 @@ def test_text_rendering_has_tables_in_the_owners_zone(policy: Policy) -> None:
 def test_naive_now_is_refused(policy: Policy) -> None:
     with pytest.raises(ValueError, match="aware"):
         build(policy, now=datetime(2026, 3, 2, 9, 0))
+
+
+def test_a_pending_proposal_is_the_next_meeting_when_nothing_is_booked(policy: Policy) -> None:
+    meetings = [meeting("kim@corp.example", S.PROPOSED, NOW + timedelta(days=3), mid=7)]
+    report = build(policy, last_contacts={}, meetings=meetings)
+    kim = {x.email: x for x in report.stakeholders}["kim@corp.example"]
+    assert (kim.next_meeting, kim.next_meeting_state) == (NOW + timedelta(days=3), "proposed")
