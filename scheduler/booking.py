@@ -324,52 +324,24 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
         return _retry(p, m, now, "policy unavailable", 600.0)
     stakeholder = policy.stakeholder(m.stakeholder_email)
     if stakeholder is None:
-        p.store.transition(
-            m.id,
-            _S.CANCELLED,
-            actor="worker",
-            now=now,
-            expect=_S.BOOKING,
-            attempt=m.attempts,
-            detail="stakeholder no longer in the policy",
-        )
+        _finish(p, m, now, _S.CANCELLED, "stakeholder no longer in the policy")
         return BookResult(BookOutcome.CANCELLED, detail="stakeholder removed")
     domain = stakeholder.email.rsplit("@", 1)[-1].lower()
     if domain not in {d.lower() for d in policy.allowed_domains}:
-        p.store.transition(
-            m.id,
-            _S.FAILED,
-            actor="worker",
-            now=now,
-            expect=_S.BOOKING,
-            attempt=m.attempts,
-            last_error="domain not allowed",
-            detail="domain not allowed",
-        )
+        _finish(p, m, now, _S.FAILED, "domain not allowed", error=True)
         return BookResult(BookOutcome.FAILED, detail="domain not allowed")
     if m.start <= now:
-        p.store.transition(
-            m.id,
-            _S.FAILED,
-            actor="worker",
-            now=now,
-            expect=_S.BOOKING,
-            attempt=m.attempts,
-            last_error="slot passed before it could be booked",
-            detail="slot passed",
-        )
+        _finish(p, m, now, _S.FAILED, "slot passed", error="slot passed before it could be booked")
         return BookResult(BookOutcome.FAILED, detail="slot passed")
     backend = p.backends(policy)
     if backend.writer is None:
-        p.store.transition(
-            m.id,
+        _finish(
+            p,
+            m,
+            now,
             _S.FAILED,
-            actor="worker",
-            now=now,
-            expect=_S.BOOKING,
-            attempt=m.attempts,
-            last_error=f"provider {backend.provider} cannot create events",
-            detail="read-only provider",
+            "read-only provider",
+            error=f"provider {backend.provider} cannot create events",
         )
         return BookResult(BookOutcome.FAILED, detail="read-only provider")
     person = policy.person_of(stakeholder)
@@ -394,15 +366,7 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
                 )
             )
             if taken:
-                p.store.transition(
-                    m.id,
-                    _S.CANCELLED,
-                    actor="worker",
-                    now=now,
-                    expect=_S.BOOKING,
-                    attempt=m.attempts,
-                    detail="slot_taken",
-                )
+                _finish(p, m, now, _S.CANCELLED, "slot_taken")
                 p.store.set_next_plan(m.user_id, now)  # back to planning
                 return BookResult(BookOutcome.SLOT_TAKEN)
             p.store.record_event(
@@ -429,15 +393,8 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
         if exc.transient:
             retry_after = exc.retry_after_s if isinstance(exc, RateLimited) else None
             return _retry(p, m, now, f"{type(exc).__name__}: {exc}", retry_after)
-        p.store.transition(
-            m.id,
-            _S.FAILED,
-            actor="worker",
-            now=now,
-            expect=_S.BOOKING,
-            attempt=m.attempts,
-            last_error=f"{type(exc).__name__}: {exc}"[:500],
-            detail="permanent provider error",
+        _finish(
+            p, m, now, _S.FAILED, "permanent provider error", error=f"{type(exc).__name__}: {exc}"
         )
         return BookResult(BookOutcome.FAILED, detail=type(exc).__name__)
     moved = p.store.transition(
@@ -463,6 +420,26 @@ def _revoke(p: Pipeline, email: str, provider: str, reason: str, now: datetime) 
         p.store.mark_credential_revoked(email, provider, reason[:500], now=now)
 
 
+def _finish(
+    p: Pipeline,
+    m: Meeting,
+    now: datetime,
+    target: MeetingState,
+    detail: str,
+    error: str | bool | None = None,
+) -> bool:
+    """End a booking attempt we hold (fenced on our claim number) in ``target``.
+
+    ``error=True`` records ``detail`` as the meeting's last error too.
+    """
+    last_error = detail if error is True else (error or None)
+    fields = {"last_error": last_error[:500]} if last_error else {}
+    return p.store.transition(
+        m.id, target, actor="worker", now=now, expect=_S.BOOKING, attempt=m.attempts,
+        detail=detail, **fields,
+    )  # fmt: skip
+
+
 def _create_attempted(p: Pipeline, m: Meeting) -> bool:
     if m.attempts <= 1:
         return False
@@ -471,16 +448,8 @@ def _create_attempted(p: Pipeline, m: Meeting) -> bool:
 
 def _retry(p: Pipeline, m: Meeting, now: datetime, error: str, after_s: float | None) -> BookResult:
     if m.attempts >= p.max_attempts:
-        p.store.transition(
-            m.id,
-            _S.FAILED,
-            actor="worker",
-            now=now,
-            expect=_S.BOOKING,
-            attempt=m.attempts,
-            last_error=f"gave up after {m.attempts} attempts: {error}"[:500],
-            detail="retries exhausted",
-        )
+        gave_up = f"gave up after {m.attempts} attempts: {error}"
+        _finish(p, m, now, _S.FAILED, "retries exhausted", error=gave_up)
         return BookResult(BookOutcome.FAILED, detail="retries exhausted")
     delay = (
         after_s
