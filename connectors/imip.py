@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage, Message
 from email.utils import formataddr, formatdate, getaddresses, make_msgid, parseaddr
-from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Calendar, Event, vCalAddress
@@ -36,6 +35,7 @@ from scheduler.errors import (
     ProviderUnavailable,
 )
 from scheduler.model import AttendeeStatus, EventDraft, Person
+from scheduler.ports import ReplyRecorder
 from scheduler.settings import SmtpSettings
 
 __all__ = [
@@ -308,18 +308,8 @@ def parse_reply(message_bytes: bytes) -> ImipReply:
     raise CalendarDataError(source, "no text/calendar part")
 
 
-class ReplyTarget(Protocol):
-    """Where a REPLY is applied: the organizer's stored copy (the CalDAV connector)."""
-
-    def set_attendee_status(
-        self,
-        organizer: Person,
-        provider_event_id: str,
-        attendee_email: str,
-        status: AttendeeStatus,
-        *,
-        sequence: int | None = None,
-    ) -> bool: ...
+#: Where a REPLY is applied: the organizer's stored copy (CalDAV, the ICS directory).
+ReplyTarget = ReplyRecorder
 
 
 def apply_reply(target: ReplyTarget, organizer: Person, reply: ImipReply) -> bool:
