@@ -346,6 +346,20 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
         return BookResult(BookOutcome.FAILED, detail="read-only provider")
     person = policy.person_of(stakeholder)
     owner = policy.owner.person
+    # Another goodwill meeting with either person at this time, already booked or being booked
+    # by another worker (the lower id wins a tie), means this slot is taken: the provider
+    # re-check below cannot see an event that is being created at this very moment.
+    clash = [
+        c
+        for c in p.store.active_overlapping(
+            [owner.email, m.stakeholder_email], m.start, m.end, exclude_id=m.id
+        )
+        if c.state != _S.BOOKING or c.id < m.id
+    ]
+    if clash and not _create_attempted(p, m):
+        _finish(p, m, now, _S.CANCELLED, f"slot_taken: clashes with meeting {clash[0].id}")
+        p.store.set_next_plan(m.user_id, now)
+        return BookResult(BookOutcome.SLOT_TAKEN)
     try:
         # Re-check only before the first create: after one, our own event fills the slot.
         if not _create_attempted(p, m):

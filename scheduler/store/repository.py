@@ -374,6 +374,35 @@ class Store:
             ).all()
             return [(owner, meeting_from_row(m)) for owner, m in rows]
 
+    def active_overlapping(
+        self, emails: Collection[str], start: datetime, end: datetime, *, exclude_id: int
+    ) -> list[Meeting]:
+        """Meetings being booked or on calendars that overlap ``[start, end)`` and involve any of
+        ``emails`` (as the stakeholder or as the owner), other than ``exclude_id``.
+
+        The last guard against two owners booking the same person at the same time: the
+        provider re-check cannot see an event another worker is creating right now.
+        """
+        wanted = [_email(e) for e in emails]
+        active = [
+            MeetingState.BOOKING, MeetingState.BOOKED, MeetingState.ACCEPTED,
+            MeetingState.TENTATIVE,
+        ]  # fmt: skip
+        with self._read() as s:
+            rows = s.scalars(
+                select(MeetingRow)
+                .join(UserRow, UserRow.id == MeetingRow.user_id)
+                .where(
+                    MeetingRow.id != exclude_id,
+                    MeetingRow.state.in_(active),
+                    MeetingRow.start < end,
+                    MeetingRow.end > start,
+                    or_(MeetingRow.stakeholder_email.in_(wanted), UserRow.email.in_(wanted)),
+                )
+                .order_by(MeetingRow.id)
+            )
+            return [meeting_from_row(r) for r in rows]
+
     def meetings_by_state(self, state: MeetingState, *, limit: int | None = None) -> list[Meeting]:
         """Meetings in ``state``, oldest first."""
         with self._read() as s:

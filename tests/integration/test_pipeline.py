@@ -445,3 +445,52 @@ def test_two_users_who_list_each_other_get_one_meeting_not_two(env: Env) -> None
     env.clock.advance(m.end - env.clock.now() + timedelta(minutes=1))
     booking.sync_responses(env.p, sam.id)
     assert env.app.store.last_contacts(env.user_id())["sam@corp.example"] == m.end
+
+
+def _two_owners_same_slot(env: Env) -> tuple[int, int]:
+    (env.policy_path.parent / "priya.yaml").write_text(
+        "owner: {email: priya@corp.example, name: Priya N, timezone: Europe/London}\n"
+        "tiers: {peer: {every: 8w, mode: auto}}\n"
+        "stakeholders:\n"
+        "  - {email: kim@corp.example, name: Kim Ito, tier: peer}\n"
+        "allowed_domains: [corp.example]\n"
+    )
+    _empty_calendar(env.calendars / "priya@corp.example.ics")
+    booking.register_policies(env.p)
+    priya = env.app.store.get_user_by_email("priya@corp.example")
+    assert priya is not None
+    start = datetime(2027, 3, 3, 10, 0, tzinfo=UTC)
+    ids = []
+    for user_id in (env.user_id(), priya.id):
+        (mid,) = env.app.store.add_meetings(
+            user_id,
+            [
+                NewMeeting(
+                    stakeholder_email="kim@corp.example", kind="coffee", start=start,
+                    end=start + timedelta(minutes=30), mode="auto",
+                    idempotency_key=f"clash-{user_id}", provider="ics",
+                    state=MeetingState.APPROVED,
+                )
+            ],
+            now=NOW,
+        )  # fmt: skip
+        ids.append(mid)
+    return ids[0], ids[1]
+
+
+def test_two_owners_booking_the_same_person_at_once_yield_to_the_lower_id(env: Env) -> None:
+    first, second = _two_owners_same_slot(env)
+    # Given another worker is creating the first meeting's event right now
+    assert env.app.store.claim_for_booking(first, NOW, 300) is not None
+    # When the second is booked meanwhile, its provider re-check cannot see that event yet
+    assert booking.book_meeting(env.p, second).outcome == BookOutcome.SLOT_TAKEN
+    # Then only one invite ever reaches Kim
+    assert env.events_at_calendar("kim@corp.example") == []
+    assert env.app.store.get_meeting(second).state == MeetingState.CANCELLED
+
+
+def test_the_lower_id_does_not_yield_to_a_later_claim(env: Env) -> None:
+    first, second = _two_owners_same_slot(env)
+    assert env.app.store.claim_for_booking(second, NOW, 300) is not None
+    assert booking.book_meeting(env.p, first).outcome == BookOutcome.BOOKED
+    assert len(env.events_at_calendar("kim@corp.example")) == 1
