@@ -370,6 +370,10 @@ class CalDAVCalendar:
             self._mail_once(stored, "REQUEST")
         return CreatedEvent(provider_event_id=uid, created=created)
 
+    def cancel_by_key(self, organizer: Person, idempotency_key: str) -> None:
+        """Cancel the event for ``idempotency_key`` if it exists (its UID derives from the key)."""
+        self.cancel_event(organizer, event_uid(idempotency_key))
+
     def cancel_event(self, organizer: Person, provider_event_id: str) -> None:
         """Cancel our event; a missing or already cancelled event counts as done."""
         href = self.event_href(organizer.email, provider_event_id)

@@ -320,6 +320,10 @@ class GoogleCalendar:
             status=409,
         )
 
+    def cancel_by_key(self, organizer: Person, idempotency_key: str) -> None:
+        """Cancel the event for ``idempotency_key`` if it exists (its id derives from the key)."""
+        self.cancel_event(organizer, google_event_id(idempotency_key))
+
     def cancel_event(self, organizer: Person, provider_event_id: str) -> None:
         """Delete the event and notify attendees; an event already gone (404/410) is done."""
         service = self._service(organizer.email)

@@ -272,6 +272,10 @@ class IcsDirectory:
                     self._files.save_calendar(copy.path, copy.calendar)
             self._files.save_calendar(organizer_path, organizer_calendar)
 
+    def cancel_by_key(self, organizer: Person, idempotency_key: str) -> None:
+        """Cancel the event for ``idempotency_key`` if it exists (its UID derives from the key)."""
+        self.cancel_event(organizer, uid_for(idempotency_key))
+
     def respond(self, attendee_email: str, provider_event_id: str, status: AttendeeStatus) -> None:
         """Simulate the attendee answering: set their PARTSTAT in every copy of the event.
 

@@ -302,6 +302,13 @@ class GraphCalendar:
                 return str(item["id"])
         return None
 
+    def cancel_by_key(self, organizer: Person, idempotency_key: str) -> None:
+        """Cancel the event tagged with ``idempotency_key`` if there is one (found by its
+        extended property: Graph ids are not derived from our key)."""
+        event_id = self._find_by_key(organizer.email, idempotency_key)
+        if event_id is not None:
+            self.cancel_event(organizer, event_id)
+
     def cancel_event(self, organizer: Person, provider_event_id: str) -> None:
         """Cancel the meeting (attendees are notified); an event already gone counts as done."""
         try:

@@ -322,17 +322,6 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
     policy = _policy_for(p, user) if user else None
     if policy is None:
         return _retry(p, m, now, "policy unavailable", 600.0)
-    stakeholder = policy.stakeholder(m.stakeholder_email)
-    if stakeholder is None:
-        _finish(p, m, now, _S.CANCELLED, "stakeholder no longer in the policy")
-        return BookResult(BookOutcome.CANCELLED, detail="stakeholder removed")
-    domain = stakeholder.email.rsplit("@", 1)[-1].lower()
-    if domain not in {d.lower() for d in policy.allowed_domains}:
-        _finish(p, m, now, _S.FAILED, "domain not allowed", error=True)
-        return BookResult(BookOutcome.FAILED, detail="domain not allowed")
-    if m.start <= now:
-        _finish(p, m, now, _S.FAILED, "slot passed", error="slot passed before it could be booked")
-        return BookResult(BookOutcome.FAILED, detail="slot passed")
     backend = p.backends(policy)
     if backend.writer is None:
         _finish(
@@ -344,6 +333,34 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
             error=f"provider {backend.provider} cannot create events",
         )
         return BookResult(BookOutcome.FAILED, detail="read-only provider")
+    stakeholder = policy.stakeholder(m.stakeholder_email)
+    domain = m.stakeholder_email.rsplit("@", 1)[-1].lower()
+    ending: tuple[MeetingState, str, str | bool | None, BookOutcome] | None = None
+    if stakeholder is None:
+        ending = (_S.CANCELLED, "stakeholder no longer in the policy", None, BookOutcome.CANCELLED)
+    elif domain not in {d.lower() for d in policy.allowed_domains}:
+        ending = (_S.FAILED, "domain not allowed", True, BookOutcome.FAILED)
+    elif m.start <= now:
+        ending = (
+            _S.FAILED,
+            "slot passed",
+            "slot passed before it could be booked",
+            BookOutcome.FAILED,
+        )
+    if ending is not None:
+        target, detail, error, outcome = ending
+        if _create_attempted(p, m):
+            # An earlier attempt may have created the event and died before recording it:
+            # take it back, so no invite is left behind for a meeting that will not happen.
+            try:
+                with p.provider_call(backend.provider, "cancel_by_key"):
+                    backend.writer.cancel_by_key(policy.owner.person, m.idempotency_key)
+            except ConnectorError as exc:
+                if exc.transient:
+                    return _retry(p, m, now, f"cancelling a stray event: {exc}", None)
+        _finish(p, m, now, target, detail, error=error)
+        return BookResult(outcome, detail=detail)
+    assert stakeholder is not None
     person = policy.person_of(stakeholder)
     owner = policy.owner.person
     # Another goodwill meeting with either person at this time, already booked or being booked

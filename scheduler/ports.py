@@ -60,12 +60,20 @@ class CalendarWriter(Protocol):
 
     ``create_event`` is idempotent on ``draft.idempotency_key``: a second call with the same key
     returns the existing event with ``created=False``. ``cancel_event`` on an event that is
-    already gone counts as done.
+    already gone counts as done; so does ``cancel_by_key`` for a key that never made one.
     """
 
     def create_event(self, draft: EventDraft) -> CreatedEvent: ...
 
     def cancel_event(self, organizer: Person, provider_event_id: str) -> None: ...
+
+    def cancel_by_key(self, organizer: Person, idempotency_key: str) -> None:
+        """Cancel the event created for ``idempotency_key``, if one exists (else a no-op).
+
+        For a meeting that must end after a create whose reply was lost: the event may or may
+        not exist, and we do not know its id.
+        """
+        ...
 
 
 @runtime_checkable

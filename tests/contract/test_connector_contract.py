@@ -116,3 +116,16 @@ def test_our_own_invites_are_not_organic_contact(env: ContractEnv) -> None:
     )
     # Then it does not count: the pipeline follows its own meetings (completed on acceptance)
     assert env.attendee.email not in {k.lower() for k in found}
+
+
+def test_cancel_by_key_finds_the_event_or_does_nothing(env: ContractEnv) -> None:
+    # Given a create whose reply was lost: we know the key, not the event id
+    env.writer.create_event(_draft(env, "contract-bykey-1"))
+    assert env.count_events(env.organizer.email) == 1
+    # When the meeting must end, it is cancelled by key
+    env.writer.cancel_by_key(env.organizer, "contract-bykey-1")
+    assert env.count_events(env.organizer.email) == 0
+    # And a key that never made an event is a no-op, as is a second cancel
+    env.writer.cancel_by_key(env.organizer, "contract-bykey-never")
+    env.writer.cancel_by_key(env.organizer, "contract-bykey-1")
+    assert env.count_events(env.organizer.email) == 0

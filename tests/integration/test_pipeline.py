@@ -313,6 +313,9 @@ class FlakyWriter:
     def cancel_event(self, organizer: Person, provider_event_id: str) -> None:
         self.inner.cancel_event(organizer, provider_event_id)
 
+    def cancel_by_key(self, organizer: Person, idempotency_key: str) -> None:
+        self.inner.cancel_by_key(organizer, idempotency_key)
+
 
 def _with_writer(env: Env, writer: object) -> None:
     real = BackendRegistry(env.app.settings)
@@ -494,3 +497,38 @@ def test_the_lower_id_does_not_yield_to_a_later_claim(env: Env) -> None:
     assert env.app.store.claim_for_booking(second, NOW, 300) is not None
     assert booking.book_meeting(env.p, first).outcome == BookOutcome.BOOKED
     assert len(env.events_at_calendar("kim@corp.example")) == 1
+
+
+class LostReplyWriter(FlakyWriter):
+    """The event is created at the provider, but the reply never arrives (first call)."""
+
+    def create_event(self, draft: EventDraft) -> CreatedEvent:
+        self.calls += 1
+        created = self.inner.create_event(draft)
+        if self.calls <= self.failures:
+            raise self.error
+        return created
+
+
+def test_a_meeting_ended_after_a_lost_create_takes_its_stray_invite_back(env: Env) -> None:
+    lost = LostReplyWriter(env.directory, 1, ProviderUnavailable("timeout", provider="ics"))
+    _with_writer(env, lost)
+    env.plan()
+    kim = [
+        m for m in env.meetings(MeetingState.APPROVED) if m.stakeholder_email == "kim@corp.example"
+    ]
+    (m,) = kim
+    # Given the create went through but its reply was lost (the meeting is back to approved)
+    assert booking.book_meeting(env.p, m.id).outcome == BookOutcome.RETRY
+    assert len(env.events_at_calendar("kim@corp.example")) == 1
+    # When Kim is removed from the policy before the retry
+    env.policy_path.write_text(
+        POLICY.format(peer_mode="auto").replace(
+            "  - {email: kim@corp.example, name: Kim Ito, tier: peer, department: Finance}\n", ""
+        )
+    )
+    env.clock.advance(timedelta(minutes=5))
+    # Then the retry ends the meeting and cancels the invite that did go out
+    assert booking.book_meeting(env.p, m.id).outcome == BookOutcome.CANCELLED
+    assert env.events_at_calendar("kim@corp.example") == []
+    assert env.app.store.get_meeting(m.id).state == MeetingState.CANCELLED
