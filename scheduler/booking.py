@@ -22,6 +22,7 @@ from scheduler.cadence import backoff_after_decline
 from scheduler.clock import Clock
 from scheduler.errors import (
     AuthorizationRevoked,
+    ConfigurationError,
     ConnectorError,
     PolicyIssue,
     RateLimited,
@@ -202,7 +203,15 @@ def _plan_user(p: Pipeline, user_id: int) -> PlanRun:
     if policy is None:
         p.store.set_next_plan(user_id, now + timedelta(hours=1))
         return PlanRun(user_id, None, error="policy invalid")
-    backend = p.backends(policy)
+    try:
+        backend = p.backends(policy)
+    except ConfigurationError as exc:  # e.g. no grant yet: loud in the log and the audit trail
+        log.warning("user %s: calendar not configured: %s", user_id, exc)
+        p.store.record_event(
+            now=now, actor="planner", user_id=user_id, detail=f"not configured: {exc}"
+        )
+        p.store.set_next_plan(user_id, now + timedelta(hours=1))
+        return PlanRun(user_id, None, error="not configured")
     try:
         sync_responses(p, user_id, policy=policy, backend=backend)
     except ConnectorError as exc:  # following answers is best effort; planning still runs
@@ -322,7 +331,10 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
     policy = _policy_for(p, user) if user else None
     if policy is None:
         return _retry(p, m, now, "policy unavailable", 600.0)
-    backend = p.backends(policy)
+    try:
+        backend = p.backends(policy)
+    except ConfigurationError as exc:
+        return _retry(p, m, now, f"calendar not configured: {exc}", 3600.0)
     if backend.writer is None:
         _finish(
             p,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import webbrowser
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -130,3 +130,34 @@ def test_a_refused_consent_is_reported_not_stored(app: App, emu: GoogleEmulator)
             browser="goodwill-test", timeout_s=10,
         )  # fmt: skip
     assert app.store.load_credential("ann@corp.example", "google") is None
+
+
+def test_planning_a_user_with_no_grant_says_how_to_connect(
+    tmp_path: Path, emu: GoogleEmulator
+) -> None:
+    policies = tmp_path / "p"
+    policies.mkdir()
+    (policies / "ann.yaml").write_text(
+        "owner: {email: ann@corp.example, name: Ann Ng, timezone: Europe/London}\n"
+        "calendar: {provider: google}\n"
+        "tiers: {peer: {every: 8w}}\n"
+        "stakeholders: [{email: bo@corp.example, name: Bo Diaz, tier: peer}]\n"
+    )
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path / "d",
+        policy_dir=policies,
+        google=GoogleSettings(token_uri=emu.token_uri, api_endpoint=emu.api_endpoint),
+    )
+    app = bootstrap(settings, clock=FixedClock(NOW), auto_migrate=True)
+    booking.register_policies(app.pipeline)
+    user = app.store.get_user_by_email("ann@corp.example")
+    assert user is not None
+    run = booking.plan_user(app.pipeline, user.id)
+    assert run.error == "not configured"
+    (event,) = [
+        e for e in app.store.user_events(user.id, since=NOW) if "not configured" in e.detail
+    ]
+    assert "goodwill connect google --user ann@corp.example" in event.detail
+    assert app.store.get_user(user.id).next_plan_at == NOW + timedelta(hours=1)
+    assert emu.calls == []  # nothing was sent to the provider
