@@ -218,6 +218,12 @@ def _plan_user(p: Pipeline, user_id: int) -> PlanRun:
         log.warning("user %s: following responses failed: %s", user_id, type(exc).__name__)
     expire_proposals(p, user_id=user_id, policy=policy)
 
+    for mine in p.store.open_meetings(user_id):
+        if mine.state == _S.PROPOSED and _other_side(p, policy.owner.email, mine) is not None:
+            p.store.transition(
+                mine.id, _S.CANCELLED, actor="planner", now=now, expect=_S.PROPOSED,
+                detail="withdrawn: the stakeholder's side booked a meeting with you first",
+            )  # fmt: skip
     open_meetings = p.store.open_meetings(user_id)
     existing = [ExistingMeeting(m.stakeholder_email, m.start, m.end) for m in open_meetings]
     # A stakeholder who is a goodwill user too may already have booked this pair from their
@@ -389,6 +395,12 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
         _finish(p, m, now, _S.CANCELLED, f"slot_taken: clashes with meeting {clash[0].id}")
         p.store.set_next_plan(m.user_id, now)
         return BookResult(BookOutcome.SLOT_TAKEN)
+    # The stakeholder uses goodwill too and their side already books a coffee with this owner
+    # (planned in the same round): one meeting per pair, the first one wins.
+    other_side = _other_side(p, owner.email, m)
+    if other_side is not None and not _create_attempted(p, m):
+        _finish(p, m, now, _S.CANCELLED, f"pair_taken: their meeting {other_side.id} comes first")
+        return BookResult(BookOutcome.CANCELLED, detail="the other side booked first")
     try:
         # Re-check only before the first create: after one, our own event fills the slot.
         if not _create_attempted(p, m):
@@ -454,6 +466,18 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
     if moved and p.metrics is not None:
         p.metrics.bookings_total.inc()
     return BookResult(BookOutcome.BOOKED if moved else BookOutcome.ALREADY)
+
+
+def _other_side(p: Pipeline, owner_email: str, m: Meeting) -> Meeting | None:
+    """The stakeholder's own goodwill meeting with this owner, booked or claimed before ``m``."""
+    for other_owner, theirs in p.store.open_meetings_as_stakeholder(owner_email):
+        if other_owner != m.stakeholder_email.lower():
+            continue
+        if theirs.state in (_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE) or (
+            theirs.state == _S.BOOKING and theirs.id < m.id
+        ):
+            return theirs
+    return None
 
 
 def _revoke(p: Pipeline, email: str, provider: str, reason: str, now: datetime) -> None:

@@ -532,3 +532,57 @@ def test_a_meeting_ended_after_a_lost_create_takes_its_stray_invite_back(env: En
     assert booking.book_meeting(env.p, m.id).outcome == BookOutcome.CANCELLED
     assert env.events_at_calendar("kim@corp.example") == []
     assert env.app.store.get_meeting(m.id).state == MeetingState.CANCELLED
+
+
+def _pair_planned_in_the_same_round(env: Env) -> tuple[int, int]:
+    """Alex proposed Sam and Sam (a user too) auto-booked Alex, neither seeing the other."""
+    (env.policy_path.parent / "sam.yaml").write_text(
+        "owner: {email: sam@corp.example, name: Sam Lee, timezone: America/New_York}\n"
+        "tiers: {peer: {every: 4w, mode: auto}}\n"
+        "stakeholders:\n"
+        "  - {email: alex@corp.example, name: Alex Doe, tier: peer, timezone: Europe/London}\n"
+        "allowed_domains: [corp.example]\n"
+    )
+    booking.register_policies(env.p)
+    sam = env.app.store.get_user_by_email("sam@corp.example")
+    assert sam is not None
+    made = []
+    for user_id, who, day, state in (
+        (env.user_id(), "sam@corp.example", 3, MeetingState.PROPOSED),
+        (sam.id, "alex@corp.example", 4, MeetingState.APPROVED),
+    ):
+        start = datetime(2027, 3, day, 15, 0, tzinfo=UTC)
+        (mid,) = env.app.store.add_meetings(
+            user_id,
+            [
+                NewMeeting(
+                    stakeholder_email=who, kind="coffee", start=start,
+                    end=start + timedelta(minutes=30), mode=state.value,
+                    idempotency_key=f"pair-{user_id}", provider="ics", state=state,
+                )
+            ],
+            now=NOW,
+        )  # fmt: skip
+        made.append(mid)
+    return made[0], made[1]
+
+
+def test_one_coffee_per_pair_when_both_sides_planned_in_the_same_round(env: Env) -> None:
+    alex_proposal, sam_meeting = _pair_planned_in_the_same_round(env)
+    assert booking.book_meeting(env.p, sam_meeting).outcome == BookOutcome.BOOKED
+    # Alex approves his own (older) proposal on another day: it must not become a second coffee
+    assert booking.approve(env.p, alex_proposal)
+    result = booking.book_meeting(env.p, alex_proposal)
+    assert result.outcome == BookOutcome.CANCELLED
+    assert "pair_taken" in (env.app.store.audit_trail(alex_proposal)[-1].detail)
+    sam_events = env.events_at_calendar("sam@corp.example")
+    assert len(sam_events) == 1  # Sam's calendar holds exactly one goodwill coffee with Alex
+
+
+def test_planning_withdraws_a_proposal_the_other_side_already_booked(env: Env) -> None:
+    alex_proposal, sam_meeting = _pair_planned_in_the_same_round(env)
+    assert booking.book_meeting(env.p, sam_meeting).outcome == BookOutcome.BOOKED
+    run = booking.plan_user(env.p, env.user_id())
+    assert env.app.store.get_meeting(alex_proposal).state == MeetingState.CANCELLED
+    skipped = {s.stakeholder: s.code.value for s in run.plan.skipped}
+    assert skipped["sam@corp.example"] == "open_meeting"
