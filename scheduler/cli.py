@@ -19,7 +19,7 @@ from scheduler.errors import ConfigurationError, ConnectorError, PolicyError, Sc
 from scheduler.planner import Plan
 from scheduler.policy import Policy, load_policy, validate_policy_files
 
-__all__ = ["main"]
+__all__ = ["format_table", "main"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -181,7 +181,7 @@ def render_plan(policy: Policy, result: Plan, now: datetime) -> str:
                     p.reason,
                 )
             )
-        lines.extend(_table(rows))
+        lines.extend(format_table(rows))
     else:
         lines.append("Nothing to propose this cycle.")
     if result.skipped:
@@ -191,18 +191,19 @@ def render_plan(policy: Policy, result: Plan, now: datetime) -> str:
         skip_rows.extend(
             (names.get(s.stakeholder, s.stakeholder), s.reason) for s in result.skipped
         )
-        lines.extend(_table(skip_rows))
+        lines.extend(format_table(skip_rows))
     lines.append("")
     lines.append("Dry run: nothing was written and no invite was sent.")
     return "\n".join(lines) + "\n"
 
 
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+def format_table(rows: Sequence[Sequence[str]], *, indent: str = "  ") -> list[str]:
+    """Left-aligned columns; the last column is free text and is not padded."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     out = []
     for row in rows:
         cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)]
-        out.append("  " + "  ".join([*cells, row[-1]]))
+        out.append(indent + "  ".join([*cells, row[-1]]))
     return out
 
 

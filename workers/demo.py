@@ -11,12 +11,13 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
+from scheduler.cli import format_table
 from scheduler.settings import Settings
 from scheduler.states import MeetingState
 from scheduler.store import Meeting
@@ -103,42 +104,25 @@ def run_demo(examples: Path, data_dir: Path, *, out: TextIO | None = None) -> in
             f"times in {policy.owner.timezone})",
             file=out,
         )
+
+        def rows(
+            meetings: list[Meeting],
+            last: Callable[[Meeting], str],
+            zone: ZoneInfo = zone,
+            names: dict[str, str] = names,
+        ) -> list[tuple[str, ...]]:
+            return [
+                (_when(m, zone), names.get(m.stakeholder_email, m.stakeholder_email), last(m))
+                for m in meetings
+            ]
+
         _section(
-            out,
-            "Booked — invite sent",
-            [
-                (
-                    _when(m, zone),
-                    names.get(m.stakeholder_email, m.stakeholder_email),
-                    f"outbox/{m.provider_event_id}.ics",
-                )
-                for m in booked
-            ],
+            out, "Booked — invite sent", rows(booked, lambda m: f"outbox/{m.provider_event_id}.ics")
         )
         _section(
-            out,
-            "Waiting for your approval",
-            [
-                (
-                    _when(m, zone),
-                    names.get(m.stakeholder_email, m.stakeholder_email),
-                    f"goodwill approve {m.id}",
-                )
-                for m in proposed
-            ],
+            out, "Waiting for your approval", rows(proposed, lambda m: f"goodwill approve {m.id}")
         )
-        _section(
-            out,
-            "Other",
-            [
-                (
-                    _when(m, zone),
-                    names.get(m.stakeholder_email, m.stakeholder_email),
-                    f"{m.state.value}: {m.last_error or ''}",
-                )
-                for m in other
-            ],
-        )
+        _section(out, "Other", rows(other, lambda m: f"{m.state.value}: {m.last_error or ''}"))
         _section(
             out, "Skipped", [(names.get(s["email"], s["email"]), s["reason"]) for s in skipped]
         )
@@ -175,7 +159,5 @@ def _section(out: TextIO, title: str, rows: Sequence[tuple[str, ...]]) -> None:
     if not rows:
         return
     print(f"  {title} ({len(rows)}):", file=out)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)]
-        print("    " + "  ".join([*cells, row[-1]]), file=out)
+    for line in format_table(rows, indent="    "):
+        print(line, file=out)
