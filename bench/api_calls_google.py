@@ -23,8 +23,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from connectors.google import GoogleCalendar, user_credentials
-from scheduler.intervals import Interval
-from scheduler.model import BusyQuery, EventDraft, Person
+from scheduler.core.intervals import Interval
+from scheduler.core.model import BusyQuery, EventDraft, Person
 from scheduler.settings import GoogleSettings
 from tests.emulators.google_emulator import GoogleEmulator
 

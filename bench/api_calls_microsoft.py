@@ -29,8 +29,8 @@ from pathlib import Path
 
 from connectors.microsoft import AppOnlyTokens, GraphCalendar
 from connectors.tokens import MemoryTokenStore
-from scheduler.intervals import Interval
-from scheduler.model import BusyQuery, EventDraft, Person
+from scheduler.core.intervals import Interval
+from scheduler.core.model import BusyQuery, EventDraft, Person
 from tests.emulators.graph_emulator import Call, GraphEmulator
 
 OWNER = Person("alex@corp.example", "Alex Doe", "Europe/London")

@@ -37,10 +37,10 @@ from zoneinfo import ZoneInfo
 
 import portion as P
 
-from scheduler.availability import local_days
-from scheduler.busy import apply_busy_rules, explain_block
-from scheduler.intervals import Interval
-from scheduler.model import (
+from scheduler.core.availability import local_days
+from scheduler.core.busy import apply_busy_rules, explain_block
+from scheduler.core.intervals import Interval
+from scheduler.core.model import (
     AttendeeStatus,
     BusyBlock,
     BusyRules,
@@ -49,7 +49,7 @@ from scheduler.model import (
     TimeRange,
     WeeklyHours,
 )
-from scheduler.slots import Candidate, OwnerContext, SlotRules, find_slots
+from scheduler.core.slots import Candidate, OwnerContext, SlotRules, find_slots
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 OWNER_ZONE = "Europe/London"
@@ -242,7 +242,7 @@ def _score(
     duration: timedelta,
     grid: timedelta,
 ) -> float:
-    """The documented scoring formula of scheduler.slots, written out directly."""
+    """The documented scoring formula of scheduler.core.slots, written out directly."""
     left = (s - a).total_seconds()
     right = (b - s - duration).total_seconds()
     rest = left + right

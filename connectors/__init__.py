@@ -1,1 +1,1 @@
-"""Calendar connectors: one module per provider behind the Protocols in ``scheduler.ports``."""
+"""Calendar connectors: one module per provider behind the Protocols in ``scheduler.core.ports``."""

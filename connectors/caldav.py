@@ -1,7 +1,8 @@
 """CalDAV (RFC 4791) calendars through the ``caldav`` library, with iMIP where servers need it.
 
-Implements :class:`~scheduler.ports.CalendarSource`, :class:`~scheduler.ports.ContactHistory`,
-:class:`~scheduler.ports.CalendarWriter` and :class:`~scheduler.ports.ResponseReader`.
+Implements :class:`~scheduler.core.ports.CalendarSource`,
+:class:`~scheduler.core.ports.ContactHistory`,
+:class:`~scheduler.core.ports.CalendarWriter` and :class:`~scheduler.core.ports.ResponseReader`.
 
 **Locating a person's calendar.** CalDAV has no directory of other people's calendars that
 works across servers (``calendar-home-set`` is only reliably readable for the logged-in
@@ -50,8 +51,8 @@ from caldav.lib.http_sync import requests as http_lib
 from connectors.caldav_quirks import ServerQuirks, quirks_for
 from connectors.ics_read import email_of, last_contact_times, parse_busy_blocks
 from connectors.imip import ImipSender, event_calendar, event_uid, itip_message, parse_partstat
-from scheduler.clock import Clock, SystemClock
-from scheduler.errors import (
+from scheduler.core.clock import Clock, SystemClock
+from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarDataError,
     CalendarUnavailable,
@@ -61,8 +62,8 @@ from scheduler.errors import (
     RateLimited,
     ResourceGone,
 )
-from scheduler.intervals import Interval
-from scheduler.model import (
+from scheduler.core.intervals import Interval
+from scheduler.core.model import (
     AttendeeStatus,
     BusyBlock,
     BusyQuery,
@@ -73,7 +74,7 @@ from scheduler.model import (
     Person,
     ShowAs,
 )
-from scheduler.ports import EventState
+from scheduler.core.ports import EventState
 from scheduler.settings import Limits
 
 __all__ = ["PROVIDER", "CalDAVCalendar", "parse_free_busy"]
@@ -552,7 +553,7 @@ class CalDAVCalendar:
 
     @contextmanager
     def _translated(self, what: str, *, missing: Callable[..., ConnectorError]) -> Iterator[None]:
-        """Turn ``caldav``/HTTP library exceptions into :mod:`scheduler.errors` classes."""
+        """Turn ``caldav``/HTTP library exceptions into :mod:`scheduler.core.errors` classes."""
         try:
             yield
         except ConnectorError:

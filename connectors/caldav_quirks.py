@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from scheduler.errors import ConfigurationError
+from scheduler.core.errors import ConfigurationError
 
 __all__ = ["QUIRKS", "ServerQuirks", "quirks_for"]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from connectors.tokens import TokenStore
-from scheduler.errors import AuthorizationRevoked, ConfigurationError
+from scheduler.core.errors import AuthorizationRevoked, ConfigurationError
 from scheduler.settings import GoogleSettings, MicrosoftSettings
 
 __all__ = ["connect_google", "connect_microsoft", "google_key"]

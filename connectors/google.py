@@ -1,7 +1,8 @@
 """Google Calendar connector (Workspace): free/busy, contact history, invites, responses.
 
-Implements :class:`~scheduler.ports.CalendarSource`, :class:`~scheduler.ports.ContactHistory`,
-:class:`~scheduler.ports.CalendarWriter` and :class:`~scheduler.ports.ResponseReader` with
+Implements :class:`~scheduler.core.ports.CalendarSource`,
+:class:`~scheduler.core.ports.ContactHistory`,
+:class:`~scheduler.core.ports.CalendarWriter` and :class:`~scheduler.core.ports.ResponseReader` with
 google-api-python-client (static discovery, no discovery fetch) and google-auth.
 
 Whose credentials: every call acts as an *owner* - the goodwill user. ``busy(query)`` takes the
@@ -51,14 +52,14 @@ from connectors.google_events import (
     parse_instant,
     rfc3339,
 )
-from scheduler.errors import (
+from scheduler.core.errors import (
     CalendarUnavailable,
     InvalidRequest,
     ProviderUnavailable,
     ResourceGone,
 )
-from scheduler.intervals import Interval
-from scheduler.model import (
+from scheduler.core.intervals import Interval
+from scheduler.core.model import (
     AttendeeStatus,
     BusyBlock,
     BusyQuery,
@@ -67,7 +68,7 @@ from scheduler.model import (
     EventDraft,
     Person,
 )
-from scheduler.ports import EventState
+from scheduler.core.ports import EventState
 from scheduler.settings import GoogleSettings
 
 __all__ = [

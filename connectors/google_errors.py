@@ -1,4 +1,4 @@
-"""Translation of Google client errors into :mod:`scheduler.errors`, in one context manager.
+"""Translation of Google client errors into :mod:`scheduler.core.errors`, in one context manager.
 
 ========================================================  =========================================
 Google / transport failure                                goodwill error
@@ -31,7 +31,7 @@ import httplib2
 from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.errors import HttpError
 
-from scheduler.errors import (
+from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarUnavailable,
     ConnectorError,

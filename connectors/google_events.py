@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from scheduler.errors import CalendarDataError
-from scheduler.model import AttendeeStatus, BusyBlock, EventDraft, EventStatus, ShowAs
+from scheduler.core.errors import CalendarDataError
+from scheduler.core.model import AttendeeStatus, BusyBlock, EventDraft, EventStatus, ShowAs
 
 __all__ = [
     "attendee_status",

@@ -47,14 +47,14 @@ from connectors.ics_write import (
     seed_event,
     set_partstat,
 )
-from scheduler.clock import Clock, SystemClock
-from scheduler.errors import (
+from scheduler.core.clock import Clock, SystemClock
+from scheduler.core.errors import (
     CalendarDataError,
     CalendarUnavailable,
     ConfigurationError,
     ResourceGone,
 )
-from scheduler.model import (
+from scheduler.core.model import (
     AttendeeStatus,
     BusyBlock,
     BusyQuery,
@@ -64,7 +64,7 @@ from scheduler.model import (
     Person,
     ShowAs,
 )
-from scheduler.ports import EventState
+from scheduler.core.ports import EventState
 from scheduler.settings import Limits
 
 __all__ = [
@@ -313,7 +313,7 @@ class IcsDirectory:
         *,
         sequence: int | None = None,
     ) -> bool:
-        """Record an answer that came by e-mail (:class:`scheduler.ports.ReplyRecorder`)."""
+        """Record an answer that came by e-mail (:class:`scheduler.core.ports.ReplyRecorder`)."""
         self.respond(attendee_email, provider_event_id, status)
         return True
 

@@ -4,11 +4,11 @@ The pure part (:func:`parse_busy_blocks`, :func:`last_contact_times`) turns the 
 person's calendar into domain values; :class:`IcsFeed` fetches those bytes over HTTP. The
 directory connector in :mod:`connectors.ics` reads them from files.
 
-Mapping rules (one VEVENT instance → one :class:`~scheduler.model.BusyBlock`):
+Mapping rules (one VEVENT instance → one :class:`~scheduler.core.model.BusyBlock`):
 
 * Recurrences (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides, ``RANGE=THISANDFUTURE``) are
   expanded with ``recurring-ical-events``. More than ``max_instances`` expanded instances in the
-  window raise :class:`~scheduler.errors.CalendarDataError`; nothing is dropped silently.
+  window raise :class:`~scheduler.core.errors.CalendarDataError`; nothing is dropped silently.
 * Google-style exports (``X-WR-TIMEZONE`` with UTC or floating times) are repaired with
   ``x_wr_timezone.to_standard`` first, so floating times there mean the calendar's own zone.
 * Remaining floating times and all-day dates (``VALUE=DATE``) are wall-clock times in the
@@ -43,15 +43,15 @@ import icalendar
 import recurring_ical_events
 import x_wr_timezone
 
-from scheduler.errors import (
+from scheduler.core.errors import (
     CalendarDataError,
     CalendarUnavailable,
     ConfigurationError,
     ProviderUnavailable,
     RateLimited,
 )
-from scheduler.intervals import Interval
-from scheduler.model import (
+from scheduler.core.intervals import Interval
+from scheduler.core.model import (
     AttendeeStatus,
     BusyBlock,
     BusyQuery,
@@ -452,7 +452,7 @@ def last_contact_times(
 
 
 class IcsFeed:
-    """A read-only :class:`~scheduler.ports.CalendarSource` over ICS feed URLs, one per person.
+    """A read-only :class:`~scheduler.core.ports.CalendarSource` over ICS feed URLs, one per person.
 
     Each person's feed is fetched with httpx (streamed, refused beyond ``limits.ics_max_bytes``)
     and parsed with :func:`parse_busy_blocks` in the person's own zone.

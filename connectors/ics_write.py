@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 from connectors.ics_read import email_of
-from scheduler.errors import CalendarDataError
-from scheduler.model import AttendeeStatus, EventDraft, ShowAs
+from scheduler.core.errors import CalendarDataError
+from scheduler.core.model import AttendeeStatus, EventDraft, ShowAs
 
 __all__ = [
     "GOODWILL_KEY",

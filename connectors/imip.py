@@ -27,15 +27,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Calendar, Event, vCalAddress
 
-from scheduler.errors import (
+from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarDataError,
     ConfigurationError,
     InvalidRequest,
     ProviderUnavailable,
 )
-from scheduler.model import AttendeeStatus, EventDraft, Person
-from scheduler.ports import ReplyRecorder
+from scheduler.core.model import AttendeeStatus, EventDraft, Person
+from scheduler.core.ports import ReplyRecorder
 from scheduler.settings import SmtpSettings
 
 __all__ = [

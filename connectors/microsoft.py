@@ -1,8 +1,8 @@
 """Microsoft 365 connector: free/busy, contact history, invites and responses through Graph v1.0.
 
-:class:`GraphCalendar` implements :class:`~scheduler.ports.CalendarSource`,
-:class:`~scheduler.ports.ContactHistory`, :class:`~scheduler.ports.CalendarWriter` and
-:class:`~scheduler.ports.ResponseReader`. Tokens come from
+:class:`GraphCalendar` implements :class:`~scheduler.core.ports.CalendarSource`,
+:class:`~scheduler.core.ports.ContactHistory`, :class:`~scheduler.core.ports.CalendarWriter` and
+:class:`~scheduler.core.ports.ResponseReader`. Tokens come from
 :mod:`connectors.microsoft_auth`; HTTP, the per-mailbox cap and error translation from
 :mod:`connectors.microsoft_http`.
 
@@ -52,9 +52,9 @@ from connectors.microsoft_wire import (
     utc_date_time_zone,
 )
 from connectors.tokens import TokenStore
-from scheduler.errors import ConfigurationError, ProviderUnavailable, ResourceGone
-from scheduler.intervals import Interval
-from scheduler.model import (
+from scheduler.core.errors import ConfigurationError, ProviderUnavailable, ResourceGone
+from scheduler.core.intervals import Interval
+from scheduler.core.model import (
     AttendeeStatus,
     BusyQuery,
     BusyResult,
@@ -62,7 +62,7 @@ from scheduler.model import (
     EventDraft,
     Person,
 )
-from scheduler.ports import EventState
+from scheduler.core.ports import EventState
 from scheduler.settings import MicrosoftSettings
 
 __all__ = [

@@ -14,7 +14,7 @@ changed (``has_state_changed``), so a cache hit costs no write.
 
 msal reports token-endpoint errors as dicts, raises ``MsalServiceError`` for 5xx and lets
 ``requests`` exceptions through; :func:`_msal_errors` and :func:`_check_result` translate all
-of them into :mod:`scheduler.errors` classes.
+of them into :mod:`scheduler.core.errors` classes.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import msal
 import requests
 
 from connectors.tokens import TokenStore
-from scheduler.errors import (
+from scheduler.core.errors import (
     AuthorizationRevoked,
     ConfigurationError,
     InvalidRequest,

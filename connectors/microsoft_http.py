@@ -6,7 +6,7 @@ Everything that talks to Graph goes through :meth:`GraphHttp.call`, so there is 
 * at most ``max_concurrency_per_mailbox`` requests per mailbox are in flight — Outlook's service
   limit is 4 concurrent requests per app per mailbox, beyond which Graph answers 429
   "MailboxConcurrency" (learn.microsoft.com/graph/throttling-limits, "Outlook service limits");
-* HTTP statuses and ``requests`` exceptions become :mod:`scheduler.errors` classes
+* HTTP statuses and ``requests`` exceptions become :mod:`scheduler.core.errors` classes
   (:func:`raise_for_status`).
 
 Retries live in the worker layer (``RateLimited.retry_after_s``). The only retry here is a single
@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from connectors.microsoft_auth import TokenProvider, pinned_session
-from scheduler.errors import (
+from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarUnavailable,
     InvalidRequest,

@@ -3,7 +3,7 @@
 Graph's limits (learn.microsoft.com/graph/outlook-get-free-busy-schedule): at most 20 schedules
 per call and a window shorter than 62 days. :func:`schedule_windows` and
 :func:`schedule_batches` split a query accordingly; :class:`ScheduleCollector` folds the
-``scheduleInformation`` answers of every call into one :class:`~scheduler.model.BusyResult`.
+``scheduleInformation`` answers of every call into one :class:`~scheduler.core.model.BusyResult`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 from connectors.microsoft_http import PROVIDER
 from connectors.microsoft_wire import parse_date_time_zone, parse_show_as, parse_working_hours
-from scheduler.errors import ProviderUnavailable
-from scheduler.intervals import Interval
-from scheduler.model import BusyBlock, BusyResult, Person, WeeklyHours
+from scheduler.core.errors import ProviderUnavailable
+from scheduler.core.intervals import Interval
+from scheduler.core.model import BusyBlock, BusyResult, Person, WeeklyHours
 
 __all__ = [
     "MAX_SCHEDULES_PER_CALL",

@@ -13,9 +13,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.windows_zones import to_iana, to_windows, zone
-from scheduler.errors import ProviderUnavailable
-from scheduler.model import AttendeeStatus, ShowAs, TimeRange, WeeklyHours
-from scheduler.ports import EventState
+from scheduler.core.errors import ProviderUnavailable
+from scheduler.core.model import AttendeeStatus, ShowAs, TimeRange, WeeklyHours
+from scheduler.core.ports import EventState
 
 __all__ = [
     "DAY_INDEX",

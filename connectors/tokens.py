@@ -24,7 +24,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from scheduler.errors import AuthorizationRevoked, ConfigurationError
+from scheduler.core.errors import AuthorizationRevoked, ConfigurationError
 
 __all__ = ["EncryptedFileTokenStore", "MemoryTokenStore", "TokenStore"]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import dramatiq
 
-from scheduler import booking
-from scheduler.booking import BookOutcome, Pipeline
+from scheduler.app import booking
+from scheduler.app.booking import BookOutcome, Pipeline
 
 __all__ = ["QUEUE", "Actors", "declare_actors"]
 

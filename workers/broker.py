@@ -13,7 +13,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
-from scheduler.errors import ConfigurationError
+from scheduler.core.errors import ConfigurationError
 
 __all__ = ["make_broker"]
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from scheduler import booking
-from scheduler.booking import Pipeline
-from scheduler.states import MeetingState
+from scheduler.app import booking
+from scheduler.app.booking import Pipeline
+from scheduler.core.states import MeetingState
 from workers.actors import Actors
 
 __all__ = ["Tick", "TickResult"]

@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from scheduler.errors import ConfigurationError, SchedulerError
+from scheduler.core.errors import ConfigurationError, SchedulerError
 from scheduler.settings import Settings
 
 __all__ = ["CredentialDecryptError", "SecretBox"]

@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from scheduler.errors import ConfigurationError
+from scheduler.core.errors import ConfigurationError
 
 __all__ = [
     "READ_ONLY",

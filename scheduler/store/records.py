@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from scheduler.states import MeetingState
+from scheduler.core.states import MeetingState
 from scheduler.store.tables import AuditRow, MeetingRow, StakeholderStatusRow, UserRow
 
 __all__ = [

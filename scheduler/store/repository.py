@@ -2,7 +2,7 @@
 
 Every method opens and commits its own short transaction (never across a provider call) and
 returns frozen records, never live ORM objects. Time always comes in as an aware UTC ``now``
-argument; the store never reads the clock. State changes go through :mod:`scheduler.states` and
+argument; the store never reads the clock. State changes go through :mod:`scheduler.core.states` and
 are compare-and-set UPDATEs (``… WHERE id = ? AND state = ?``) with an audit row in the same
 transaction, so two workers racing on one meeting cannot both win.
 """
@@ -30,9 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from scheduler.errors import ConfigurationError, SchedulerError
-from scheduler.states import INITIAL_STATES, OPEN_STATES, TERMINAL_STATES, MeetingState
-from scheduler.states import transition as check_transition
+from scheduler.core.errors import ConfigurationError, SchedulerError
+from scheduler.core.states import INITIAL_STATES, OPEN_STATES, TERMINAL_STATES, MeetingState
+from scheduler.core.states import transition as check_transition
 from scheduler.store.crypto import SecretBox
 from scheduler.store.engine import READ_ONLY, make_session_factory
 from scheduler.store.records import (

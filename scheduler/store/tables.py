@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from scheduler.states import MeetingState
+from scheduler.core.states import MeetingState
 
 __all__ = [
     "AuditRow",

@@ -14,8 +14,8 @@ from typing import Protocol
 
 import pytest
 
-from scheduler.model import AttendeeStatus, Person, ShowAs
-from scheduler.ports import CalendarSource, CalendarWriter, ResponseReader
+from scheduler.core.model import AttendeeStatus, Person, ShowAs
+from scheduler.core.ports import CalendarSource, CalendarWriter, ResponseReader
 
 PROVIDERS = ["ics", "google", "microsoft", "caldav"]
 

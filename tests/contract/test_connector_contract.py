@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduler.errors import ResourceGone
-from scheduler.intervals import Interval
-from scheduler.model import AttendeeStatus, BusyQuery, EventDraft
-from scheduler.ports import ContactHistory
+from scheduler.core.errors import ResourceGone
+from scheduler.core.intervals import Interval
+from scheduler.core.model import AttendeeStatus, BusyQuery, EventDraft
+from scheduler.core.ports import ContactHistory
 
 from .conftest import ContractEnv
 

@@ -5,7 +5,7 @@ started from ``GOODWILL_*`` settings, and checks made at the calendar (never onl
   everyone a calendar on the emulator.
 - :class:`Deployment` is one set of settings, as an environment for subprocesses
   (:meth:`Deployment.env`) and as a :class:`Settings` object for in-process components.
-- :class:`Processes` starts ``python -m scheduler.cli …`` in its own process group, kills it
+- :class:`Processes` starts ``python -m scheduler …`` in its own process group, kills it
   with SIGKILL (the whole group) and always cleans up.
 - :func:`check_calendars` compares the emulator's stored events with the meeting rows.
 """
@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.google_events import google_event_id
+from scheduler.core.states import MeetingState
 from scheduler.settings import GoogleSettings, OpsSettings, Settings
-from scheduler.states import MeetingState
 from scheduler.store import Meeting, Store
 from tests.emulators.google_emulator import GoogleEmulator
 
@@ -225,14 +225,14 @@ class Deployment:
 
 
 class ServiceProcess:
-    """``python -m scheduler.cli ARGS`` in its own process group, output to ``log_path``."""
+    """``python -m scheduler ARGS`` in its own process group, output to ``log_path``."""
 
     def __init__(self, args: Sequence[str], env: dict[str, str], log_path: Path) -> None:
         self.args = list(args)
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scheduler.cli", *self.args],
+            [sys.executable, "-m", "scheduler", *self.args],
             env=env,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,

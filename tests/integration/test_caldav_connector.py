@@ -21,15 +21,15 @@ import pytest
 from connectors.caldav import CalDAVCalendar
 from connectors.caldav_quirks import QUIRKS, quirks_for
 from connectors.imip import ImipSender
-from scheduler.errors import (
+from scheduler.core.errors import (
     AuthorizationRevoked,
     ConfigurationError,
     ProviderUnavailable,
     RateLimited,
     ResourceGone,
 )
-from scheduler.intervals import Interval, normalise
-from scheduler.model import (
+from scheduler.core.intervals import Interval, normalise
+from scheduler.core.model import (
     AttendeeStatus,
     BusyBlock,
     BusyQuery,

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from scheduler import booking
-from scheduler.cli import main
-from scheduler.clock import FixedClock
+from scheduler.app import booking
+from scheduler.core.clock import FixedClock
+from scheduler.entrypoints.bootstrap import bootstrap
+from scheduler.entrypoints.cli import main
 from scheduler.settings import Settings
 from tests.emulators.graph_emulator import GraphEmulator
-from workers.bootstrap import bootstrap
 
 SECRET = "test-secret-key-for-goodwill-0123456789"
 

@@ -15,12 +15,12 @@ from sqlalchemy import text
 
 from connectors.connect import connect_google
 from connectors.registry import StoreTokenStore
-from scheduler import booking
-from scheduler.clock import FixedClock
-from scheduler.errors import AuthorizationRevoked
+from scheduler.app import booking
+from scheduler.core.clock import FixedClock
+from scheduler.core.errors import AuthorizationRevoked
+from scheduler.entrypoints.bootstrap import App, bootstrap
 from scheduler.settings import GoogleSettings, Settings
 from tests.emulators.google_emulator import GoogleEmulator
-from workers.bootstrap import App, bootstrap
 
 NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
 

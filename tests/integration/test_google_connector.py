@@ -25,7 +25,7 @@ from connectors.google import (
     service_account_credentials,
     user_credentials,
 )
-from scheduler.errors import (
+from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarUnavailable,
     InvalidRequest,
@@ -33,8 +33,8 @@ from scheduler.errors import (
     RateLimited,
     ResourceGone,
 )
-from scheduler.intervals import Interval
-from scheduler.model import (
+from scheduler.core.intervals import Interval
+from scheduler.core.model import (
     AttendeeStatus,
     BusyQuery,
     EventDraft,
@@ -725,7 +725,7 @@ def test_emulator_rejects_and_records_an_invalid_body(emulator: GoogleEmulator) 
 
 
 def test_google_calendar_implements_the_ports(google: GoogleCalendar) -> None:
-    from scheduler.ports import CalendarSource, CalendarWriter, ContactHistory, ResponseReader
+    from scheduler.core.ports import CalendarSource, CalendarWriter, ContactHistory, ResponseReader
 
     for port in (CalendarSource, CalendarWriter, ContactHistory, ResponseReader):
         assert isinstance(google, port), port.__name__

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.cli import main
+from scheduler.entrypoints.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 FEED = (ROOT / "examples" / "calendars" / "alex@corp.example.ics").read_bytes()

@@ -25,13 +25,13 @@ from connectors.imip import (
     build_request,
     parse_reply,
 )
-from scheduler.errors import (
+from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarDataError,
     InvalidRequest,
     ProviderUnavailable,
 )
-from scheduler.model import AttendeeStatus, EventDraft, Person
+from scheduler.core.model import AttendeeStatus, EventDraft, Person
 from scheduler.settings import SmtpSettings
 from tests.integration.caldav_servers import (  # noqa: F401  (fixtures)
     RadicaleServer,

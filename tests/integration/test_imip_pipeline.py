@@ -15,13 +15,13 @@ from pathlib import Path
 import icalendar
 import pytest
 
-from scheduler import booking
-from scheduler.cli import main
-from scheduler.clock import FixedClock
+from scheduler.app import booking
+from scheduler.core.clock import FixedClock
+from scheduler.core.states import MeetingState
+from scheduler.entrypoints.bootstrap import bootstrap
+from scheduler.entrypoints.cli import main
 from scheduler.settings import Settings
-from scheduler.states import MeetingState
 from tests.integration.caldav_servers import RadicaleServer, SmtpSink, free_port, running_radicale
-from workers.bootstrap import bootstrap
 
 NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
 

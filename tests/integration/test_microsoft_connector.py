@@ -23,7 +23,7 @@ from connectors.microsoft import (
 )
 from connectors.tokens import EncryptedFileTokenStore, MemoryTokenStore
 from connectors.windows_zones import to_iana, to_windows
-from scheduler.errors import (
+from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarUnavailable,
     ConfigurationError,
@@ -32,8 +32,8 @@ from scheduler.errors import (
     RateLimited,
     ResourceGone,
 )
-from scheduler.intervals import Interval
-from scheduler.model import (
+from scheduler.core.intervals import Interval
+from scheduler.core.model import (
     AttendeeStatus,
     BusyQuery,
     EventDraft,

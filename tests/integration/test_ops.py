@@ -24,13 +24,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
-from scheduler.clock import FixedClock
-from scheduler.errors import RateLimited
-from scheduler.metrics import METRIC_NAMES, Metrics, StoreCollector
-from scheduler.states import MeetingState
-from scheduler.store import NewMeeting, SecretBox, Store, make_engine, migrate
-from tests.conftest import require_service
-from workers.ops import (
+from scheduler.core.clock import FixedClock
+from scheduler.core.errors import RateLimited
+from scheduler.core.states import MeetingState
+from scheduler.entrypoints.metrics import METRIC_NAMES, Metrics, StoreCollector
+from scheduler.entrypoints.ops import (
     CheckFailed,
     DramatiqMetricsCollector,
     Heartbeats,
@@ -42,6 +40,8 @@ from workers.ops import (
     multiprocess_registry,
     tick_check,
 )
+from scheduler.store import NewMeeting, SecretBox, Store, make_engine, migrate
+from tests.conftest import require_service
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECRETISH = ("@", "token", "Bearer")
@@ -533,7 +533,7 @@ def test_multiprocess_registry_reads_other_processes_files(tmp_path: Path) -> No
 
     code = (
         "from prometheus_client import CollectorRegistry\n"
-        "from scheduler.metrics import Metrics\n"
+        "from scheduler.entrypoints.metrics import Metrics\n"
         "Metrics(CollectorRegistry()).bookings_total.inc()\n"
     )
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}

@@ -13,16 +13,16 @@ import pytest
 
 from connectors.ics import IcsDirectory
 from connectors.registry import BackendRegistry
-from scheduler import booking
-from scheduler.booking import BookOutcome, CalendarBackend, Pipeline
-from scheduler.clock import FixedClock
-from scheduler.errors import InvalidRequest, ProviderUnavailable
-from scheduler.model import AttendeeStatus, CreatedEvent, EventDraft, Person
-from scheduler.policy import Policy
+from scheduler.app import booking
+from scheduler.app.booking import BookOutcome, CalendarBackend, Pipeline
+from scheduler.core.clock import FixedClock
+from scheduler.core.errors import InvalidRequest, ProviderUnavailable
+from scheduler.core.model import AttendeeStatus, CreatedEvent, EventDraft, Person
+from scheduler.core.policy import Policy
+from scheduler.core.states import MeetingState
+from scheduler.entrypoints.bootstrap import App, bootstrap
 from scheduler.settings import Settings
-from scheduler.states import MeetingState
 from scheduler.store import NewMeeting
-from workers.bootstrap import App, bootstrap
 
 NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)  # a Monday
 

@@ -10,7 +10,7 @@ CALENDAR (the Google emulator's stored events), never only our database.
    timeout): every meeting still ends booked, none twice.
 4. Malformed policy files: those users are reported and skipped, everyone else is booked.
 
-Worker processes run ``python -m scheduler.cli`` with ``GOODWILL_*`` settings and share a
+Worker processes run ``python -m scheduler`` with ``GOODWILL_*`` settings and share a
 database (a SQLite file, or a PostgreSQL schema) with the test; the emulator runs in the test
 process. The timings measured (kill to recovery) are printed; run with ``-s`` to see them.
 """
@@ -34,8 +34,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from scheduler import booking
-from scheduler.states import MeetingState
+from scheduler.app import booking
+from scheduler.core.states import MeetingState
+from scheduler.entrypoints.bootstrap import App, bootstrap
+from scheduler.entrypoints.runtime import Runtime, build_runtime
 from scheduler.store import Store, make_engine, migrate
 from tests.conftest import require_service
 from tests.emulators.google_emulator import GoogleEmulator, make_fault
@@ -53,9 +55,7 @@ from tests.integration.reliability_support import (
     write_org,
 )
 from workers.actors import Actors, declare_actors
-from workers.bootstrap import App, bootstrap
 from workers.broker import make_broker
-from workers.runtime import Runtime, build_runtime
 from workers.tick import Tick
 
 #: A dedicated Redis database (tests/integration/test_ops.py uses 15); flushed before and after.

@@ -18,9 +18,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import StatementError
 
-from scheduler.errors import ConfigurationError
+from scheduler.core.errors import ConfigurationError
+from scheduler.core.states import IllegalTransition, MeetingState
 from scheduler.settings import Settings
-from scheduler.states import IllegalTransition, MeetingState
 from scheduler.store import (
     ContactSource,
     CredentialDecryptError,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.availability import (
+from scheduler.core.availability import (
     day_interval,
     free_time,
     local_days,
@@ -18,8 +18,8 @@ from scheduler.availability import (
     working_intervals,
     working_spans,
 )
-from scheduler.intervals import Interval
-from scheduler.model import TimeRange, WeeklyHours
+from scheduler.core.intervals import Interval
+from scheduler.core.model import TimeRange, WeeklyHours
 
 
 def tr(a: str, b: str) -> TimeRange:

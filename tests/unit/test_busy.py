@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.busy import apply_busy_rules, explain_block
-from scheduler.intervals import Interval, normalise
-from scheduler.model import (
+from scheduler.core.busy import apply_busy_rules, explain_block
+from scheduler.core.intervals import Interval, normalise
+from scheduler.core.model import (
     AttendeeStatus,
     BusyBlock,
     BusyRule,

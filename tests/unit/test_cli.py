@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.cli import main
+from scheduler.entrypoints.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -115,7 +115,7 @@ def test_plan_with_invalid_policy_exits_2_without_traceback(tmp_path: Path) -> N
 @pytest.mark.parametrize("now", ["2026-11-30T08:00:00", "yesterday"])
 def test_bad_now_is_a_usage_error(now: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "scheduler.cli", "plan", "--policy", "x.yaml", "--now", now],
+        [sys.executable, "-m", "scheduler", "plan", "--policy", "x.yaml", "--now", now],
         capture_output=True,
         text=True,
         check=False,

@@ -17,10 +17,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
-from scheduler.cli import build_parser
-from scheduler.clock import FixedClock
-from scheduler.metrics import METRIC_NAMES, Metrics, StoreCollector
-from scheduler.policy import load_policy_text
+from scheduler.core.clock import FixedClock
+from scheduler.core.policy import load_policy_text
+from scheduler.entrypoints.cli import build_parser
+from scheduler.entrypoints.metrics import METRIC_NAMES, Metrics, StoreCollector
 from scheduler.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,10 +25,10 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from scheduler import policy as policy_module
-from scheduler.cli import build_parser, main
-from scheduler.model import BusyRules
-from scheduler.policy import load_policy_text, policy_to_data
+from scheduler.core import policy as policy_module
+from scheduler.core.model import BusyRules
+from scheduler.core.policy import load_policy_text, policy_to_data
+from scheduler.entrypoints.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = (REPO / "docs" / "policy.md", REPO / "docs" / "getting-started.md")

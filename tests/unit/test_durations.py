@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.durations import (
+from scheduler.core.durations import (
     SpecError,
     format_duration,
     format_weekly_hours,
@@ -20,7 +20,7 @@ from scheduler.durations import (
     parse_weekdays,
     parse_weekly_hours,
 )
-from scheduler.model import DateRange, TimeRange, WeeklyHours
+from scheduler.core.model import DateRange, TimeRange, WeeklyHours
 
 # -- durations -------------------------------------------------------------------------------
 

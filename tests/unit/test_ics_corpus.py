@@ -19,9 +19,9 @@ import pytest
 import recurring_ical_events
 
 from connectors.ics import IcsDirectory, parse_busy_blocks
-from scheduler.errors import CalendarDataError
-from scheduler.intervals import Interval, normalise
-from scheduler.model import AttendeeStatus, BusyBlock, BusyQuery, EventStatus, Person, ShowAs
+from scheduler.core.errors import CalendarDataError
+from scheduler.core.intervals import Interval, normalise
+from scheduler.core.model import AttendeeStatus, BusyBlock, BusyQuery, EventStatus, Person, ShowAs
 
 ICALENDAR_CORPUS = sorted((Path(icalendar.__file__).parent / "tests").rglob("*.ics"))
 RIE_CORPUS = sorted(

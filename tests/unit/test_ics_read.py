@@ -14,14 +14,14 @@ import pytest
 
 from connectors.ics import IcsDirectory, IcsFeed, parse_busy_blocks
 from connectors.ics_read import redact_url
-from scheduler.errors import (
+from scheduler.core.errors import (
     CalendarDataError,
     CalendarUnavailable,
     ProviderUnavailable,
     RateLimited,
 )
-from scheduler.intervals import Interval
-from scheduler.model import (
+from scheduler.core.intervals import Interval
+from scheduler.core.model import (
     AttendeeStatus,
     BusyBlock,
     BusyQuery,

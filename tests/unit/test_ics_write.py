@@ -10,10 +10,10 @@ import icalendar
 import pytest
 
 from connectors.ics import IcsDirectory, uid_for
-from scheduler.clock import FixedClock
-from scheduler.errors import CalendarUnavailable, ResourceGone
-from scheduler.intervals import Interval
-from scheduler.model import AttendeeStatus, BusyQuery, EventDraft, Person, ShowAs
+from scheduler.core.clock import FixedClock
+from scheduler.core.errors import CalendarUnavailable, ResourceGone
+from scheduler.core.intervals import Interval
+from scheduler.core.model import AttendeeStatus, BusyQuery, EventDraft, Person, ShowAs
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 ALEX = Person("alex@corp.example", "Alex Doe", "Europe/London")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.intervals import (
+from scheduler.core.intervals import (
     Interval,
     clip,
     intersect,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.logs import bound, configure_logging, log_context, redact
+from scheduler.entrypoints.logs import bound, configure_logging, log_context, redact
 
 
 @pytest.fixture

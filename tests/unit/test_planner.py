@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler.busy import apply_busy_rules
-from scheduler.cadence import SkipCode, assess
-from scheduler.intervals import Interval, overlaps_any
-from scheduler.model import BusyBlock, BusyResult, TimeRange, WeeklyHours
-from scheduler.planner import ExistingMeeting, Plan, plan
-from scheduler.policy import Policy, load_policy_text
+from scheduler.core.busy import apply_busy_rules
+from scheduler.core.cadence import SkipCode, assess
+from scheduler.core.intervals import Interval, overlaps_any
+from scheduler.core.model import BusyBlock, BusyResult, TimeRange, WeeklyHours
+from scheduler.core.planner import ExistingMeeting, Plan, plan
+from scheduler.core.policy import Policy, load_policy_text
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # a Monday
 

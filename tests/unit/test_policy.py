@@ -13,9 +13,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.errors import PolicyError, PolicyIssue
-from scheduler.model import BusyRule, BusyRules, DateRange, Person, TimeRange, WeeklyHours
-from scheduler.policy import (
+from scheduler.core.errors import PolicyError, PolicyIssue
+from scheduler.core.model import BusyRule, BusyRules, DateRange, Person, TimeRange, WeeklyHours
+from scheduler.core.policy import (
     Owner,
     Policy,
     Stakeholder,

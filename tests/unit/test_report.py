@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import jsonschema
 import pytest
 
-from scheduler.policy import Policy, load_policy_text
-from scheduler.report import (
+from scheduler.core.policy import Policy, load_policy_text
+from scheduler.core.report import (
     Coverage,
     Rates,
     UserReport,
@@ -17,7 +17,7 @@ from scheduler.report import (
     build_report,
     render_text,
 )
-from scheduler.states import MeetingState
+from scheduler.core.states import MeetingState
 from scheduler.store.records import Meeting, RevokedCredential, StakeholderStatus
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # Monday

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.intervals import Interval, normalise
-from scheduler.model import DateRange, TimeRange, WeeklyHours
-from scheduler.slots import Candidate, OwnerContext, SlotRules, find_slots
+from scheduler.core.intervals import Interval, normalise
+from scheduler.core.model import DateRange, TimeRange, WeeklyHours
+from scheduler.core.slots import Candidate, OwnerContext, SlotRules, find_slots
 
 ZONES = (
     "Europe/London",

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduler.intervals import Interval
-from scheduler.model import DateRange, TimeRange, WeeklyHours
-from scheduler.slots import Candidate, OwnerContext, SlotRules, find_slots
+from scheduler.core.intervals import Interval
+from scheduler.core.model import DateRange, TimeRange, WeeklyHours
+from scheduler.core.slots import Candidate, OwnerContext, SlotRules, find_slots
 
 LONDON, NEW_YORK, SYDNEY = "Europe/London", "America/New_York", "Australia/Sydney"
 MON = date(2026, 3, 2)  # London is on GMT = UTC: local clock == UTC clock

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from scheduler.errors import SchedulerError
-from scheduler.states import (
+from scheduler.core.errors import SchedulerError
+from scheduler.core.states import (
     INITIAL_STATES,
     OPEN_STATES,
     TERMINAL_STATES,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from connectors.tokens import EncryptedFileTokenStore, MemoryTokenStore, TokenStore
-from scheduler.errors import AuthorizationRevoked, ConfigurationError
+from scheduler.core.errors import AuthorizationRevoked, ConfigurationError
 
 EMAIL = "alex.doe@corp.example"
 KEY = f"google:{EMAIL}"

@@ -26,7 +26,7 @@ import icalendar
 
 from connectors.caldav import CalDAVCalendar
 from connectors.imip import ImipSender, apply_reply, parse_reply
-from scheduler.model import AttendeeStatus, Person, ShowAs
+from scheduler.core.model import AttendeeStatus, Person, ShowAs
 from scheduler.settings import SmtpSettings
 from tests.integration.caldav_servers import (
     RadicaleServer,

@@ -15,8 +15,8 @@ from google.auth.credentials import Credentials
 
 from connectors.google import GoogleCalendar, user_credentials
 from connectors.tokens import EncryptedFileTokenStore
-from scheduler.errors import AuthorizationRevoked
-from scheduler.model import AttendeeStatus, Person, ShowAs
+from scheduler.core.errors import AuthorizationRevoked
+from scheduler.core.model import AttendeeStatus, Person, ShowAs
 from scheduler.settings import GoogleSettings
 from tests.emulators.google_emulator import GoogleEmulator
 

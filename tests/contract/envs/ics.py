@@ -8,7 +8,7 @@ from pathlib import Path
 import icalendar
 
 from connectors.ics import IcsDirectory
-from scheduler.model import AttendeeStatus, Person, ShowAs
+from scheduler.core.model import AttendeeStatus, Person, ShowAs
 
 
 class IcsEnv:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from connectors.microsoft import AppOnlyTokens, GraphCalendar
 from connectors.tokens import MemoryTokenStore
-from scheduler.model import AttendeeStatus, Person, ShowAs
+from scheduler.core.model import AttendeeStatus, Person, ShowAs
 from tests.emulators.graph_emulator import GraphEmulator
 
 #: AttendeeStatus -> Graph responseType, as the attendee's client would send it.

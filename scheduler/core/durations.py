@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import date, time, timedelta
 
-from scheduler.model import WEEKDAYS, DateRange, TimeRange, WeeklyHours
+from scheduler.core.model import WEEKDAYS, DateRange, TimeRange, WeeklyHours
 
 __all__ = [
     "SpecError",
@@ -220,7 +220,7 @@ def parse_weekdays(text: str) -> tuple[int, ...]:
     """Parse ``mon-thu``, ``fri``, ``mon,wed,fri`` or mixtures into sorted weekday numbers.
 
     Returns:
-        Weekday indices, 0 = Monday (see :data:`scheduler.model.WEEKDAYS`).
+        Weekday indices, 0 = Monday (see :data:`scheduler.core.model.WEEKDAYS`).
 
     Raises:
         SpecError: an unknown day, a range written backwards, or a day named twice.

@@ -2,7 +2,7 @@
 
 Times crossing a module boundary are aware UTC datetimes. Local wall-clock notions (working
 hours, preferred windows, blackout dates) are kept as local values *plus* an IANA zone name and
-expanded to UTC by :mod:`scheduler.availability`.
+expanded to UTC by :mod:`scheduler.core.availability`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
-from scheduler.intervals import Interval
+from scheduler.core.intervals import Interval
 
 __all__ = [
     "WEEKDAYS",

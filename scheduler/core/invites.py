@@ -6,8 +6,8 @@ tiers, "power" tags and seniority never appear (tests pin this).
 
 from __future__ import annotations
 
-from scheduler.model import Person
-from scheduler.policy import Policy, Stakeholder
+from scheduler.core.model import Person
+from scheduler.core.policy import Policy, Stakeholder
 
 __all__ = ["invite_text"]
 

@@ -1,6 +1,7 @@
 """Service-side commands of the CLI (they need the database and, for some, the broker).
 
-Kept apart from ``scheduler.cli`` so ``goodwill validate``/``plan`` import nothing heavy.
+Kept apart from ``scheduler.entrypoints.cli`` so ``goodwill validate``/``plan`` import nothing
+heavy.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from scheduler.errors import ConfigurationError
+from scheduler.core.errors import ConfigurationError
+from scheduler.core.states import MeetingState
 from scheduler.settings import Settings
-from scheduler.states import MeetingState
 
 __all__ = ["run"]
 
@@ -31,7 +32,7 @@ def _examples_dir(given: Path | None) -> Path:
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     cmd = args.command
     if cmd == "demo":
-        from workers.demo import run_demo
+        from scheduler.entrypoints.demo import run_demo
 
         return run_demo(_examples_dir(args.examples), args.data_dir, out=out)
     settings = Settings()
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 0
     if cmd in ("serve", "worker", "tick"):
         return _run_service(cmd, settings, once=getattr(args, "once", False), out=out)
-    from workers.bootstrap import bootstrap
+    from scheduler.entrypoints.bootstrap import bootstrap
 
     app = bootstrap(settings, auto_migrate=settings.broker_url == "embedded")
     if cmd == "report":
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 )
         return 0
     if cmd in ("approve", "decline"):
-        from scheduler import booking
+        from scheduler.app import booking
 
         act = booking.approve if cmd == "approve" else booking.decline
         if act(app.pipeline, args.meeting_id, actor="cli"):
@@ -108,7 +109,7 @@ def _local(app: object, owner_email: str, moment: datetime) -> str:
     """``moment`` on the owner's clock (their policy's zone), e.g. ``Tue 01 Dec 14:15 GMT``."""
     from zoneinfo import ZoneInfo
 
-    from workers.bootstrap import App
+    from scheduler.entrypoints.bootstrap import App
 
     assert isinstance(app, App)
     user = app.store.get_user_by_email(owner_email)
@@ -118,9 +119,9 @@ def _local(app: object, owner_email: str, moment: datetime) -> str:
 
 
 def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
-    from scheduler.report import as_json as report_json
-    from scheduler.report import build_report, render_text
-    from workers.bootstrap import App
+    from scheduler.core.report import as_json as report_json
+    from scheduler.core.report import build_report, render_text
+    from scheduler.entrypoints.bootstrap import App
 
     assert isinstance(app, App)
     now = app.clock.now()
@@ -170,9 +171,9 @@ def _mail_files(paths: list[Path]) -> list[Path]:
 
 def _replies(app: object, paths: list[Path], out: TextIO, err: TextIO) -> int:
     from connectors.imip import parse_reply
-    from scheduler import booking
-    from scheduler.errors import CalendarDataError
-    from workers.bootstrap import App
+    from scheduler.app import booking
+    from scheduler.core.errors import CalendarDataError
+    from scheduler.entrypoints.bootstrap import App
 
     assert isinstance(app, App)
     bad = 0
@@ -200,7 +201,7 @@ def _replies(app: object, paths: list[Path], out: TextIO, err: TextIO) -> int:
 def _connect(app: object, args: argparse.Namespace, out: TextIO) -> int:
     from connectors.connect import connect_google, connect_microsoft
     from connectors.registry import StoreTokenStore
-    from workers.bootstrap import App
+    from scheduler.entrypoints.bootstrap import App
 
     assert isinstance(app, App)
     if app.settings.secret_key is None:
@@ -223,7 +224,7 @@ def _connect(app: object, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _users(app: object, email: str | None) -> list:  # type: ignore[type-arg]
-    from workers.bootstrap import App
+    from scheduler.entrypoints.bootstrap import App
 
     assert isinstance(app, App)
     if email:
@@ -231,7 +232,7 @@ def _users(app: object, email: str | None) -> list:  # type: ignore[type-arg]
         if user is None:
             raise ConfigurationError(f"no user {email!r}: is their policy in GOODWILL_POLICY_DIR?")
         return [user]
-    from scheduler.booking import register_policies
+    from scheduler.app.booking import register_policies
 
     issues = register_policies(app.pipeline)
     if not app.pipeline.policies.files():
@@ -252,9 +253,9 @@ def _users(app: object, email: str | None) -> list:  # type: ignore[type-arg]
 def _run_service(cmd: str, settings: Settings, *, once: bool, out: TextIO) -> int:
     import time
 
-    from scheduler.logs import configure_logging
-    from scheduler.policybook import PolicyBook
-    from workers.runtime import build_runtime, wait_for_signal
+    from scheduler.app.policies import PolicyBook
+    from scheduler.entrypoints.logs import configure_logging
+    from scheduler.entrypoints.runtime import build_runtime, wait_for_signal
 
     if not PolicyBook(settings.policy_dir).files():
         print(

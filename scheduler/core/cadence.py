@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from scheduler.policy import Policy, Stakeholder
+from scheduler.core.policy import Policy, Stakeholder
 
 __all__ = [
     "EARLY_FRACTION",

@@ -2,7 +2,7 @@
 
 A read-only source (an ICS feed) implements only :class:`CalendarSource`; it never raises
 ``NotImplementedError`` for writes. Connectors return domain types only (aware UTC datetimes)
-and raise only :mod:`scheduler.errors` classes.
+and raise only :mod:`scheduler.core.errors` classes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from scheduler.model import AttendeeStatus, BusyQuery, BusyResult, CreatedEvent, EventDraft, Person
+from scheduler.core.model import (
+    AttendeeStatus,
+    BusyQuery,
+    BusyResult,
+    CreatedEvent,
+    EventDraft,
+    Person,
+)
 
 __all__ = [
     "CalendarSource",

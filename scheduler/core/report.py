@@ -10,7 +10,8 @@ Definitions (also in docs/operations.md):
 
 - **last met**: the later of the recorded last contact (goodwill or organic) and the end of the
   latest ``completed`` goodwill meeting.
-- **due**: last met + the tier's interval (:func:`scheduler.cadence.next_due`); never met = due now.
+- **due**: last met + the tier's interval (:func:`scheduler.core.cadence.next_due`);
+  never met = due now.
 - **overdue**: due at or before ``now``; **due soon**: due within the next 14 days.
   Paused stakeholders appear under *paused*, not in these lists.
 - **next meeting**: the earliest goodwill meeting still ahead in ``booked``, ``tentative`` or
@@ -28,9 +29,9 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from scheduler.cadence import next_due
-from scheduler.policy import Policy, Stakeholder
-from scheduler.states import MeetingState
+from scheduler.core.cadence import next_due
+from scheduler.core.policy import Policy, Stakeholder
+from scheduler.core.states import MeetingState
 
 __all__ = [
     "DUE_SOON",

@@ -3,7 +3,7 @@
 A *candidate* is a start time ``s`` (slot ``[s, s + duration)``) such that:
 
 * it lies inside the owner's working hours in the owner's zone **and** inside the other person's
-  working hours in theirs (each expanded per local day, see :mod:`scheduler.availability`);
+  working hours in theirs (each expanded per local day, see :mod:`scheduler.core.availability`);
 * ``rules.earliest <= s`` and ``s + duration <= rules.latest`` (notice and horizon);
 * its owner-local date (of ``s``) is not a no-meeting weekday and not in a blackout range, and
   the slot does not cross owner-local midnight;
@@ -61,9 +61,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from scheduler.availability import Span, epoch_days, local_spans, normalise_spans, working_spans
-from scheduler.intervals import Interval
-from scheduler.model import DateRange, TimeRange, WeeklyHours
+from scheduler.core.availability import (
+    Span,
+    epoch_days,
+    local_spans,
+    normalise_spans,
+    working_spans,
+)
+from scheduler.core.intervals import Interval
+from scheduler.core.model import DateRange, TimeRange, WeeklyHours
 
 __all__ = ["Candidate", "OwnerContext", "SlotRules", "find_slots"]
 

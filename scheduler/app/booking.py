@@ -17,31 +17,31 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from scheduler.busy import apply_busy_rules
-from scheduler.cadence import backoff_after_decline
-from scheduler.clock import Clock
-from scheduler.errors import (
+from scheduler.app.planning import ORGANIC_LOOKBACK, dry_run_plan
+from scheduler.app.policies import PolicyBook
+from scheduler.core.busy import apply_busy_rules
+from scheduler.core.cadence import backoff_after_decline
+from scheduler.core.clock import Clock
+from scheduler.core.errors import (
     AuthorizationRevoked,
     ConfigurationError,
     ConnectorError,
     PolicyIssue,
     RateLimited,
 )
-from scheduler.intervals import Interval, overlaps_any
-from scheduler.invites import invite_text
-from scheduler.model import AttendeeStatus, BusyQuery, EventDraft
-from scheduler.planner import ExistingMeeting, Plan
-from scheduler.policy import Policy
-from scheduler.policybook import PolicyBook
-from scheduler.ports import (
+from scheduler.core.intervals import Interval, overlaps_any
+from scheduler.core.invites import invite_text
+from scheduler.core.model import AttendeeStatus, BusyQuery, EventDraft
+from scheduler.core.planner import ExistingMeeting, Plan
+from scheduler.core.policy import Policy
+from scheduler.core.ports import (
     CalendarSource,
     CalendarWriter,
     ContactHistory,
     ReplyRecorder,
     ResponseReader,
 )
-from scheduler.services import ORGANIC_LOOKBACK, dry_run_plan
-from scheduler.states import MeetingState
+from scheduler.core.states import MeetingState
 from scheduler.store import ContactSource, Meeting, NewMeeting, StakeholderStatus, Store, User
 
 __all__ = [
@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from scheduler.metrics import Metrics
+    from scheduler.entrypoints.metrics import Metrics
 
 log = logging.getLogger("goodwill.booking")
 

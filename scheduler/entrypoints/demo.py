@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from scheduler.cli import format_table
+from scheduler.core.states import MeetingState
+from scheduler.entrypoints.cli import format_table
+from scheduler.entrypoints.runtime import build_runtime
 from scheduler.settings import Settings
-from scheduler.states import MeetingState
 from scheduler.store import Meeting
-from workers.runtime import build_runtime
 
 __all__ = ["run_demo"]
 

@@ -1,8 +1,8 @@
 """Busy rules: which calendar events block time.
 
-Providers report :class:`~scheduler.model.BusyBlock` values with whatever detail they have; the
-policy's :class:`~scheduler.model.BusyRules` knobs decide which of them count as busy. The first
-matching row of this table decides (the knob named in the right column is applied):
+Providers report :class:`~scheduler.core.model.BusyBlock` values with whatever detail they have;
+the policy's :class:`~scheduler.core.model.BusyRules` knobs decide which of them count as busy.
+The first matching row of this table decides (the knob named in the right column is applied):
 
 =====  ===============================================================  ======================
  #     the block is …                                                   decided by
@@ -25,7 +25,7 @@ the same way. Out-of-office is checked before all-day so that a multi-day vacati
 follows the out-of-office knob.
 
 >>> from datetime import UTC, datetime
->>> from scheduler.model import BusyBlock, BusyRules, ShowAs
+>>> from scheduler.core.model import BusyBlock, BusyRules, ShowAs
 >>> b = BusyBlock(datetime(2026, 3, 2, 9, tzinfo=UTC), datetime(2026, 3, 2, 10, tzinfo=UTC),
 ...               show_as=ShowAs.FREE)
 >>> explain_block(b, BusyRules())
@@ -38,8 +38,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from operator import attrgetter
 
-from scheduler.intervals import Interval
-from scheduler.model import (
+from scheduler.core.intervals import Interval
+from scheduler.core.model import (
     AttendeeStatus,
     BusyBlock,
     BusyRule,

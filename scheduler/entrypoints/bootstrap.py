@@ -8,10 +8,10 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from connectors.registry import BackendRegistry, StoreTokenStore
-from scheduler.booking import Pipeline
-from scheduler.clock import Clock, SystemClock
-from scheduler.errors import ConfigurationError
-from scheduler.policybook import PolicyBook
+from scheduler.app.booking import Pipeline
+from scheduler.app.policies import PolicyBook
+from scheduler.core.clock import Clock, SystemClock
+from scheduler.core.errors import ConfigurationError
 from scheduler.settings import Settings
 from scheduler.store import SecretBox, Store, at_head, make_engine, migrate
 

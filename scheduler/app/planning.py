@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from scheduler.cadence import assess
-from scheduler.intervals import Interval
-from scheduler.model import BusyQuery, BusyResult
-from scheduler.planner import ExistingMeeting, Plan, plan
-from scheduler.policy import Policy
-from scheduler.ports import CalendarSource, ContactHistory
+from scheduler.core.cadence import assess
+from scheduler.core.intervals import Interval
+from scheduler.core.model import BusyQuery, BusyResult
+from scheduler.core.planner import ExistingMeeting, Plan, plan
+from scheduler.core.policy import Policy
+from scheduler.core.ports import CalendarSource, ContactHistory
 
 __all__ = ["ORGANIC_LOOKBACK", "dry_run_plan", "merge_contacts"]
 

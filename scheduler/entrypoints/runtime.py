@@ -15,11 +15,11 @@ from types import FrameType
 import dramatiq
 from dramatiq.middleware import Middleware
 
+from scheduler.entrypoints.bootstrap import App, bootstrap
+from scheduler.entrypoints.ops import OpsServer
 from scheduler.settings import Settings
 from workers.actors import QUEUE, Actors, declare_actors
-from workers.bootstrap import App, bootstrap
 from workers.broker import make_broker
-from workers.ops import OpsServer
 from workers.tick import Tick
 
 __all__ = ["Runtime", "build_runtime", "wait_for_signal"]
@@ -99,8 +99,8 @@ def _ops_server(
 ) -> OpsServer:
     from prometheus_client import CollectorRegistry
 
-    from scheduler.metrics import Metrics, StoreCollector
-    from workers.ops import (
+    from scheduler.entrypoints.metrics import Metrics, StoreCollector
+    from scheduler.entrypoints.ops import (
         DramatiqMetricsCollector,
         Heartbeats,
         broker_check,

@@ -12,12 +12,12 @@ If resolution makes a range end at or before its start, that day's range is drop
 is then normalised (sorted, merged). Local midnight is resolved the same way, so
 :func:`day_interval` tiles the time line without gaps or overlaps.
 
-Alongside the public :class:`~scheduler.intervals.Interval` functions, :func:`working_spans` and
-:func:`local_spans` return integer epoch seconds; :mod:`scheduler.slots` uses them on its hot
-path (see ``docs/benchmarks.md``).
+Alongside the public :class:`~scheduler.core.intervals.Interval` functions,
+:func:`working_spans` and :func:`local_spans` return integer epoch seconds;
+:mod:`scheduler.core.slots` uses them on its hot path (see ``docs/benchmarks.md``).
 
 >>> from datetime import UTC, datetime, time
->>> from scheduler.model import TimeRange, WeeklyHours
+>>> from scheduler.core.model import TimeRange, WeeklyHours
 >>> hours = WeeklyHours({6: (TimeRange(time(9), time(17)),)})   # Sundays only
 >>> window = Interval(datetime(2026, 3, 28, tzinfo=UTC), datetime(2026, 3, 30, tzinfo=UTC))
 >>> [f"{i.start:%H:%M}-{i.end:%H:%M}" for i in working_intervals(hours, "Europe/London", window)]
@@ -31,8 +31,8 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from scheduler.intervals import Interval, normalise, subtract
-from scheduler.model import TimeRange, WeeklyHours
+from scheduler.core.intervals import Interval, normalise, subtract
+from scheduler.core.model import TimeRange, WeeklyHours
 
 __all__ = [
     "Span",

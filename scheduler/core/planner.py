@@ -18,13 +18,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from scheduler.availability import working_intervals
-from scheduler.busy import apply_busy_rules
-from scheduler.cadence import Due, Skip, SkipCode, assess
-from scheduler.intervals import Interval, intersect, normalise, union
-from scheduler.model import BusyResult, WeeklyHours
-from scheduler.policy import Policy
-from scheduler.slots import Candidate, OwnerContext, SlotRules, find_slots
+from scheduler.core.availability import working_intervals
+from scheduler.core.busy import apply_busy_rules
+from scheduler.core.cadence import Due, Skip, SkipCode, assess
+from scheduler.core.intervals import Interval, intersect, normalise, union
+from scheduler.core.model import BusyResult, WeeklyHours
+from scheduler.core.policy import Policy
+from scheduler.core.slots import Candidate, OwnerContext, SlotRules, find_slots
 
 __all__ = ["ExistingMeeting", "Plan", "Proposal", "plan"]
 

@@ -10,7 +10,7 @@ interface.
   make Kubernetes restart every pod.
 - ``GET /readyz`` runs each named check concurrently with a timeout; a check fails by raising.
   The answer names each failed check with a short reason: the exception class and its first line,
-  scrubbed of e-mail addresses and URL credentials (:func:`scheduler.logs.redact`).
+  scrubbed of e-mail addresses and URL credentials (:func:`scheduler.entrypoints.logs.redact`).
 - ``GET /metrics`` is the Prometheus text exposition of the injected registry.
 
 Dramatiq's own metrics
@@ -57,8 +57,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
-from scheduler.clock import Clock
-from scheduler.logs import redact
+from scheduler.core.clock import Clock
+from scheduler.entrypoints.logs import redact
 from scheduler.store import at_head
 
 __all__ = [

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from scheduler.errors import SchedulerError
+from scheduler.core.errors import SchedulerError
 
 __all__ = [
     "INITIAL_STATES",

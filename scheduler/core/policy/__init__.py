@@ -2,14 +2,14 @@
 
 A policy is a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file validated into :class:`Policy`.
 Unknown keys are errors. :func:`load_policy` reads one file and raises
-:class:`~scheduler.errors.PolicyError` carrying *every* problem found, each with the file, the
+:class:`~scheduler.core.errors.PolicyError` carrying *every* problem found, each with the file, the
 line, the field path (``stakeholders[2].tier``) and a message that says how to fix it.
 
 Validation runs in one pydantic pass: every field error is collected. Checks that span fields
 (tier defined, e-mail domain allowed, duplicates, meeting fits the hours) run as soon as the fields
 they depend on are valid, so a file with many mistakes reports nearly all of them at once.
 
-Wall-clock values (hours, windows, blackout dates) stay local; :mod:`scheduler.availability`
+Wall-clock values (hours, windows, blackout dates) stay local; :mod:`scheduler.core.availability`
 expands them in each person's IANA zone.
 """
 
@@ -48,7 +48,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
-from scheduler.durations import (
+from scheduler.core.durations import (
     SpecError,
     SubPath,
     format_duration,
@@ -60,8 +60,8 @@ from scheduler.durations import (
     parse_weekdays,
     parse_weekly_hours,
 )
-from scheduler.errors import PolicyError, PolicyIssue
-from scheduler.model import (
+from scheduler.core.errors import PolicyError, PolicyIssue
+from scheduler.core.model import (
     WEEKDAYS,
     BusyRule,
     BusyRules,

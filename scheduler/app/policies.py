@@ -10,8 +10,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler.errors import PolicyError, PolicyIssue
-from scheduler.policy import Policy, load_policy
+from scheduler.core.errors import PolicyError, PolicyIssue
+from scheduler.core.policy import Policy, load_policy
 
 __all__ = ["POLICY_SUFFIXES", "PolicyBook", "PolicyFile"]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from scheduler.errors import ConfigurationError, ConnectorError, PolicyError, SchedulerError
-from scheduler.planner import Plan
-from scheduler.policy import Policy, load_policy, validate_policy_files
+from scheduler.core.errors import ConfigurationError, ConnectorError, PolicyError, SchedulerError
+from scheduler.core.planner import Plan
+from scheduler.core.policy import Policy, load_policy, validate_policy_files
 
 __all__ = ["format_table", "main"]
 
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_validate(files: Sequence[Path], out: TextIO) -> int:
-    from scheduler.policybook import POLICY_SUFFIXES
+    from scheduler.app.policies import POLICY_SUFFIXES
 
     issues = validate_policy_files(list(files))
     count = sum(
@@ -119,8 +119,8 @@ def _cmd_validate(files: Sequence[Path], out: TextIO) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from scheduler.clock import SystemClock
-    from scheduler.services import dry_run_plan
+    from scheduler.app.planning import dry_run_plan
+    from scheduler.core.clock import SystemClock
 
     policy = load_policy(args.policy)
     now: datetime = args.now or SystemClock().now()
@@ -134,8 +134,8 @@ def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         result = dry_run_plan(policy, source=directory, history=directory, now=now)
     else:
         from connectors.registry import BackendRegistry
+        from scheduler.entrypoints.bootstrap import bootstrap
         from scheduler.settings import Settings
-        from workers.bootstrap import bootstrap
 
         settings = Settings()
         url = settings.effective_database_url
@@ -219,9 +219,9 @@ def main(
             return _cmd_validate(args.files, out)
         if args.command == "plan":
             return _cmd_plan(args, out, err)
-        from scheduler import cli_service
+        from scheduler.entrypoints import commands
 
-        return cli_service.run(args, out, err)
+        return commands.run(args, out, err)
     except PolicyError as exc:
         for issue in exc.issues:
             print(str(issue), file=err)

@@ -38,9 +38,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from scheduler.clock import Clock
-from scheduler.errors import RateLimited
-from scheduler.states import MeetingState
+from scheduler.core.clock import Clock
+from scheduler.core.errors import RateLimited
+from scheduler.core.states import MeetingState
 
 __all__ = [
     "METRIC_NAMES",
@@ -136,7 +136,7 @@ class Metrics:
         """Time one provider call and count its outcome; usable as ``with`` or as a decorator.
 
         The status label is ``ok`` or the exception's class name (``RateLimited``,
-        ``AuthorizationRevoked``, …); a :class:`~scheduler.errors.RateLimited` also counts in
+        ``AuthorizationRevoked``, …); a :class:`~scheduler.core.errors.RateLimited` also counts in
         ``goodwill_rate_limited_total``. The exception is re-raised unchanged.
 
         >>> from prometheus_client import CollectorRegistry
