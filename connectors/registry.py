@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from connectors.tokens import TokenStore
-from scheduler.app.booking import CalendarBackend
 from scheduler.core.errors import AuthorizationRevoked, ConfigurationError
 from scheduler.core.policy import Policy
+from scheduler.core.ports import CalendarBackend
 from scheduler.settings import Settings
 
 __all__ = ["BackendRegistry", "StoreTokenStore"]

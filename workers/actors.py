@@ -12,8 +12,9 @@ from typing import Any
 
 import dramatiq
 
-from scheduler.app import booking
-from scheduler.app.booking import BookOutcome, Pipeline
+from scheduler.app import booking, planning, responses
+from scheduler.app.booking import BookOutcome
+from scheduler.app.pipeline import Pipeline
 
 __all__ = ["QUEUE", "Actors", "declare_actors"]
 
@@ -44,7 +45,7 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> Actors:
 
     @dramatiq.actor(actor_name="plan_user", **common)
     def plan_user(user_id: int) -> None:
-        run = booking.plan_user(pipeline, user_id)
+        run = planning.plan_user(pipeline, user_id)
         log.info(
             "planned user %s: %s proposal(s)%s",
             user_id,
@@ -64,6 +65,6 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> Actors:
 
     @dramatiq.actor(actor_name="sync_responses", **common)
     def sync_responses(user_id: int) -> None:
-        booking.sync_responses(pipeline, user_id)
+        responses.sync_responses(pipeline, user_id)
 
     return Actors(plan_user, book_meeting, sync_responses)

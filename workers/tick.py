@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from scheduler.app import booking
-from scheduler.app.booking import Pipeline
+from scheduler.app import decisions, planning, responses
+from scheduler.app.pipeline import Pipeline
 from scheduler.core.states import MeetingState
 from workers.actors import Actors
 
@@ -66,9 +66,9 @@ class Tick:
         if not p.store.try_acquire_tick(self.holder, now, self.interval_s * 0.9):
             return TickResult(won=False)
         result = TickResult(won=True)
-        booking.register_policies(p)
+        planning.register_policies(p)
         now = p.clock.now()  # after registering, so users new in this round are due in it
-        result.expired = booking.expire_proposals(p)
+        result.expired = decisions.expire_proposals(p)
         for user_id in p.store.claim_users_for_planning(now, limit=200, retry_s=p.plan_retry_s):
             self.actors.plan_user.send(user_id)
             result.plan_sent.append(user_id)
@@ -83,7 +83,7 @@ class Tick:
             self.actors.book_meeting.send(meeting_id)
             result.book_sent.append(meeting_id)
         followed = {
-            m.user_id for s in booking.FOLLOWED_STATES for m in p.store.meetings_by_state(s)
+            m.user_id for s in responses.FOLLOWED_STATES for m in p.store.meetings_by_state(s)
         }
         for user_id in sorted(followed):
             last = self._last_sync.get(user_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from scheduler.core.model import (
     AttendeeStatus,
@@ -21,7 +21,12 @@ from scheduler.core.model import (
     Person,
 )
 
+if TYPE_CHECKING:
+    from scheduler.core.policy import Policy
+
 __all__ = [
+    "BackendFactory",
+    "CalendarBackend",
     "CalendarSource",
     "CalendarWriter",
     "ContactHistory",
@@ -106,3 +111,20 @@ class ReplyRecorder(Protocol):
         *,
         sequence: int | None = None,
     ) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarBackend:
+    """The connector objects serving one user's provider. Writers are optional (read-only ICS)."""
+
+    provider: str
+    source: CalendarSource
+    history: ContactHistory | None = None
+    writer: CalendarWriter | None = None
+    responses: ResponseReader | None = None
+
+
+class BackendFactory(Protocol):
+    """Builds the :class:`CalendarBackend` for one owner's policy (the connector registry)."""
+
+    def __call__(self, policy: Policy) -> CalendarBackend: ...

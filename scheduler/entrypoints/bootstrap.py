@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from connectors.registry import BackendRegistry, StoreTokenStore
-from scheduler.app.booking import Pipeline
+from scheduler.app.pipeline import Pipeline
 from scheduler.app.policies import PolicyBook
 from scheduler.core.clock import Clock, SystemClock
 from scheduler.core.errors import ConfigurationError

@@ -92,9 +92,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 )
         return 0
     if cmd in ("approve", "decline"):
-        from scheduler.app import booking
+        from scheduler.app import decisions
 
-        act = booking.approve if cmd == "approve" else booking.decline
+        act = decisions.approve if cmd == "approve" else decisions.decline
         if act(app.pipeline, args.meeting_id, actor="cli"):
             print(f"meeting {args.meeting_id} {cmd}d", file=out)
             return 0
@@ -171,7 +171,7 @@ def _mail_files(paths: list[Path]) -> list[Path]:
 
 def _replies(app: object, paths: list[Path], out: TextIO, err: TextIO) -> int:
     from connectors.imip import parse_reply
-    from scheduler.app import booking
+    from scheduler.app import responses
     from scheduler.core.errors import CalendarDataError
     from scheduler.entrypoints.bootstrap import App
 
@@ -184,7 +184,7 @@ def _replies(app: object, paths: list[Path], out: TextIO, err: TextIO) -> int:
             print(f"{path}: not an iMIP REPLY: {exc}", file=err)
             bad += 1
             continue
-        result = booking.record_reply(
+        result = responses.record_reply(
             app.pipeline,
             reply.uid,
             reply.attendee_email,
@@ -232,7 +232,7 @@ def _users(app: object, email: str | None) -> list:  # type: ignore[type-arg]
         if user is None:
             raise ConfigurationError(f"no user {email!r}: is their policy in GOODWILL_POLICY_DIR?")
         return [user]
-    from scheduler.app.booking import register_policies
+    from scheduler.app.planning import register_policies
 
     issues = register_policies(app.pipeline)
     if not app.pipeline.policies.files():

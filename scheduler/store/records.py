@@ -1,10 +1,15 @@
-"""Plain frozen records the store hands to use cases (never live ORM objects)."""
+"""Mapping ORM rows to the app's plain records (:mod:`scheduler.app.records`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
+from scheduler.app.records import (
+    AuditEntry,
+    Meeting,
+    NewMeeting,
+    RevokedCredential,
+    StakeholderStatus,
+    User,
+)
 from scheduler.core.states import MeetingState
 from scheduler.store.tables import AuditRow, MeetingRow, StakeholderStatusRow, UserRow
 
@@ -20,92 +25,6 @@ __all__ = [
     "status_from_row",
     "user_from_row",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: int
-    email: str
-    policy_path: str
-    policy_hash: str
-    policy_error: str | None
-    next_plan_at: datetime | None
-    last_planned_at: datetime | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class NewMeeting:
-    """A meeting the planner wants written. ``start``/``end`` are aware datetimes (UTC stored).
-
-    ``idempotency_key`` must be unique per (user, stakeholder, slot); it is reused as the
-    provider-side key, so writing the same proposal twice yields one row and one event.
-    """
-
-    stakeholder_email: str
-    kind: str
-    start: datetime
-    end: datetime
-    mode: str
-    idempotency_key: str
-    provider: str
-    reason: str = ""
-    state: MeetingState = MeetingState.PROPOSED
-
-
-@dataclass(frozen=True, slots=True)
-class Meeting:
-    id: int
-    user_id: int
-    stakeholder_email: str
-    kind: str
-    start: datetime
-    end: datetime
-    state: MeetingState
-    mode: str
-    idempotency_key: str
-    provider: str
-    provider_event_id: str | None
-    attempts: int
-    next_attempt_at: datetime | None
-    lease_until: datetime | None
-    last_error: str | None
-    reason: str
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class StakeholderStatus:
-    """Etiquette state for one (user, stakeholder). Absent row = all defaults."""
-
-    user_id: int
-    stakeholder_email: str
-    paused_reason: str | None = None
-    paused_until: datetime | None = None
-    unanswered_in_row: int = 0
-    backoff_until: datetime | None = None
-    last_declined_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RevokedCredential:
-    user_email: str
-    provider: str
-    reason: str
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    id: int
-    meeting_id: int | None
-    user_id: int | None
-    at: datetime
-    actor: str
-    from_state: str | None
-    to_state: str | None
-    detail: str
 
 
 def meeting_from_row(row: MeetingRow) -> Meeting:
@@ -128,6 +47,7 @@ def meeting_from_row(row: MeetingRow) -> Meeting:
         reason=row.reason,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        create_attempted_at=row.create_attempted_at,
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     and_,
     func,
+    literal,
     nulls_first,
     or_,
     select,
@@ -57,6 +58,7 @@ from scheduler.store.tables import (
     StakeholderStatusRow,
     TickLeaseRow,
     UserRow,
+    UTCDateTime,
 )
 
 __all__ = [
@@ -588,6 +590,41 @@ class Store:
                 .execution_options(synchronize_session=False),
             )
             return renewed == 1
+
+    def mark_create_attempted(self, meeting_id: int, now: datetime, *, attempt: int) -> bool:
+        """Record, before the create call goes out, that the event may exist from now on.
+
+        Fenced like :meth:`transition`: only claim number ``attempt`` of a ``booking`` meeting
+        may set it. The first time is kept (``create_attempted_at`` never moves later), and an
+        audit row ``create attempted`` is written.
+
+        Returns:
+            False when the caller no longer holds the claim (it must not call the provider).
+        """
+        with self._write() as s:
+            row = s.execute(
+                update(MeetingRow)
+                .where(
+                    MeetingRow.id == meeting_id,
+                    MeetingRow.state == MeetingState.BOOKING,
+                    MeetingRow.attempts == attempt,
+                )
+                .values(
+                    create_attempted_at=func.coalesce(
+                        MeetingRow.create_attempted_at, literal(now, UTCDateTime())
+                    ),
+                    updated_at=now,
+                )
+                .returning(MeetingRow.user_id)
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+            if row is None:
+                return False
+            self._audit(
+                s, at=now, actor="worker", meeting_id=meeting_id, user_id=row.user_id,
+                detail="create attempted",
+            )  # fmt: skip
+            return True
 
     def approved_needing_send(
         self, now: datetime, limit: int, *, send_lease_s: float = 120.0

@@ -8,7 +8,6 @@ by the repository.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -28,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from scheduler.app.records import ContactSource
 from scheduler.core.states import MeetingState
 
 __all__ = [
@@ -54,13 +54,6 @@ NAMING_CONVENTION = {
 }
 
 EMAIL = 320  # RFC 5321: 64-octet local part + @ + 255-octet domain
-
-
-class ContactSource(StrEnum):
-    """How a contact happened: a meeting goodwill booked, or one found on the calendar."""
-
-    GOODWILL = "goodwill"
-    ORGANIC = "organic"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -155,6 +148,9 @@ class MeetingRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    #: Set when a create call is first sent: the event may exist at the provider from then on,
+    #: even if the reply was lost, so the meeting keeps its claim on the slot.
+    create_attempted_at: Mapped[datetime | None]
 
 
 class ContactRow(Base):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from scheduler.app import booking
+from scheduler.app import planning
 from scheduler.core.clock import FixedClock
 from scheduler.entrypoints.bootstrap import bootstrap
 from scheduler.entrypoints.cli import main
@@ -72,10 +72,10 @@ def test_connect_microsoft_device_flow_stores_the_grant_encrypted_and_planning_u
     assert app.store.load_credential("ann@corp.example", "microsoft")
     # And planning reads Graph with that grant (one getSchedule, no new sign-in)
     token_calls = len(emu.token_requests)
-    booking.register_policies(app.pipeline)
+    planning.register_policies(app.pipeline)
     user = app.store.get_user_by_email("ann@corp.example")
     assert user is not None
-    run = booking.plan_user(app.pipeline, user.id)
+    run = planning.plan_user(app.pipeline, user.id)
     assert run.error is None, run.error
     assert len(run.meeting_ids) == 1
     assert emu.count("POST", "getSchedule") == 1

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from connectors.connect import connect_google
 from connectors.registry import StoreTokenStore
-from scheduler.app import booking
+from scheduler.app import planning
 from scheduler.core.clock import FixedClock
 from scheduler.core.errors import AuthorizationRevoked
 from scheduler.entrypoints.bootstrap import App, bootstrap
@@ -109,10 +109,10 @@ def test_connect_google_stores_an_encrypted_refresh_token_used_for_planning(
     assert b"1//" not in bytes(blob)
     assert b"refresh_token" not in bytes(blob)
     # And planning reads Google with it: one freeBusy, no new consent
-    booking.register_policies(app.pipeline)
+    planning.register_policies(app.pipeline)
     user = app.store.get_user_by_email("ann@corp.example")
     assert user is not None
-    run = booking.plan_user(app.pipeline, user.id)
+    run = planning.plan_user(app.pipeline, user.id)
     assert run.error is None, run.error
     assert len(run.meeting_ids) == 1
     assert emu.count("POST", "/freeBusy") == 1
@@ -150,10 +150,10 @@ def test_planning_a_user_with_no_grant_says_how_to_connect(
         google=GoogleSettings(token_uri=emu.token_uri, api_endpoint=emu.api_endpoint),
     )
     app = bootstrap(settings, clock=FixedClock(NOW), auto_migrate=True)
-    booking.register_policies(app.pipeline)
+    planning.register_policies(app.pipeline)
     user = app.store.get_user_by_email("ann@corp.example")
     assert user is not None
-    run = booking.plan_user(app.pipeline, user.id)
+    run = planning.plan_user(app.pipeline, user.id)
     assert run.error == "not configured"
     (event,) = [
         e for e in app.store.user_events(user.id, since=NOW) if "not configured" in e.detail

@@ -15,7 +15,7 @@ from pathlib import Path
 import icalendar
 import pytest
 
-from scheduler.app import booking
+from scheduler.app import booking, planning
 from scheduler.core.clock import FixedClock
 from scheduler.core.states import MeetingState
 from scheduler.entrypoints.bootstrap import bootstrap
@@ -103,10 +103,10 @@ def test_invite_by_email_and_reply_by_email(
 ) -> None:
     _env(monkeypatch, tmp_path, radicale, sink)
     app = bootstrap(Settings(), clock=FixedClock(NOW), auto_migrate=True)
-    booking.register_policies(app.pipeline)
+    planning.register_policies(app.pipeline)
     user = app.store.get_user_by_email("ann@corp.example")
     assert user is not None
-    run = booking.plan_user(app.pipeline, user.id)
+    run = planning.plan_user(app.pipeline, user.id)
     assert run.error is None
     (meeting_id,) = run.meeting_ids
     assert booking.book_meeting(app.pipeline, meeting_id).outcome.value == "booked"

@@ -13,12 +13,14 @@ import pytest
 
 from connectors.ics import IcsDirectory
 from connectors.registry import BackendRegistry
-from scheduler.app import booking
-from scheduler.app.booking import BookOutcome, CalendarBackend, Pipeline
+from scheduler.app import booking, decisions, planning, responses
+from scheduler.app.booking import BookOutcome
+from scheduler.app.pipeline import Pipeline
 from scheduler.core.clock import FixedClock
 from scheduler.core.errors import InvalidRequest, ProviderUnavailable
 from scheduler.core.model import AttendeeStatus, CreatedEvent, EventDraft, Person
 from scheduler.core.policy import Policy
+from scheduler.core.ports import CalendarBackend
 from scheduler.core.states import MeetingState
 from scheduler.entrypoints.bootstrap import App, bootstrap
 from scheduler.settings import Settings
@@ -68,9 +70,9 @@ class Env:
         assert user is not None
         return user.id
 
-    def plan(self) -> booking.PlanRun:
-        booking.register_policies(self.p)
-        return booking.plan_user(self.p, self.user_id())
+    def plan(self) -> planning.PlanRun:
+        planning.register_policies(self.p)
+        return planning.plan_user(self.p, self.user_id())
 
     def book_all(self) -> list[booking.BookResult]:
         ids = self.app.store.approved_needing_send(self.clock.now(), 100)
@@ -163,7 +165,7 @@ def test_replanning_does_not_duplicate_open_meetings(env: Env) -> None:
 def test_invite_text_is_friendly_and_keeps_private_fields_out(env: Env) -> None:
     env.plan()
     (meeting,) = env.meetings(MeetingState.PROPOSED)
-    assert booking.approve(env.p, meeting.id)
+    assert decisions.approve(env.p, meeting.id)
     env.book_all()
     events = env.events_at_calendar("sam@corp.example")
     assert len(events) == 1
@@ -180,8 +182,8 @@ def test_invite_text_is_friendly_and_keeps_private_fields_out(env: Env) -> None:
 def test_approve_books_and_decline_backs_off(env: Env) -> None:
     env.plan()
     (proposal,) = env.meetings(MeetingState.PROPOSED)
-    assert booking.decline(env.p, proposal.id)
-    assert not booking.approve(env.p, proposal.id)  # declined proposals stay declined
+    assert decisions.decline(env.p, proposal.id)
+    assert not decisions.approve(env.p, proposal.id)  # declined proposals stay declined
     env.clock.advance(timedelta(hours=1))
     run = env.plan()
     assert run.plan is not None
@@ -193,7 +195,7 @@ def test_unapproved_proposals_expire_before_their_slot(env: Env) -> None:
     env.plan()
     (proposal,) = env.meetings(MeetingState.PROPOSED)
     env.clock.advance(proposal.start - NOW - timedelta(hours=1))
-    assert booking.expire_proposals(env.p) == 1
+    assert decisions.expire_proposals(env.p) == 1
     assert env.app.store.get_meeting(proposal.id).state == MeetingState.EXPIRED
 
 
@@ -207,10 +209,10 @@ def _booked_with(env: Env, email: str):  # type: ignore[no-untyped-def]
 def test_accept_then_completion_counts_as_contact(env: Env) -> None:
     m = _booked_with(env, "kim@corp.example")
     env.directory.respond("kim@corp.example", m.provider_event_id, AttendeeStatus.ACCEPTED)
-    assert booking.sync_responses(env.p, env.user_id()) >= 1
+    assert responses.sync_responses(env.p, env.user_id()) >= 1
     assert env.app.store.get_meeting(m.id).state == MeetingState.ACCEPTED
     env.clock.advance(m.end - NOW + timedelta(minutes=1))
-    booking.sync_responses(env.p, env.user_id())
+    responses.sync_responses(env.p, env.user_id())
     assert env.app.store.get_meeting(m.id).state == MeetingState.COMPLETED
     assert env.app.store.last_contacts(env.user_id())["kim@corp.example"] == m.end
     run = env.plan()
@@ -221,7 +223,7 @@ def test_accept_then_completion_counts_as_contact(env: Env) -> None:
 def test_decline_backs_the_cadence_off(env: Env) -> None:
     m = _booked_with(env, "kim@corp.example")
     env.directory.respond("kim@corp.example", m.provider_event_id, AttendeeStatus.DECLINED)
-    booking.sync_responses(env.p, env.user_id())
+    responses.sync_responses(env.p, env.user_id())
     assert env.app.store.get_meeting(m.id).state == MeetingState.DECLINED
     status = env.app.store.get_stakeholder_status(env.user_id(), "kim@corp.example")
     assert status.backoff_until is not None
@@ -239,7 +241,7 @@ def test_unanswered_invites_in_a_row_pause_the_stakeholder(env: Env) -> None:
     for _ in range(2):  # etiquette.max_unanswered: 2
         m = _booked_with(env, "jo@corp.example")
         env.clock.advance(m.end - env.clock.now() + timedelta(minutes=1))
-        booking.sync_responses(env.p, env.user_id())
+        responses.sync_responses(env.p, env.user_id())
         assert env.app.store.get_meeting(m.id).state == MeetingState.CANCELLED
     status = env.app.store.get_stakeholder_status(env.user_id(), "jo@corp.example")
     assert status.unanswered_in_row == 2
@@ -253,7 +255,7 @@ def test_cancelled_at_the_provider_is_followed(env: Env) -> None:
     m = _booked_with(env, "kim@corp.example")
     owner = Person("alex@corp.example", "Alex Doe", "Europe/London")
     env.directory.cancel_event(owner, m.provider_event_id)
-    booking.sync_responses(env.p, env.user_id())
+    responses.sync_responses(env.p, env.user_id())
     assert env.app.store.get_meeting(m.id).state == MeetingState.CANCELLED
 
 
@@ -268,7 +270,7 @@ def test_a_moved_event_is_followed(env: Env) -> None:
                 ev["DTSTART"].dt = new_start
                 ev["DTEND"].dt = new_start + timedelta(minutes=30)
         path.write_bytes(cal.to_ical())
-    booking.sync_responses(env.p, env.user_id())
+    responses.sync_responses(env.p, env.user_id())
     moved = env.app.store.get_meeting(m.id)
     assert moved.start == new_start
     assert moved.state == MeetingState.BOOKED
@@ -383,30 +385,30 @@ def test_edited_policy_is_reread_and_a_broken_edit_keeps_the_last_good(env: Env)
     assert user.next_plan_at > env.clock.now()
     env.clock.advance(timedelta(minutes=5))
     env.policy_path.write_text(POLICY.format(peer_mode="propose"))
-    booking.register_policies(env.p)
+    planning.register_policies(env.p)
     user = env.app.store.get_user(env.user_id())
     assert user.next_plan_at == env.clock.now()  # brought forward by the edit
     env.policy_path.write_text(POLICY.format(peer_mode="sometimes"))
-    issues = booking.register_policies(env.p)
+    issues = planning.register_policies(env.p)
     assert issues
     assert issues[0].line == 14
     user = env.app.store.get_user(env.user_id())
     assert user.policy_error is not None
     assert "sometimes" in user.policy_error
-    run = booking.plan_user(env.p, env.user_id())
+    run = planning.plan_user(env.p, env.user_id())
     assert run.error is None  # the last good version (peers: propose) is used
     env.policy_path.write_text(POLICY.format(peer_mode="auto"))
-    booking.register_policies(env.p)
+    planning.register_policies(env.p)
     assert env.app.store.get_user(env.user_id()).policy_error is None
 
 
 def test_a_malformed_policy_does_not_stop_other_users(env: Env) -> None:
     broken = env.policy_path.parent / "zed.yaml"
     broken.write_text("owner: {email: zed@corp.example, name: Zed, timezone: Mars/Olympus}\n")
-    issues = booking.register_policies(env.p)
+    issues = planning.register_policies(env.p)
     assert {i.file for i in issues} == {str(broken)}
     assert env.app.store.get_user_by_email("zed@corp.example") is None
-    run = booking.plan_user(env.p, env.user_id())
+    run = planning.plan_user(env.p, env.user_id())
     assert run.error is None
     assert len(run.meeting_ids) == 3
 
@@ -431,13 +433,13 @@ def test_two_users_who_list_each_other_get_one_meeting_not_two(env: Env) -> None
         "  - {email: alex@corp.example, name: Alex Doe, tier: peer, timezone: Europe/London}\n"
         "allowed_domains: [corp.example]\n"
     )
-    booking.register_policies(env.p)
+    planning.register_policies(env.p)
     sam = env.app.store.get_user_by_email("sam@corp.example")
     assert sam is not None
     # When Sam's side books first, then Alex plans
-    assert len(booking.plan_user(env.p, sam.id).meeting_ids) == 1
+    assert len(planning.plan_user(env.p, sam.id).meeting_ids) == 1
     env.book_all()
-    run = booking.plan_user(env.p, env.user_id())
+    run = planning.plan_user(env.p, env.user_id())
     # Then Alex's planner sees that meeting: no second coffee for the same pair
     skipped = {s.stakeholder: s.code.value for s in run.plan.skipped}
     assert skipped["sam@corp.example"] == "open_meeting"
@@ -446,7 +448,7 @@ def test_two_users_who_list_each_other_get_one_meeting_not_two(env: Env) -> None
     (m,) = env.app.store.open_meetings(sam.id)
     env.directory.respond("alex@corp.example", m.provider_event_id, AttendeeStatus.ACCEPTED)
     env.clock.advance(m.end - env.clock.now() + timedelta(minutes=1))
-    booking.sync_responses(env.p, sam.id)
+    responses.sync_responses(env.p, sam.id)
     assert env.app.store.last_contacts(env.user_id())["sam@corp.example"] == m.end
 
 
@@ -459,7 +461,7 @@ def _two_owners_same_slot(env: Env) -> tuple[int, int]:
         "allowed_domains: [corp.example]\n"
     )
     _empty_calendar(env.calendars / "priya@corp.example.ics")
-    booking.register_policies(env.p)
+    planning.register_policies(env.p)
     priya = env.app.store.get_user_by_email("priya@corp.example")
     assert priya is not None
     start = datetime(2027, 3, 3, 10, 0, tzinfo=UTC)
@@ -543,7 +545,7 @@ def _pair_planned_in_the_same_round(env: Env) -> tuple[int, int]:
         "  - {email: alex@corp.example, name: Alex Doe, tier: peer, timezone: Europe/London}\n"
         "allowed_domains: [corp.example]\n"
     )
-    booking.register_policies(env.p)
+    planning.register_policies(env.p)
     sam = env.app.store.get_user_by_email("sam@corp.example")
     assert sam is not None
     made = []
@@ -571,7 +573,7 @@ def test_one_coffee_per_pair_when_both_sides_planned_in_the_same_round(env: Env)
     alex_proposal, sam_meeting = _pair_planned_in_the_same_round(env)
     assert booking.book_meeting(env.p, sam_meeting).outcome == BookOutcome.BOOKED
     # Alex approves his own (older) proposal on another day: it must not become a second coffee
-    assert booking.approve(env.p, alex_proposal)
+    assert decisions.approve(env.p, alex_proposal)
     result = booking.book_meeting(env.p, alex_proposal)
     assert result.outcome == BookOutcome.CANCELLED
     assert "pair_taken" in (env.app.store.audit_trail(alex_proposal)[-1].detail)
@@ -582,7 +584,7 @@ def test_one_coffee_per_pair_when_both_sides_planned_in_the_same_round(env: Env)
 def test_planning_withdraws_a_proposal_the_other_side_already_booked(env: Env) -> None:
     alex_proposal, sam_meeting = _pair_planned_in_the_same_round(env)
     assert booking.book_meeting(env.p, sam_meeting).outcome == BookOutcome.BOOKED
-    run = booking.plan_user(env.p, env.user_id())
+    run = planning.plan_user(env.p, env.user_id())
     assert env.app.store.get_meeting(alex_proposal).state == MeetingState.CANCELLED
     skipped = {s.stakeholder: s.code.value for s in run.plan.skipped}
     assert skipped["sam@corp.example"] == "open_meeting"

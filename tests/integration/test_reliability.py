@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from scheduler.app import booking
+from scheduler.app import planning
 from scheduler.core.states import MeetingState
 from scheduler.entrypoints.bootstrap import App, bootstrap
 from scheduler.entrypoints.runtime import Runtime, build_runtime
@@ -524,7 +524,7 @@ def test_malformed_policies_are_reported_and_skipped_others_booked(
     never_path.write_text(f"owner: {{email: {never}, name: No Body\nstakeholders: [\n")
     settings = deployment.settings()
     first = bootstrap(settings, auto_migrate=True)
-    issues = booking.register_policies(first.pipeline)
+    issues = planning.register_policies(first.pipeline)
     assert {i.file for i in issues} == {str(never_path)}
     assert first.store.get_user_by_email(never) is None
     assert first.store.get_user_by_email(broken_later) is not None
@@ -552,7 +552,7 @@ def test_malformed_policies_are_reported_and_skipped_others_booked(
             tick.run_once()
             runtime.drain(timeout_s=10)
             time.sleep(0.1)
-        issues = booking.register_policies(app.pipeline)
+        issues = planning.register_policies(app.pipeline)
     finally:
         runtime.drain(timeout_s=10)
         runtime.stop()

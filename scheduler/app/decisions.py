@@ -1,0 +1,82 @@
+"""The owner's decisions on proposals, and the housekeeping around them.
+
+approve / decline a proposal, list what waits, expire what was not approved in time. Each is a
+compare-and-set on the meeting's state: deciding twice, or on a proposal that expired meanwhile,
+changes nothing and says so (False).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from scheduler.app.pipeline import Pipeline, with_status
+from scheduler.app.records import Meeting
+from scheduler.core.policy import Policy
+from scheduler.core.states import MeetingState
+
+__all__ = ["approve", "decline", "expire_proposals", "pending_proposals"]
+
+_S = MeetingState
+#: After the owner declines a proposal, that stakeholder is not proposed again for this long.
+DECLINE_BACKOFF = timedelta(days=7)
+#: Minimum notice assumed when the owner's policy is not at hand.
+_DEFAULT_NOTICE = timedelta(hours=2)
+
+
+def approve(p: Pipeline, meeting_id: int, *, actor: str = "user") -> bool:
+    """The owner approves a proposal; the tick sends it for booking."""
+    return p.store.transition(
+        meeting_id,
+        _S.APPROVED,
+        actor=actor,
+        now=p.clock.now(),
+        expect=_S.PROPOSED,
+        detail="approved",
+    )
+
+
+def decline(p: Pipeline, meeting_id: int, *, actor: str = "user") -> bool:
+    """The owner declines a proposal; that stakeholder is not proposed again for a week."""
+    now = p.clock.now()
+    m = p.store.get_meeting(meeting_id)
+    if m is None:
+        return False
+    if not p.store.transition(
+        meeting_id,
+        _S.CANCELLED,
+        actor=actor,
+        now=now,
+        expect=_S.PROPOSED,
+        detail="declined by the owner",
+    ):
+        return False
+    status = p.store.get_stakeholder_status(m.user_id, m.stakeholder_email)
+    p.store.save_stakeholder_status(with_status(status, backoff_until=now + DECLINE_BACKOFF))
+    return True
+
+
+def pending_proposals(p: Pipeline, *, user_id: int | None = None) -> list[Meeting]:
+    """Proposals waiting for the owner's approval (one user's, or everyone's), oldest first."""
+    return [
+        m for m in p.store.meetings_by_state(_S.PROPOSED) if user_id is None or m.user_id == user_id
+    ]
+
+
+def expire_proposals(
+    p: Pipeline, *, user_id: int | None = None, policy: Policy | None = None
+) -> int:
+    """Expire proposals not approved in time: half the minimum notice before the slot starts."""
+    now = p.clock.now()
+    notice = policy.availability.min_notice if policy else _DEFAULT_NOTICE
+    expired = 0
+    for m in pending_proposals(p, user_id=user_id):
+        if m.start - notice / 2 <= now and p.store.transition(
+            m.id,
+            _S.EXPIRED,
+            actor="tick",
+            now=now,
+            expect=_S.PROPOSED,
+            detail="not approved in time",
+        ):
+            expired += 1
+    return expired

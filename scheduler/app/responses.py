@@ -1,0 +1,227 @@
+"""Responses: follow what happens to an invite once it is out.
+
+accepted / tentative / declined are mirrored; a decline backs the cadence off; an event
+cancelled or moved at the provider is followed; once the end time passes an accepted or
+tentative meeting is completed (counts as contact for both sides) and an unanswered one counts
+towards pausing the stakeholder. Answers that come by e-mail (iMIP REPLY) are applied here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from scheduler.app.pipeline import Pipeline, policy_for, with_status
+from scheduler.app.records import ContactSource, Meeting, StakeholderStatus
+from scheduler.core.cadence import backoff_after_decline
+from scheduler.core.errors import ConnectorError
+from scheduler.core.model import AttendeeStatus
+from scheduler.core.policy import Policy
+from scheduler.core.ports import CalendarBackend, EventState, ReplyRecorder
+from scheduler.core.states import MeetingState
+
+__all__ = ["FOLLOWED_STATES", "ReplyResult", "record_reply", "sync_responses"]
+
+_S = MeetingState
+#: States whose invite is out and whose answer we follow.
+FOLLOWED_STATES = (_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE, _S.DECLINED)
+#: Declined meetings are still followed this far back (the stakeholder may change their mind).
+_DECLINED_LOOKBACK = timedelta(days=30)
+_DECLINED_LOOKAHEAD = timedelta(days=400)
+#: How long a stakeholder is paused after too many unanswered invites in a row.
+_UNANSWERED_PAUSE = timedelta(weeks=12)
+
+_ANSWER = {
+    AttendeeStatus.ACCEPTED: _S.ACCEPTED,
+    AttendeeStatus.DECLINED: _S.DECLINED,
+    AttendeeStatus.TENTATIVE: _S.TENTATIVE,
+}
+
+
+def sync_responses(
+    p: Pipeline,
+    user_id: int,
+    *,
+    policy: Policy | None = None,
+    backend: CalendarBackend | None = None,
+) -> int:
+    """Follow the answers to the user's invites. Returns how many meetings changed.
+
+    A transient provider error is raised (the caller retries); an event that is gone at the
+    provider cancels its meeting.
+    """
+    now = p.clock.now()
+    if policy is None:
+        policy = policy_for(p, p.store.get_user(user_id))
+        if policy is None:
+            return 0
+    backend = backend or p.backends(policy)
+    if backend.responses is None:
+        return 0
+    changed = 0
+    for m in _followed_meetings(p, user_id, now):
+        try:
+            with p.provider_call(backend.provider, "event_state"):
+                state = backend.responses.event_state(
+                    policy.owner.person, m.provider_event_id or "", m.stakeholder_email
+                )
+        except ConnectorError as exc:
+            if exc.transient:
+                raise
+            changed += _event_gone(p, m, exc, now)
+            continue
+        changed += _follow(p, policy, m, state, now)
+    return changed
+
+
+def _followed_meetings(p: Pipeline, user_id: int, now: datetime) -> list[Meeting]:
+    recent_declines = p.store.meetings_between(
+        user_id, now - _DECLINED_LOOKBACK, now + _DECLINED_LOOKAHEAD, states=[_S.DECLINED]
+    )
+    return [
+        m
+        for m in p.store.open_meetings(user_id) + recent_declines
+        if m.state in FOLLOWED_STATES and m.provider_event_id
+    ]
+
+
+def _event_gone(p: Pipeline, m: Meeting, exc: ConnectorError, now: datetime) -> int:
+    if m.state == _S.DECLINED:
+        return 0
+    p.store.transition(
+        m.id,
+        _S.CANCELLED,
+        actor="sync",
+        now=now,
+        detail=f"event gone at the provider ({type(exc).__name__})",
+    )
+    return 1
+
+
+def _follow(p: Pipeline, policy: Policy, m: Meeting, state: EventState, now: datetime) -> int:
+    """Mirror one event's state onto its meeting. Returns how many changes were written."""
+    if state.cancelled:
+        if m.state == _S.DECLINED:
+            return 0
+        p.store.transition(
+            m.id, _S.CANCELLED, actor="sync", now=now, detail="cancelled at the provider"
+        )
+        return 1
+    changed = 0
+    if (state.start, state.end) != (m.start, m.end):
+        changed += int(p.store.reschedule(m.id, state.start, state.end, now=now, actor="sync"))
+    status = p.store.get_stakeholder_status(m.user_id, m.stakeholder_email)
+    answered, m_state = _mirror_answer(p, policy, m, state.response, status, now)
+    changed += answered
+    if state.end <= now and m_state in (_S.ACCEPTED, _S.TENTATIVE):
+        changed += _complete(p, policy, m, state.end, now)
+    elif state.end <= now and m_state == _S.BOOKED:
+        changed += _unanswered(p, policy, m, status, now)
+    return changed
+
+
+def _mirror_answer(
+    p: Pipeline,
+    policy: Policy,
+    m: Meeting,
+    response: AttendeeStatus,
+    status: StakeholderStatus,
+    now: datetime,
+) -> tuple[int, MeetingState]:
+    """Write the attendee's answer; returns (changes, the meeting's state afterwards)."""
+    target = _ANSWER.get(response)
+    if target is None or target == m.state:
+        return 0, m.state
+    if not p.store.transition(
+        m.id, target, actor="sync", now=now, expect=m.state, detail="attendee answered"
+    ):
+        return 0, target
+    if target == _S.DECLINED:
+        stakeholder = policy.stakeholder(m.stakeholder_email)
+        until = (
+            backoff_after_decline(policy, stakeholder, now)
+            if stakeholder is not None
+            else now + timedelta(weeks=4)
+        )
+        p.store.save_stakeholder_status(
+            with_status(status, backoff_until=until, last_declined_at=now, unanswered_in_row=0)
+        )
+    elif status.unanswered_in_row:
+        p.store.save_stakeholder_status(with_status(status, unanswered_in_row=0))
+    return 1, target
+
+
+def _complete(p: Pipeline, policy: Policy, m: Meeting, end: datetime, now: datetime) -> int:
+    """The meeting took place: it counts as contact, for the stakeholder too if they use us."""
+    if not p.store.transition(
+        m.id, _S.COMPLETED, actor="sync", now=now, detail="meeting took place"
+    ):
+        return 0
+    p.store.record_contact(m.user_id, m.stakeholder_email, end, ContactSource.GOODWILL)
+    other = p.store.get_user_by_email(m.stakeholder_email)
+    if other is not None:
+        p.store.record_contact(other.id, policy.owner.email, end, ContactSource.GOODWILL)
+    return 1
+
+
+def _unanswered(
+    p: Pipeline, policy: Policy, m: Meeting, status: StakeholderStatus, now: datetime
+) -> int:
+    """The slot passed without an answer: count it, and pause the stakeholder after N in a row."""
+    if not p.store.transition(m.id, _S.CANCELLED, actor="sync", now=now, detail="unanswered"):
+        return 0
+    count = status.unanswered_in_row + 1
+    if count >= policy.etiquette.max_unanswered:
+        p.store.save_stakeholder_status(
+            with_status(
+                status,
+                unanswered_in_row=count,
+                paused_until=now + _UNANSWERED_PAUSE,
+                paused_reason=f"{count} invites in a row went unanswered",
+            )
+        )
+    else:
+        p.store.save_stakeholder_status(with_status(status, unanswered_in_row=count))
+    return 1
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyResult:
+    meeting_id: int | None
+    state: MeetingState | None
+    detail: str
+
+
+def record_reply(
+    p: Pipeline,
+    provider_event_id: str,
+    attendee_email: str,
+    status: AttendeeStatus,
+    *,
+    sequence: int | None = None,
+) -> ReplyResult:
+    """Apply an attendee's answer that came by e-mail (iMIP REPLY), then follow it.
+
+    The answer is written on the organizer's copy at the provider (so the calendar shows it),
+    and the meeting's state is brought up to date by :func:`sync_responses`.
+    """
+    m = p.store.meeting_by_event_id(provider_event_id)
+    if m is None:
+        return ReplyResult(None, None, "no goodwill meeting with this UID")
+    if m.stakeholder_email.lower() != attendee_email.lower():
+        return ReplyResult(m.id, m.state, "the reply is not from the invited attendee")
+    policy = policy_for(p, p.store.get_user(m.user_id))
+    if policy is None:
+        return ReplyResult(m.id, m.state, "the owner's policy is unavailable")
+    backend = p.backends(policy)
+    recorder = backend.writer
+    if not isinstance(recorder, ReplyRecorder):
+        return ReplyResult(m.id, m.state, f"provider {backend.provider} records answers itself")
+    with p.provider_call(backend.provider, "record_reply"):
+        applied = recorder.set_attendee_status(
+            policy.owner.person, provider_event_id, attendee_email, status, sequence=sequence
+        )
+    sync_responses(p, m.user_id, policy=policy, backend=backend)
+    after = p.store.get_meeting(m.id)
+    detail = "applied" if applied else "ignored: older than the invite"
+    return ReplyResult(m.id, after.state if after else None, detail)
