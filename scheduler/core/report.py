@@ -2,9 +2,9 @@
 
 Inputs are plain data (the policy, last contacts, the user's meeting rows, etiquette statuses,
 revoked credentials); the output is a :class:`UserReport`, rendered as text tables for a person
-(:func:`render_text`) or as JSON for scripts (:func:`as_json`; the shape is documented in
-docs/operations.md). The report is for the user themself, so it names stakeholders by e-mail —
-unlike metrics and health answers, which never carry an address.
+(:func:`scheduler.entrypoints.rendering.render_text`) or as JSON for scripts (:func:`as_json`;
+the shape is documented in docs/operations.md). The report is for the user themself, so it
+names stakeholders by e-mail — unlike metrics and health answers, which never carry an address.
 
 Definitions (also in docs/operations.md):
 
@@ -46,7 +46,6 @@ __all__ = [
     "UserReport",
     "as_json",
     "build_report",
-    "render_text",
     "report_json",
 ]
 
@@ -400,102 +399,3 @@ def report_json(report: UserReport) -> dict[str, Any]:
 def as_json(reports: Sequence[UserReport]) -> dict[str, Any]:
     """``{"version": 1, "reports": [...]}``: every report, JSON-ready."""
     return {"version": 1, "reports": [report_json(r) for r in reports]}
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    all_rows = [list(header), *[list(r) for r in rows]]
-    widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
-    return [
-        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in all_rows
-    ]
-
-
-def _day(value: date | datetime | None, zone: ZoneInfo) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, datetime):
-        return value.astimezone(zone).strftime("%Y-%m-%d")
-    return value.isoformat()
-
-
-def _when(value: datetime | None, zone: ZoneInfo) -> str:
-    return value.astimezone(zone).strftime("%a %Y-%m-%d %H:%M") if value else "-"
-
-
-def _lateness(line: StakeholderLine, overdue: bool) -> str:
-    if line.last_met is None:
-        return "due now"
-    return f"{line.days_overdue} d late" if overdue else f"in {-line.days_overdue} d"
-
-
-def _pct(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate * 100:.0f}%"
-
-
-def _render_one(report: UserReport) -> list[str]:
-    zone = ZoneInfo(report.timezone)
-    out = [
-        f"Coverage report for {report.user_email} — {_when(report.generated_at, zone)} ({zone.key})"
-    ]
-
-    def people(title: str, lines: Sequence[StakeholderLine], overdue: bool) -> None:
-        out.append("")
-        out.append(f"{title} ({len(lines)})")
-        if not lines:
-            out.append("  nobody")
-            return
-        rows = [
-            [
-                x.email,
-                x.tier,
-                x.department or "-",
-                _day(x.last_met, zone) if x.last_met else "never met",
-                _day(x.due_at, zone),
-                _lateness(x, overdue),
-                f"{_when(x.next_meeting, zone)} ({x.next_meeting_state})"
-                if x.next_meeting
-                else "-",
-            ]
-            for x in lines
-        ]
-        header = ["stakeholder", "tier", "department", "last met", "due", "", "next meeting"]
-        out.extend(_table(header, rows))
-
-    people("Overdue", report.overdue, True)
-    people(f"Due in the next {DUE_SOON.days} days", report.due_soon, False)
-    for title, cov in (
-        ("tier", report.coverage_by_tier),
-        ("department", report.coverage_by_department),
-    ):
-        out.append("")
-        out.append(f"Coverage by {title} (met within their interval)")
-        out.extend(_table([title, "met", "total", "coverage"], [
-            [c.group, str(c.met), str(c.total), f"{c.percent:.0f}%"] for c in cov
-        ]))  # fmt: skip
-    r = report.rates
-    out.append("")
-    out.append(
-        f"Invites: {r.sent} sent, {r.accepted} accepted ({_pct(r.acceptance_rate)}), "
-        f"{r.declined} declined ({_pct(r.decline_rate)}), {r.awaiting} awaiting an answer"
-    )
-    if report.paused:
-        out.append("")
-        out.append(f"Paused ({len(report.paused)})")
-        out.extend(_table(["stakeholder", "until", "by", "why"], [
-            [p.email, _day(p.until, zone), p.source, p.reason] for p in report.paused
-        ]))  # fmt: skip
-    if report.credentials:
-        out.append("")
-        out.append("Credentials that need attention")
-        for c in report.credentials:
-            out.append(f"  {c.provider}: revoked since {_day(c.since, zone)} ({c.reason}); {c.fix}")
-    return out
-
-
-def render_text(reports: Sequence[UserReport]) -> str:
-    """Plain-text tables, one section per user, for a terminal."""
-    if not reports:
-        return "No users.\n"
-    sections = ["\n".join(_render_one(r)) for r in reports]
-    return ("\n\n" + "=" * 72 + "\n\n").join(sections) + "\n"

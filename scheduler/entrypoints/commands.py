@@ -120,8 +120,9 @@ def _local(app: object, owner_email: str, moment: datetime) -> str:
 
 def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
     from scheduler.core.report import as_json as report_json
-    from scheduler.core.report import build_report, render_text
+    from scheduler.core.report import build_report
     from scheduler.entrypoints.bootstrap import App
+    from scheduler.entrypoints.rendering import render_text
 
     assert isinstance(app, App)
     now = app.clock.now()

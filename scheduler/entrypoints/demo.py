@@ -18,7 +18,7 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from scheduler.core.states import MeetingState
-from scheduler.entrypoints.cli import format_table
+from scheduler.entrypoints.rendering import format_table
 from scheduler.entrypoints.runtime import build_runtime
 from scheduler.settings import Settings
 from scheduler.store import Meeting

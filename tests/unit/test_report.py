@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import jsonschema
 import pytest
 
+from scheduler.app.records import Meeting, RevokedCredential, StakeholderStatus
 from scheduler.core.policy import Policy, load_policy_text
 from scheduler.core.report import (
     Coverage,
@@ -15,10 +16,9 @@ from scheduler.core.report import (
     UserReport,
     as_json,
     build_report,
-    render_text,
 )
 from scheduler.core.states import MeetingState
-from scheduler.store.records import Meeting, RevokedCredential, StakeholderStatus
+from scheduler.entrypoints.rendering import render_text
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # Monday
 S = MeetingState
