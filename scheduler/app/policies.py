@@ -1,4 +1,8 @@
-"""The policy directory as the pipeline sees it: loaded, hashed, and the last good version kept.
+"""Policy files as the pipeline sees them: read, validated, hashed, and the last good version kept.
+
+:func:`load_policy` reads one file and raises :class:`~scheduler.core.errors.PolicyError` carrying
+*every* problem found; :func:`validate_policy_files` checks many and returns the issues. Parsing
+and validation are pure and live in :mod:`scheduler.core.policy`; this module does the reading.
 
 A file that stops validating is reported (with every issue) and the last version that loaded
 keeps being used, so a typo never stops a user's meetings; one bad file never stops the others.
@@ -7,15 +11,89 @@ keeps being used, so a typo never stops a user's meetings; one bad file never st
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from scheduler.core.errors import PolicyError, PolicyIssue
-from scheduler.core.policy import Policy, load_policy
+from scheduler.core.policy import LoadResult, Policy, PolicyFormat, validate_policy_text
 
-__all__ = ["POLICY_SUFFIXES", "PolicyBook", "PolicyFile"]
+__all__ = [
+    "POLICY_SUFFIXES",
+    "PolicyBook",
+    "PolicyFile",
+    "load_policy",
+    "validate_policy_files",
+]
 
 POLICY_SUFFIXES = (".yaml", ".yml", ".toml")
+
+
+def _format_of(path: Path) -> PolicyFormat | None:
+    suffix = path.suffix.lower()
+    return "yaml" if suffix in (".yaml", ".yml") else "toml" if suffix == ".toml" else None
+
+
+def _load_file(path: Path) -> LoadResult:
+    source = str(path)
+    fmt = _format_of(path)
+    if fmt is None:
+        message = f"unsupported file type '{path.suffix}'; name the file *.yaml, *.yml or *.toml"
+        return LoadResult(None, [PolicyIssue(source, 1, "", message)])
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        message = f"cannot read the file ({reason}); check the path and its permissions"
+        return LoadResult(None, [PolicyIssue(source, 1, "", message)])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        message = "the file is not UTF-8 text; save it as UTF-8"
+        return LoadResult(None, [PolicyIssue(source, line, "", message)])
+    return validate_policy_text(text, source, fmt, hashlib.sha256(raw).hexdigest())
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate one policy file (``.yaml``, ``.yml`` or ``.toml``).
+
+    Raises:
+        PolicyError: listing every problem found, each with file, line, field and a fix.
+    """
+    loaded = _load_file(Path(path))
+    if loaded.policy is None:
+        raise PolicyError(loaded.issues)
+    return loaded.policy
+
+
+def validate_policy_files(paths: Iterable[Path]) -> list[PolicyIssue]:
+    """Check policy files (a directory stands for its ``*.yaml``/``*.yml``/``*.toml``).
+
+    Never raises for bad input: unreadable files are issues too. Besides each file's own issues
+    it reports an owner who has more than one policy file.
+    """
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if _format_of(p) is not None)
+        else:
+            files.append(path)
+    issues: list[PolicyIssue] = []
+    owners: dict[str, str] = {}
+    for path in files:
+        loaded = _load_file(path)
+        issues += loaded.issues
+        if loaded.policy is None:
+            continue
+        email = loaded.policy.owner.email
+        if email in owners:
+            message = f"{email} already has a policy in {owners[email]}; keep one file per owner"
+            line = loaded.lines.line_of(("owner", "email"))
+            issues.append(PolicyIssue(str(path), line, "owner.email", message))
+        else:
+            owners[email] = str(path)
+    return issues
 
 
 @dataclass(frozen=True, slots=True)

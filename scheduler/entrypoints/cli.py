@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
+from scheduler.app.policies import load_policy, validate_policy_files
 from scheduler.core.errors import ConfigurationError, ConnectorError, PolicyError, SchedulerError
 from scheduler.core.planner import Plan
-from scheduler.core.policy import Policy, load_policy, validate_policy_files
+from scheduler.core.policy import Policy
 
 __all__ = ["format_table", "main"]
 

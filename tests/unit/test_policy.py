@@ -13,6 +13,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scheduler.app.policies import load_policy, validate_policy_files
 from scheduler.core.errors import PolicyError, PolicyIssue
 from scheduler.core.model import BusyRule, BusyRules, DateRange, Person, TimeRange, WeeklyHours
 from scheduler.core.policy import (
@@ -21,10 +22,8 @@ from scheduler.core.policy import (
     Stakeholder,
     Tier,
     line_index,
-    load_policy,
     load_policy_text,
     policy_to_data,
-    validate_policy_files,
 )
 
 DATA = Path(__file__).parent / "data" / "policies"

@@ -1,0 +1,488 @@
+"""The policy models: :class:`Policy` and its sections (owner, tiers, stakeholders, …).
+
+Unknown keys are errors. Validation runs in one pydantic pass: every field error is collected.
+Checks that span fields (tier defined, e-mail domain allowed, duplicates, meeting fits the hours)
+run as soon as the fields they depend on are valid, so a file with many mistakes reports nearly
+all of them at once.
+
+Wall-clock values (hours, windows, blackout dates) stay local; :mod:`scheduler.core.availability`
+expands them in each person's IANA zone.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from collections.abc import Mapping
+from datetime import date, time, timedelta
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
+
+from scheduler.core.durations import SpecError, SubPath, format_duration, format_time_ranges
+from scheduler.core.model import BusyRules, Person, TimeRange, WeeklyHours
+from scheduler.core.policy.fields import (
+    _EMAIL_RE,
+    _TITLE_PLACEHOLDERS,
+    Blackout,
+    Busy,
+    Duration,
+    Email,
+    Hours,
+    MeetingLength,
+    Mode,
+    OptionalDelay,
+    TimeZone,
+    Weekdays,
+    Window,
+    _all_ranges,
+    _as_list,
+    _as_tuple_of_text,
+    _check_template,
+    _domain,
+    _fits,
+    _outside,
+)
+
+__all__ = [
+    "Availability",
+    "CalendarRef",
+    "Etiquette",
+    "MeetingDefaults",
+    "Owner",
+    "Policy",
+    "Stakeholder",
+    "StakeholderDefaults",
+    "Tier",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Owner(_Section):
+    """The user whose calendar books the meetings."""
+
+    email: Email
+    name: str
+    timezone: TimeZone
+
+    @property
+    def person(self) -> Person:
+        return Person(self.email, self.name, self.timezone)
+
+    @property
+    def first_name(self) -> str:
+        return self.person.first_name
+
+
+class CalendarRef(_Section):
+    """Where the owner's calendar lives. ``url`` is the ICS feed or CalDAV collection."""
+
+    provider: Literal["google", "microsoft", "caldav", "ics"] = "ics"
+    url: str | None = None
+    calendar_id: str | None = None
+
+
+class MeetingDefaults(_Section):
+    """What gets booked. Templates may use {owner.first_name}, {stakeholder.name}, {kind}…
+
+    ``description`` also accepts ``{reason}``. Neither ever carries notes, tiers or power: invites
+    are visible to the stakeholder.
+    """
+
+    kind: Literal["coffee", "lunch"] = "coffee"
+    duration: MeetingLength = timedelta(minutes=30)
+    location: str | None = None
+    video: Literal["meet", "teams", "none"] = "none"
+    title: str = "Coffee: {owner.first_name} / {stakeholder.first_name}"
+    description: str | None = None
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        if not value.strip():
+            raise SpecError("expected a non-empty title like 'Coffee: {owner.first_name}'")
+        return _check_template(value, _TITLE_PLACEHOLDERS)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str | None) -> str | None:
+        return None if value is None else _check_template(value, _TITLE_PLACEHOLDERS | {"reason"})
+
+    def render_title(self, owner: Person, stakeholder: Person) -> str:
+        """The invite title with placeholders filled in."""
+        return self.title.format(owner=owner, stakeholder=stakeholder, kind=self.kind)
+
+    def render_description(self, owner: Person, stakeholder: Person, reason: str = "") -> str:
+        """The invite body with placeholders filled in; empty when no template is set."""
+        if self.description is None:
+            return ""
+        return self.description.format(
+            owner=owner, stakeholder=stakeholder, kind=self.kind, reason=reason
+        )
+
+
+def _default_hours() -> WeeklyHours:
+    return WeeklyHours({day: (TimeRange(time(9), time(17)),) for day in range(5)})
+
+
+class Availability(_Section):
+    """When the owner is willing to meet. Times are wall clock in the owner's zone.
+
+    Attributes:
+        min_notice: earliest start after planning (zero allowed).
+        horizon: how far ahead to look for a slot.
+        buffer: free time kept before and after each meeting (zero allowed).
+    """
+
+    working_hours: Hours = Field(default_factory=_default_hours)
+    windows: tuple[Window, ...] = ()
+    lunch_window: Window = TimeRange(time(11, 30), time(14, 0))
+    min_notice: OptionalDelay = timedelta(days=1)
+    horizon: Duration = timedelta(days=14)
+    buffer: OptionalDelay = timedelta(minutes=10)
+    max_per_day: int = Field(1, ge=1)
+    max_per_week: int = Field(3, ge=1)
+    no_meeting_days: Weekdays = frozenset()
+    blackout: tuple[Blackout, ...] = ()
+    busy: Busy = BusyRules()
+
+    _single_to_list = field_validator("windows", "blackout", mode="before")(_as_list)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_apart(cls, value: tuple[TimeRange, ...]) -> tuple[TimeRange, ...]:
+        ordered = sorted(value)
+        for before, after in itertools.pairwise(ordered):
+            if after.start < before.end:
+                raise SpecError(f"window {before} overlaps {after}; merge them or separate them")
+        return tuple(ordered)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Availability:
+        problems: list[tuple[SubPath, str]] = []
+        if self.horizon <= self.min_notice:
+            problems.append(
+                (
+                    ("horizon",),
+                    f"horizon ({format_duration(self.horizon)}) must be longer than min_notice "
+                    f"({format_duration(self.min_notice)}), or no slot can ever be found",
+                )
+            )
+        meeting_days = set(self.working_hours.days) - self.no_meeting_days
+        if not meeting_days:
+            problems.append(
+                (
+                    ("no_meeting_days",),
+                    "no_meeting_days covers every working day; leave at least one day to meet",
+                )
+            )
+        if problems:
+            raise SpecError(problems)
+        return self
+
+
+class StakeholderDefaults(_Section):
+    """Fallbacks for stakeholders whose entry does not say."""
+
+    timezone: TimeZone | None = None
+    working_hours: Hours | None = None
+
+
+class Tier(_Section):
+    """How often to meet everyone in the tier, and whether booking needs approval."""
+
+    every: Duration
+    mode: Mode = "propose"
+
+
+class Stakeholder(_Section):
+    """One person the owner wants to keep in touch with.
+
+    ``notes``, ``tier`` and ``power`` are private to the owner and never go into invites.
+    """
+
+    email: Email
+    name: str
+    tier: str
+    timezone: TimeZone | None = None
+    working_hours: Hours | None = None
+    department: str | None = None
+    power: tuple[str, ...] = ()
+    senior: bool = False
+    paused_until: date | None = None
+    mode: Mode | None = None
+    notes: str | None = None
+
+    _power_list = field_validator("power", mode="before")(_as_tuple_of_text)
+
+
+class Etiquette(_Section):
+    """Limits that keep outreach polite.
+
+    Attributes:
+        decline_backoff: after a decline, wait this fraction of the tier interval before retrying.
+        max_unanswered: stop inviting someone after this many unanswered invites in a row.
+        max_per_stakeholder_per_week: invitations to one person per week, at most.
+    """
+
+    decline_backoff: float = Field(0.5, gt=0)
+    max_unanswered: int = Field(3, ge=1)
+    max_per_stakeholder_per_week: int = Field(1, ge=1)
+
+
+class Policy(_Section):
+    """One user's policy file. ``tiers`` are in priority order (first = most important).
+
+    Fields are validated in declaration order; cross-field checks in a field's validator see the
+    fields declared before it (``info.data``), which is why ``allowed_domains`` comes first.
+    """
+
+    allowed_domains: list[str] = Field(default_factory=list)
+    owner: Owner
+    calendar: CalendarRef = CalendarRef()
+    availability: Availability = Availability()
+    meeting: MeetingDefaults = MeetingDefaults()
+    stakeholder_defaults: StakeholderDefaults = StakeholderDefaults()
+    tiers: dict[str, Tier] = Field(default_factory=dict)
+    stakeholders: list[Stakeholder] = Field(default_factory=list)
+    etiquette: Etiquette = Etiquette()
+
+    _source: str = PrivateAttr("<memory>")
+    _content_hash: str = PrivateAttr("")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _owner_domain_by_default(cls, data: Any) -> Any:
+        # Without allowed_domains, only the owner's own domain may be invited: the safe default.
+        if isinstance(data, Mapping) and "allowed_domains" not in data:
+            owner = data.get("owner")
+            email = owner.get("email") if isinstance(owner, Mapping) else getattr(owner, "email", 0)
+            if isinstance(email, str) and _EMAIL_RE.match(email.strip()):
+                return {**data, "allowed_domains": [email.rsplit("@", 1)[1]]}
+        return data
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise SpecError(
+                "list at least one domain like [corp.example], or leave allowed_domains out to "
+                "allow only the owner's domain"
+            )
+        problems: list[tuple[SubPath, str]] = []
+        cleaned: list[str] = []
+        for index, domain in enumerate(value):
+            name = domain.strip().lstrip("@").lower()
+            if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", name):
+                problems.append(((index,), f"expected a domain like corp.example, got {domain!r}"))
+            cleaned.append(name)
+        if problems:
+            raise SpecError(problems)
+        return cleaned
+
+    @field_validator("owner")
+    @classmethod
+    def _owner_in_domain(cls, value: Owner, info: ValidationInfo) -> Owner:
+        domains = info.data.get("allowed_domains")
+        if domains and _domain(value.email) not in domains:
+            raise SpecError(
+                [(("email",), _outside(value.email, domains, "the owner must be in one of them"))]
+            )
+        return value
+
+    @field_validator("meeting")
+    @classmethod
+    def _meeting_fits(cls, value: MeetingDefaults, info: ValidationInfo) -> MeetingDefaults:
+        availability = info.data.get("availability")
+        if availability is None:
+            return value
+        length = format_duration(value.duration)
+        problems: list[tuple[SubPath, str]] = []
+        if availability.windows and not _fits(value.duration, availability.windows):
+            problems.append(
+                (
+                    ("duration",),
+                    f"a {length} meeting is longer than every preferred window "
+                    f"({format_time_ranges(availability.windows)}); shorten meeting.duration or "
+                    f"widen availability.windows",
+                )
+            )
+        if not _fits(value.duration, _all_ranges(availability.working_hours)):
+            problems.append(
+                (
+                    ("duration",),
+                    f"a {length} meeting is longer than every working-hours range; shorten "
+                    f"meeting.duration or lengthen availability.working_hours",
+                )
+            )
+        if value.kind == "lunch" and value.duration > availability.lunch_window.duration:
+            problems.append(
+                (
+                    ("duration",),
+                    f"a {length} lunch does not fit the lunch window "
+                    f"{availability.lunch_window}; shorten meeting.duration or widen "
+                    f"availability.lunch_window",
+                )
+            )
+        if problems:
+            raise SpecError(problems)
+        return value
+
+    @field_validator("stakeholders", mode="wrap")
+    @classmethod
+    def _stakeholders_consistent(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> list[Stakeholder]:
+        try:
+            people: list[Stakeholder] = handler(value)
+        except ValidationError as exc:
+            # One bad entry must not hide cross-field problems in the others (an undefined tier
+            # in entry 3 while entry 5 has a bad zone): check the entries that are valid alone.
+            if not isinstance(value, list):
+                raise
+            alone = [(i, _valid_stakeholder(raw)) for i, raw in enumerate(value)]
+            found = _stakeholder_problems([(i, s) for i, s in alone if s is not None], info.data)
+            if not found:
+                raise
+            details: list[InitErrorDetails] = [
+                InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"], ctx=e["ctx"])
+                if "ctx" in e
+                else InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"])
+                for e in exc.errors()
+            ]
+            details.append(
+                InitErrorDetails(type="value_error", loc=(), input=value, ctx={"error": found})
+            )
+            raise ValidationError.from_exception_data(exc.title, details) from None
+        found = _stakeholder_problems(list(enumerate(people)), info.data)
+        if found:
+            raise found
+        return people
+
+    # -- what the planner asks ------------------------------------------------------------
+
+    @property
+    def source(self) -> str:
+        """The file the policy was loaded from (``<memory>`` when built in code)."""
+        return self._source
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 (hex) of the file's bytes; changes whenever the file does."""
+        return self._content_hash
+
+    def person_of(self, s: Stakeholder) -> Person:
+        """The stakeholder as a Person; zone: their own, the defaults', else the owner's."""
+        zone = s.timezone or self.stakeholder_defaults.timezone or self.owner.timezone
+        return Person(s.email, s.name, zone)
+
+    def hours_explicit(self, s: Stakeholder) -> bool:
+        """Whether the policy gives ``s`` working hours (otherwise provider hours may be used)."""
+        return s.working_hours is not None or self.stakeholder_defaults.working_hours is not None
+
+    def hours_of(self, s: Stakeholder) -> WeeklyHours:
+        """The stakeholder's working hours: their own, the defaults', else the owner's."""
+        if s.working_hours is not None:
+            return s.working_hours
+        if self.stakeholder_defaults.working_hours is not None:
+            return self.stakeholder_defaults.working_hours
+        return self.availability.working_hours
+
+    def tier_of(self, s: Stakeholder) -> Tier:
+        return self.tiers[s.tier]
+
+    def mode_of(self, s: Stakeholder) -> Mode:
+        """Explicit ``mode`` wins; senior people default to ``propose``; else the tier's mode."""
+        if s.mode is not None:
+            return s.mode
+        if s.senior:
+            return "propose"
+        return self.tier_of(s).mode
+
+    def tier_rank(self, name: str) -> int:
+        """Priority of a tier, 0 = first defined = most important.
+
+        Raises:
+            KeyError: no tier of that name.
+        """
+        for rank, tier_name in enumerate(self.tiers):
+            if tier_name == name:
+                return rank
+        raise KeyError(name)
+
+    def stakeholder(self, email: str) -> Stakeholder | None:
+        """The stakeholder with this e-mail (case-insensitive), if listed."""
+        wanted = email.strip().lower()
+        return next((s for s in self.stakeholders if s.email == wanted), None)
+
+
+def _valid_stakeholder(raw: Any) -> Stakeholder | None:
+    try:
+        return Stakeholder.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _stakeholder_problems(
+    people: list[tuple[int, Stakeholder]], data: Mapping[str, Any]
+) -> SpecError | None:
+    """Checks across fields, given the policy fields validated so far (``info.data``)."""
+    tiers: dict[str, Tier] | None = data.get("tiers")
+    domains: list[str] | None = data.get("allowed_domains")
+    owner: Owner | None = data.get("owner")
+    meeting: MeetingDefaults | None = data.get("meeting")
+    problems: list[tuple[SubPath, str]] = []
+    first_seen: dict[str, int] = {}
+    for index, person in people:
+        if tiers is not None and person.tier not in tiers:
+            problems.append(((index, "tier"), _undefined_tier(person.tier, tiers)))
+        if domains and _domain(person.email) not in domains:
+            problems.append(((index, "email"), _outside(person.email, domains, "fix the address")))
+        if owner is not None and person.email == owner.email:
+            message = f"{person.email} is the owner's own address; remove this stakeholder"
+            problems.append(((index, "email"), message))
+        if person.email in first_seen:
+            message = (
+                f"{person.email} is listed twice (first as "
+                f"stakeholders[{first_seen[person.email]}]); keep one entry"
+            )
+            problems.append(((index, "email"), message))
+        else:
+            first_seen[person.email] = index
+        if (
+            meeting is not None
+            and person.working_hours is not None
+            and not _fits(meeting.duration, _all_ranges(person.working_hours))
+        ):
+            message = (
+                f"a {format_duration(meeting.duration)} meeting fits in none of these "
+                f"working-hours ranges; lengthen them or shorten meeting.duration"
+            )
+            problems.append(((index, "working_hours"), message))
+    return SpecError(problems) if problems else None
+
+
+def _undefined_tier(name: str, tiers: Mapping[str, Tier]) -> str:
+    if not tiers:
+        return (
+            f"unknown tier '{name}'; no tiers are defined — add a tiers: section like "
+            f"{{peer: {{every: 8w}}}}"
+        )
+    close = difflib.get_close_matches(name, list(tiers), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown tier '{name}'; defined tiers: {', '.join(tiers)}{hint}"
