@@ -19,8 +19,9 @@ from scheduler.app.policies import load_policy, validate_policy_files
 from scheduler.core.errors import ConfigurationError, ConnectorError, PolicyError, SchedulerError
 from scheduler.core.planner import Plan
 from scheduler.core.policy import Policy
+from scheduler.entrypoints.rendering import format_table
 
-__all__ = ["format_table", "main"]
+__all__ = ["main"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -196,16 +197,6 @@ def render_plan(policy: Policy, result: Plan, now: datetime) -> str:
     lines.append("")
     lines.append("Dry run: nothing was written and no invite was sent.")
     return "\n".join(lines) + "\n"
-
-
-def format_table(rows: Sequence[Sequence[str]], *, indent: str = "  ") -> list[str]:
-    """Left-aligned columns; the last column is free text and is not padded."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    out = []
-    for row in rows:
-        cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)]
-        out.append(indent + "  ".join([*cells, row[-1]]))
-    return out
 
 
 def main(
