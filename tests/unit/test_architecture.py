@@ -1,61 +1,380 @@
-"""Dependencies point inward: the core imports no vendor SDK, database, broker or connector."""
+"""Dependencies point inward, checked statically: see ``tests/architecture_rules.py``.
+
+The checker parses every module (it imports nothing), so it also sees imports inside functions,
+under ``if TYPE_CHECKING:`` and in ``try/except ImportError``. Two cheap runtime checks back it up:
+every module imports, and importing the application layer loads no database, crypto, metrics or
+broker library.
+"""
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import subprocess
 import sys
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
 
-import scheduler
+import pytest
 
-PURE_CORE = [
-    "scheduler.core.intervals",
-    "scheduler.core.model",
-    "scheduler.core.busy",
-    "scheduler.core.availability",
-    "scheduler.core.slots",
-    "scheduler.core.cadence",
-    "scheduler.core.planner",
-    "scheduler.core.policy",
-    "scheduler.core.durations",
-    "scheduler.core.clock",
-    "scheduler.core.errors",
-    "scheduler.core.ports",
-]
-FORBIDDEN = [
-    "googleapiclient",
-    "google.auth",
-    "msal",
-    "caldav",
-    "dramatiq",
-    "sqlalchemy",
-    "alembic",
-    "icalendar",
-    "recurring_ical_events",
-    "httpx",
-    "requests",
-    "connectors",
-    "workers",
-]
+from tests.architecture_rules import (
+    Violation,
+    check_architecture,
+    discover_modules,
+    format_violations,
+    scan,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_pure_core_imports_no_vendor_sdk() -> None:
-    # Given a fresh interpreter, when only the pure core is imported …
+def make_tree(root: Path, files: Mapping[str, str]) -> Path:
+    """Write ``files`` (path -> source) under ``root``, adding the ``__init__.py`` files needed."""
+    for relative, source in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source), encoding="utf-8")
+        for parent in path.relative_to(root).parents:
+            if parent != Path("."):
+                (root / parent / "__init__.py").touch()
+    return root
+
+
+def messages(violations: list[Violation]) -> list[str]:
+    return [str(violation) for violation in violations]
+
+
+# --- the real tree ------------------------------------------------------------------------------
+
+
+def test_the_project_follows_the_layer_rules_and_has_no_import_cycle() -> None:
+    violations = check_architecture(REPO_ROOT)
+    assert violations == [], "architecture violations:\n" + format_violations(violations)
+
+
+def test_the_checker_sees_the_whole_project() -> None:
+    modules = discover_modules(REPO_ROOT)
+    # Guards against a checker that silently scans nothing (wrong root, renamed packages).
+    assert "scheduler.core.model" in modules
+    assert "connectors.registry" in modules
+    assert "workers.tick" in modules
+    assert any(edge.importer.startswith("connectors.") for edge in scan(REPO_ROOT).edges)
+
+
+# --- each rule fires on a synthetic tree --------------------------------------------------------
+
+
+def test_a_clean_tree_has_no_violation(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "scheduler/__init__.py": "",
+            "scheduler/core/model.py": "import datetime\nfrom pydantic import BaseModel\n",
+            "scheduler/core/policy/__init__.py": "from ..model import BaseModel\nimport yaml\n",
+            "scheduler/settings.py": "from pydantic_settings import BaseSettings\n",
+            "scheduler/app/booking.py": (
+                "from typing import TYPE_CHECKING\n"
+                "from scheduler.core import model\n"
+                "from scheduler.settings import BaseSettings\n"
+                "if TYPE_CHECKING:\n"
+                "    from scheduler.core.policy import BaseModel\n"
+            ),
+            "scheduler/store/repository.py": (
+                "import sqlalchemy\nfrom scheduler.app.booking import model\n"
+            ),
+            "scheduler/entrypoints/cli.py": (
+                "import connectors.ics\nimport workers.tick\nimport scheduler.store.repository\n"
+            ),
+            "scheduler/__main__.py": "from scheduler.entrypoints.cli import connectors\n",
+            "connectors/ics.py": "import icalendar\nfrom scheduler.core.model import BaseModel\n",
+            "workers/tick.py": "import dramatiq\nfrom scheduler.app import booking\n",
+        },
+    )
+    assert messages(check_architecture(root)) == []
+
+
+def test_core_importing_a_database_library_at_module_level(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path,
+        {"scheduler/core/model.py": '"""Doc."""\n\nimport datetime\nimport sqlalchemy.orm\n'},
+    )
+    assert messages(check_architecture(root)) == [
+        "scheduler/core/model.py:4: scheduler.core may import only the stdlib and pydantic, "
+        "pydantic_core, annotated_types, typing_extensions and yaml from outside the project, "
+        "not sqlalchemy.orm (scheduler.core may not import sqlalchemy: the database lives in "
+        "scheduler.store)"
+    ]
+
+
+def test_core_importing_prometheus_inside_a_function(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "scheduler/core/clock.py": """\
+                def tick() -> None:
+                    from prometheus_client import Counter
+
+                    Counter("ticks", "ticks").inc()
+                """
+        },
+    )
+    (violation,) = check_architecture(root)
+    assert (violation.path, violation.line) == ("scheduler/core/clock.py", 2)
+    assert "scheduler.core may not import prometheus_client" in violation.message
+
+
+def test_core_importing_settings_is_named_explicitly(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, {"scheduler/core/clock.py": "from scheduler import settings\n"})
+    make_tree(tmp_path, {"scheduler/settings.py": ""})
+    (violation,) = check_architecture(root)
+    assert str(violation) == (
+        "scheduler/core/clock.py:1: scheduler.core may import only scheduler.core from "
+        "scheduler/, not scheduler.settings (scheduler.core may not import scheduler.settings: "
+        "configuration is read at the edge and passed in)"
+    )
+
+
+def test_app_importing_the_store_under_type_checking(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "scheduler/store/__init__.py": "",
+            "scheduler/app/booking.py": """\
+                from typing import TYPE_CHECKING
+
+                if TYPE_CHECKING:
+                    from scheduler.store import Store
+                """,
+        },
+    )
+    (violation,) = check_architecture(root)
+    assert (violation.path, violation.line) == ("scheduler/app/booking.py", 4)
+    assert violation.message.startswith(
+        "scheduler.app may import only scheduler.core, scheduler.app and scheduler.settings from "
+        "scheduler/, not scheduler.store"
+    )
+    assert "TYPE_CHECKING" in violation.message
+
+
+def test_app_importing_the_store_through_a_relative_import(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "scheduler/store/repository.py": "",
+            "scheduler/app/m.py": "from ..store import repository\nfrom .. import store\n",
+        },
+    )
+    assert messages(check_architecture(root)) == [
+        "scheduler/app/m.py:1: scheduler.app may import only scheduler.core, scheduler.app and "
+        "scheduler.settings from scheduler/, not scheduler.store.repository (scheduler.app may "
+        "not import scheduler.store: storage is reached through the ports in "
+        "scheduler.core.ports)",
+        "scheduler/app/m.py:2: scheduler.app may import only scheduler.core, scheduler.app and "
+        "scheduler.settings from scheduler/, not scheduler.store (scheduler.app may not import "
+        "scheduler.store: storage is reached through the ports in scheduler.core.ports)",
+    ]
+
+
+def test_app_importing_a_third_party_package_in_a_try_block(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "scheduler/app/crypto.py": """\
+                try:
+                    from cryptography.fernet import Fernet
+                except ImportError:
+                    Fernet = None
+                """
+        },
+    )
+    (violation,) = check_architecture(root)
+    assert violation.line == 2
+    assert "scheduler.app may not import cryptography" in violation.message
+
+
+def test_connectors_importing_the_application_layer(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "scheduler/app/booking.py": "",
+            "connectors/registry.py": '"""Doc."""\n\nfrom scheduler.app.booking import Backend\n',
+        },
+    )
+    (violation,) = check_architecture(root)
+    assert str(violation).startswith(
+        "connectors/registry.py:3: connectors may import only scheduler.core and "
+        "scheduler.settings from scheduler/, not scheduler.app.booking"
+    )
+
+
+def test_workers_importing_connectors(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "connectors/registry.py": "",
+            "workers/tick.py": "import logging\n\n\ndef run() -> None:\n    import connectors\n",
+        },
+    )
+    (violation,) = check_architecture(root)
+    assert str(violation).startswith(
+        "workers/tick.py:5: workers may import only scheduler.core, scheduler.app, "
+        "scheduler.settings and workers from the project, not connectors"
+    )
+
+
+def test_store_importing_entrypoints_dynamically(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "scheduler/entrypoints/metrics.py": "",
+            "scheduler/store/engine.py": (
+                "import importlib\nm = importlib.import_module('scheduler.entrypoints.metrics')\n"
+            ),
+        },
+    )
+    (violation,) = check_architecture(root)
+    assert (violation.path, violation.line) == ("scheduler/store/engine.py", 2)
+    assert "not scheduler.entrypoints.metrics" in violation.message
+
+
+def test_settings_importing_a_connector(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, {"scheduler/settings.py": "import httpx\n"})
+    (violation,) = check_architecture(root)
+    assert str(violation) == (
+        "scheduler/settings.py:1: scheduler.settings may import only the stdlib and pydantic and "
+        "pydantic_settings from outside the project, not httpx"
+    )
+
+
+def test_a_module_outside_the_layers(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, {"scheduler/utils.py": "import sqlalchemy\n"})
+    assert messages(check_architecture(root)) == [
+        "scheduler/utils.py:1: scheduler.utils is a module outside the layers: move it into "
+        "scheduler.core, scheduler.app, scheduler.store, scheduler.settings or "
+        "scheduler.entrypoints"
+    ]
+
+
+def test_a_cycle_between_two_core_modules_through_a_function_level_import(
+    tmp_path: Path,
+) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "scheduler/core/a.py": "from scheduler.core.b import B\n\nA = 1\n",
+            "scheduler/core/b.py": """\
+                B = 2
+
+
+                def late() -> int:
+                    from scheduler.core import a
+
+                    return a.A
+                """,
+        },
+    )
+    assert messages(check_architecture(root)) == [
+        "scheduler/core/a.py:1: import cycle: scheduler.core.a -> scheduler.core.b -> "
+        "scheduler.core.a (scheduler/core/a.py:1 imports scheduler.core.b; "
+        "scheduler/core/b.py:5 imports scheduler.core.a)"
+    ]
+
+
+def test_a_cycle_of_three_crosses_packages(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "scheduler/entrypoints/cli.py": "import scheduler.entrypoints.commands\n",
+            "scheduler/entrypoints/commands.py": "from . import demo\n",
+            "scheduler/entrypoints/demo.py": "from .cli import main\n",
+        },
+    )
+    (violation,) = check_architecture(root)
+    assert violation.message.startswith(
+        "import cycle: scheduler.entrypoints.cli -> scheduler.entrypoints.commands -> "
+        "scheduler.entrypoints.demo -> scheduler.entrypoints.cli ("
+    )
+    assert "scheduler/entrypoints/demo.py:1 imports scheduler.entrypoints.cli" in violation.message
+
+
+def test_type_checking_only_edges_make_no_cycle(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "scheduler/core/a.py": "from scheduler.core.b import B\n",
+            "scheduler/core/b.py": """\
+                import typing
+
+                if typing.TYPE_CHECKING:
+                    from scheduler.core.a import A
+                else:
+                    A = object
+                B = 1
+                """,
+        },
+    )
+    assert messages(check_architecture(root)) == []
+
+
+def test_the_else_branch_of_type_checking_runs(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "scheduler/core/a.py": """\
+                from typing import TYPE_CHECKING
+
+                if TYPE_CHECKING:
+                    pass
+                else:
+                    import redis
+                """
+        },
+    )
+    (violation,) = check_architecture(root)
+    assert violation.line == 6
+    assert "TYPE_CHECKING" not in violation.message
+
+
+def test_a_relative_import_above_the_top_level_package(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, {"connectors/x.py": "from .. import scheduler\n"})
+    (violation,) = check_architecture(root)
+    assert str(violation).startswith("connectors/x.py:1: relative import 'from .. import ...'")
+
+
+# --- runtime smoke checks -----------------------------------------------------------------------
+
+
+def _importable_modules() -> list[str]:
+    return sorted(
+        name
+        for name in discover_modules(REPO_ROOT)
+        if not name.endswith("__main__") and not name.startswith("scheduler.store.migrations")
+    )
+
+
+@pytest.mark.parametrize("module", _importable_modules())
+def test_every_module_imports(module: str) -> None:
+    importlib.import_module(module)
+
+
+HEAVY = ["sqlalchemy", "alembic", "cryptography", "prometheus_client", "dramatiq"]
+
+
+def test_the_application_layer_loads_no_heavy_dependency() -> None:
+    # Given a fresh interpreter, when only the application layer is imported …
     code = (
         "import sys\n"
-        f"for m in {PURE_CORE!r}: __import__(m)\n"
-        f"bad = sorted(n for n in sys.modules for f in {FORBIDDEN!r}\n"
-        "             if n == f or n.startswith(f + '.'))\n"
-        "print(','.join(bad))\n"
+        "import scheduler.app.booking\n"
+        "loaded = {name.partition('.')[0] for name in sys.modules}\n"
+        "print(','.join(sorted(loaded & set(sys.argv[1:]))))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    # … then no vendor, storage, broker or adapter module was loaded.
-    assert out.stdout.strip() == ""
-
-
-def test_every_scheduler_module_imports() -> None:
-    for info in pkgutil.walk_packages(scheduler.__path__, "scheduler."):
-        if ".migrations" in info.name or info.name.endswith("__main__"):
-            continue
-        importlib.import_module(info.name)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *HEAVY],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+    assert out.returncode == 0, f"import scheduler.app.booking failed:\n{out.stderr}"
+    # … then no database, crypto, metrics or broker library was loaded.
+    assert out.stdout.strip() == "", f"import scheduler.app.booking loaded: {out.stdout.strip()}"
