@@ -36,6 +36,8 @@ __all__ = [
     "ContactRow",
     "ContactSource",
     "CredentialRow",
+    "HeartbeatRow",
+    "HeldReplyRow",
     "MeetingRow",
     "StakeholderStatusRow",
     "TickLeaseRow",
@@ -116,6 +118,9 @@ class UserRow(Base):
     next_plan_at: Mapped[datetime | None] = mapped_column(index=True)
     last_planned_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    #: When the tick first found the policy file gone (None: it is there). Planning stops at
+    #: once; the user's future meetings are cancelled after a grace period unless it comes back.
+    policy_missing_since: Mapped[datetime | None]
 
 
 class MeetingRow(Base):
@@ -212,6 +217,51 @@ class TickLeaseRow(Base):
     holder: Mapped[str] = mapped_column(String(255))
     lease_until: Mapped[datetime]
     ticked_at: Mapped[datetime]
+
+
+class HeartbeatRow(Base):
+    """A named heartbeat a process writes when it completes a round (the tick's write probe).
+
+    Readiness reads it back: a stale beat, or too many failed rounds in a row, is not ready.
+    """
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    beat_at: Mapped[datetime]
+    #: Rounds that failed in a row since the last good one (0: the last round completed).
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class HeldReplyRow(Base):
+    """An iMIP REPLY that was not applied (its sender is not the attendee it answers for).
+
+    Shown to the owner, who may apply it (``goodwill replies --accept ID``) or leave it.
+    """
+
+    __tablename__ = "held_replies"
+    __table_args__ = (UniqueConstraint("message_digest", name="uq_held_replies_message_digest"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int | None] = mapped_column(
+        ForeignKey("meetings.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime]
+    sender: Mapped[str] = mapped_column(String(EMAIL))
+    attendee: Mapped[str] = mapped_column(String(EMAIL))
+    partstat: Mapped[str] = mapped_column(String(32))
+    uid: Mapped[str] = mapped_column(String(1024))
+    sequence: Mapped[int | None] = mapped_column(Integer)
+    #: Why it was held or refused, for the owner.
+    reason: Mapped[str] = mapped_column(Text, default="")
+    #: held | applied | refused
+    state: Mapped[str] = mapped_column(String(16), default="held")
+    decided_at: Mapped[datetime | None]
+    #: sha256 of the raw message: the same mail read twice is held once.
+    message_digest: Mapped[str] = mapped_column(String(64))
 
 
 class AuditRow(Base):
