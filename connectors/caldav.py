@@ -49,8 +49,10 @@ from caldav.lib import error as dav_error
 from caldav.lib.http_sync import requests as http_lib
 
 from connectors.caldav_quirks import ServerQuirks, quirks_for
+from connectors.http_common import parse_retry_after
+from connectors.ical_common import PARTSTAT_BY_STATUS, event_uid, parse_partstat
 from connectors.ics_read import email_of, last_contact_times, parse_busy_blocks
-from connectors.imip import ImipSender, event_calendar, event_uid, itip_message, parse_partstat
+from connectors.imip import ImipSender, event_calendar, itip_message
 from scheduler.core.clock import Clock, SystemClock
 from scheduler.core.errors import (
     AuthorizationRevoked,
@@ -90,12 +92,6 @@ _FBTYPE_SHOW_AS: Mapping[str, ShowAs] = {
     "BUSY": ShowAs.BUSY,
     "BUSY-TENTATIVE": ShowAs.TENTATIVE,
     "BUSY-UNAVAILABLE": ShowAs.OOF,
-}
-_PARTSTAT_OUT: Mapping[AttendeeStatus, str] = {
-    AttendeeStatus.ACCEPTED: "ACCEPTED",
-    AttendeeStatus.DECLINED: "DECLINED",
-    AttendeeStatus.TENTATIVE: "TENTATIVE",
-    AttendeeStatus.NEEDS_ACTION: "NEEDS-ACTION",
 }
 _FREE_BUSY_QUERY = (
     '<?xml version="1.0" encoding="utf-8"?>'
@@ -375,6 +371,14 @@ class CalDAVCalendar:
         """Cancel the event for ``idempotency_key`` if it exists (its UID derives from the key)."""
         self.cancel_event(organizer, event_uid(idempotency_key))
 
+    def find_by_key(self, organizer: Person, idempotency_key: str) -> CreatedEvent | None:
+        """The organizer's live event for ``idempotency_key`` (its UID derives from the key)."""
+        uid = event_uid(idempotency_key)
+        stored = self._load(self.event_href(organizer.email, uid))
+        if stored is None or str(stored.event.get("STATUS", "")).upper() == "CANCELLED":
+            return None
+        return CreatedEvent(provider_event_id=uid, created=False)
+
     def cancel_event(self, organizer: Person, provider_event_id: str) -> None:
         """Cancel our event; a missing or already cancelled event counts as done."""
         href = self.event_href(organizer.email, provider_event_id)
@@ -453,7 +457,7 @@ class CalDAVCalendar:
         Returns:
             True when the stored copy changed.
         """
-        value = _PARTSTAT_OUT.get(status)
+        value = PARTSTAT_BY_STATUS.get(status)
         if value is None:
             raise ValueError(f"{status} is not an attendee answer")
         href = self.event_href(organizer.email, provider_event_id)
@@ -561,7 +565,8 @@ class CalDAVCalendar:
         except dav_error.RateLimitError as exc:
             raise RateLimited(
                 f"{what}: rate limited",
-                retry_after_s=exc.retry_after_seconds,
+                # The raw header, read against our clock (the library's parse uses the wall clock).
+                retry_after_s=parse_retry_after(exc.retry_after, self._clock.now()),
                 provider=PROVIDER,
                 status=exc.status or 429,
             ) from exc

@@ -52,6 +52,7 @@ from connectors.google_events import (
     parse_instant,
     rfc3339,
 )
+from scheduler.core.clock import Clock, SystemClock
 from scheduler.core.errors import (
     CalendarUnavailable,
     InvalidRequest,
@@ -139,6 +140,7 @@ class GoogleCalendar:
         http_timeout_s: socket timeout for every HTTP call, token refreshes included
             (default ``settings.timeout_s``).
         sleep: how to wait between reconciliation reads (injected so tests do not wait).
+        clock: the current time, for an HTTP-date ``Retry-After`` (default: the system clock).
 
     One API client is built per owner and cached on this instance, per thread: httplib2
     connections are not thread-safe and Dramatiq runs several worker threads.
@@ -151,8 +153,10 @@ class GoogleCalendar:
         *,
         http_timeout_s: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Clock | None = None,
     ) -> None:
         self._settings = settings
+        self._clock: Clock = clock or SystemClock()
         self._credentials_for = credentials_for
         self._timeout_s = settings.timeout_s if http_timeout_s is None else http_timeout_s
         self._sleep = sleep
@@ -209,7 +213,7 @@ class GoogleCalendar:
             "calendarExpansionMax": len(group),
             "items": [{"id": p.email} for p in group],
         }
-        with google_errors("freeBusy query", not_found=CalendarUnavailable):
+        with google_errors("freeBusy query", clock=self._clock, not_found=CalendarUnavailable):
             response = service.freebusy().query(body=body).execute()
         calendars: dict[str, Any] = {
             str(k).lower(): v for k, v in (response.get("calendars") or {}).items()
@@ -285,7 +289,7 @@ class GoogleCalendar:
         body = insert_body(draft, event_id)
         extra: dict[str, Any] = {"conferenceDataVersion": 1} if "conferenceData" in body else {}
         try:
-            with google_errors("events.insert"):
+            with google_errors("events.insert", clock=self._clock):
                 created = (
                     service.events()
                     .insert(calendarId=_PRIMARY, body=body, sendUpdates="all", **extra)
@@ -300,7 +304,7 @@ class GoogleCalendar:
             # Deleted events keep their id, so re-creating means restoring it with this draft.
             restore = {k: v for k, v in body.items() if k not in ("id", "conferenceData")}
             restore["status"] = "confirmed"
-            with google_errors("events.patch"):
+            with google_errors("events.patch", clock=self._clock):
                 service.events().patch(
                     calendarId=_PRIMARY, eventId=event_id, body=restore, sendUpdates="all"
                 ).execute()
@@ -321,6 +325,17 @@ class GoogleCalendar:
             status=409,
         )
 
+    def find_by_key(self, organizer: Person, idempotency_key: str) -> CreatedEvent | None:
+        """The live event whose id derives from ``idempotency_key``; None if absent or deleted."""
+        event_id = google_event_id(idempotency_key)
+        try:
+            event = self._get(self._service(organizer.email), event_id)
+        except ResourceGone:
+            return None
+        if event.get("status") == "cancelled":
+            return None
+        return CreatedEvent(provider_event_id=event_id, created=False)
+
     def cancel_by_key(self, organizer: Person, idempotency_key: str) -> None:
         """Cancel the event for ``idempotency_key`` if it exists (its id derives from the key)."""
         self.cancel_event(organizer, google_event_id(idempotency_key))
@@ -329,7 +344,7 @@ class GoogleCalendar:
         """Delete the event and notify attendees; an event already gone (404/410) is done."""
         service = self._service(organizer.email)
         try:
-            with google_errors("events.delete"):
+            with google_errors("events.delete", clock=self._clock):
                 service.events().delete(
                     calendarId=_PRIMARY, eventId=provider_event_id, sendUpdates="all"
                 ).execute()
@@ -382,7 +397,7 @@ class GoogleCalendar:
         return service
 
     def _get(self, service: Any, event_id: str) -> dict[str, Any]:
-        with google_errors("events.get"):
+        with google_errors("events.get", clock=self._clock):
             event: dict[str, Any] = (
                 service.events().get(calendarId=_PRIMARY, eventId=event_id).execute()
             )
@@ -404,7 +419,7 @@ class GoogleCalendar:
             }
             if page_token:
                 params["pageToken"] = page_token
-            with google_errors("events.list", not_found=CalendarUnavailable):
+            with google_errors("events.list", clock=self._clock, not_found=CalendarUnavailable):
                 page = service.events().list(**params).execute()
             yield from page.get("items") or []
             page_token = page.get("nextPageToken")

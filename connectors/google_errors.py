@@ -15,7 +15,9 @@ other 403 (``forbidden``, ``forbiddenForServiceAccounts``) :class:`CalendarUnava
 ========================================================  =========================================
 
 The client's own retries (``execute(num_retries=...)``) are never used: they ignore
-``Retry-After``. Retrying is the worker layer's job, driven by the error class.
+``Retry-After``. Retrying is the worker layer's job, driven by the error class. ``Retry-After`` is
+read by :func:`connectors.http_common.parse_retry_after`; an HTTP-date counts from the connector's
+injected clock.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ import http.client
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
 import httplib2
 from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.errors import HttpError
 
+from connectors.http_common import parse_retry_after
+from scheduler.core.clock import Clock
 from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarUnavailable,
@@ -41,7 +45,7 @@ from scheduler.core.errors import (
     ResourceGone,
 )
 
-__all__ = ["PROVIDER", "google_errors", "http_error_reasons", "retry_after_seconds"]
+__all__ = ["PROVIDER", "google_errors", "http_error_reasons"]
 
 PROVIDER = "google"
 
@@ -50,18 +54,21 @@ _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "
 
 
 @contextmanager
-def google_errors(action: str, *, not_found: type[ConnectorError] = ResourceGone) -> Iterator[None]:
+def google_errors(
+    action: str, *, clock: Clock, not_found: type[ConnectorError] = ResourceGone
+) -> Iterator[None]:
     """Run Google client calls, re-raising their failures as goodwill errors.
 
     Args:
         action: what was being done (``"freeBusy query"``), for the message. Never an e-mail.
+        clock: the connector's injected clock; an HTTP-date ``Retry-After`` counts from it.
         not_found: the error a 404 means here: :class:`ResourceGone` for an event,
             :class:`CalendarUnavailable` for a calendar.
     """
     try:
         yield
     except HttpError as exc:
-        raise _from_http_error(exc, action, not_found) from exc
+        raise _from_http_error(exc, action, not_found, clock.now()) from exc
     except RefreshError as exc:
         if exc.retryable:
             raise ProviderUnavailable(
@@ -81,7 +88,7 @@ def google_errors(action: str, *, not_found: type[ConnectorError] = ResourceGone
 
 
 def _from_http_error(
-    exc: HttpError, action: str, not_found: type[ConnectorError]
+    exc: HttpError, action: str, not_found: type[ConnectorError], now: datetime
 ) -> ConnectorError:
     status = int(exc.resp.status)
     reasons = http_error_reasons(exc)
@@ -89,7 +96,7 @@ def _from_http_error(
     if status == 429 or (status == 403 and _RATE_LIMIT_REASONS.intersection(reasons)):
         return RateLimited(
             label,
-            retry_after_s=retry_after_seconds(exc.resp),
+            retry_after_s=parse_retry_after(_header(exc.resp, "retry-after"), now),
             provider=PROVIDER,
             status=status,
         )
@@ -119,28 +126,10 @@ def http_error_reasons(exc: HttpError) -> list[str]:
         return []
 
 
-def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), else None.
-
-    An HTTP-date is measured against the response's own ``Date`` header, so no local clock is
-    needed; without a ``Date`` header a date form gives None (the worker backs off instead).
-    """
-    value = headers.get("retry-after") if hasattr(headers, "get") else None
-    if not value:
-        return None
-    text = str(value).strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    served = headers.get("date")
-    if not served:
-        return None
-    try:
-        delta = parsedate_to_datetime(text) - parsedate_to_datetime(str(served))
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, delta.total_seconds())
+def _header(headers: Any, name: str) -> str | None:
+    """One header of an httplib2 response (a dict with lower-case keys), None when absent."""
+    value = headers.get(name) if hasattr(headers, "get") else None
+    return None if value is None else str(value)
 
 
 def _refresh_reason(exc: RefreshError) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import icalendar
 
+from connectors.ical_common import PARTSTAT_BY_STATUS, event_uid, parse_partstat
 from connectors.ics_read import (
     EventInstance,
     IcsFeed,
@@ -36,7 +37,6 @@ from connectors.ics_read import (
 )
 from connectors.ics_write import (
     GOODWILL_KEY,
-    PARTSTAT_BY_STATUS,
     CalendarFiles,
     attendee_emails,
     build_invite,
@@ -76,24 +76,9 @@ __all__ = [
     "last_contact_times",
     "load_calendars",
     "parse_busy_blocks",
-    "uid_for",
 ]
 
 PROVIDER = "ics"
-_UID_SUFFIX = "@goodwill"
-
-_STATUS_BY_PARTSTAT: Mapping[str, AttendeeStatus] = {
-    "ACCEPTED": AttendeeStatus.ACCEPTED,
-    "TENTATIVE": AttendeeStatus.TENTATIVE,
-    "DECLINED": AttendeeStatus.DECLINED,
-    "DELEGATED": AttendeeStatus.DECLINED,
-    "NEEDS-ACTION": AttendeeStatus.NEEDS_ACTION,
-}
-
-
-def uid_for(idempotency_key: str) -> str:
-    """The UID (and provider event id) of the event booked for ``idempotency_key``."""
-    return f"{idempotency_key}{_UID_SUFFIX}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +214,7 @@ class IcsDirectory:
         Raises:
             CalendarUnavailable: the organizer's file exists but cannot be parsed.
         """
-        uid = uid_for(draft.idempotency_key)
+        uid = event_uid(draft.idempotency_key)
         with self._files.locked():
             organizer_path = self._path(draft.organizer.email)
             organizer_calendar = self._load_for_write(organizer_path, create=True)
@@ -274,7 +259,19 @@ class IcsDirectory:
 
     def cancel_by_key(self, organizer: Person, idempotency_key: str) -> None:
         """Cancel the event for ``idempotency_key`` if it exists (its UID derives from the key)."""
-        self.cancel_event(organizer, uid_for(idempotency_key))
+        self.cancel_event(organizer, event_uid(idempotency_key))
+
+    def find_by_key(self, organizer: Person, idempotency_key: str) -> CreatedEvent | None:
+        """The organizer's live copy of the event for ``idempotency_key``, if there is one."""
+        uid = event_uid(idempotency_key)
+        with self._files.locked():
+            path = self._path(organizer.email)
+            if not path.exists():
+                return None
+            event = find_event(self._load_for_write(path, create=False), uid)
+        if event is None or str(event.get("STATUS", "")).upper() == "CANCELLED":
+            return None
+        return CreatedEvent(provider_event_id=uid, created=False)
 
     def respond(self, attendee_email: str, provider_event_id: str, status: AttendeeStatus) -> None:
         """Simulate the attendee answering: set their PARTSTAT in every copy of the event.
@@ -438,6 +435,5 @@ def _partstat_of(event: icalendar.Component, attendee_email: str) -> AttendeeSta
     items = [] if value is None else value if isinstance(value, list) else [value]
     for attendee in items:
         if email_of(attendee) == email_of(attendee_email):
-            partstat = str(attendee.params.get("PARTSTAT", "NEEDS-ACTION")).upper()
-            return _STATUS_BY_PARTSTAT.get(partstat, AttendeeStatus.NEEDS_ACTION)
+            return parse_partstat(attendee.params.get("PARTSTAT"))
     return None

@@ -18,8 +18,9 @@ Mapping rules (one VEVENT instance → one :class:`~scheduler.core.model.BusyBlo
   and everything else (RFC 5545 default OPAQUE) is BUSY.
 * ``status``: the event's STATUS (CONFIRMED when absent or unknown).
 * ``response``: ORGANIZER when the person organises the event or is not among its attendees
-  (their own entry); otherwise their ATTENDEE PARTSTAT (NEEDS-ACTION when absent, as RFC 5545
-  says; DELEGATED counts as DECLINED because the person handed the meeting on).
+  (their own entry); otherwise their ATTENDEE PARTSTAT, read by
+  :func:`connectors.ical_common.parse_partstat` (NEEDS-ACTION when absent, as RFC 5545 says;
+  DELEGATED counts as DECLINED because the person handed the meeting on).
 * Instances with zero duration (a DATE-TIME DTSTART without DTEND/DURATION "takes up no time",
   RFC 5545 §3.6.1) are skipped: they block no time. An event whose DTEND lies before its
   DTSTART is swapped by ``recurring-ical-events`` (its issue 132) and so blocks the time between
@@ -43,6 +44,9 @@ import icalendar
 import recurring_ical_events
 import x_wr_timezone
 
+from connectors.http_common import parse_retry_after
+from connectors.ical_common import parse_partstat
+from scheduler.core.clock import Clock, SystemClock
 from scheduler.core.errors import (
     CalendarDataError,
     CalendarUnavailable,
@@ -87,14 +91,6 @@ _STATUS_BY_ICS: Mapping[str, EventStatus] = {
     "CONFIRMED": EventStatus.CONFIRMED,
     "TENTATIVE": EventStatus.TENTATIVE,
     "CANCELLED": EventStatus.CANCELLED,
-}
-
-_RESPONSE_BY_PARTSTAT: Mapping[str, AttendeeStatus] = {
-    "ACCEPTED": AttendeeStatus.ACCEPTED,
-    "TENTATIVE": AttendeeStatus.TENTATIVE,
-    "DECLINED": AttendeeStatus.DECLINED,
-    "DELEGATED": AttendeeStatus.DECLINED,
-    "NEEDS-ACTION": AttendeeStatus.NEEDS_ACTION,
 }
 
 
@@ -404,7 +400,7 @@ def last_contact_times(
 
     A meeting counts when it lies wholly in ``[since, until)``, is not cancelled, was not created
     by goodwill (``X-GOODWILL-KEY``), the owner and the stakeholder both take part (as ORGANIZER
-    or ATTENDEE) and neither declined.
+    or ATTENDEE) and neither declined (DELEGATED counts as declined, as for ``response``).
 
     Args:
         data: the owner's calendar.
@@ -440,10 +436,10 @@ def last_contact_times(
             # an unanswered or declined one must not reset the clock as "organic" contact.
             continue
         answers = _participants(event)
-        if owner not in answers or answers[owner] == "DECLINED":
+        if owner not in answers or answers[owner] is AttendeeStatus.DECLINED:
             continue
-        for email, partstat in answers.items():
-            if email == owner or email not in wanted or partstat == "DECLINED":
+        for email, answer in answers.items():
+            if email == owner or email not in wanted or answer is AttendeeStatus.DECLINED:
                 continue
             key = wanted[email]
             if key not in latest or instance.end > latest[key]:
@@ -462,6 +458,7 @@ class IcsFeed:
         limits: size and expansion limits (defaults: :class:`~scheduler.settings.Limits`).
         transport: an httpx transport (tests, proxies); None = httpx's default.
         timeout_s: connect/read timeout per request, in seconds.
+        clock: the current time, for an HTTP-date ``Retry-After`` (default: the system clock).
     """
 
     def __init__(
@@ -471,8 +468,10 @@ class IcsFeed:
         limits: Limits | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout_s: float = 10.0,
+        clock: Clock | None = None,
     ) -> None:
         self._urls = {email_of(email): url for email, url in urls.items()}
+        self._clock: Clock = clock or SystemClock()
         self._limits = limits or Limits()
         self._transport = transport
         self._timeout_s = timeout_s
@@ -513,14 +512,14 @@ class IcsFeed:
         Raises:
             CalendarDataError: the body is larger than the limit (names the URL).
             CalendarUnavailable: 4xx such as 401/403/404/410 (not found, no permission).
-            RateLimited: 429, with ``Retry-After`` seconds when given.
+            RateLimited: 429, with ``Retry-After`` seconds (or an HTTP-date) when given.
             ProviderUnavailable: 5xx, timeouts, refused or dropped connections.
         """
         shown = redact_url(url)
         limit = self._limits.ics_max_bytes
         try:
             with self._http().stream("GET", url, headers={"Accept": "text/calendar"}) as response:
-                _raise_for_status(response, shown)
+                _raise_for_status(response, shown, self._clock.now())
                 declared = response.headers.get("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > limit:
                     raise _too_large(shown, limit)
@@ -576,7 +575,7 @@ def _too_large(shown: str, limit: int) -> CalendarDataError:
     )
 
 
-def _raise_for_status(response: httpx.Response, shown: str) -> None:
+def _raise_for_status(response: httpx.Response, shown: str, now: datetime) -> None:
     status = response.status_code
     if status < 400:
         return
@@ -584,7 +583,7 @@ def _raise_for_status(response: httpx.Response, shown: str) -> None:
     if status == 429:
         raise RateLimited(
             message,
-            retry_after_s=_retry_after(response.headers.get("Retry-After")),
+            retry_after_s=parse_retry_after(response.headers.get("Retry-After"), now),
             provider=PROVIDER,
             status=status,
         )
@@ -592,15 +591,6 @@ def _raise_for_status(response: httpx.Response, shown: str) -> None:
         raise ProviderUnavailable(message, provider=PROVIDER, status=status)
     # 401/403 (no permission), 404/410 (gone) and other 4xx: reading again will not help.
     raise CalendarUnavailable(message, provider=PROVIDER, status=status)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: let the caller back off on its own schedule
 
 
 def _describe(exc: BaseException) -> str:
@@ -668,18 +658,18 @@ def _attendees(event: icalendar.Component) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _participants(event: icalendar.Component) -> dict[str, str]:
-    """PARTSTAT per participant e-mail; the organizer counts as taking part unless declined."""
-    answers: dict[str, str] = {}
+def _participants(event: icalendar.Component) -> dict[str, AttendeeStatus]:
+    """The answer per participant e-mail; the organizer counts as taking part unless declined."""
+    answers: dict[str, AttendeeStatus] = {}
     organizer = event.get("ORGANIZER")
     if organizer is not None and not isinstance(organizer, list):
-        answers[email_of(organizer)] = "ACCEPTED"
+        answers[email_of(organizer)] = AttendeeStatus.ACCEPTED
     for attendee in _attendees(event):
-        partstat = str(getattr(attendee, "params", {}).get("PARTSTAT", "NEEDS-ACTION")).upper()
+        answer = parse_partstat(getattr(attendee, "params", {}).get("PARTSTAT"))
         email = email_of(attendee)
-        # An organizer listed among attendees keeps "ACCEPTED" unless they declined there.
-        if email not in answers or partstat == "DECLINED":
-            answers[email] = partstat
+        # An organizer listed among attendees keeps "accepted" unless they declined there.
+        if email not in answers or answer is AttendeeStatus.DECLINED:
+            answers[email] = answer
     return answers
 
 
@@ -689,6 +679,5 @@ def _response(event: icalendar.Component, owner: str) -> AttendeeStatus:
         return AttendeeStatus.ORGANIZER
     for attendee in _attendees(event):
         if email_of(attendee) == owner:
-            partstat = str(getattr(attendee, "params", {}).get("PARTSTAT", "NEEDS-ACTION"))
-            return _RESPONSE_BY_PARTSTAT.get(partstat.upper(), AttendeeStatus.NEEDS_ACTION)
+            return parse_partstat(getattr(attendee, "params", {}).get("PARTSTAT"))
     return AttendeeStatus.ORGANIZER

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,13 +21,13 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
+from connectors.files import atomic_write
 from connectors.ics_read import email_of
 from scheduler.core.errors import CalendarDataError
-from scheduler.core.model import AttendeeStatus, EventDraft, ShowAs
+from scheduler.core.model import EventDraft, ShowAs
 
 __all__ = [
     "GOODWILL_KEY",
-    "PARTSTAT_BY_STATUS",
     "PRODID",
     "CalendarFiles",
     "attendee_emails",
@@ -44,13 +43,6 @@ __all__ = [
 PRODID = "-//goodwill//ICS connector//EN"
 #: Carries the meeting's idempotency key on every event goodwill writes.
 GOODWILL_KEY = "X-GOODWILL-KEY"
-
-PARTSTAT_BY_STATUS: dict[AttendeeStatus, str] = {
-    AttendeeStatus.ACCEPTED: "ACCEPTED",
-    AttendeeStatus.TENTATIVE: "TENTATIVE",
-    AttendeeStatus.DECLINED: "DECLINED",
-    AttendeeStatus.NEEDS_ACTION: "NEEDS-ACTION",
-}
 
 _CDO_BY_SHOW_AS: dict[ShowAs, str] = {
     ShowAs.BUSY: "BUSY",
@@ -128,21 +120,9 @@ class CalendarFiles:
 
     @staticmethod
     def save(path: Path, data: bytes) -> None:
-        """Write ``data`` atomically: a temporary file beside ``path``, then ``os.replace``."""
+        """Write ``data`` atomically (:func:`connectors.files.atomic_write`), keeping the mode."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        atomic_write(path, data)
 
     def save_calendar(self, path: Path, calendar: icalendar.Calendar) -> None:
         """Add VTIMEZONEs for every TZID used, then save atomically."""

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Calendar, Event, vCalAddress
 
+from connectors.ical_common import event_uid, parse_partstat
 from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarDataError,
@@ -47,35 +48,12 @@ __all__ = [
     "build_cancel",
     "build_request",
     "event_calendar",
-    "event_uid",
     "itip_message",
-    "parse_partstat",
     "parse_reply",
 ]
 
 PRODID = "-//goodwill//goodwill coffee scheduler//EN"
 _PROVIDER = "smtp"
-
-_PARTSTATS: dict[str, AttendeeStatus] = {
-    "ACCEPTED": AttendeeStatus.ACCEPTED,
-    "DECLINED": AttendeeStatus.DECLINED,
-    "TENTATIVE": AttendeeStatus.TENTATIVE,
-    "NEEDS-ACTION": AttendeeStatus.NEEDS_ACTION,
-}
-
-
-def event_uid(idempotency_key: str) -> str:
-    """The iCalendar UID of the meeting with ``idempotency_key`` (stable across retries)."""
-    return f"{idempotency_key}@goodwill"
-
-
-def parse_partstat(value: object) -> AttendeeStatus:
-    """Map an RFC 5545 PARTSTAT to :class:`AttendeeStatus`; absent or unknown → needs action.
-
-    DELEGATED and the VTODO-only values count as "not answered" because the attendee has not
-    said whether *they* will come.
-    """
-    return _PARTSTATS.get(str(value or "NEEDS-ACTION").upper(), AttendeeStatus.NEEDS_ACTION)
 
 
 def _zone(person: Person) -> ZoneInfo:

@@ -52,6 +52,7 @@ from connectors.microsoft_wire import (
     utc_date_time_zone,
 )
 from connectors.tokens import TokenStore
+from scheduler.core.clock import Clock
 from scheduler.core.errors import ConfigurationError, ProviderUnavailable, ResourceGone
 from scheduler.core.intervals import Interval
 from scheduler.core.model import (
@@ -113,6 +114,7 @@ class GraphCalendar:
         session: HTTP session; default trusts ``settings.ca_bundle``.
         sleep: waits out a short ``Retry-After`` (≤2 s) before one replay.
         max_concurrency_per_mailbox: in-flight cap per mailbox (Outlook allows 4).
+        clock: the current time, for an HTTP-date ``Retry-After`` (default: the system clock).
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class GraphCalendar:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = _time.sleep,
         max_concurrency_per_mailbox: int = 4,
+        clock: Clock | None = None,
     ) -> None:
         self._http = GraphHttp(
             settings,
@@ -130,6 +133,7 @@ class GraphCalendar:
             session=session,
             sleep=sleep,
             max_concurrency_per_mailbox=max_concurrency_per_mailbox,
+            clock=clock,
         )
 
     # -- CalendarSource ---------------------------------------------------------------------
@@ -302,6 +306,11 @@ class GraphCalendar:
                 return str(item["id"])
         return None
 
+    def find_by_key(self, organizer: Person, idempotency_key: str) -> CreatedEvent | None:
+        """The event tagged with ``idempotency_key`` (by its extended property), if any."""
+        event_id = self._find_by_key(organizer.email, idempotency_key)
+        return None if event_id is None else CreatedEvent(provider_event_id=event_id, created=False)
+
     def cancel_by_key(self, organizer: Person, idempotency_key: str) -> None:
         """Cancel the event tagged with ``idempotency_key`` if there is one (found by its
         extended property: Graph ids are not derived from our key)."""
@@ -387,7 +396,7 @@ class GraphCalendar:
                 if status in (404, 410):
                     continue
                 if status >= 300:
-                    raise_for_batch_item(item, what)
+                    raise_for_batch_item(item, what, now=self._http.clock.now())
                 body = item.get("body")
                 if isinstance(body, Mapping):
                     states[chunk[index]] = event_state_from(body, attendee_email)
@@ -395,7 +404,11 @@ class GraphCalendar:
 
 
 def build_graph_calendar(
-    settings: MicrosoftSettings, token_store: TokenStore, *, user_email: str | None = None
+    settings: MicrosoftSettings,
+    token_store: TokenStore,
+    *,
+    user_email: str | None = None,
+    clock: Clock | None = None,
 ) -> GraphCalendar:
     """The composition root's factory: app-only when a client secret is configured, else delegated.
 
@@ -403,6 +416,7 @@ def build_graph_calendar(
         settings: the ``microsoft`` settings group.
         token_store: where the encrypted msal cache lives.
         user_email: the signed-in user, required for delegated access (no client secret).
+        clock: the process's clock (default: the system clock).
 
     Raises:
         ConfigurationError: delegated access without ``user_email``, or missing client id.
@@ -417,4 +431,4 @@ def build_graph_calendar(
             "Microsoft delegated access needs the user's e-mail (goodwill connect microsoft "
             "--user EMAIL); or set GOODWILL_MICROSOFT__CLIENT_SECRET for app-only access"
         )
-    return GraphCalendar(settings, tokens)
+    return GraphCalendar(settings, tokens, clock=clock)

@@ -13,6 +13,8 @@ Retries live in the worker layer (``RateLimited.retry_after_s``). The only retry
 replay of a 429 whose ``Retry-After`` is at most :data:`SHORT_RETRY_AFTER_S` seconds: waiting
 that long in-process is cheaper than a round trip through the queue, and every request we send is
 safe to replay (reads, ``transactionId``-deduplicated creates, cancels where 404 counts as done).
+``Retry-After`` is read by :func:`connectors.http_common.parse_retry_after`; an HTTP-date counts
+from the injected clock.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
 
+from connectors.http_common import parse_retry_after
 from connectors.microsoft_auth import TokenProvider, pinned_session
+from scheduler.core.clock import Clock, SystemClock
 from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarUnavailable,
@@ -97,24 +100,6 @@ class MailboxGate:
                 self._cond.notify_all()
 
 
-def _retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or an HTTP date), None when absent or garbled."""
-    raw = headers.get("Retry-After")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _error_text(response: requests.Response) -> str:
     try:
         error = response.json().get("error", {})
@@ -123,19 +108,22 @@ def _error_text(response: requests.Response) -> str:
         return response.reason or ""
 
 
-def raise_for_status(response: requests.Response, what: str) -> None:
+def raise_for_status(response: requests.Response, what: str, *, now: datetime) -> None:
     """Raise the scheduler error for a non-2xx Graph response; return for 2xx.
 
     429 (and 503/504 carrying ``Retry-After``) -> :class:`RateLimited`; other 5xx ->
     :class:`ProviderUnavailable`; 401 -> :class:`AuthorizationRevoked`; 403 ->
     :class:`CalendarUnavailable`; 404/410 -> :class:`ResourceGone`; other 4xx ->
     :class:`InvalidRequest`.
+
+    Args:
+        now: the injected clock's time; an HTTP-date ``Retry-After`` counts from it.
     """
     status = response.status_code
     if status < 400:
         return
     message = f"{what}: HTTP {status} {_error_text(response)}".strip()
-    retry_after = _retry_after_s(response.headers)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
     if status == 429 or (status in (503, 504) and retry_after is not None):
         raise RateLimited(message, retry_after_s=retry_after, provider=PROVIDER, status=status)
     if status >= 500:
@@ -158,6 +146,7 @@ class GraphHttp:
         session: the HTTP session; default one trusting ``settings.ca_bundle``.
         sleep: waits out short ``Retry-After`` values (injected so tests need not sleep).
         max_concurrency_per_mailbox: in-flight cap per mailbox (Outlook's limit is 4).
+        clock: the current time, for an HTTP-date ``Retry-After`` (default: the system clock).
     """
 
     def __init__(
@@ -168,7 +157,9 @@ class GraphHttp:
         session: requests.Session | None = None,
         sleep: Callable[[float], None],
         max_concurrency_per_mailbox: int = 4,
+        clock: Clock | None = None,
     ) -> None:
+        self.clock: Clock = clock or SystemClock()
         self.base_url = settings.graph_base_url.rstrip("/")
         self._origin = "{0.scheme}://{0.netloc}".format(urlsplit(self.base_url))
         self._tokens = tokens
@@ -218,12 +209,12 @@ class GraphHttp:
                 refreshed = True  # the token expired or was revoked server-side: refresh once
                 continue
             if response.status_code == 429 and not short_retried:
-                wait = _retry_after_s(response.headers)
+                wait = parse_retry_after(response.headers.get("Retry-After"), self.clock.now())
                 if wait is not None and wait <= SHORT_RETRY_AFTER_S:
                     short_retried = True
                     self._sleep(wait)
                     continue
-            raise_for_status(response, what)
+            raise_for_status(response, what, now=self.clock.now())
             return response
 
     def _url(self, path_or_url: str) -> str:
@@ -329,6 +320,6 @@ class _BatchItemResponse(requests.Response):
         self._content = json.dumps(body).encode() if body is not None else b""
 
 
-def raise_for_batch_item(item: Mapping[str, Any], what: str) -> None:
+def raise_for_batch_item(item: Mapping[str, Any], what: str, *, now: datetime) -> None:
     """:func:`raise_for_status` for one item of a JSON ``$batch`` response."""
-    raise_for_status(_BatchItemResponse(item), what)
+    raise_for_status(_BatchItemResponse(item), what, now=now)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import tempfile
 import threading
 from base64 import urlsafe_b64encode
 from pathlib import Path
@@ -24,6 +23,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from connectors.files import atomic_write
 from scheduler.core.errors import AuthorizationRevoked, ConfigurationError
 
 __all__ = ["EncryptedFileTokenStore", "MemoryTokenStore", "TokenStore"]
@@ -101,7 +101,8 @@ class EncryptedFileTokenStore:
             ) from exc
 
     def save(self, key: str, blob: bytes) -> None:
-        _atomic_write(self._path(key), self._fernet.encrypt(bytes(blob)))
+        # Mode 0600 always, even over a file someone loosened: only the service user reads it.
+        atomic_write(self._path(key), self._fernet.encrypt(bytes(blob)), mode=0o600)
 
     def _path(self, key: str) -> Path:
         # Hash the key so file names never carry an e-mail address.
@@ -132,21 +133,3 @@ def _derive_key(secret_key: str, salt: bytes) -> bytes:
     """Fernet key (urlsafe base64 of 32 bytes) from the service secret."""
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=_HKDF_INFO)
     return urlsafe_b64encode(hkdf.derive(secret_key.encode("utf-8")))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 so a crash leaves the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # mkstemp creates mode 0600
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

@@ -17,7 +17,8 @@ names only make the message say why):
 * ``connectors``: ``scheduler.core``, ``scheduler.settings``, itself and any third-party package.
 * ``workers``: ``scheduler.core``, ``scheduler.app``, ``scheduler.settings``, itself and any
   third-party package.
-* ``scheduler.settings``: the stdlib, ``pydantic``, ``pydantic_settings`` and ``scheduler.core``.
+* ``scheduler.settings``: the stdlib, the pure packages above, ``pydantic_settings`` and
+  ``scheduler.core``.
 * ``scheduler.entrypoints``, ``scheduler.__main__`` and the ``scheduler`` package: anything.
 
 Any other ``scheduler.X`` module is reported as outside the layers. Import cycles among the
@@ -169,7 +170,7 @@ LAYERS: Mapping[str, Layer] = {
         Layer(
             "scheduler.settings",
             project=("scheduler.core", "scheduler.settings"),
-            third_party=("pydantic", "pydantic_settings"),
+            third_party=(*PURE_THIRD_PARTY, "pydantic_settings"),
         ),
     )
 }

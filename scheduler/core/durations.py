@@ -1,6 +1,7 @@
 """Parsers for the small text notations used in policy files.
 
-Each parser is pure and raises :class:`SpecError` (a :class:`ValueError`) whose message says what
+Each parser is pure and raises :class:`~scheduler.core.errors.SpecError` (a
+:class:`~scheduler.core.errors.SchedulerError` and a :class:`ValueError`) whose message says what
 was expected, so the policy loader can show it to the user unchanged::
 
     >>> parse_duration("1h30m")
@@ -21,10 +22,12 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import date, time, timedelta
 
+from scheduler.core.errors import SpecError, SubPath
 from scheduler.core.model import WEEKDAYS, DateRange, TimeRange, WeeklyHours
 
 __all__ = [
     "SpecError",
+    "SubPath",
     "format_duration",
     "format_time_ranges",
     "format_weekly_hours",
@@ -36,9 +39,6 @@ __all__ = [
     "parse_weekdays",
     "parse_weekly_hours",
 ]
-
-#: A location inside a parsed value: mapping keys and list indices.
-SubPath = tuple[str | int, ...]
 
 _DURATION_RE = re.compile(
     r"^(?:(?P<w>\d+)\s*w)?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m)?$"
@@ -54,23 +54,6 @@ _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
 _DASHES = str.maketrans({"–": "-", "—": "-"})
 _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DURATION_HINT = "expected a duration like 30m, 2d or 4w (units w, d, h, m; e.g. 1h30m)"
-
-
-class SpecError(ValueError):
-    """A value could not be parsed; ``problems`` locates each problem inside the value.
-
-    Attributes:
-        problems: ``(sub_path, message)`` pairs; ``sub_path`` is relative to the parsed value
-            (``("mon-thu",)`` for one key of a working-hours mapping, ``()`` for the value itself).
-    """
-
-    def __init__(self, message_or_problems: str | Sequence[tuple[SubPath, str]]) -> None:
-        if isinstance(message_or_problems, str):
-            problems: tuple[tuple[SubPath, str], ...] = (((), message_or_problems),)
-        else:
-            problems = tuple(message_or_problems)
-        self.problems = problems
-        super().__init__("; ".join(message for _, message in problems))
 
 
 def parse_duration(text: str, *, allow_zero: bool = False) -> timedelta:

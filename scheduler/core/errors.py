@@ -5,7 +5,12 @@
     SchedulerError
     ├── ConfigurationError            bad settings or wiring; fix the configuration
     ├── PolicyError                   one policy file is invalid; carries every PolicyIssue
+    ├── SpecError                     one policy notation (30m, 09:00-17:30, mon-fri) is malformed;
+    │                                 also a ValueError, so pydantic validators report it
     ├── CalendarDataError             a calendar file/feed could not be read (names the file)
+    ├── IllegalTransition             a meeting state change the machine forbids; a caller bug
+    ├── CredentialDecryptError        a stored grant cannot be decrypted (key changed, row altered)
+    ├── CheckFailed                   a readiness check failed; the message is shown in ``/readyz``
     └── ConnectorError                a provider call failed; ``transient`` says whether to retry
         ├── ProviderUnavailable       5xx, timeouts, dropped connections           (transient)
         │   └── RateLimited           429/403 rate limits; ``retry_after_s``       (transient)
@@ -15,19 +20,28 @@
         └── InvalidRequest            the provider rejected our request (4xx)       (permanent)
 
 Being transient or permanent is a property of the class, never decided where it is caught.
+Every exception goodwill defines is in this tree (``tests/unit/test_errors.py`` checks it); the
+modules that raise one re-export it, e.g. ``from scheduler.core.states import IllegalTransition``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from scheduler.core.states import MeetingState
 
 __all__ = [
     "AuthorizationRevoked",
     "CalendarDataError",
     "CalendarUnavailable",
+    "CheckFailed",
     "ConfigurationError",
     "ConnectorError",
+    "CredentialDecryptError",
+    "IllegalTransition",
     "InvalidRequest",
     "PolicyError",
     "PolicyIssue",
@@ -35,7 +49,12 @@ __all__ = [
     "RateLimited",
     "ResourceGone",
     "SchedulerError",
+    "SpecError",
+    "SubPath",
 ]
+
+#: A location inside a parsed value: mapping keys and list indices.
+SubPath = tuple[str | int, ...]
 
 
 class SchedulerError(Exception):
@@ -68,6 +87,26 @@ class PolicyError(SchedulerError):
         super().__init__("\n".join(str(i) for i in issues))
 
 
+class SpecError(SchedulerError, ValueError):
+    """A value in one of the policy notations could not be parsed (:mod:`scheduler.core.durations`).
+
+    Also a :class:`ValueError`: pydantic validators turn a ValueError into a validation error,
+    which the policy loader reports as a :class:`PolicyIssue`.
+
+    Attributes:
+        problems: ``(sub_path, message)`` pairs; ``sub_path`` is relative to the parsed value
+            (``("mon-thu",)`` for one key of a working-hours mapping, ``()`` for the value itself).
+    """
+
+    def __init__(self, message_or_problems: str | Sequence[tuple[SubPath, str]]) -> None:
+        if isinstance(message_or_problems, str):
+            problems: tuple[tuple[SubPath, str], ...] = (((), message_or_problems),)
+        else:
+            problems = tuple(message_or_problems)
+        self.problems = problems
+        super().__init__("; ".join(message for _, message in problems))
+
+
 class CalendarDataError(SchedulerError):
     """A calendar file or feed could not be parsed. ``source`` names the file or URL."""
 
@@ -75,6 +114,47 @@ class CalendarDataError(SchedulerError):
         self.source = source
         self.reason = reason
         super().__init__(f"{source}: {reason}")
+
+
+class IllegalTransition(SchedulerError):
+    """A state change the machine does not allow was requested; a bug in the caller.
+
+    Raised by :func:`scheduler.core.states.transition`, which passes the states that *are*
+    allowed from ``current`` so the message can name them.
+
+    Attributes:
+        current: the state the meeting is in.
+        target: the state that was requested.
+    """
+
+    def __init__(
+        self,
+        current: MeetingState,
+        target: MeetingState,
+        allowed: Collection[MeetingState] | None = None,
+    ) -> None:
+        self.current = current
+        self.target = target
+        message = f"a meeting cannot go from {current} to {target}"
+        if allowed is not None:
+            named = ", ".join(sorted(allowed)) or "none: it is terminal"
+            message += f" (allowed from {current}: {named})"
+        super().__init__(message)
+
+
+class CredentialDecryptError(SchedulerError):
+    """A stored credential could not be decrypted (:mod:`scheduler.store.crypto`).
+
+    Either ``GOODWILL_SECRET_KEY`` changed (keep the old one in ``old_secrets`` while rotating),
+    the row was tampered with, or it was copied from another user. The user must reconnect.
+    """
+
+
+class CheckFailed(SchedulerError):
+    """A readiness check found a problem; the message is shown in ``/readyz`` (no secrets).
+
+    Raised by the checks in :mod:`scheduler.entrypoints.ops`.
+    """
 
 
 class ConnectorError(SchedulerError):

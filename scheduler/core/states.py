@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from scheduler.core.errors import SchedulerError
+from scheduler.core.errors import IllegalTransition
 
 __all__ = [
     "INITIAL_STATES",
@@ -85,27 +85,10 @@ OPEN_STATES: frozenset[MeetingState] = frozenset(
 )
 
 
-class IllegalTransition(SchedulerError):
-    """A state change the machine does not allow was requested; a bug in the caller.
-
-    Attributes:
-        current: the state the meeting is in.
-        target: the state that was requested.
-    """
-
-    def __init__(self, current: MeetingState, target: MeetingState) -> None:
-        self.current = current
-        self.target = target
-        allowed = ", ".join(sorted(_LEGAL[current])) or "none: it is terminal"
-        super().__init__(
-            f"a meeting cannot go from {current} to {target} (allowed from {current}: {allowed})"
-        )
-
-
 def allowed_targets(current: MeetingState) -> frozenset[MeetingState]:
     """The states that may follow ``current``.
 
-    >>> sorted(allowed_targets(MeetingState.DECLINED))
+    >>> sorted(state.value for state in allowed_targets(MeetingState.DECLINED))
     ['accepted', 'cancelled']
     """
     return _LEGAL[MeetingState(current)]
@@ -140,5 +123,5 @@ def transition(current: MeetingState, target: MeetingState) -> MeetingState:
     """
     current, target = MeetingState(current), MeetingState(target)
     if target not in _LEGAL[current]:
-        raise IllegalTransition(current, target)
+        raise IllegalTransition(current, target, _LEGAL[current])
     return target

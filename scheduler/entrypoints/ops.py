@@ -58,6 +58,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
 from scheduler.core.clock import Clock
+from scheduler.core.errors import CheckFailed
 from scheduler.entrypoints.logs import redact
 from scheduler.store import at_head
 
@@ -85,10 +86,6 @@ Check = Callable[[], None]
 Liveness = Callable[[], tuple[bool, dict[str, Any]]]
 
 _REASON_MAX = 200
-
-
-class CheckFailed(Exception):
-    """A readiness check found a problem; the message is shown in ``/readyz`` (no secrets)."""
 
 
 def _reason(exc: BaseException) -> str:

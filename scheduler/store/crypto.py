@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from scheduler.core.errors import ConfigurationError, SchedulerError
+from scheduler.core.errors import ConfigurationError, CredentialDecryptError
 from scheduler.settings import Settings
 
 __all__ = ["CredentialDecryptError", "SecretBox"]
@@ -27,14 +27,6 @@ __all__ = ["CredentialDecryptError", "SecretBox"]
 _SALT = b"goodwill/credentials"
 _INFO = b"goodwill credentials fernet key v1"
 _SEP = b"\x00"
-
-
-class CredentialDecryptError(SchedulerError):
-    """A stored credential could not be decrypted.
-
-    Either ``GOODWILL_SECRET_KEY`` changed (keep the old one in ``old_secrets`` while rotating),
-    the row was tampered with, or it was copied from another user. The user must reconnect.
-    """
 
 
 def _fernet(secret: str | bytes) -> Fernet:

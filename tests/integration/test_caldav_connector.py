@@ -21,6 +21,7 @@ import pytest
 from connectors.caldav import CalDAVCalendar
 from connectors.caldav_quirks import QUIRKS, quirks_for
 from connectors.imip import ImipSender
+from scheduler.core.clock import FixedClock
 from scheduler.core.errors import (
     AuthorizationRevoked,
     ConfigurationError,
@@ -349,6 +350,26 @@ def test_event_state_follows_a_reply_and_cancel(people: RadicalePeople) -> None:
     assert (str(event["STATUS"]), int(event["SEQUENCE"])) == ("CANCELLED", 1)
 
 
+@pytest.mark.parametrize(
+    ("partstat", "expected"),
+    [
+        ("DELEGATED", AttendeeStatus.DECLINED),  # as the ICS reader says: handed on, not coming
+        ("tentative", AttendeeStatus.TENTATIVE),
+        ("X-SOMETHING", AttendeeStatus.NEEDS_ACTION),
+    ],
+)
+def test_event_state_reads_partstat_like_every_connector(
+    people: RadicalePeople, partstat: str, expected: AttendeeStatus
+) -> None:
+    org, att = people.organizer.email, people.attendee.email
+    key = f"d-{uuid4().hex[:10]}"
+    answered = (f"ORGANIZER:mailto:{org}", f"ATTENDEE;PARTSTAT={partstat}:mailto:{att}")
+    _put(people.org_cal + f"{key}.ics", _vevent(f"{key}@goodwill", _at(10), _at(11), *answered),
+         auth=people.auth)  # fmt: skip
+    with people.connector() as cal:
+        assert cal.event_state(people.organizer, f"{key}@goodwill", att).response is expected
+
+
 def test_cancel_of_a_missing_event_is_done_and_state_is_gone(people: RadicalePeople) -> None:
     with people.connector() as cal:
         cal.cancel_event(people.organizer, "never-made@goodwill")
@@ -422,6 +443,10 @@ def canned() -> Iterator[type[_Canned]]:
     [
         (429, {"Retry-After": "7"}, RateLimited, 7.0),
         (503, {"Retry-After": "3"}, RateLimited, 3.0),
+        # An HTTP-date counts from the injected clock (NOW below), never the wall clock.
+        (429, {"Retry-After": "Tue, 02 Mar 2027 09:00:20 GMT"}, RateLimited, 20.0),
+        (429, {"Retry-After": "Tue, 02 Mar 2027 08:00:00 GMT"}, RateLimited, 0.0),
+        (429, {"Retry-After": "soon"}, RateLimited, None),
         (500, {}, ProviderUnavailable, None),
         (502, {}, ProviderUnavailable, None),
     ],
@@ -436,11 +461,12 @@ def test_server_trouble_is_transient(
     canned.status, canned.headers_out = status, headers
     person = Person("a@corp.example", "A B", "UTC")
     url = canned.url  # type: ignore[attr-defined]
-    cal = CalDAVCalendar(url, "u", "p", server="radicale", calendar_path="/{user}/")
+    now = FixedClock(DAY.replace(hour=9))
+    cal = CalDAVCalendar(url, "u", "p", server="radicale", calendar_path="/{user}/", clock=now)
     with pytest.raises(expected) as caught:
         cal.busy(BusyQuery(WINDOW, (person,)))
     assert caught.value.transient is True  # type: ignore[attr-defined]
-    if retry_after is not None:
+    if expected is RateLimited:
         assert caught.value.retry_after_s == retry_after  # type: ignore[attr-defined]
     with pytest.raises(expected):
         cal.event_state(person, "x@goodwill", "b@corp.example")

@@ -25,6 +25,7 @@ from connectors.google import (
     service_account_credentials,
     user_credentials,
 )
+from scheduler.core.clock import FixedClock
 from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarUnavailable,
@@ -555,6 +556,30 @@ def test_429_with_retry_after_is_rate_limited(
     assert caught.value.status == 429
     assert caught.value.transient is True
     assert emulator.count("POST", "/freeBusy") == 1  # no hidden client retries
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "seconds"),
+    [
+        ("Mon, 01 Mar 2027 09:00:30 GMT", 30.0),  # an HTTP-date, 30 s after the injected now
+        ("Mon, 01 Mar 2027 08:59:00 GMT", 0.0),  # already past: retry at once
+    ],
+)
+def test_429_with_an_http_date_retry_after_counts_from_the_injected_clock(
+    emulator: GoogleEmulator, retry_after: str, seconds: float
+) -> None:
+    # The emulator's own Date header is the wall clock; the injected clock must win.
+    settings = GoogleSettings(token_uri=emulator.token_uri, api_endpoint=emulator.api_endpoint)
+    google = GoogleCalendar(
+        settings,
+        lambda email: user_credentials(f"1//rt-{email}", "cid", "csecret", emulator.token_uri),
+        sleep=lambda _s: None,
+        clock=FixedClock(MONDAY.replace(hour=9)),
+    )
+    emulator.faults.queue("status", status=429, retry_after=retry_after, path="/freeBusy")
+    with pytest.raises(RateLimited) as caught:
+        _busy(google)
+    assert caught.value.retry_after_s == seconds
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from connectors.microsoft import (
 )
 from connectors.tokens import EncryptedFileTokenStore, MemoryTokenStore
 from connectors.windows_zones import to_iana, to_windows
+from scheduler.core.clock import FixedClock
 from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarUnavailable,
@@ -525,6 +526,28 @@ def test_short_retry_after_is_waited_out_once(
     emu.fail_next(429, retry_after="1", times=2)
     with pytest.raises(RateLimited):  # ...but only once per call
         cal.busy(BusyQuery(WINDOW, (ORG,)))
+
+
+def test_http_date_retry_after_counts_from_the_injected_clock(
+    emu: GraphEmulator, sleeps: SleepRecorder
+) -> None:
+    settings = emu.settings()
+    now = FixedClock(DAY.replace(hour=9))
+    cal = GraphCalendar(
+        settings, AppOnlyTokens(settings, MemoryTokenStore()), sleep=sleeps, clock=now
+    )
+    emu.fail_next(429, retry_after="Tue, 02 Mar 2027 09:00:07 GMT")
+    with pytest.raises(RateLimited) as caught:  # 7 s from the injected now: the worker waits
+        cal.busy(BusyQuery(WINDOW, (ORG,)))
+    assert caught.value.retry_after_s == 7.0
+    assert sleeps.waits == []
+    emu.fail_next(429, retry_after="Tue, 02 Mar 2027 09:00:01 GMT")
+    cal.busy(BusyQuery(WINDOW, (ORG,)))  # 1 s from the injected now: waited out and replayed
+    assert sleeps.waits == [1.0]
+    emu.fail_next(504, retry_after="Tue, 02 Mar 2027 08:00:00 GMT")
+    with pytest.raises(RateLimited) as past:  # a date already gone: retry at once
+        cal.busy(BusyQuery(WINDOW, (ORG,)))
+    assert past.value.retry_after_s == 0.0
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import pytest
 
 from connectors.ics import IcsDirectory, IcsFeed, parse_busy_blocks
 from connectors.ics_read import redact_url
+from scheduler.core.clock import FixedClock
 from scheduler.core.errors import (
     CalendarDataError,
     CalendarUnavailable,
@@ -595,6 +596,8 @@ class _FeedHandler(BaseHTTPRequestHandler):
             self._send(503, b"down")
         elif path == "/slow-down.ics":
             self._send(429, b"", Retry_After="7")
+        elif path == "/slow-down-until.ics":
+            self._send(429, b"", Retry_After="Tue, 06 May 2031 09:00:30 GMT")
         elif path == "/big.ics":
             self._send(200, FEED_BODY + b"X" * 5000)
         elif path == "/big-chunked.ics":
@@ -681,6 +684,17 @@ def test_feed_errors_map_to_the_error_tree(feed_server: str) -> None:
     with pytest.raises(ProviderUnavailable, match="timed out"):
         source.fetch(f"{feed_server}/slow.ics")
     source.close()
+
+
+def test_feed_rate_limit_with_an_http_date_counts_from_the_injected_clock(
+    feed_server: str,
+) -> None:
+    # Years from the wall clock: a parser reading datetime.now() would be far off.
+    source = feed({}, clock=FixedClock(utc(2031, 5, 6, 9)))
+    with pytest.raises(RateLimited) as limited:
+        source.fetch(f"{feed_server}/slow-down-until.ics")
+    source.close()
+    assert limited.value.retry_after_s == 30.0
 
 
 def test_feed_transient_failure_fails_the_read(feed_server: str) -> None:

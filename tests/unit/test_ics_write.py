@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import icalendar
 import pytest
 
-from connectors.ics import IcsDirectory, uid_for
+from connectors.ical_common import event_uid
+from connectors.ics import IcsDirectory
 from scheduler.core.clock import FixedClock
 from scheduler.core.errors import CalendarUnavailable, ResourceGone
 from scheduler.core.intervals import Interval
@@ -74,7 +76,7 @@ def test_create_writes_both_copies_and_an_itip_request(root: Path, directory: Ic
     created = directory.create_event(draft())
     uid = "meeting-1@goodwill"
     assert (created.provider_event_id, created.created) == (uid, True)
-    assert uid_for("meeting-1") == uid
+    assert event_uid("meeting-1") == uid
 
     organizer_file = root / "alex@corp.example.ics"
     event = only(organizer_file, uid)
@@ -146,6 +148,17 @@ def test_attendee_without_a_file_gets_no_file(root: Path, directory: IcsDirector
     # The organizer's copy stands in for the answer.
     state = directory.event_state(ALEX, created.provider_event_id, dana.email)
     assert state.response is AttendeeStatus.NEEDS_ACTION
+
+
+def test_rewriting_a_calendar_keeps_its_file_mode(root: Path, directory: IcsDirectory) -> None:
+    # A site that syncs calendars to disk may let another account read them (0640 here); the
+    # atomic rewrite once left every file it touched at the temporary file's 0600.
+    for person in (ALEX, SAM):
+        (root / f"{person.email}.ics").chmod(0o640)
+    directory.create_event(draft())
+    for person in (ALEX, SAM):
+        assert stat.S_IMODE((root / f"{person.email}.ics").stat().st_mode) == 0o640
+    assert not [p for p in root.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_organizer_without_a_file_gets_one(tmp_path: Path) -> None:

@@ -50,7 +50,9 @@ def test_files_are_private(tmp_path: Path) -> None:
     for path in directory.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
     # No temp files are left behind by the atomic write.
-    assert not [p for p in directory.iterdir() if p.name.startswith(".tmp-")]
+    assert not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
+    names = {p.name for p in directory.iterdir()}
+    assert names == {"salt", hashlib.sha256(KEY.encode()).hexdigest()}
 
 
 def test_a_second_store_on_the_same_directory_reads_the_blob(tmp_path: Path) -> None:
