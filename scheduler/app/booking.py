@@ -78,24 +78,57 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
         error = f"provider {backend.provider} cannot create events"
         _finish(p, m, now, _S.FAILED, "read-only provider", error=error)
         return BookResult(BookOutcome.FAILED, detail="read-only provider")
+    b = _Booking(p, m, policy, backend, writer, now)
     stakeholder = policy.stakeholder(m.stakeholder_email)
     ending = _why_not(policy, stakeholder, m, now)
     if ending is not None or stakeholder is None:
         assert ending is not None
-        return _end_unbooked(p, m, backend, writer, policy, ending, now)
+        return _end_unbooked(b, ending)
     try:
-        taken = _slot_taken(p, m, policy, backend, stakeholder, now)
-        if taken is not None:
-            return taken
-        created = _create(p, m, policy, backend, writer, stakeholder, now)
-        if created is None:
-            return BookResult(BookOutcome.ALREADY, detail="the claim was lost")
+        return _book(b, stakeholder)
     except AuthorizationRevoked as exc:
         revoke(p, policy.owner.email, backend.provider, str(exc), now)
         return _retry(p, m, now, "credential revoked: reconnect the calendar", 3600.0)
     except ConnectorError as exc:
-        return _after_provider_error(p, m, exc, now)
-    return _record_booked(p, m, created, now)
+        return _after_provider_error(b, exc)
+
+
+@dataclass(slots=True)
+class _Booking:
+    """One claimed booking attempt and what it works with."""
+
+    p: Pipeline
+    m: Meeting
+    policy: Policy
+    backend: CalendarBackend
+    writer: CalendarWriter
+    now: datetime
+    #: This attempt recorded that its create goes out (from then on the event may exist).
+    announced: bool = False
+
+    @property
+    def uncertain(self) -> bool:
+        """An earlier attempt sent a create whose outcome is unknown: the event may exist."""
+        return self.m.create_attempted_at is not None
+
+
+def _book(b: _Booking, stakeholder: Stakeholder) -> BookResult:
+    """The steps, in order. Raises ConnectorError from the provider calls."""
+    if b.uncertain:
+        found = _look_up(b)
+        if found is not None:  # the lost create got through: nothing more to send
+            return _record_booked(b, found)
+    taken = _slot_taken(b, stakeholder)
+    if taken is not None:
+        return taken
+    if not b.uncertain:
+        if not b.p.store.mark_create_attempted(b.m.id, b.now, attempt=b.m.attempts):
+            return BookResult(BookOutcome.ALREADY, detail="the claim was lost")
+        b.announced = True
+    taken = _announced_clash(b)
+    if taken is not None:
+        return taken
+    return _record_booked(b, _create(b, stakeholder))
 
 
 # -- the steps -------------------------------------------------------------------------------
@@ -119,94 +152,116 @@ def _why_not(
     return None
 
 
-def _end_unbooked(
-    p: Pipeline,
-    m: Meeting,
-    backend: CalendarBackend,
-    writer: CalendarWriter,
-    policy: Policy,
-    ending: _Ending,
-    now: datetime,
-) -> BookResult:
+def _end_unbooked(b: _Booking, ending: _Ending, *, replan: bool = False) -> BookResult:
     """End a meeting that will not happen; take back an invite an earlier attempt may have sent."""
-    if m.create_attempted_at is not None:
-        # An earlier attempt may have created the event and died before recording it.
+    if b.uncertain:
+        # An earlier attempt may have created the event and died before recording it (or a
+        # stalled worker may still be creating it): cancel it by its key, which is a no-op
+        # when there is none.
         try:
-            with p.provider_call(backend.provider, "cancel_by_key"):
-                writer.cancel_by_key(policy.owner.person, m.idempotency_key)
+            with b.p.provider_call(b.backend.provider, "cancel_by_key"):
+                b.writer.cancel_by_key(b.policy.owner.person, b.m.idempotency_key)
         except ConnectorError as exc:
             if exc.transient:
-                return _retry(p, m, now, f"cancelling a stray event: {exc}", None)
-    _finish(p, m, now, ending.target, ending.detail, error=ending.error)
+                return _retry(b.p, b.m, b.now, f"cancelling a stray event: {exc}", None)
+    _finish(b.p, b.m, b.now, ending.target, ending.detail, error=ending.error)
+    if replan:
+        b.p.store.set_next_plan(b.m.user_id, b.now)  # back to planning
     return BookResult(ending.outcome, detail=ending.detail)
 
 
-def _slot_taken(
-    p: Pipeline,
-    m: Meeting,
-    policy: Policy,
-    backend: CalendarBackend,
-    stakeholder: Stakeholder,
-    now: datetime,
-) -> BookResult | None:
-    """Whether another meeting or event now holds the slot (then the meeting ends), else None.
+def _taken(detail: str) -> _Ending:
+    return _Ending(_S.CANCELLED, detail, None, BookOutcome.SLOT_TAKEN)
 
-    Only checked before the first create: after one, our own event may fill the slot.
-    """
-    if m.create_attempted_at is not None:
-        return None
-    clash = _clashing_meeting(p, m, policy)
+
+def _slot_taken(b: _Booking, stakeholder: Stakeholder) -> BookResult | None:
+    """Whether another meeting or event now holds the slot (then the meeting ends), else None."""
+    clash = _clashing_meeting(b, announced_only=False)
     if clash is not None:
-        _finish(p, m, now, _S.CANCELLED, f"slot_taken: clashes with meeting {clash.id}")
-        p.store.set_next_plan(m.user_id, now)
-        return BookResult(BookOutcome.SLOT_TAKEN)
-    other_side = other_side_meeting(p, policy.owner.email, m)
+        return _end_unbooked(b, _taken(f"slot_taken: clashes with meeting {clash.id}"), replan=True)
+    other_side = other_side_meeting(b.p, b.policy.owner.email, b.m)
     if other_side is not None:
-        _finish(p, m, now, _S.CANCELLED, f"pair_taken: their meeting {other_side.id} comes first")
-        return BookResult(BookOutcome.CANCELLED, detail="the other side booked first")
-    if _calendars_busy(p, m, policy, backend, stakeholder):
-        _finish(p, m, now, _S.CANCELLED, "slot_taken")
-        p.store.set_next_plan(m.user_id, now)  # back to planning
-        return BookResult(BookOutcome.SLOT_TAKEN)
+        ending = _Ending(
+            _S.CANCELLED,
+            f"pair_taken: their meeting {other_side.id} comes first",
+            None,
+            BookOutcome.CANCELLED,
+        )
+        return _end_unbooked(b, ending)
+    if _calendars_busy(b, stakeholder):
+        return _end_unbooked(b, _taken("slot_taken"), replan=True)
     return None
 
 
-def _clashing_meeting(p: Pipeline, m: Meeting, policy: Policy) -> Meeting | None:
-    """Another goodwill meeting with either person at this time, booked or being booked.
+def _holds_slot(c: Meeting, m: Meeting, *, announced_only: bool) -> bool:
+    """Whether meeting ``c`` keeps ``m`` from its slot (or its pair).
 
-    One being booked by another worker wins when its id is lower: the provider re-check cannot
-    see an event that is being created at this very moment.
+    Booked, accepted and tentative meetings hold it; so does any meeting whose create was
+    attempted (its event may exist). Before announcing our own create, a meeting still being
+    booked without a create holds it when its id is lower (a tie goes to the older one).
     """
-    emails = [policy.owner.email, m.stakeholder_email]
-    for c in p.store.active_overlapping(emails, m.start, m.end, exclude_id=m.id):
-        if c.state != _S.BOOKING or c.id < m.id:
+    if c.state in (_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE) or c.create_attempted_at is not None:
+        return True
+    return not announced_only and c.state == _S.BOOKING and c.id < m.id
+
+
+def _clashing_meeting(b: _Booking, *, announced_only: bool) -> Meeting | None:
+    """Another goodwill meeting with either person at this time that holds the slot.
+
+    The provider re-check cannot see an event that is being created at this very moment: this
+    is the guard against two owners booking the same person at the same time.
+    """
+    emails = [b.policy.owner.email, b.m.stakeholder_email]
+    for c in b.p.store.active_overlapping(emails, b.m.start, b.m.end, exclude_id=b.m.id):
+        if _holds_slot(c, b.m, announced_only=announced_only):
             return c
     return None
 
 
-def other_side_meeting(p: Pipeline, owner_email: str, m: Meeting) -> Meeting | None:
-    """The stakeholder's own goodwill meeting with this owner, booked or claimed before ``m``.
+def other_side_meeting(
+    p: Pipeline, owner_email: str, m: Meeting, *, announced_only: bool = False
+) -> Meeting | None:
+    """The stakeholder's own goodwill meeting with this owner that holds the pair, or None.
 
     Two users who list each other get one meeting: the first one booked wins.
     """
     for other_owner, theirs in p.store.open_meetings_as_stakeholder(owner_email):
-        if other_owner != m.stakeholder_email.lower():
+        if other_owner != m.stakeholder_email.lower() or theirs.id == m.id:
             continue
-        if theirs.state in (_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE) or (
-            theirs.state == _S.BOOKING and theirs.id < m.id
-        ):
+        if _holds_slot(theirs, m, announced_only=announced_only):
             return theirs
     return None
 
 
-def _calendars_busy(
-    p: Pipeline, m: Meeting, policy: Policy, backend: CalendarBackend, stakeholder: Stakeholder
-) -> bool:
+def _announced_clash(b: _Booking) -> BookResult | None:
+    """After announcing our create, look again: someone else who announced first wins.
+
+    Announce, then check: of two workers that race for one person's slot (or for one pair),
+    the one that announces second always sees the first and backs off; at worst both back off
+    and are planned again. Never both create.
+    """
+    clash = _clashing_meeting(b, announced_only=True)
+    if clash is not None:
+        return _end_unbooked(b, _taken(f"slot_taken: clashes with meeting {clash.id}"), replan=True)
+    other_side = other_side_meeting(b.p, b.policy.owner.email, b.m, announced_only=True)
+    if other_side is not None:
+        ending = _Ending(
+            _S.CANCELLED,
+            f"pair_taken: their meeting {other_side.id} comes first",
+            None,
+            BookOutcome.CANCELLED,
+        )
+        return _end_unbooked(b, ending)
+    return None
+
+
+def _calendars_busy(b: _Booking, stakeholder: Stakeholder) -> bool:
     """Read both calendars again for this slot (owner with buffer) under the busy rules."""
+    m, policy = b.m, b.policy
     owner, person = policy.owner.person, policy.person_of(stakeholder)
     buffer = policy.availability.buffer
-    with p.provider_call(backend.provider, "recheck"):
-        result = backend.source.busy(
+    with b.p.provider_call(b.backend.provider, "recheck"):
+        result = b.backend.source.busy(
             BusyQuery(window=Interval(m.start - buffer, m.end + buffer), people=(owner, person))
         )
     rules = policy.availability.busy
@@ -221,61 +276,54 @@ def _calendars_busy(
     )
 
 
-def _create(
-    p: Pipeline,
-    m: Meeting,
-    policy: Policy,
-    backend: CalendarBackend,
-    writer: CalendarWriter,
-    stakeholder: Stakeholder,
-    now: datetime,
-) -> CreatedEvent | None:
-    """Record that a create goes out, then create the event. None: our claim was lost."""
-    if m.create_attempted_at is None and not p.store.mark_create_attempted(
-        m.id, now, attempt=m.attempts
-    ):
-        return None
+def _look_up(b: _Booking) -> CreatedEvent | None:
+    """After a create whose outcome is unknown: the event, if it got through."""
+    with b.p.provider_call(b.backend.provider, "find_by_key"):
+        return b.writer.find_by_key(b.policy.owner.person, b.m.idempotency_key)
+
+
+def _create(b: _Booking, stakeholder: Stakeholder) -> CreatedEvent:
+    policy = b.policy
     person = policy.person_of(stakeholder)
     title, description = invite_text(policy, stakeholder, person)
     draft = EventDraft(
-        idempotency_key=m.idempotency_key,
+        idempotency_key=b.m.idempotency_key,
         organizer=policy.owner.person,
         attendee=person,
-        start=m.start,
-        end=m.end,
+        start=b.m.start,
+        end=b.m.end,
         title=title,
         description=description,
         location=policy.meeting.location,
         video=None if policy.meeting.video == "none" else policy.meeting.video,
     )
-    with p.provider_call(backend.provider, "create_event"):
-        return writer.create_event(draft)
+    with b.p.provider_call(b.backend.provider, "create_event"):
+        return b.writer.create_event(draft)
 
 
-def _after_provider_error(
-    p: Pipeline, m: Meeting, exc: ConnectorError, now: datetime
-) -> BookResult:
+def _after_provider_error(b: _Booking, exc: ConnectorError) -> BookResult:
     if exc.transient:
         retry_after = exc.retry_after_s if isinstance(exc, RateLimited) else None
-        return _retry(p, m, now, f"{type(exc).__name__}: {exc}", retry_after)
-    _finish(p, m, now, _S.FAILED, "permanent provider error", error=f"{type(exc).__name__}: {exc}")
+        return _retry(b.p, b.m, b.now, f"{type(exc).__name__}: {exc}", retry_after, attempt=b)
+    error = f"{type(exc).__name__}: {exc}"
+    _finish(b.p, b.m, b.now, _S.FAILED, "permanent provider error", error=error)
     return BookResult(BookOutcome.FAILED, detail=type(exc).__name__)
 
 
-def _record_booked(p: Pipeline, m: Meeting, created: CreatedEvent, now: datetime) -> BookResult:
-    moved = p.store.transition(
-        m.id,
+def _record_booked(b: _Booking, created: CreatedEvent) -> BookResult:
+    moved = b.p.store.transition(
+        b.m.id,
         _S.BOOKED,
         actor="worker",
-        now=now,
+        now=b.now,
         expect=_S.BOOKING,
-        attempt=m.attempts,
+        attempt=b.m.attempts,
         provider_event_id=created.provider_event_id,
         last_error=None,
         detail="created" if created.created else "reconciled existing event",
     )
-    if moved and p.metrics is not None:
-        p.metrics.bookings_total.inc()
+    if moved and b.p.metrics is not None:
+        b.p.metrics.bookings_total.inc()
     return BookResult(BookOutcome.BOOKED if moved else BookOutcome.ALREADY)
 
 
@@ -302,8 +350,26 @@ def _finish(
     )  # fmt: skip
 
 
-def _retry(p: Pipeline, m: Meeting, now: datetime, error: str, after_s: float | None) -> BookResult:
+def _retry(
+    p: Pipeline,
+    m: Meeting,
+    now: datetime,
+    error: str,
+    after_s: float | None,
+    *,
+    attempt: _Booking | None = None,
+) -> BookResult:
+    """Back to ``approved`` with a delay, or ``failed`` once the attempts are used up.
+
+    Giving up after a create whose outcome is unknown also takes back the event it may have
+    made (best effort), so a failed meeting leaves no invite behind.
+    """
     if m.attempts >= p.max_attempts:
+        if attempt is not None and (attempt.uncertain or attempt.announced):
+            try:
+                attempt.writer.cancel_by_key(attempt.policy.owner.person, m.idempotency_key)
+            except ConnectorError as exc:
+                error = f"{error}; the event may exist: cancelling it failed ({exc})"
         gave_up = f"gave up after {m.attempts} attempts: {error}"
         _finish(p, m, now, _S.FAILED, "retries exhausted", error=gave_up)
         return BookResult(BookOutcome.FAILED, detail="retries exhausted")

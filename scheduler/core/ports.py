@@ -87,6 +87,15 @@ class CalendarWriter(Protocol):
         """
         ...
 
+    def find_by_key(self, organizer: Person, idempotency_key: str) -> CreatedEvent | None:
+        """The live event created for ``idempotency_key`` (``created=False``), or None.
+
+        A retry after a create whose reply was lost asks this first: found, the meeting is
+        booked without a second create; not found (or cancelled), the create never landed and
+        the booking starts over, clash checks included.
+        """
+        ...
+
 
 @runtime_checkable
 class ResponseReader(Protocol):

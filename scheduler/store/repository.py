@@ -383,20 +383,25 @@ class Store:
         ``emails`` (as the stakeholder or as the owner), other than ``exclude_id``.
 
         The last guard against two owners booking the same person at the same time: the
-        provider re-check cannot see an event another worker is creating right now.
+        provider re-check cannot see an event another worker is creating right now. An
+        ``approved`` meeting whose create was attempted (its reply lost: the event may exist)
+        holds its slot too, until its retry finds out.
         """
         wanted = [_email(e) for e in emails]
         active = [
             MeetingState.BOOKING, MeetingState.BOOKED, MeetingState.ACCEPTED,
             MeetingState.TENTATIVE,
         ]  # fmt: skip
+        uncertain = and_(
+            MeetingRow.state == MeetingState.APPROVED, MeetingRow.create_attempted_at.is_not(None)
+        )
         with self._read() as s:
             rows = s.scalars(
                 select(MeetingRow)
                 .join(UserRow, UserRow.id == MeetingRow.user_id)
                 .where(
                     MeetingRow.id != exclude_id,
-                    MeetingRow.state.in_(active),
+                    or_(MeetingRow.state.in_(active), uncertain),
                     MeetingRow.start < end,
                     MeetingRow.end > start,
                     or_(MeetingRow.stakeholder_email.in_(wanted), UserRow.email.in_(wanted)),

@@ -129,3 +129,18 @@ def test_cancel_by_key_finds_the_event_or_does_nothing(env: ContractEnv) -> None
     env.writer.cancel_by_key(env.organizer, "contract-bykey-never")
     env.writer.cancel_by_key(env.organizer, "contract-bykey-1")
     assert env.count_events(env.organizer.email) == 0
+
+
+def test_find_by_key_sees_a_live_event_and_nothing_else(env: ContractEnv) -> None:
+    # Given a create whose reply was lost: only the key is known
+    created = env.writer.create_event(_draft(env, "contract-find-1"))
+    # When the retry looks it up by its key, it finds that very event
+    found = env.writer.find_by_key(env.organizer, "contract-find-1")
+    assert found is not None
+    assert found.provider_event_id == created.provider_event_id
+    assert found.created is False
+    # A key that never made an event finds nothing
+    assert env.writer.find_by_key(env.organizer, "contract-find-never") is None
+    # And a cancelled event is not found: the create must be sent again
+    env.writer.cancel_event(env.organizer, created.provider_event_id)
+    assert env.writer.find_by_key(env.organizer, "contract-find-1") is None

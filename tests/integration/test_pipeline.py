@@ -318,6 +318,9 @@ class FlakyWriter:
     def cancel_by_key(self, organizer: Person, idempotency_key: str) -> None:
         self.inner.cancel_by_key(organizer, idempotency_key)
 
+    def find_by_key(self, organizer: Person, idempotency_key: str) -> CreatedEvent | None:
+        return self.inner.find_by_key(organizer, idempotency_key)
+
 
 def _with_writer(env: Env, writer: object) -> None:
     real = BackendRegistry(env.app.settings)
