@@ -51,6 +51,9 @@ class SkipCode(StrEnum):
     CALENDAR_UNAVAILABLE = "calendar_unavailable"
     NO_COMMON_SLOT = "no_common_slot"
     CAP_REACHED = "cap_reached"
+    #: The stakeholder already has enough goodwill coffees that week (or, for a senior, a new
+    #: goodwill invite today) across every owner.
+    STAKEHOLDER_BUSY = "stakeholder_busy"
 
 
 @dataclass(frozen=True, slots=True)

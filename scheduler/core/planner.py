@@ -22,11 +22,11 @@ from scheduler.core.availability import working_intervals
 from scheduler.core.busy import apply_busy_rules
 from scheduler.core.cadence import Due, Skip, SkipCode, assess
 from scheduler.core.intervals import Interval, intersect, normalise, union
-from scheduler.core.model import BusyResult, WeeklyHours
+from scheduler.core.model import BusyBlock, BusyResult, WeeklyHours
 from scheduler.core.policy import Policy
 from scheduler.core.slots import Candidate, OwnerContext, SlotRules, find_slots
 
-__all__ = ["ExistingMeeting", "Plan", "Proposal", "plan"]
+__all__ = ["ExistingMeeting", "Plan", "Proposal", "StakeholderLoad", "plan"]
 
 _GRID = timedelta(minutes=15)
 
@@ -39,6 +39,24 @@ class ExistingMeeting:
     start: datetime
     end: datetime
     open: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StakeholderLoad:
+    """What the people being asked already have from goodwill, across every owner.
+
+    Attributes:
+        weekly_cap: at most this many goodwill coffees per stakeholder per week (ISO week in
+            the stakeholder's zone), whoever the owners are.
+        meetings: lower-cased e-mail -> starts of the goodwill meetings other owners have with
+            that person (open, booked or held).
+        invited_today: lower-cased e-mails who got a new goodwill invite from another owner in
+            the last day (a senior is asked at most once a day).
+    """
+
+    weekly_cap: int = 2
+    meetings: Mapping[str, Sequence[datetime]] = field(default_factory=dict)
+    invited_today: Collection[str] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +119,7 @@ def plan(
     existing: Sequence[ExistingMeeting] = (),
     backoff_until: Mapping[str, datetime] | None = None,
     paused: Collection[str] = (),
+    load: StakeholderLoad | None = None,
 ) -> Plan:
     """Plan one cycle for one owner.
 
@@ -113,11 +132,8 @@ def plan(
             count towards caps).
         backoff_until: lower-cased e-mail -> end of a decline back-off.
         paused: lower-cased e-mails paused by the service (e.g. too many unanswered invites).
+        load: what stakeholders already have from other owners (None: not considered).
     """
-    av = policy.availability
-    owner = policy.owner
-    owner_zone = ZoneInfo(owner.timezone)
-    window = Interval(now, now + av.horizon)
     open_existing = [m for m in existing if m.open]
     due, skipped = assess(
         policy,
@@ -126,131 +142,197 @@ def plan(
         open_meetings={m.stakeholder.lower() for m in open_existing if m.end > now},
         backoff_until=backoff_until,
     )
-    paused_set = {p.lower() for p in paused}
-    if paused_set:
-        keep: list[Due] = []
-        for d in due:
-            if d.stakeholder.email.lower() in paused_set:
-                skipped.append(
-                    Skip(
-                        d.stakeholder.email.lower(),
-                        SkipCode.PAUSED,
-                        "paused: invites went unanswered",
-                    )
-                )
-            else:
-                keep.append(d)
-        due = keep
-    owner_key = owner.email.lower()
-    blocks = {k.lower(): v for k, v in busy.blocks.items()}
-    unavailable = {k.lower(): v for k, v in busy.unavailable.items()}
-    provider_hours = {k.lower(): v for k, v in busy.working_hours.items()}
-
-    if owner_key in unavailable:
-        reason = f"your calendar is unavailable: {unavailable[owner_key]}"
+    due = _drop_paused(due, paused, skipped)
+    r = _Round.start(policy, now, busy, open_existing)
+    owner_key = policy.owner.email.lower()
+    if owner_key in r.unavailable:
+        reason = f"your calendar is unavailable: {r.unavailable[owner_key]}"
         skipped.extend(
             Skip(d.stakeholder.email.lower(), SkipCode.CALENDAR_UNAVAILABLE, reason) for d in due
         )
         return Plan((), tuple(skipped))
-
-    existing_busy = [Interval(m.start, m.end) for m in open_existing]
-    owner_busy = union(apply_busy_rules(blocks.get(owner_key, []), av.busy), existing_busy)
-    day_load: Counter[date] = Counter()
-    week_load: Counter[tuple[int, int]] = Counter()
-    for m in open_existing:
-        local_day = m.start.astimezone(owner_zone).date()
-        day_load[local_day] += 1
-        week_load[local_day.isocalendar()[:2]] += 1
-
-    base_rules = SlotRules(
-        duration=policy.meeting.duration,
-        earliest=_ceil_to_grid(now + av.min_notice),
-        latest=window.end,
-        owner_zone=owner.timezone,
-        windows=av.windows,
-        lunch_window=av.lunch_window if policy.meeting.kind == "lunch" else None,
-        no_meeting_days=av.no_meeting_days,
-        blackout=av.blackout,
-        buffer=av.buffer,
-        grid=_GRID,
-    )
-    # The owner side is computed once per plan and again only after a slot is taken.
-    context: OwnerContext | None = None
     proposals: list[Proposal] = []
     for d in due:
-        s = d.stakeholder
-        email = s.email.lower()
-        if email not in blocks or email in unavailable:
-            why = unavailable.get(email, "no calendar found")
-            if not why.startswith("calendar unavailable"):
-                why = f"calendar unavailable: {why}"
-            skipped.append(Skip(email, SkipCode.CALENDAR_UNAVAILABLE, why))
-            continue
-        person = policy.person_of(s)
-        other_zone, other_hours = person.timezone, policy.hours_of(s)
-        if not policy.hours_explicit(s) and email in provider_hours:
-            other_zone, other_hours = provider_hours[email]
-        earliest = _ceil_to_grid(max(now + av.min_notice, d.not_before))
-        if earliest >= window.end:
-            skipped.append(Skip(email, SkipCode.NOT_DUE, f"not due within the horizon ({d.why})"))
-            continue
-        rules = replace(base_rules, earliest=earliest)
-        if context is None:
-            context = OwnerContext.build(
-                base_rules, owner_hours=av.working_hours, owner_busy=owner_busy
-            )
-        other_busy = apply_busy_rules(blocks.get(email, []), av.busy)
-        candidates = find_slots(
-            rules,
-            owner_hours=av.working_hours,
-            other_hours=other_hours,
-            other_zone=other_zone,
-            owner_busy=owner_busy,
-            other_busy=other_busy,
-            day_load=day_load,
-            context=context,
-        )
-        chosen = _first_within_caps(
-            candidates, owner_zone, day_load, week_load, av.max_per_day, av.max_per_week
-        )
-        if chosen is None:
-            if candidates:
-                skipped.append(
-                    Skip(
-                        email,
-                        SkipCode.CAP_REACHED,
-                        f"cap reached: every free slot falls on a day or week that already has "
-                        f"{av.max_per_day}/day or {av.max_per_week}/week goodwill meetings",
-                    )
-                )
-            else:
-                skipped.append(
-                    Skip(
-                        email,
-                        SkipCode.NO_COMMON_SLOT,
-                        _no_slot_reason(policy, other_zone, other_hours, window),
-                    )
-                )
-            continue
-        local_day = chosen.start.astimezone(owner_zone).date()
-        day_load[local_day] += 1
-        week_load[local_day.isocalendar()[:2]] += 1
-        owner_busy = normalise([*owner_busy, chosen.interval])
-        context = None
-        proposals.append(
-            Proposal(
-                stakeholder=email,
-                name=s.name,
-                tier=s.tier,
-                start=chosen.start,
-                end=chosen.end,
-                kind=policy.meeting.kind,
-                mode=policy.mode_of(s),
-                reason=f"{d.why}; {chosen.reason}",
-            )
-        )
+        outcome = _plan_one(r, d, load)
+        if isinstance(outcome, Skip):
+            skipped.append(outcome)
+        else:
+            proposals.append(outcome)
     proposals.sort(key=lambda p: (p.start, p.stakeholder))
     return Plan(tuple(proposals), tuple(skipped))
+
+
+def _drop_paused(due: list[Due], paused: Collection[str], skipped: list[Skip]) -> list[Due]:
+    """The due stakeholders not paused by the service; the paused ones are skipped."""
+    paused_set = {p.lower() for p in paused}
+    keep: list[Due] = []
+    for d in due:
+        email = d.stakeholder.email.lower()
+        if email in paused_set:
+            skipped.append(Skip(email, SkipCode.PAUSED, "paused: invites went unanswered"))
+        else:
+            keep.append(d)
+    return keep
+
+
+@dataclass
+class _Round:
+    """The owner's side of one plan, updated as slots are taken."""
+
+    policy: Policy
+    now: datetime
+    window: Interval
+    owner_zone: ZoneInfo
+    blocks: dict[str, list[BusyBlock]]
+    unavailable: dict[str, str]
+    provider_hours: dict[str, tuple[str, WeeklyHours]]
+    owner_busy: list[Interval]
+    day_load: Counter[date]
+    week_load: Counter[tuple[int, int]]
+    base_rules: SlotRules
+    #: Computed once per plan and again only after a slot is taken.
+    context: OwnerContext | None = None
+
+    @classmethod
+    def start(
+        cls, policy: Policy, now: datetime, busy: BusyResult, open_existing: list[ExistingMeeting]
+    ) -> _Round:
+        av = policy.availability
+        owner_zone = ZoneInfo(policy.owner.timezone)
+        window = Interval(now, now + av.horizon)
+        blocks = {k.lower(): list(v) for k, v in busy.blocks.items()}
+        existing_busy = [Interval(m.start, m.end) for m in open_existing]
+        owner_busy = union(
+            apply_busy_rules(blocks.get(policy.owner.email.lower(), []), av.busy), existing_busy
+        )
+        day_load: Counter[date] = Counter()
+        week_load: Counter[tuple[int, int]] = Counter()
+        for m in open_existing:
+            local_day = m.start.astimezone(owner_zone).date()
+            day_load[local_day] += 1
+            week_load[local_day.isocalendar()[:2]] += 1
+        base_rules = SlotRules(
+            duration=policy.meeting.duration,
+            earliest=_ceil_to_grid(now + av.min_notice),
+            latest=window.end,
+            owner_zone=policy.owner.timezone,
+            windows=av.windows,
+            lunch_window=av.lunch_window if policy.meeting.kind == "lunch" else None,
+            no_meeting_days=av.no_meeting_days,
+            blackout=av.blackout,
+            buffer=av.buffer,
+            grid=_GRID,
+        )
+        return cls(
+            policy, now, window, owner_zone, blocks,
+            {k.lower(): v for k, v in busy.unavailable.items()},
+            {k.lower(): v for k, v in busy.working_hours.items()},
+            owner_busy, day_load, week_load, base_rules,
+        )  # fmt: skip
+
+    def take(self, chosen: Candidate) -> None:
+        local_day = chosen.start.astimezone(self.owner_zone).date()
+        self.day_load[local_day] += 1
+        self.week_load[local_day.isocalendar()[:2]] += 1
+        self.owner_busy = normalise([*self.owner_busy, chosen.interval])
+        self.context = None
+
+
+def _plan_one(r: _Round, d: Due, load: StakeholderLoad | None) -> Proposal | Skip:
+    """A proposal for one due stakeholder, or why there is none."""
+    policy, av, s = r.policy, r.policy.availability, d.stakeholder
+    email = s.email.lower()
+    if email not in r.blocks or email in r.unavailable:
+        why = r.unavailable.get(email, "no calendar found")
+        if not why.startswith("calendar unavailable"):
+            why = f"calendar unavailable: {why}"
+        return Skip(email, SkipCode.CALENDAR_UNAVAILABLE, why)
+    if load is not None and s.senior and email in load.invited_today:
+        reason = "stakeholder_busy: they already got a goodwill invite today; asked tomorrow"
+        return Skip(email, SkipCode.STAKEHOLDER_BUSY, reason)
+    other_zone, other_hours = policy.person_of(s).timezone, policy.hours_of(s)
+    if not policy.hours_explicit(s) and email in r.provider_hours:
+        other_zone, other_hours = r.provider_hours[email]
+    earliest = _ceil_to_grid(max(r.now + av.min_notice, d.not_before))
+    if earliest >= r.window.end:
+        return Skip(email, SkipCode.NOT_DUE, f"not due within the horizon ({d.why})")
+    if r.context is None:
+        r.context = OwnerContext.build(
+            r.base_rules, owner_hours=av.working_hours, owner_busy=r.owner_busy
+        )
+    candidates = find_slots(
+        replace(r.base_rules, earliest=earliest),
+        owner_hours=av.working_hours,
+        other_hours=other_hours,
+        other_zone=other_zone,
+        owner_busy=r.owner_busy,
+        other_busy=apply_busy_rules(r.blocks.get(email, []), av.busy),
+        day_load=r.day_load,
+        context=r.context,
+    )
+    chosen = _choose(r, email, candidates, other_zone, other_hours, load)
+    if isinstance(chosen, Skip):
+        return chosen
+    r.take(chosen)
+    return Proposal(
+        stakeholder=email,
+        name=s.name,
+        tier=s.tier,
+        start=chosen.start,
+        end=chosen.end,
+        kind=policy.meeting.kind,
+        mode=policy.mode_of(s),
+        reason=f"{d.why}; {chosen.reason}",
+    )
+
+
+def _choose(
+    r: _Round,
+    email: str,
+    candidates: Sequence[Candidate],
+    other_zone: str,
+    other_hours: WeeklyHours,
+    load: StakeholderLoad | None,
+) -> Candidate | Skip:
+    """The first candidate within every cap, or the skip that says which cap stopped it."""
+    av = r.policy.availability
+    if not candidates:
+        reason = _no_slot_reason(r.policy, other_zone, other_hours, r.window)
+        return Skip(email, SkipCode.NO_COMMON_SLOT, reason)
+    free = candidates
+    if load is not None:
+        free = _within_their_weekly_cap(candidates, other_zone, load, email)
+        if not free:
+            return Skip(
+                email,
+                SkipCode.STAKEHOLDER_BUSY,
+                f"stakeholder_busy: every free slot falls in a week when they already have "
+                f"{load.weekly_cap} goodwill coffees",
+            )
+    chosen = _first_within_caps(
+        free, r.owner_zone, r.day_load, r.week_load, av.max_per_day, av.max_per_week
+    )
+    if chosen is None:
+        return Skip(
+            email,
+            SkipCode.CAP_REACHED,
+            f"cap reached: every free slot falls on a day or week that already has "
+            f"{av.max_per_day}/day or {av.max_per_week}/week goodwill meetings",
+        )
+    return chosen
+
+
+def _within_their_weekly_cap(
+    candidates: Sequence[Candidate], zone_name: str, load: StakeholderLoad, email: str
+) -> list[Candidate]:
+    """The candidates in weeks (the stakeholder's ISO weeks) below their weekly cap."""
+    zone = ZoneInfo(zone_name)
+    weeks = Counter(
+        start.astimezone(zone).isocalendar()[:2] for start in load.meetings.get(email, ())
+    )
+    return [
+        c for c in candidates if weeks[c.start.astimezone(zone).isocalendar()[:2]] < load.weekly_cap
+    ]
 
 
 def _first_within_caps(

@@ -70,10 +70,22 @@ from scheduler.core.availability import (
 )
 from scheduler.core.intervals import Interval
 from scheduler.core.model import DateRange, TimeRange, WeeklyHours
+from scheduler.core.spans import (
+    DAY,
+    busy_spans,
+    ceil_ts,
+    day_span,
+    floor_ts,
+    intersect_spans,
+    local_ts,
+    seconds,
+    split_at_offset_changes,
+    subtract_spans,
+    utc_offset,
+)
 
 __all__ = ["Candidate", "OwnerContext", "SlotRules", "find_slots"]
 
-_DAY = 86_400
 _WEEKDAY_ABBR = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MIDNIGHT = time(0)
 _ONE_DAY = timedelta(days=1)
@@ -152,112 +164,6 @@ class Candidate:
         return self.start.astimezone(ZoneInfo(zone)).date()
 
 
-def _seconds(delta: timedelta) -> int:
-    return math.ceil(delta.total_seconds())
-
-
-def _floor_ts(moment: datetime) -> int:
-    return math.floor(moment.timestamp())
-
-
-def _ceil_ts(moment: datetime) -> int:
-    return math.ceil(moment.timestamp())
-
-
-def _subtract(a: Sequence[Span], b: Sequence[Span]) -> list[Span]:
-    """``a`` minus ``b`` for sorted, non-overlapping integer spans."""
-    out: list[Span] = []
-    j = 0
-    nb = len(b)
-    for s, e in a:
-        while j < nb and b[j][1] <= s:
-            j += 1
-        k = j
-        while k < nb and b[k][0] < e:
-            bs, be = b[k]
-            if bs > s:
-                out.append((s, bs))
-            if be > s:
-                s = be
-            if s >= e:
-                break
-            k += 1
-        if s < e:
-            out.append((s, e))
-    return out
-
-
-def _intersect(a: Sequence[Span], b: Sequence[Span]) -> list[Span]:
-    """Intersection of sorted, non-overlapping integer spans (two-pointer sweep)."""
-    out: list[Span] = []
-    i = j = 0
-    na, nb = len(a), len(b)
-    while i < na and j < nb:
-        a_s, a_e = a[i]
-        b_s, b_e = b[j]
-        lo = a_s if a_s > b_s else b_s
-        hi = a_e if a_e < b_e else b_e
-        if lo < hi:
-            out.append((lo, hi))
-        if a_e < b_e:
-            i += 1
-        else:
-            j += 1
-    return out
-
-
-def _busy_spans(busy: Sequence[Interval], pad: int = 0) -> list[Span]:
-    """Integer spans of ``busy`` grown by ``pad`` s each side, merged.
-
-    Busy time grows to whole seconds (floor start, ceil end): it is never under-reported. Sorted
-    input (the normal case: ``apply_busy_rules`` output) is merged in the same pass.
-    """
-    out: list[Span] = []
-    floor, ceil = math.floor, math.ceil
-    last_s = last_e = -(2**62)
-    for iv in busy:
-        s = floor(iv.start.timestamp()) - pad
-        e = ceil(iv.end.timestamp()) + pad
-        if s < last_s:  # unsorted input: fall back to a full sort
-            return normalise_spans(
-                [(floor(i.start.timestamp()) - pad, ceil(i.end.timestamp()) + pad) for i in busy]
-            )
-        last_s = s
-        if s <= last_e:
-            if e > last_e:
-                last_e = e
-                out[-1] = (out[-1][0], e)
-        elif s < e:
-            out.append((s, e))
-            last_e = e
-    return out
-
-
-def _split_at_offset_changes(s: int, e: int, tz: ZoneInfo) -> list[tuple[int, int, int]]:
-    """Split ``[s, e)`` where the UTC offset of ``tz`` changes; yields ``(start, end, offset)``."""
-    out: list[tuple[int, int, int]] = []
-    while s < e:
-        off = _offset(s, tz)
-        if _offset(e - 1, tz) == off:
-            out.append((s, e, off))
-            break
-        lo, hi = s, e - 1  # offset(lo) == off, offset(hi) != off
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if _offset(mid, tz) == off:
-                lo = mid
-            else:
-                hi = mid
-        out.append((s, hi, off))
-        s = hi
-    return out
-
-
-def _offset(ts: int, tz: ZoneInfo) -> int:
-    delta = datetime.fromtimestamp(ts, tz).utcoffset()
-    return int(delta.total_seconds()) if delta is not None else 0
-
-
 def _merged_windows(windows: Sequence[TimeRange]) -> list[tuple[TimeRange, str]]:
     """Overlapping/touching preferred windows merged on the clock, each with its reason text."""
     groups: list[list[TimeRange]] = []
@@ -273,24 +179,6 @@ def _merged_windows(windows: Sequence[TimeRange]) -> list[tuple[TimeRange, str]]
         label = f"in your preferred window{'s' if len(g) > 1 else ''} {names}"
         out.append((merged, label))
     return out
-
-
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
-def _local_ts(day: date, clock: time, tz: ZoneInfo) -> float:
-    """Epoch seconds of ``clock`` on local ``day`` in ``tz``, resolved with ``fold=0``.
-
-    Same result as ``datetime.combine(day, clock, tzinfo=tz).timestamp()``, about 4x cheaper.
-    """
-    off = tz.utcoffset(datetime.combine(day, clock))
-    seconds = clock.hour * 3600 + clock.minute * 60 + clock.second + clock.microsecond / 1e6
-    shift = off.total_seconds() if off is not None else 0.0
-    return (day.toordinal() - _EPOCH_ORDINAL) * _DAY + seconds - shift
-
-
-def _day_span(day: date, r: TimeRange, tz: ZoneInfo) -> Span:
-    return (math.ceil(_local_ts(day, r.start, tz)), math.floor(_local_ts(day, r.end, tz)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -332,10 +220,10 @@ class OwnerContext:
             owner_busy: The owner's busy time, UTC intervals (normalised or not).
         """
         tz = ZoneInfo(rules.owner_zone)
-        lo = _ceil_ts(rules.earliest)
-        hi = _floor_ts(rules.latest)
+        lo = ceil_ts(rules.earliest)
+        hi = floor_ts(rules.latest)
         days = epoch_days(rules.owner_zone, lo, hi)
-        busy = _busy_spans(owner_busy, _seconds(rules.buffer))
+        busy = busy_spans(owner_busy, seconds(rules.buffer))
         busy_starts = {s for s, _ in busy}
         busy_ends = {e for _, e in busy}
         windows = _merged_windows(rules.windows)
@@ -349,29 +237,29 @@ class OwnerContext:
         for di, day in enumerate(days):
             if day.weekday() in rules.no_meeting_days or any(day in b for b in rules.blackout):
                 continue
-            working = normalise_spans(
-                [_day_span(day, r, tz) for r in owner_hours.on(day.weekday())]
-            )
+            working = normalise_spans([day_span(day, r, tz) for r in owner_hours.on(day.weekday())])
             # Free blocks are not clipped to [lo, hi): they describe the calendar's shape.
-            blocks = _subtract(working, busy)
+            blocks = subtract_spans(working, busy)
             allowed_mask: list[Span] = [(lo, hi)]
             if rules.lunch_window is not None:
-                allowed_mask = _intersect(allowed_mask, [_day_span(day, rules.lunch_window, tz)])
-            day_windows = [(_day_span(day, w, tz), label) for w, label in windows]
+                allowed_mask = intersect_spans(
+                    allowed_mask, [day_span(day, rules.lunch_window, tz)]
+                )
+            day_windows = [(day_span(day, w, tz), label) for w, label in windows]
             # One UTC offset for the whole day unless it has a DST change: saves two zoneinfo
             # look-ups per piece on all other days.
-            day_start = math.floor(_local_ts(day, _MIDNIGHT, tz))
-            day_end = math.floor(_local_ts(day + _ONE_DAY, _MIDNIGHT, tz))
-            day_off = _offset(day_start, tz)
-            if _offset(day_end - 1, tz) != day_off:
+            day_start = math.floor(local_ts(day, _MIDNIGHT, tz))
+            day_end = math.floor(local_ts(day + _ONE_DAY, _MIDNIGHT, tz))
+            day_off = utc_offset(day_start, tz)
+            if utc_offset(day_end - 1, tz) != day_off:
                 day_start = day_end  # forces the per-piece split below
             for a, b in blocks:
                 a_meet, b_meet = a in busy_ends, b in busy_starts
-                for s, e in _intersect([(a, b)], allowed_mask):
+                for s, e in intersect_spans([(a, b)], allowed_mask):
                     if day_start <= s and e <= day_end:
                         splits = [(s, e, day_off)]
                     else:
-                        splits = _split_at_offset_changes(s, e, tz)
+                        splits = split_at_offset_changes(s, e, tz)
                     for ps, before, off in splits:
                         pieces.append((ps, e, before, off, di, a, b, a_meet, b_meet, fallback))
                         for (ws, we), label in day_windows:
@@ -409,8 +297,8 @@ class OwnerContext:
                     and r.no_meeting_days == rules.no_meeting_days
                     and r.blackout == rules.blackout
                     and r.buffer == rules.buffer
-                    and self.lo <= _ceil_ts(rules.earliest)
-                    and _floor_ts(rules.latest) <= self.hi
+                    and self.lo <= ceil_ts(rules.earliest)
+                    and floor_ts(rules.latest) <= self.hi
                 )
             )
             and (self.owner_hours is owner_hours or self.owner_hours == owner_hours)
@@ -447,7 +335,7 @@ def _enumerate(
                 continue
             # Align on the owner's local clock: the offset is constant for a piece's starts.
             local = lo + off
-            midnight = local - local % _DAY
+            midnight = local - local % DAY
             first = midnight - (-(local - midnight) // grid) * grid - off
             for s in range(first, last + 1, grid):
                 left = s - a
@@ -463,8 +351,8 @@ def _enumerate(
 
 def _describe(start: int, off: int, zone: str, label: str) -> str:
     local = start + off
-    weekday = _WEEKDAY_ABBR[(local // _DAY + 3) % 7]  # 1970-01-01 was a Thursday
-    minutes = local % _DAY // 60
+    weekday = _WEEKDAY_ABBR[(local // DAY + 3) % 7]  # 1970-01-01 was a Thursday
+    minutes = local % DAY // 60
     return f"{weekday} {minutes // 60:02d}:{minutes % 60:02d} {zone}, {label}"
 
 
@@ -507,15 +395,15 @@ def find_slots(
         return []
     # The context may cover a wider window; the other person's spans are clipped to this call's
     # bounds, and every candidate lies inside them, so the owner's pieces need no clipping.
-    lo, hi = max(context.lo, _ceil_ts(rules.earliest)), min(context.hi, _floor_ts(rules.latest))
-    duration = _seconds(rules.duration)
-    grid = _seconds(rules.grid)
+    lo, hi = max(context.lo, ceil_ts(rules.earliest)), min(context.hi, floor_ts(rules.latest))
+    duration = seconds(rules.duration)
+    grid = seconds(rules.grid)
     if hi - lo < duration or not context.pieces:
         return []
     free = working_spans(other_hours, other_zone, lo, hi)
     if rules.lunch_window is not None:
-        free = _intersect(free, local_spans((rules.lunch_window,), other_zone, lo, hi))
-    free = _subtract(free, _busy_spans(other_busy))
+        free = intersect_spans(free, local_spans((rules.lunch_window,), other_zone, lo, hi))
+    free = subtract_spans(free, busy_spans(other_busy))
     loads = [day_load.get(d, 0) for d in context.days] if day_load else None
 
     preferred = True
