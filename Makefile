@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit fuzz bench soak clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "goodwill needs Python 3.11 or newer")'
@@ -29,8 +29,16 @@ unit: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q
 
+# The fuzz tests also run (briefly) in `make test`; here with thousands of examples each.
+fuzz: $(STAMP)
+	GOODWILL_FUZZ=long $(BIN)/pytest -q --timeout=3600 tests/fuzz
+
 bench: $(STAMP)
 	$(BIN)/python -m bench.slots_bench
+
+# Not part of `make test`: ~25 min (SOAK_S=600 per broker); SOAK_ARGS="--broker redis" etc.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .goodwill .pytest_cache .mypy_cache .ruff_cache

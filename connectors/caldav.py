@@ -25,22 +25,30 @@ crash between PUT and mail still sends the invite, and a completed one is never 
 servers turn that into METHOD:CANCEL; without server scheduling we mail the CANCEL), unless
 the quirks say the server cancels by DELETE.
 
+**Moving** rewrites the organizer's copy (same UID, SEQUENCE + 1, attendees asked to answer
+again) under ``If-Match``; without server scheduling we mail the REQUEST for the new SEQUENCE.
+
 Errors are translated at this edge: 401 → AuthorizationRevoked, 403/404 on a calendar →
 CalendarUnavailable (busy(): that person is listed in ``unavailable``), 404 on an event →
 ResourceGone, 429 → RateLimited (``Retry-After``), 5xx/timeouts/connection errors →
-ProviderUnavailable, other 4xx → InvalidRequest.
+ProviderUnavailable, other 4xx → InvalidRequest. A server that cannot be reached is named by
+host and port with what went wrong (connection refused, timed out, name lookup failed, TLS),
+never with the URL's user info (:func:`unreachable_reason`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import socket
+import ssl
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo
 
 import icalendar
 from caldav.collection import Calendar as DavCalendar
@@ -52,6 +60,7 @@ from connectors.caldav_quirks import ServerQuirks, quirks_for
 from connectors.http_common import parse_retry_after
 from connectors.ical_common import PARTSTAT_BY_STATUS, event_uid, parse_partstat
 from connectors.ics_read import email_of, last_contact_times, parse_busy_blocks
+from connectors.ics_write import reschedule
 from connectors.imip import ImipSender, event_calendar, itip_message
 from scheduler.core.clock import Clock, SystemClock
 from scheduler.core.errors import (
@@ -79,7 +88,7 @@ from scheduler.core.model import (
 from scheduler.core.ports import EventState
 from scheduler.settings import Limits
 
-__all__ = ["PROVIDER", "CalDAVCalendar", "parse_free_busy"]
+__all__ = ["PROVIDER", "CalDAVCalendar", "parse_free_busy", "unreachable_reason"]
 
 PROVIDER = "caldav"
 #: Records which iTIP message we mailed for the stored copy: ``REQUEST:0``, ``CANCEL:1``.
@@ -298,6 +307,7 @@ class CalDAVCalendar:
             zone=person.timezone,
             window=window,
             max_instances=self._limits.max_instances,
+            limits=self._limits,
         )
 
     def _calendar_data(self, cal_url: str, window: Interval) -> bytes:
@@ -334,6 +344,7 @@ class CalDAVCalendar:
             since=window.start,
             until=window.end,
             max_instances=self._limits.max_instances,
+            limits=self._limits,
         )
 
     # -- CalendarWriter -----------------------------------------------------------------------
@@ -406,6 +417,46 @@ class CalDAVCalendar:
             return
         raise ProviderUnavailable(
             f"event {provider_event_id} kept changing while cancelling", provider=PROVIDER
+        )
+
+    def move_event(
+        self, organizer: Person, provider_event_id: str, start: datetime, end: datetime
+    ) -> None:
+        """Move our event to ``[start, end)``: the same UID, SEQUENCE + 1, a fresh DTSTAMP.
+
+        The organizer's copy is read and PUT back with ``If-Match`` on its ETag (412: read again,
+        a few times). Attendees are asked to answer again (:func:`connectors.ics_write.reschedule`).
+        A scheduling server (RFC 6638) sends the update itself; otherwise the iTIP REQUEST with
+        the higher SEQUENCE is mailed, marked ``REQUEST:<sequence>`` like every mail we send, so
+        a retry after a crash mails it once and an event already at the new time is not bumped
+        again. Requests: GET + PUT, plus a PUT of the mark when we mail.
+
+        Raises:
+            ResourceGone: the event is unknown or cancelled.
+            InvalidRequest: ``start``/``end`` are naive or ``end`` is not after ``start``.
+        """
+        if start.tzinfo is None or end.tzinfo is None or not start < end:
+            raise InvalidRequest(
+                "a move needs aware start and end, the end after the start", provider=PROVIDER
+            )
+        href = self.event_href(organizer.email, provider_event_id)
+        for _attempt in range(3):
+            stored = self._load(href)
+            if stored is None or str(stored.event.get("STATUS", "")).upper() == "CANCELLED":
+                raise ResourceGone(
+                    f"event {provider_event_id} is gone", provider=PROVIDER, status=404
+                )
+            event = stored.event
+            if _bounds(event) != (start, end):
+                reschedule(event, start, end, zone=organizer.timezone, stamp=self._clock.now())
+                _refresh_timezones(stored.calendar, organizer.timezone, start, end)
+                if not self._write(stored):
+                    continue  # changed under us (a reply came in): read again
+            if self._must_mail():
+                self._mail_once(stored, "REQUEST")
+            return
+        raise ProviderUnavailable(
+            f"event {provider_event_id} kept changing while moving", provider=PROVIDER
         )
 
     # -- ResponseReader -----------------------------------------------------------------------
@@ -585,7 +636,79 @@ class CalDAVCalendar:
         except SyntaxError as exc:  # lxml's XMLSyntaxError: a garbled multistatus
             raise ProviderUnavailable(f"{what}: malformed XML answer", provider=PROVIDER) from exc
         except (http_lib.exceptions.RequestException, OSError) as exc:
-            raise ProviderUnavailable(f"{what}: {type(exc).__name__}", provider=PROVIDER) from exc
+            request = getattr(exc, "request", None)
+            url = str(getattr(request, "url", None) or self._url)
+            raise ProviderUnavailable(
+                f"{what}: {unreachable_reason(exc, url)}", provider=PROVIDER
+            ) from exc
+
+
+def unreachable_reason(exc: BaseException, url: str) -> str:
+    """Why the server at ``url`` could not be reached, naming its host and port only.
+
+    The exception chain (``__cause__``, ``__context__``, urllib3's ``reason``) is searched for
+    what went wrong: a name lookup, a refused connection, TLS, a timeout or a reset.
+
+    >>> unreachable_reason(ConnectionRefusedError(111, "refused"), "http://u:pw@127.0.0.1:5232/")
+    'cannot reach the CalDAV server 127.0.0.1:5232 (connection refused): is it running, and is \
+GOODWILL_CALDAV__URL (or calendar.url in the policy) right?'
+    """
+    where = _host_port(url)
+    causes = list(_causes(exc))
+    if any(isinstance(c, socket.gaierror) or "NameResolution" in type(c).__name__ for c in causes):
+        return (
+            f"cannot reach the CalDAV server {where} (name lookup failed): check the host name "
+            "in GOODWILL_CALDAV__URL (or calendar.url in the policy)"
+        )
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return (
+            f"cannot reach the CalDAV server {where} (connection refused): is it running, and is "
+            "GOODWILL_CALDAV__URL (or calendar.url in the policy) right?"
+        )
+    tls = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
+    if tls is not None:
+        return (
+            f"cannot reach the CalDAV server {where} (TLS failed: "
+            f"{type(tls).__name__}): check the certificate and that the URL's scheme is right"
+        )
+    if any(isinstance(c, TimeoutError) or "Timeout" in type(c).__name__ for c in causes):
+        return (
+            f"cannot reach the CalDAV server {where} (timed out): it did not answer within "
+            "GOODWILL_CALDAV__TIMEOUT_S"
+        )
+    if any(isinstance(c, ConnectionResetError | ConnectionAbortedError) for c in causes):
+        return f"the CalDAV server {where} dropped the connection (connection reset)"
+    return f"cannot reach the CalDAV server {where} ({type(exc).__name__})"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps, breadth first, each once (at most 32)."""
+    queue: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while queue and len(seen) < 32:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        linked.extend(current.args)
+        queue.extend(item for item in linked if isinstance(item, BaseException))
+
+
+def _host_port(url: str) -> str:
+    """``host:port`` of ``url`` (IPv6 in brackets, the scheme's default port), no user info."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None:
+        port = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return host if port is None else f"{host}:{port}"
 
 
 def _from_status(status: int, what: str, missing: Callable[..., ConnectorError]) -> ConnectorError:
@@ -620,6 +743,23 @@ def _without_mark(cal: icalendar.Calendar) -> icalendar.Calendar:
         event.pop(IMIP_MARK, None)
         event.pop(GOODWILL_KEY, None)
     return out
+
+
+def _bounds(event: icalendar.Component) -> tuple[datetime, datetime]:
+    start = event.decoded("DTSTART")
+    end = event.decoded("DTEND") if "DTEND" in event else start + event.decoded("DURATION")
+    return _aware_utc(start), _aware_utc(end)
+
+
+def _refresh_timezones(cal: icalendar.Calendar, zone: str, start: datetime, end: datetime) -> None:
+    """Replace the VTIMEZONEs with ones covering the event's new days, as
+    :func:`connectors.imip.event_calendar` writes them (a short span; see there why)."""
+    tz = ZoneInfo(zone)
+    cal.subcomponents = [c for c in cal.subcomponents if c.name != "VTIMEZONE"]
+    cal.add_missing_timezones(
+        first_date=start.astimezone(tz).date() - timedelta(days=1),
+        last_date=end.astimezone(tz).date() + timedelta(days=1),
+    )
 
 
 def _aware_utc(value: object) -> datetime:

@@ -25,6 +25,8 @@ Quirks handled here, each with a regression test:
 - ``events.insert`` with a reused client id answers 409 - also for a deleted event, which keeps
   its id with ``status: cancelled``; we read it back (and un-cancel it) instead of failing.
 - ``events.delete`` on an event already gone answers 404/410: counted as done.
+- ``events.patch`` succeeds on a deleted (cancelled) event too, so a move reads the event first
+  and treats a cancelled one as gone.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from connectors.google_events import (
     event_bounds,
     google_event_id,
     insert_body,
+    move_body,
     parse_instant,
     rfc3339,
 )
@@ -351,6 +354,38 @@ class GoogleCalendar:
         except ResourceGone:
             return
 
+    def move_event(
+        self, organizer: Person, provider_event_id: str, start: datetime, end: datetime
+    ) -> None:
+        """Move the same event to ``[start, end)``; Google mails the update (``sendUpdates=all``).
+
+        One ``events.get`` then one ``events.patch`` carrying only ``start``/``end`` (in the
+        organizer's zone, as inserted). The read first is what tells a cancelled event apart:
+        Google keeps a deleted event's id and would accept the patch. An event already at
+        ``[start, end)`` (a retried move) is not patched again, so the attendee gets one update.
+
+        Raises:
+            ResourceGone: the event is unknown (404/410) or cancelled.
+            InvalidRequest: ``start``/``end`` are naive or ``end`` is not after ``start``.
+        """
+        _check_move(start, end)
+        service = self._service(organizer.email)
+        event = self._get(service, provider_event_id)
+        if event.get("status") == "cancelled":
+            raise ResourceGone(
+                "Google Calendar move: the event is cancelled", provider=PROVIDER, status=410
+            )
+        current_start, current_end, _ = event_bounds(event, organizer.timezone)
+        if (current_start, current_end) == (start, end):
+            return
+        with google_errors("events.patch", clock=self._clock):
+            service.events().patch(
+                calendarId=_PRIMARY,
+                eventId=provider_event_id,
+                body=move_body(organizer.timezone, start, end),
+                sendUpdates="all",
+            ).execute()
+
     # -- ResponseReader ------------------------------------------------------------------------
 
     def event_state(
@@ -425,6 +460,13 @@ class GoogleCalendar:
             page_token = page.get("nextPageToken")
             if not page_token:
                 return
+
+
+def _check_move(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None or not start < end:
+        raise InvalidRequest(
+            "a move needs aware start and end, the end after the start", provider=PROVIDER
+        )
 
 
 def _chunks_of_window(window: Interval, span: timedelta) -> Iterator[Interval]:

@@ -21,8 +21,10 @@ __all__ = [
     "busy_block",
     "conference_request_id",
     "event_bounds",
+    "goodwill_key",
     "google_event_id",
     "insert_body",
+    "move_body",
     "parse_instant",
     "rfc3339",
     "self_response",
@@ -77,14 +79,8 @@ def insert_body(draft: EventDraft, event_id: str) -> dict[str, Any]:
         "id": event_id,
         "summary": draft.title,
         "description": draft.description,
-        "start": {
-            "dateTime": draft.start.astimezone(zone).isoformat(),
-            "timeZone": draft.organizer.timezone,
-        },
-        "end": {
-            "dateTime": draft.end.astimezone(zone).isoformat(),
-            "timeZone": draft.organizer.timezone,
-        },
+        "start": _when(draft.start, zone, draft.organizer.timezone),
+        "end": _when(draft.end, zone, draft.organizer.timezone),
         "attendees": [{"email": draft.attendee.email, "displayName": draft.attendee.name}],
         # Private properties live on the organizer's copy only: attendees never see our key.
         "extendedProperties": {"private": {"goodwill": "1", "goodwillKey": draft.idempotency_key}},
@@ -100,6 +96,17 @@ def insert_body(draft: EventDraft, event_id: str) -> dict[str, Any]:
             }
         }
     return body
+
+
+def move_body(zone_name: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """The ``events.patch`` body moving an event to ``[start, end)``: only ``start`` and ``end``,
+    shaped as :func:`insert_body` writes them (wall-clock time in ``zone_name`` plus the zone)."""
+    zone = ZoneInfo(zone_name)
+    return {"start": _when(start, zone, zone_name), "end": _when(end, zone, zone_name)}
+
+
+def _when(moment: datetime, zone: ZoneInfo, zone_name: str) -> dict[str, str]:
+    return {"dateTime": moment.astimezone(zone).isoformat(), "timeZone": zone_name}
 
 
 def event_bounds(event: Mapping[str, Any], zone: str) -> tuple[datetime, datetime, bool]:
@@ -171,7 +178,8 @@ def busy_block(event: Mapping[str, Any], zone: str) -> BusyBlock:
     ``transparency: transparent`` -> FREE, a tentative answer -> TENTATIVE (as Graph reports it),
     otherwise BUSY. ``status`` and ``response`` carry the event's status and the owner's answer
     (``attendees[self=true].responseStatus``) so the rules can treat declined, unanswered and
-    cancelled events per policy.
+    cancelled events per policy. ``key`` is the goodwill idempotency key of one of our own
+    events (private extended property ``goodwillKey``, on the organizer's copy only).
     """
     start, end, all_day = event_bounds(event, zone)
     response = self_response(event)
@@ -193,4 +201,12 @@ def busy_block(event: Mapping[str, Any], zone: str) -> BusyBlock:
         status=_STATUSES.get(str(event.get("status", "confirmed")), EventStatus.CONFIRMED),
         response=response,
         all_day=all_day,
+        key=goodwill_key(event),
     )
+
+
+def goodwill_key(event: Mapping[str, Any]) -> str | None:
+    """The idempotency key goodwill stored on its own event (``goodwillKey``), else None."""
+    private = (event.get("extendedProperties") or {}).get("private") or {}
+    key = private.get("goodwillKey") if private.get("goodwill") == "1" else None
+    return key if isinstance(key, str) and key else None

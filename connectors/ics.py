@@ -15,8 +15,9 @@ it missing, redoes every step and replaces the half-written copies, so nothing i
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import icalendar
 
 from connectors.ical_common import PARTSTAT_BY_STATUS, event_uid, parse_partstat
+from connectors.ics_input import CalendarCache, ParsedCalendar, ReadBudget, shared_cache
 from connectors.ics_read import (
     EventInstance,
     IcsFeed,
@@ -44,6 +46,7 @@ from connectors.ics_write import (
     itip_message,
     new_calendar,
     remove_event,
+    reschedule,
     seed_event,
     set_partstat,
 )
@@ -52,6 +55,7 @@ from scheduler.core.errors import (
     CalendarDataError,
     CalendarUnavailable,
     ConfigurationError,
+    InvalidRequest,
     ResourceGone,
 )
 from scheduler.core.model import (
@@ -99,15 +103,27 @@ class IcsDirectory:
         path: the directory (created on the first write).
         limits: file size and expansion limits (default :class:`~scheduler.settings.Limits`).
         clock: source of DTSTAMP values (default: the system clock).
+        cache: parsed calendars by file and content (default: the process's
+            :func:`~connectors.ics_input.shared_cache`), so a planning round parses each file
+            once.
+        monotonic: the clock of each read's time budget (``limits.ics_read_budget_s``).
     """
 
     def __init__(
-        self, path: Path, *, limits: Limits | None = None, clock: Clock | None = None
+        self,
+        path: Path,
+        *,
+        limits: Limits | None = None,
+        clock: Clock | None = None,
+        cache: CalendarCache | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
         self._files = CalendarFiles(path)
         self._limits = limits or Limits()
         self._clock: Clock = clock or SystemClock()
+        self._cache = cache if cache is not None else shared_cache(self._limits)
+        self._monotonic = monotonic
 
     # ------------------------------------------------------------------ reading
 
@@ -117,14 +133,16 @@ class IcsDirectory:
         unavailable: dict[str, str] = {}
         for person in query.people:
             try:
-                data, name = self._read(person.email)
+                parsed, budget = self._parsed(person.email)
                 blocks[person.email] = parse_busy_blocks(
-                    data,
-                    source=name,
+                    parsed,
+                    source=parsed.source,
                     owner_email=person.email,
                     zone=person.timezone,
                     window=query.window,
                     max_instances=self._limits.max_instances,
+                    limits=self._limits,
+                    budget=budget,
                 )
             except CalendarUnavailable as exc:
                 unavailable[person.email] = str(exc)
@@ -143,16 +161,18 @@ class IcsDirectory:
             CalendarUnavailable: the owner has no file.
             CalendarDataError: the owner's file cannot be parsed (names the file).
         """
-        data, name = self._read(owner.email)
+        parsed, budget = self._parsed(owner.email)
         return last_contact_times(
-            data,
-            source=name,
+            parsed,
+            source=parsed.source,
             owner_email=owner.email,
             zone=owner.timezone,
             emails=emails,
             since=since,
             until=until,
             max_instances=self._limits.max_instances,
+            limits=self._limits,
+            budget=budget,
         )
 
     def event_state(
@@ -257,6 +277,56 @@ class IcsDirectory:
                     self._files.save_calendar(copy.path, copy.calendar)
             self._files.save_calendar(organizer_path, organizer_calendar)
 
+    def move_event(
+        self, organizer: Person, provider_event_id: str, start: datetime, end: datetime
+    ) -> None:
+        """Move the event to ``[start, end)`` in every copy (SEQUENCE + 1) and queue the REQUEST.
+
+        Same order as booking, under the directory lock: the iTIP REQUEST for the new SEQUENCE
+        to ``outbox/<uid>.request-<sequence>.ics`` (the first REQUEST is kept), the attendees'
+        copies, the organizer's copy last. An organizer's copy already at ``[start, end)`` means
+        the move is done (a retry writes nothing); a crash before it redoes every step with the
+        same SEQUENCE. Attendees are asked to answer again (``PARTSTAT=NEEDS-ACTION``).
+
+        Raises:
+            ResourceGone: no organizer file, or it holds no live copy of the event.
+            CalendarUnavailable: the organizer's file cannot be parsed.
+            InvalidRequest: ``start``/``end`` are naive or ``end`` is not after ``start``.
+        """
+        if start.tzinfo is None or end.tzinfo is None or not start < end:
+            raise InvalidRequest(
+                "a move needs aware start and end, the end after the start", provider=PROVIDER
+            )
+        uid = provider_event_id
+        with self._files.locked():
+            organizer_path = self._path(organizer.email)
+            event = None
+            if organizer_path.exists():
+                organizer_calendar = self._load_for_write(organizer_path, create=False)
+                event = find_event(organizer_calendar, uid)
+            if event is None or str(event.get("STATUS", "")).upper() == "CANCELLED":
+                raise ResourceGone(
+                    f"event {uid} not found on {organizer.email}'s calendar",
+                    provider=PROVIDER,
+                    status=404,
+                )
+            if _times(event, organizer.timezone) == (start, end):
+                return
+            stamp = self._clock.now()
+            sequence = reschedule(event, start, end, zone=organizer.timezone, stamp=stamp)
+            self._files.save(
+                self._files.outbox_path(uid, f".request-{sequence}"),
+                itip_message("REQUEST", event),
+            )
+            for email in attendee_emails(event):
+                copy = self._copy(email, uid)
+                if copy is not None:
+                    reschedule(copy.event, start, end, zone=organizer.timezone, stamp=stamp)
+                    copy.event.pop("SEQUENCE", None)
+                    copy.event.add("SEQUENCE", sequence)  # in step with the organizer's copy
+                    self._files.save_calendar(copy.path, copy.calendar)
+            self._files.save_calendar(organizer_path, organizer_calendar)
+
     def cancel_by_key(self, organizer: Person, idempotency_key: str) -> None:
         """Cancel the event for ``idempotency_key`` if it exists (its UID derives from the key)."""
         self.cancel_event(organizer, event_uid(idempotency_key))
@@ -310,7 +380,20 @@ class IcsDirectory:
         *,
         sequence: int | None = None,
     ) -> bool:
-        """Record an answer that came by e-mail (:class:`scheduler.core.ports.ReplyRecorder`)."""
+        """Record an answer that came by e-mail (:class:`scheduler.core.ports.ReplyRecorder`).
+
+        A reply whose ``sequence`` is older than the organizer's copy's SEQUENCE is ignored
+        (RFC 5546 §2.1.5: it answers a version of the event that no longer stands) and False
+        is returned.
+
+        Raises:
+            ResourceGone: no file holds the event with that attendee.
+        """
+        if sequence is not None:
+            with self._files.locked():
+                copy = self._copy(organizer.email, provider_event_id)
+            if copy is not None and sequence < int(copy.event.get("SEQUENCE", 0)):
+                return False
         self.respond(attendee_email, provider_event_id, status)
         return True
 
@@ -358,6 +441,14 @@ class IcsDirectory:
             return self._files.path_for(email).exists()
         except ValueError:
             return False
+
+    def _parsed(self, email: str) -> tuple[ParsedCalendar, ReadBudget]:
+        """The person's file parsed (through the cache) and the budget its read started."""
+        data, name = self._read(email)
+        budget = ReadBudget.of(name, self._limits, self._monotonic)
+        key = str(self._path(email).resolve())
+        parsed = self._cache.parse(key, data, source=name, limits=self._limits, budget=budget)
+        return parsed, budget
 
     def _read(self, email: str) -> tuple[bytes, str]:
         path = self._path(email)
@@ -420,6 +511,17 @@ class IcsDirectory:
             return None
         event = find_event(calendar, uid)
         return None if event is None else _Copy(path, calendar, event)
+
+
+def _times(event: icalendar.Component, zone: str) -> tuple[datetime, datetime]:
+    """The event's ``(start, end)`` in UTC (floating times in ``zone``)."""
+    tz = resolve_zone(zone)
+    start, _ = to_utc(event.decoded("DTSTART"), tz)
+    if "DTEND" in event:
+        end, _ = to_utc(event.decoded("DTEND"), tz)
+    else:
+        end = start + event.decoded("DURATION") if "DURATION" in event else start
+    return start, end
 
 
 def _mark_cancelled(event: icalendar.Event, sequence: int, stamp: datetime) -> None:

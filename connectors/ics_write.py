@@ -36,6 +36,7 @@ __all__ = [
     "itip_message",
     "new_calendar",
     "remove_event",
+    "reschedule",
     "seed_event",
     "set_partstat",
 ]
@@ -223,6 +224,38 @@ def itip_message(method: str, event: icalendar.Event) -> bytes:
     calendar.add_missing_timezones()
     data: bytes = calendar.to_ical()  # icalendar always ends content lines with CRLF
     return data
+
+
+def reschedule(
+    event: icalendar.Component,
+    start: datetime,
+    end: datetime,
+    *,
+    zone: str,
+    stamp: datetime,
+) -> int:
+    """Move ``event`` to ``[start, end)`` as a new version of the same event; returns SEQUENCE.
+
+    DTSTART/DTEND are written in ``zone`` (TZID, as :func:`build_invite` does; a DURATION is
+    dropped), SEQUENCE goes up by one and DTSTAMP is ``stamp``. Every attendee but the
+    organizer is asked to answer again (``PARTSTAT=NEEDS-ACTION``, ``RSVP=TRUE``), as RFC 6638
+    §3.2.8 has scheduling servers do on a reschedule: their yes was to the old time.
+    """
+    tz = ZoneInfo(zone)
+    sequence = int(event.get("SEQUENCE", 0)) + 1
+    for name in ("DTSTART", "DTEND", "DURATION", "SEQUENCE", "DTSTAMP"):
+        event.pop(name, None)
+    event.add("DTSTART", start.astimezone(tz))
+    event.add("DTEND", end.astimezone(tz))
+    event.add("SEQUENCE", sequence)
+    event.add("DTSTAMP", stamp.astimezone(UTC))
+    organizer = email_of(event.get("ORGANIZER", ""))
+    value = event.get("ATTENDEE")
+    for attendee in [] if value is None else value if isinstance(value, list) else [value]:
+        if email_of(attendee) != organizer:
+            attendee.params["PARTSTAT"] = "NEEDS-ACTION"
+            attendee.params["RSVP"] = "TRUE"
+    return sequence
 
 
 def set_partstat(event: icalendar.Component, attendee_email: str, partstat: str) -> bool:

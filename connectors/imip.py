@@ -18,10 +18,15 @@ from __future__ import annotations
 import copy
 import email
 import email.policy
+import hashlib
+import re
 import smtplib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.errors import HeaderParseError
 from email.message import EmailMessage, Message
+from email.parser import BytesParser
 from email.utils import formataddr, formatdate, getaddresses, make_msgid, parseaddr
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,15 +45,19 @@ from scheduler.core.ports import ReplyRecorder
 from scheduler.settings import SmtpSettings
 
 __all__ = [
+    "MAX_MIME_DEPTH",
+    "MAX_MIME_PARTS",
     "PRODID",
     "ImipReply",
     "ImipSender",
     "ReplyTarget",
     "apply_reply",
+    "authentication_failure",
     "build_cancel",
     "build_request",
     "event_calendar",
     "itip_message",
+    "mail_address",
     "parse_reply",
 ]
 
@@ -237,39 +246,265 @@ def build_cancel(
 
 @dataclass(frozen=True, slots=True)
 class ImipReply:
-    """An attendee's answer read from an iMIP ``REPLY`` e-mail."""
+    """An attendee's answer read from an iMIP ``REPLY`` e-mail.
+
+    Attributes:
+        uid: the event's UID.
+        attendee_email: the one ATTENDEE the reply answers for (lower case, no ``mailto:``).
+        partstat: their answer.
+        sequence: the SEQUENCE the reply refers to; None when the reply carries none (Exchange
+            answering a Google invite leaves it out), so no staleness check can be made.
+        senders: who sent the mail: the address in ``From`` (when it holds exactly one), then
+            the one in ``Sender`` (a delegate, or a calendar service mailing for the person).
+        reply_to: the ``Reply-To`` addresses (a CalDAV server mailing from a system address
+            puts the attendee there); informative only, they vouch for nothing.
+        sent_by: the ATTENDEE's ``SENT-BY`` parameter (a delegate answering), or "".
+        authentication: why the receiving server's Authentication-Results say the sender's
+            domain failed DKIM or DMARC; None when they do not say so.
+        digest: SHA-256 (hex) of the raw message, so one mail read twice is one answer.
+        message_id: the ``Message-ID`` header, for logs and errors ("?" when absent).
+    """
 
     uid: str
     attendee_email: str
     partstat: AttendeeStatus
-    sequence: int
+    sequence: int | None
+    senders: tuple[str, ...] = ()
+    reply_to: tuple[str, ...] = ()
+    sent_by: str = ""
+    authentication: str | None = None
+    digest: str = ""
+    message_id: str = "?"
 
 
-def _calendar_parts(msg: Message) -> list[Message]:
-    return [p for p in msg.walk() if p.get_content_type() in ("text/calendar", "application/ics")]
+#: MIME containers nested deeper than this make a mail unreadable (a real REPLY has 2 or 3).
+MAX_MIME_DEPTH = 16
+#: Parts of any kind beyond this make a mail unreadable (a real REPLY has fewer than 10).
+MAX_MIME_PARTS = 500
+_CALENDAR_TYPES = ("text/calendar", "application/ics")
+_HEADERS_ONLY = BytesParser(policy=email.policy.default)
+
+
+def mail_address(value: object) -> str:
+    """The bare, lower-case address of a calendar user or mailbox value.
+
+    ``mailto:`` is stripped in any letter case (RFC 3986 schemes are case-insensitive), as are
+    surrounding spaces and angle brackets.
+
+    >>> mail_address("MAILTO:<Bo@Corp.Example>")
+    'bo@corp.example'
+    """
+    text = str(value or "").strip()
+    if text[:7].lower() == "mailto:":
+        text = text[7:].strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    return text.lower()
+
+
+def _header_addresses(msg: Message, name: str) -> list[str]:
+    """Addresses in header ``name`` (lower case); [] when absent or unreadable."""
+    try:
+        values = [str(v) for v in msg.get_all(name, [])]
+    except (ValueError, TypeError, IndexError, AttributeError, HeaderParseError):
+        return []
+    return [mail_address(addr) for _, addr in getaddresses(values) if "@" in addr]
+
+
+def _strip_comments(text: str) -> str:
+    """``text`` without RFC 5322 comments (nested parentheses), quoted strings kept."""
+    out: list[str] = []
+    depth = 0
+    quoted = escaped = False
+    for ch in text:
+        if escaped:
+            escaped = False
+            if depth == 0:
+                out.append(ch)
+            continue
+        if ch == "\\":
+            escaped = True
+            if depth == 0:
+                out.append(ch)
+            continue
+        if quoted:
+            quoted = ch != '"'
+            out.append(ch)
+        elif ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        elif depth == 0:
+            quoted = ch == '"'
+            out.append(ch)
+    return "".join(out)
+
+
+def _aligned(domain: str, sender_domain: str) -> bool:
+    """Relaxed alignment: the same domain, or the sender's is below it (DMARC, RFC 7489 §3.1)."""
+    domain = domain.strip().strip('"').lstrip("@").rstrip(".").lower()
+    return bool(domain) and (sender_domain == domain or sender_domain.endswith("." + domain))
+
+
+def authentication_failure(values: Sequence[str], sender_domain: str) -> str | None:
+    """Why the receiving server says ``sender_domain`` failed DKIM or DMARC, or None.
+
+    Only the topmost ``Authentication-Results`` header counts (RFC 8601 §5: the receiving
+    server prepends its own; any header below it came with the mail and may be forged). A
+    ``dkim=fail`` whose ``header.d`` (or ``header.i``) is that domain, or a ``dmarc=fail`` whose
+    ``header.from`` is, is a failure; other methods, other domains and ``none``/``neutral``
+    results are not.
+
+    Args:
+        values: the Authentication-Results header values, topmost first.
+        sender_domain: the domain of the address in From.
+    """
+    if not values or not sender_domain:
+        return None
+    sender_domain = sender_domain.lower().rstrip(".")
+    statements = _strip_comments(str(values[0])).split(";")
+    # The authserv-id comes first (RFC 8601 §2.2); Microsoft 365 leaves it out.
+    if statements and "=" not in statements[0]:
+        statements = statements[1:]
+    for statement in statements:
+        tokens = statement.split()
+        if not tokens or "=" not in tokens[0]:
+            continue
+        method, _, result = tokens[0].partition("=")
+        method = method.split("/", 1)[0].strip().lower()
+        result = result.strip().lower()
+        props: dict[str, str] = {}
+        for token in tokens[1:]:
+            key, sep, value = token.partition("=")
+            if sep:
+                props[key.strip().lower()] = value.strip().strip('"')
+        if result != "fail":
+            continue
+        if method == "dkim":
+            signer = props.get("header.d") or props.get("header.i", "").rpartition("@")[2]
+            if _aligned(signer, sender_domain):
+                return f"DKIM failed for {sender_domain} (the receiving server's verdict)"
+        elif method == "dmarc" and _aligned(props.get("header.from", ""), sender_domain):
+            return f"DMARC failed for {sender_domain} (the receiving server's verdict)"
+    return None
+
+
+def _subparts(body: bytes, boundary: str) -> list[bytes]:
+    """The body parts of a multipart ``body`` split on ``boundary`` (RFC 2046 §5.1.1)."""
+    delimiter = re.compile(
+        rb"(?:^|\r?\n)--"
+        + re.escape(boundary.encode("ascii", "replace"))
+        + rb"(--)?[ \t]*(?=\r?\n|$)"
+    )
+    parts: list[bytes] = []
+    position: int | None = None  # None: still in the preamble
+    for match in delimiter.finditer(body):
+        if position is not None:
+            parts.append(body[position : match.start()])
+        if match.group(1):  # the close delimiter: the rest is epilogue
+            return parts
+        end = match.end()
+        position = end + (
+            2 if body[end : end + 2] == b"\r\n" else 1 if body[end : end + 1] == b"\n" else 0
+        )
+    if position is not None:
+        parts.append(body[position:])  # no close delimiter: take what is there
+    return parts
+
+
+def _calendar_parts(top: Message, source: str) -> list[Message]:
+    """The calendar parts of ``top`` (parsed headers-only), walked without recursion.
+
+    Each part is parsed headers-only and multipart bodies are split here, with a depth and a
+    part-count bound, so a mail of thousands of nested parts is refused with a clear error
+    instead of exhausting the stack (the standard library's full parser recurses per level).
+    ``message/rfc822`` parts are not entered: a forwarded mail is not its forwarder's answer.
+
+    Raises:
+        CalendarDataError: nested deeper than :data:`MAX_MIME_DEPTH`, or more than
+            :data:`MAX_MIME_PARTS` parts.
+    """
+    found: list[Message] = []
+    stack: list[tuple[Message, int]] = [(top, 0)]
+    seen = 0
+    while stack:
+        part, depth = stack.pop()
+        seen += 1
+        if seen > MAX_MIME_PARTS:
+            raise CalendarDataError(source, f"more than {MAX_MIME_PARTS} MIME parts")
+        content_type = part.get_content_type()
+        if content_type in _CALENDAR_TYPES:
+            found.append(part)
+            continue
+        if part.get_content_maintype() != "multipart":
+            continue
+        if depth >= MAX_MIME_DEPTH:
+            raise CalendarDataError(
+                source, f"MIME parts nested deeper than {MAX_MIME_DEPTH} levels"
+            )
+        boundary = part.get_boundary()
+        payload = part.get_payload()
+        if not boundary or not isinstance(payload, str):
+            continue
+        # The parser decoded the body as ASCII with surrogateescape: this gives the bytes back
+        # (anything it replaced instead is kept as UTF-8).
+        body = payload.encode("utf-8", "surrogateescape")
+        children = [
+            _HEADERS_ONLY.parsebytes(sub, headersonly=True) for sub in _subparts(body, boundary)
+        ]
+        stack.extend((child, depth + 1) for child in reversed(children))
+    return found
+
+
+#: What the standard library's header and MIME parsers raise on malformed input (found by
+#: tests/fuzz/test_imip_fuzz.py: e.g. IndexError for ``Message-ID: <``, UnicodeError for stray
+#: 8-bit bytes); any of them makes the mail unreadable, never crashes the batch.
+_MALFORMED = (ValueError, TypeError, LookupError, AttributeError, HeaderParseError)
 
 
 def parse_reply(message_bytes: bytes) -> ImipReply:
-    """Read an iMIP ``METHOD:REPLY`` e-mail.
+    """Read an iMIP ``METHOD:REPLY`` e-mail, and who sent it.
+
+    Untrusted input: the MIME structure is walked with bounds (:func:`_calendar_parts`), the
+    first calendar part is read, and only top-level VEVENTs are looked at.
 
     Raises:
-        CalendarDataError: no text/calendar part, not a REPLY, or no UID/ATTENDEE in it.
+        CalendarDataError: no calendar part, an unreadable one, not a REPLY, no UID, not
+            exactly one ATTENDEE, a MIME structure beyond the bounds, or headers the parser
+            cannot read.
     """
-    msg = email.message_from_bytes(message_bytes, policy=email.policy.default)
-    source = f"imip:{msg.get('Message-ID', '?')}"
-    for part in _calendar_parts(msg):
+    try:
+        return _read_reply(message_bytes)
+    except CalendarDataError:
+        raise
+    except _MALFORMED as exc:
+        raise CalendarDataError(
+            "imip", f"malformed mail ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from exc
+
+
+def _read_reply(message_bytes: bytes) -> ImipReply:
+    digest = hashlib.sha256(message_bytes).hexdigest()
+    top = _HEADERS_ONLY.parsebytes(message_bytes, headersonly=True)
+    try:
+        message_id = str(top.get("Message-ID", "?") or "?").strip()[:200]
+    except _MALFORMED:  # "Message-ID: <" makes the stdlib raise IndexError
+        message_id = "?"
+    source = f"imip:{message_id}"
+    for part in _calendar_parts(top, source):
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
             continue
         try:
             cal = Calendar.from_ical(payload)
-        except ValueError as exc:
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise CalendarDataError(source, f"unreadable text/calendar part: {exc}") from exc
-        assert isinstance(cal, Calendar)
+        if not isinstance(cal, Calendar):
+            raise CalendarDataError(source, "the text/calendar part holds no VCALENDAR")
         method = str(cal.get("METHOD", part.get_param("method", "") or "")).upper()
         if method != "REPLY":
             raise CalendarDataError(source, f"expected METHOD:REPLY, got {method or 'none'!r}")
-        events = cal.walk("VEVENT")
+        events = [c for c in cal.subcomponents if isinstance(c, Event)]
         if not events:
             raise CalendarDataError(source, "REPLY has no VEVENT")
         event = events[0]
@@ -277,11 +512,30 @@ def parse_reply(message_bytes: bytes) -> ImipReply:
         if not event.get("UID") or len(attendees) != 1:
             raise CalendarDataError(source, "a REPLY needs a UID and exactly one ATTENDEE")
         attendee = attendees[0]
+        params = getattr(attendee, "params", {})
+        try:
+            sequence = int(str(event["SEQUENCE"])) if "SEQUENCE" in event else None
+        except ValueError as exc:
+            raise CalendarDataError(source, f"SEQUENCE is not a number: {exc}") from exc
+        from_addresses = _header_addresses(top, "From")
+        senders = [from_addresses[0]] if len(from_addresses) == 1 else []
+        senders += [a for a in _header_addresses(top, "Sender")[:1] if a not in senders]
+        domain = from_addresses[0].rpartition("@")[2] if len(from_addresses) == 1 else ""
+        try:
+            results = [str(v) for v in top.get_all("Authentication-Results", [])]
+        except (ValueError, TypeError, IndexError, AttributeError, HeaderParseError):
+            results = []
         return ImipReply(
             uid=str(event["UID"]),
-            attendee_email=_mail_of(attendee).lower(),
-            partstat=parse_partstat(getattr(attendee, "params", {}).get("PARTSTAT")),
-            sequence=int(event.get("SEQUENCE", 0)),
+            attendee_email=mail_address(attendee),
+            partstat=parse_partstat(params.get("PARTSTAT")),
+            sequence=sequence,
+            senders=tuple(senders),
+            reply_to=tuple(_header_addresses(top, "Reply-To")),
+            sent_by=mail_address(params.get("SENT-BY", "")),
+            authentication=authentication_failure(results, domain),
+            digest=digest,
+            message_id=message_id,
         )
     raise CalendarDataError(source, "no text/calendar part")
 

@@ -20,6 +20,10 @@ Provider quirks handled here (one test each in ``tests/integration/test_microsof
   POST with ``transactionId`` (a uuid5 of the key), which still protects against a lost
   response racing a retry. Cost: one extra read per booking, zero extra writes.
 * Event ids: ``Prefer: IdType="ImmutableId"`` on every request so stored ids survive moves.
+* A cancelled event stays readable (Deleted Items, ``isCancelled``): a move reads it first and
+  treats a cancelled one as gone rather than PATCHing it.
+* Counter-proposals: an attendee who proposes a new time carries ``proposedNewTime``;
+  ``event_state`` reports it as ``EventState.proposed``.
 """
 
 from __future__ import annotations
@@ -53,7 +57,12 @@ from connectors.microsoft_wire import (
 )
 from connectors.tokens import TokenStore
 from scheduler.core.clock import Clock
-from scheduler.core.errors import ConfigurationError, ProviderUnavailable, ResourceGone
+from scheduler.core.errors import (
+    ConfigurationError,
+    InvalidRequest,
+    ProviderUnavailable,
+    ResourceGone,
+)
 from scheduler.core.intervals import Interval
 from scheduler.core.model import (
     AttendeeStatus,
@@ -331,6 +340,56 @@ class GraphCalendar:
             )
         except ResourceGone:
             return
+
+    def move_event(
+        self, organizer: Person, provider_event_id: str, start: datetime, end: datetime
+    ) -> None:
+        """Move the same event to ``[start, end)``; Graph sends the update to the attendees.
+
+        One ``GET`` (``isCancelled``, ``start``, ``end``) then one ``PATCH`` carrying only
+        ``start``/``end`` as ``dateTimeTimeZone`` in the organizer's zone (as created). The read
+        tells a cancelled event (kept in Deleted Items) from a live one, and an event already
+        at ``[start, end)`` (a retried move) is not patched again: one update for the attendee.
+
+        Raises:
+            ResourceGone: the event is unknown (404/410) or cancelled.
+            InvalidRequest: ``start``/``end`` are naive or ``end`` is not after ``start``.
+        """
+        if start.tzinfo is None or end.tzinfo is None or not start < end:
+            raise InvalidRequest(
+                "a move needs aware start and end, the end after the start", provider=PROVIDER
+            )
+        path = f"{user_path(organizer.email)}/events/{quote(provider_event_id, safe='')}"
+        what = "get event"
+        response = self._http.call(
+            "GET",
+            path,
+            mailbox=organizer.email,
+            what=what,
+            params={"$select": "isCancelled,start,end"},
+            prefer=(_IMMUTABLE, _UTC),
+        )
+        current = self._http.json(response, what)
+        if current.get("isCancelled"):
+            raise ResourceGone("move event: the event is cancelled", provider=PROVIDER, status=404)
+        try:
+            at = (parse_date_time_zone(current["start"]), parse_date_time_zone(current["end"]))
+        except (KeyError, TypeError, ValueError):
+            at = None  # unreadable: move it anyway
+        if at == (start, end):
+            return
+        zone_name, tz = graph_zone_name(organizer.timezone)
+        self._http.call(
+            "PATCH",
+            path,
+            mailbox=organizer.email,
+            what="move event",
+            body={
+                "start": {"dateTime": format_local(start, tz), "timeZone": zone_name},
+                "end": {"dateTime": format_local(end, tz), "timeZone": zone_name},
+            },
+            prefer=(_IMMUTABLE,),
+        )
 
     # -- ResponseReader ---------------------------------------------------------------------
 

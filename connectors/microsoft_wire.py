@@ -167,19 +167,23 @@ def address_of(party: Any) -> str:
 def event_state_from(event: Mapping[str, Any], attendee_email: str) -> EventState:
     """An :class:`EventState` from a Graph event (attendees, isCancelled, start, end).
 
-    An attendee no longer on the invite counts as having declined.
+    An attendee no longer on the invite counts as having declined. Their ``proposedNewTime``
+    (a counter-proposal, Graph shows it on the attendee) becomes ``proposed``; an unreadable
+    one is ignored.
 
     Raises:
         ProviderUnavailable: the event's times cannot be read.
     """
     wanted = attendee_email.lower()
     response = AttendeeStatus.DECLINED  # removed from the invite: treated as a no
+    proposed: tuple[datetime, datetime] | None = None
     for attendee in event.get("attendees") or []:
         if address_of(attendee) == wanted:
             status = attendee.get("status")
             response = parse_response(
                 status.get("response") if isinstance(status, Mapping) else None
             )
+            proposed = _time_slot(attendee.get("proposedNewTime"))
             break
     try:
         start = parse_date_time_zone(event["start"])
@@ -189,5 +193,21 @@ def event_state_from(event: Mapping[str, Any], attendee_email: str) -> EventStat
             f"event has unreadable times ({exc})", provider="microsoft"
         ) from exc
     return EventState(
-        response=response, cancelled=bool(event.get("isCancelled")), start=start, end=end
+        response=response,
+        cancelled=bool(event.get("isCancelled")),
+        start=start,
+        end=end,
+        proposed=proposed,
     )
+
+
+def _time_slot(value: Any) -> tuple[datetime, datetime] | None:
+    """A Graph ``timeSlot`` (``{start, end}`` dateTimeTimeZone) in UTC; None when absent/bad."""
+    if not isinstance(value, Mapping):
+        return None
+    try:
+        start = parse_date_time_zone(value["start"])
+        end = parse_date_time_zone(value["end"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (start, end) if start < end else None

@@ -6,12 +6,18 @@ module reads the environment. Tests build ``Settings(...)`` explicitly with ``_e
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
+import secrets
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "SECRET_KEY_BYTES",
     "CalDAVSettings",
     "GoogleSettings",
     "Limits",
@@ -19,7 +25,63 @@ __all__ = [
     "OpsSettings",
     "Settings",
     "SmtpSettings",
+    "new_secret_key",
+    "secret_key_problem",
 ]
+
+#: The longest grace ``GOODWILL_POLICY_REMOVED_GRACE_S`` accepts (ten years, in seconds).
+_MAX_GRACE_S = 10 * 365 * 86400.0
+#: Tick timing settings: (above, at most, what it is), in seconds.
+_TICK_SECONDS = {
+    "tick_interval_s": (0, 3600, "how often the tick runs a round"),
+    "max_clock_skew_s": (0, 300, "how far this host's clock may be from the database's"),
+    "tick_max_lease_s": (0, 86400, "the longest tick lease anyone may hold"),
+}
+#: Tick health settings: (least, most, what it is), in rounds.
+_TICK_ROUNDS = {
+    "tick_stale_rounds": (2, 1000, "/readyz fails when no tick round completed in this many "
+                          "intervals"),
+    "tick_max_failed_rounds": (1, 1000, "/readyz fails after this many tick rounds failed in a "
+                               "row"),
+}  # fmt: skip
+#: The least key material ``GOODWILL_SECRET_KEY`` must carry (random bytes, base64-encoded).
+SECRET_KEY_BYTES = 32
+
+
+def new_secret_key() -> str:
+    """A fresh ``GOODWILL_SECRET_KEY``: 32 random bytes, urlsafe base64 (44 characters)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(SECRET_KEY_BYTES)).decode("ascii")
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why ``key`` is not a usable secret key (None: it is).
+
+    Accepted: standard or urlsafe base64, padded or not, of at least 32 bytes that do not look
+    like a pattern (32 random bytes take fewer than 16 distinct values with negligible odds).
+    The key itself never appears in the answer.
+    """
+    text = key.strip()
+    raw: bytes | None = None
+    for altchars in (None, b"-_"):
+        try:
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=altchars, validate=True)
+            break
+        except (binascii.Error, ValueError):
+            continue
+    if raw is None:
+        why = "it is not base64"
+    elif len(raw) < SECRET_KEY_BYTES:
+        why = f"it decodes to {len(raw)} bytes"
+    elif len(set(raw)) < 16:
+        why = "its bytes repeat a pattern instead of being random"
+    else:
+        return None
+    return (
+        f"GOODWILL_SECRET_KEY is not a strong key: {why}; it must be at least "
+        f"{SECRET_KEY_BYTES} random bytes in base64. Make one with `goodwill secret` (or "
+        f"`openssl rand -base64 {SECRET_KEY_BYTES}`) and put it in the service's env file. Keep "
+        "it: changing it later ends every stored calendar grant (users run goodwill connect again)"
+    )
 
 
 class GoogleSettings(BaseModel):
@@ -84,6 +146,53 @@ class Limits(BaseModel):
     #: Expanded instances of one calendar beyond this are refused and reported, never dropped
     #: silently.
     max_instances: int = 50_000
+    # ICS input (connectors/ics_input.py). The counts are checked before icalendar parses.
+    #: Components (``BEGIN:`` lines, VCALENDAR included) in one calendar beyond this: refused.
+    ics_max_components: int = Field(20_000, ge=1)
+    #: Content lines (after unfolding) in one calendar beyond this: refused.
+    ics_max_lines: int = Field(250_000, ge=1)
+    #: RDATE and EXDATE values in one calendar beyond this: refused.
+    ics_max_dates: int = Field(20_000, ge=1)
+    #: Recurrence expansion work (rule steps plus instances) of one read beyond this: refused.
+    ics_max_steps: int = Field(10_000_000, ge=1)
+    #: Seconds one calendar read (parse and expansion) may take; then the person is
+    #: "calendar unavailable" for that round.
+    ics_read_budget_s: float = Field(20.0, gt=0, allow_inf_nan=False)
+    #: Parsed calendars kept per process (0: none), and the file bytes they may total.
+    ics_cache_entries: int = Field(256, ge=0)
+    ics_cache_bytes: int = Field(32 * 1024 * 1024, ge=0)
+    # Policy files (docs/policy.md, "Limits"): each broken limit is one FILE:LINE issue.
+    #: A policy file larger than this many bytes is refused before it is parsed.
+    policy_max_bytes: int = Field(1024 * 1024, ge=1)
+    #: The deepest nesting (parts of a value's path; a normal policy needs 5).
+    policy_max_depth: int = Field(20, ge=1, le=200)
+    #: Most values per policy (keys, items, texts; a YAML alias counts as what it names).
+    policy_max_values: int = Field(250_000, ge=1)
+    #: Most stakeholders one policy may list.
+    policy_max_stakeholders: int = Field(5_000, ge=1)
+    #: Longest text (any key or value), in characters.
+    policy_max_string: int = Field(10_000, ge=1)
+    #: Shortest tier cadence (``every``), in days.
+    policy_min_every_days: int = Field(1, ge=1, le=36_400)
+    #: Longest tier cadence, in days (260 weeks, about five years).
+    policy_max_every_days: int = Field(1820, ge=1, le=36_400)
+    #: Longest ``availability.horizon`` (and ``min_notice``), in days (52 weeks).
+    policy_max_horizon_days: int = Field(364, ge=1, le=36_400)
+    #: An e-mail larger than this is refused by ``goodwill replies`` (at most this + 1 byte is
+    #: read); ``GOODWILL_LIMITS__MAIL_MAX_BYTES``.
+    mail_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+
+    @model_validator(mode="after")
+    def _cadence_range(self) -> Limits:
+        if self.policy_min_every_days > self.policy_max_every_days:
+            raise PydanticCustomError(
+                "bad_cadence_range",
+                "GOODWILL_LIMITS__POLICY_MIN_EVERY_DAYS ({low}) is above "
+                "GOODWILL_LIMITS__POLICY_MAX_EVERY_DAYS ({high}); lower the first or raise the "
+                "second",
+                {"low": self.policy_min_every_days, "high": self.policy_max_every_days},
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -100,6 +209,17 @@ class Settings(BaseSettings):
     calendars_dir: Path | None = None  # ICS directory connector (demo, tests)
     secret_key: SecretStr | None = None
     tick_interval_s: float = 10.0
+    #: A replica whose clock differs from the database server's by more than this does not
+    #: take the tick lease (and its /readyz ``clock`` check fails).
+    max_clock_skew_s: float = 2.0
+    #: The longest tick lease anyone may hold: a lease row ending later than now + this was
+    #: written from a clock running ahead, and is taken over. At least interval + skew; unset:
+    #: 60 s, or 2 x interval + skew when that is longer (``effective_tick_max_lease_s``).
+    tick_max_lease_s: float | None = None
+    #: /readyz fails when no tick round completed within this many intervals (at least 30 s).
+    tick_stale_rounds: int = 6
+    #: /readyz fails after this many tick rounds failed in a row.
+    tick_max_failed_rounds: int = 3
     #: How long a booking claim holds; must exceed the actor's time limit (120 s).
     booking_lease_s: float = 300.0
     #: How long a sent book_meeting message counts as in flight before the tick re-sends it.
@@ -108,6 +228,12 @@ class Settings(BaseSettings):
     plan_every_s: float = 12 * 3600.0
     #: When a planning round failed (calendar unreachable) or its message was lost, retry after.
     plan_retry_s: float = 300.0
+    #: When a user's policy file is removed, planning them stops at once; their open future
+    #: meetings are cancelled after this many seconds unless the file comes back.
+    policy_removed_grace_s: float = 86400.0
+    #: At most this many goodwill coffees per stakeholder per week, across every owner (a
+    #: senior stakeholder also gets at most one new goodwill invite a day).
+    stakeholder_weekly_cap: int = 2
     #: Log format: json, text, or auto (json when stderr is not a terminal).
     log_format: str = "auto"
     log_level: str = "INFO"
@@ -117,6 +243,93 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # None stays allowed: a service-account or app-only setup stores no grants.
+        if value is not None and (problem := secret_key_problem(value.get_secret_value())):
+            raise PydanticCustomError("weak_secret_key", problem)
+        return value
+
+    @field_validator("stakeholder_weekly_cap")
+    @classmethod
+    def _cap_positive(cls, value: int) -> int:
+        if value <= 0:
+            raise PydanticCustomError(
+                "bad_cap",
+                "GOODWILL_STAKEHOLDER_WEEKLY_CAP must be a whole number of at least 1, got "
+                "{got}: it is how many goodwill coffees one stakeholder may have in a week "
+                "across every owner; unset it for the default 2",
+                {"got": value},
+            )
+        return value
+
+    @field_validator("policy_removed_grace_s")
+    @classmethod
+    def _grace_in_range(cls, value: float) -> float:
+        if not math.isfinite(value) or not 0 < value <= _MAX_GRACE_S:
+            raise PydanticCustomError(
+                "bad_grace",
+                "GOODWILL_POLICY_REMOVED_GRACE_S must be a number of seconds above 0 and at "
+                "most {most} (ten years), got {got}: it is how long a removed policy file's "
+                "open meetings are kept before they are cancelled; unset it for the default "
+                "86400 (one day)",
+                {"most": int(_MAX_GRACE_S), "got": value},
+            )
+        return value
+
+    @field_validator("tick_interval_s", "max_clock_skew_s", "tick_max_lease_s")
+    @classmethod
+    def _tick_seconds_in_range(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is None:  # tick_max_lease_s unset: derived from the interval
+            return None
+        name = str(info.field_name)
+        low, high, what = _TICK_SECONDS[name]
+        variable = f"GOODWILL_{name.upper()}"
+        default = cls.model_fields[name].default
+        if not math.isfinite(value) or not low < value <= high:
+            raise PydanticCustomError(
+                "bad_seconds",
+                "{variable} must be a number of seconds above {low} and at most {high}, got "
+                "{got}: it is {what}; unset it for the default {default}",
+                {"variable": variable, "low": low, "high": high, "got": value, "what": what,
+                 "default": default},
+            )  # fmt: skip
+        if name == "tick_max_lease_s":
+            interval = info.data.get("tick_interval_s")
+            skew = info.data.get("max_clock_skew_s")
+            if interval is not None and skew is not None and value < interval + skew:
+                raise PydanticCustomError(
+                    "lease_too_short",
+                    "GOODWILL_TICK_MAX_LEASE_S must be at least GOODWILL_TICK_INTERVAL_S + "
+                    "GOODWILL_MAX_CLOCK_SKEW_S ({least} s), got {got}: a shorter bound would "
+                    "void the leases of replicas whose clocks are only a little behind",
+                    {"least": interval + skew, "got": value},
+                )
+        return value
+
+    @field_validator("tick_stale_rounds", "tick_max_failed_rounds")
+    @classmethod
+    def _tick_rounds_in_range(cls, value: int, info: ValidationInfo) -> int:
+        name = str(info.field_name)
+        low, high, what = _TICK_ROUNDS[name]
+        if not low <= value <= high:
+            raise PydanticCustomError(
+                "bad_rounds",
+                "{variable} must be a whole number from {low} to {high}, got {got}: {what}; "
+                "unset it for the default {default}",
+                {"variable": f"GOODWILL_{name.upper()}", "low": low, "high": high, "got": value,
+                 "what": what, "default": cls.model_fields[name].default},
+            )  # fmt: skip
+        return value
+
+    @property
+    def effective_tick_max_lease_s(self) -> float:
+        """``GOODWILL_TICK_MAX_LEASE_S``, or 60 s / 2 x interval + skew when it is unset."""
+        if self.tick_max_lease_s is not None:
+            return self.tick_max_lease_s
+        return max(60.0, 2 * self.tick_interval_s + self.max_clock_skew_s)
 
     @property
     def effective_database_url(self) -> str:

@@ -6,11 +6,23 @@ import os
 import socket
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["tests.conftest_db"]
 
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Hypothesis on a loaded 2-core CI machine: no per-example deadline and no "too slow" health
+# check (both measure the machine, not the code). `make fuzz` sets GOODWILL_FUZZ=long for many
+# more examples; tests that set their own max_examples keep them.
+settings.register_profile(
+    "goodwill",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("long", settings.get_profile("goodwill"), max_examples=5_000)
+settings.load_profile("long" if os.environ.get("GOODWILL_FUZZ") == "long" else "goodwill")
 
 
 def service_up(port: int, host: str = "127.0.0.1") -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 import dramatiq
 
-from scheduler.app import booking, planning, responses
+from scheduler.app import booking, conflicts, planning
 from scheduler.app.booking import BookOutcome
 from scheduler.app.pipeline import Pipeline
 
@@ -65,6 +65,7 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> Actors:
 
     @dramatiq.actor(actor_name="sync_responses", **common)
     def sync_responses(user_id: int) -> None:
-        responses.sync_responses(pipeline, user_id)
+        # Follow the answers, then watch the meetings still ahead for conflicts.
+        conflicts.sync_pass(pipeline, user_id)
 
     return Actors(plan_user, book_meeting, sync_responses)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from scheduler.app.pipeline import Pipeline, with_status
+from scheduler.app.booking import other_side_meeting
+from scheduler.app.conflicts import apply_move
+from scheduler.app.pipeline import Pipeline, policy_for, with_status
 from scheduler.app.records import Meeting
 from scheduler.core.policy import Policy
 from scheduler.core.states import MeetingState
 
-__all__ = ["approve", "decline", "expire_proposals", "pending_proposals"]
+__all__ = ["WITHDRAWN_PAIR", "approve", "decline", "expire_proposals", "pending_proposals"]
 
 _S = MeetingState
 #: After the owner declines a proposal, that stakeholder is not proposed again for this long.
@@ -23,8 +25,34 @@ DECLINE_BACKOFF = timedelta(days=7)
 _DEFAULT_NOTICE = timedelta(hours=2)
 
 
+#: Audit detail of a proposal withdrawn because the other side of the pair booked first.
+WITHDRAWN_PAIR = "withdrawn: the stakeholder's side booked a meeting with you first"
+
+
 def approve(p: Pipeline, meeting_id: int, *, actor: str = "user") -> bool:
-    """The owner approves a proposal; the tick sends it for booking."""
+    """The owner approves a proposal; the tick sends it for booking.
+
+    A proposal whose pair the stakeholder's own side already booked (both use goodwill and list
+    each other) is withdrawn instead, and False returned: their meeting is the pair's coffee.
+    A proposal made after a conflict (``replaces_id``) moves its meeting's event instead.
+    """
+    m = p.store.get_meeting(meeting_id)
+    if m is None:
+        return False
+    owner = p.store.get_user(m.user_id)
+    if m.state == _S.PROPOSED and m.replaces_id is not None:
+        policy = policy_for(p, owner)
+        return policy is not None and apply_move(p, m, policy)
+    if (
+        m.state == _S.PROPOSED
+        and owner is not None
+        and other_side_meeting(p, owner.email, m) is not None
+    ):
+        p.store.transition(
+            meeting_id, _S.CANCELLED, actor=actor, now=p.clock.now(), expect=_S.PROPOSED,
+            detail=WITHDRAWN_PAIR,
+        )  # fmt: skip
+        return False
     return p.store.transition(
         meeting_id,
         _S.APPROVED,

@@ -9,19 +9,34 @@ actors in ``workers/`` are thin wrappers and the store arrives through :class:`S
 from __future__ import annotations
 
 import hashlib
+import hmac
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 from scheduler.app.policies import PolicyBook
 from scheduler.app.ports import Instruments, StorePort
+from scheduler.app.problems import PolicyProblems
 from scheduler.app.records import StakeholderStatus, User
 from scheduler.core.clock import Clock
 from scheduler.core.policy import Policy
 from scheduler.core.ports import BackendFactory
 
-__all__ = ["Pipeline", "idempotency_key", "policy_for", "revoke", "with_status"]
+__all__ = [
+    "KEY_SECRET_LABEL",
+    "Pipeline",
+    "derive_key_secret",
+    "idempotency_key",
+    "policy_for",
+    "revoke",
+    "with_status",
+]
+
+#: Domain separation: the secret behind meeting keys and UIDs is derived from the installation's
+#: root secret for this one use, so it is never the key that encrypts grants (or anything else).
+KEY_SECRET_LABEL = b"goodwill/v1/meeting-idempotency-key"
 
 
 @dataclass
@@ -35,6 +50,9 @@ class Pipeline:
         max_attempts: booking attempts before a meeting is marked failed.
         plan_retry_s: when a planning round failed or its message was lost, retry after this.
         metrics: counters and histograms for /metrics (None: not collected).
+        policy_removed_grace: how long after a user's policy file is removed their open future
+            meetings are kept (planning stops at once); then they are cancelled.
+        problems: which bad policy files this process has already logged (once per change).
     """
 
     store: StorePort
@@ -48,7 +66,15 @@ class Pipeline:
     retry_cap_s: float = 6 * 3600.0
     max_attempts: int = 8
     plan_retry_s: float = 300.0
+    #: At most this many goodwill coffees per stakeholder per week, across every owner.
+    stakeholder_weekly_cap: int = 2
     metrics: Instruments | None = None
+    policy_removed_grace: timedelta = timedelta(days=1)
+    problems: PolicyProblems = field(default_factory=PolicyProblems)
+    #: Keys the HMAC in every new meeting's idempotency key (and so its UID): only someone who
+    #: received the invite knows it. The composition root passes the installation's
+    #: (:func:`derive_key_secret`); the default, random per Pipeline, suits tests only.
+    key_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @contextmanager
     def provider_call(self, provider: str, operation: str) -> Iterator[None]:
@@ -68,10 +94,25 @@ class Pipeline:
             yield
 
 
-def idempotency_key(user_id: int, stakeholder: str, start: datetime) -> str:
-    """Stable key for one (user, stakeholder, slot): the provider-side dedupe id derives from it."""
-    raw = f"goodwill:{user_id}:{stakeholder.lower()}:{start.isoformat()}"
-    return "gw" + hashlib.sha256(raw.encode()).hexdigest()[:30]
+def derive_key_secret(root: bytes) -> bytes:
+    """The meeting-key secret for an installation's root secret (HMAC-SHA256 over a label)."""
+    if len(root) < 16:
+        raise ValueError("the root secret must be at least 16 bytes")
+    return hmac.new(root, KEY_SECRET_LABEL, hashlib.sha256).digest()
+
+
+def idempotency_key(user_id: int, stakeholder: str, start: datetime, *, secret: bytes) -> str:
+    """Stable key for one (user, stakeholder, slot): the provider-side dedupe id derives from it.
+
+    ``gw`` + 30 hex digits (120 bits) of HMAC-SHA256 keyed by ``secret``
+    (:attr:`Pipeline.key_secret`): the same inputs give the same key in every process of one
+    installation, and without the secret the key (and the UID built from it) cannot be guessed
+    from the user, the stakeholder and the time. Keys already stored stay as they were.
+    """
+    if len(secret) < 16:
+        raise ValueError("the key secret must be at least 16 bytes")
+    raw = f"{user_id}:{stakeholder.strip().lower()}:{start.astimezone(UTC).isoformat()}"
+    return "gw" + hmac.new(secret, raw.encode(), hashlib.sha256).hexdigest()[:30]
 
 
 def policy_for(p: Pipeline, user: User | None) -> Policy | None:
@@ -85,10 +126,12 @@ def policy_for(p: Pipeline, user: User | None) -> Policy | None:
 
 
 def revoke(p: Pipeline, email: str, provider: str, reason: str, now: datetime) -> None:
-    """Flag the grant so /readyz and the report show it (app-wide grants get a marker row)."""
-    if not p.store.mark_credential_revoked(email, provider, reason[:500], now=now):
-        p.store.save_credential(email, provider, b"", now=now)
-        p.store.mark_credential_revoked(email, provider, reason[:500], now=now)
+    """Flag the grant so /readyz and the report show it (app-wide grants get a marker row).
+
+    Needs no ``GOODWILL_SECRET_KEY``: a service-account set-up has none, and the marker row
+    holds nothing to encrypt.
+    """
+    p.store.flag_credential_revoked(email, provider, reason[:500], now=now)
 
 
 def with_status(

@@ -6,6 +6,11 @@ and validation are pure and live in :mod:`scheduler.core.policy`; this module do
 
 A file that stops validating is reported (with every issue) and the last version that loaded
 keeps being used, so a typo never stops a user's meetings; one bad file never stops the others.
+
+Policy files are untrusted input: at most ``max_bytes + 1`` bytes of a file are read, the
+:class:`~scheduler.core.policy.limits.PolicyLimits` (built from ``GOODWILL_LIMITS__POLICY_*`` by
+:func:`policy_limits`) bound the rest, and loading one file never raises anything but
+:class:`~scheduler.core.errors.PolicyError`: an unexpected exception becomes an issue too.
 """
 
 from __future__ import annotations
@@ -13,16 +18,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from scheduler.core.errors import PolicyError, PolicyIssue
 from scheduler.core.policy import LoadResult, Policy, PolicyFormat, validate_policy_text
+from scheduler.core.policy.limits import PolicyLimits
+from scheduler.settings import Limits
 
 __all__ = [
     "POLICY_SUFFIXES",
     "PolicyBook",
     "PolicyFile",
+    "PolicyLimits",
+    "check_policy_files",
     "load_policy",
+    "policy_limits",
     "validate_policy_files",
 ]
 
@@ -34,55 +45,109 @@ def _format_of(path: Path) -> PolicyFormat | None:
     return "yaml" if suffix in (".yaml", ".yml") else "toml" if suffix == ".toml" else None
 
 
-def _load_file(path: Path) -> LoadResult:
-    source = str(path)
-    fmt = _format_of(path)
-    if fmt is None:
-        message = f"unsupported file type '{path.suffix}'; name the file *.yaml, *.yml or *.toml"
-        return LoadResult(None, [PolicyIssue(source, 1, "", message)])
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        message = f"cannot read the file ({reason}); check the path and its permissions"
-        return LoadResult(None, [PolicyIssue(source, 1, "", message)])
+def policy_limits(limits: Limits) -> PolicyLimits:
+    """The core's :class:`PolicyLimits` from the ``GOODWILL_LIMITS__POLICY_*`` settings."""
+    return PolicyLimits(
+        max_bytes=limits.policy_max_bytes,
+        max_depth=limits.policy_max_depth,
+        max_values=limits.policy_max_values,
+        max_stakeholders=limits.policy_max_stakeholders,
+        max_string=limits.policy_max_string,
+        min_every=timedelta(days=limits.policy_min_every_days),
+        max_every=timedelta(days=limits.policy_max_every_days),
+        max_horizon=timedelta(days=limits.policy_max_horizon_days),
+    )
+
+
+_DEFAULT_LIMITS = PolicyLimits()
+
+
+def _read(path: Path, limits: PolicyLimits) -> bytes:
+    """At most ``max_bytes + 1`` bytes: enough to tell a file is too big, never more."""
+    with path.open("rb") as handle:
+        return handle.read(limits.max_bytes + 1)
+
+
+def _crashed(source: str, exc: Exception) -> PolicyIssue:
+    message = (
+        f"the file could not be read: {type(exc).__name__}; check it with goodwill validate "
+        f"and report this if it persists"
+    )
+    return PolicyIssue(source, 1, "", message)
+
+
+def _load_bytes(source: str, raw: bytes, fmt: PolicyFormat, limits: PolicyLimits) -> LoadResult:
+    if len(raw) > limits.max_bytes:
+        return LoadResult(None, [PolicyIssue(source, 1, "", limits.too_big(len(raw)))])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         message = "the file is not UTF-8 text; save it as UTF-8"
         return LoadResult(None, [PolicyIssue(source, line, "", message)])
-    return validate_policy_text(text, source, fmt, hashlib.sha256(raw).hexdigest())
+    try:
+        return validate_policy_text(text, source, fmt, hashlib.sha256(raw).hexdigest(), limits)
+    except Exception as exc:  # defense in depth: the core should only ever return issues
+        return LoadResult(None, [_crashed(source, exc)])
 
 
-def load_policy(path: Path) -> Policy:
+def _load_file(path: Path, limits: PolicyLimits) -> LoadResult:
+    source = str(path)
+    fmt = _format_of(path)
+    if fmt is None:
+        message = f"unsupported file type '{path.suffix}'; name the file *.yaml, *.yml or *.toml"
+        return LoadResult(None, [PolicyIssue(source, 1, "", message)])
+    try:
+        raw = _read(path, limits)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        message = f"cannot read the file ({reason}); check the path and its permissions"
+        return LoadResult(None, [PolicyIssue(source, 1, "", message)])
+    return _load_bytes(source, raw, fmt, limits)
+
+
+def load_policy(path: Path, limits: PolicyLimits | None = None) -> Policy:
     """Read and validate one policy file (``.yaml``, ``.yml`` or ``.toml``).
+
+    ``limits`` default to the documented :class:`PolicyLimits`.
 
     Raises:
         PolicyError: listing every problem found, each with file, line, field and a fix.
     """
-    loaded = _load_file(Path(path))
+    loaded = _load_file(Path(path), limits or _DEFAULT_LIMITS)
     if loaded.policy is None:
         raise PolicyError(loaded.issues)
     return loaded.policy
 
 
-def validate_policy_files(paths: Iterable[Path]) -> list[PolicyIssue]:
-    """Check policy files (a directory stands for its ``*.yaml``/``*.yml``/``*.toml``).
+def check_policy_files(
+    paths: Iterable[Path], limits: PolicyLimits | None = None
+) -> tuple[int, list[PolicyIssue]]:
+    """Like :func:`validate_policy_files`, and also how many files were checked.
 
-    Never raises for bad input: unreadable files are issues too. Besides each file's own issues
-    it reports an owner who has more than one policy file.
+    A directory that cannot be listed is an issue of its own (and counts as one file).
     """
+    limits = limits or _DEFAULT_LIMITS
     files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if _format_of(p) is not None)
-        else:
-            files.append(path)
     issues: list[PolicyIssue] = []
+    for path in map(Path, paths):
+        try:
+            if path.is_dir():
+                files += sorted(p for p in path.iterdir() if _format_of(p) is not None)
+                continue
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            message = f"cannot read the directory ({reason}); check the path and its permissions"
+            issues.append(PolicyIssue(str(path), 1, "", message))
+            files.append(path)  # counted, but not read as a file
+            continue
+        files.append(path)
+    unreadable = {i.file for i in issues}
     owners: dict[str, str] = {}
     for path in files:
-        loaded = _load_file(path)
+        if str(path) in unreadable:
+            continue
+        loaded = _load_file(path, limits)
         issues += loaded.issues
         if loaded.policy is None:
             continue
@@ -93,7 +158,18 @@ def validate_policy_files(paths: Iterable[Path]) -> list[PolicyIssue]:
             issues.append(PolicyIssue(str(path), line, "owner.email", message))
         else:
             owners[email] = str(path)
-    return issues
+    return len(files), issues
+
+
+def validate_policy_files(
+    paths: Iterable[Path], limits: PolicyLimits | None = None
+) -> list[PolicyIssue]:
+    """Check policy files (a directory stands for its ``*.yaml``/``*.yml``/``*.toml``).
+
+    Never raises for bad input: unreadable files are issues too. Besides each file's own issues
+    it reports an owner who has more than one policy file.
+    """
+    return check_policy_files(paths, limits)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +190,9 @@ class PolicyFile:
 class PolicyBook:
     """Caches policies by path and content hash; thread-safe enough for read-mostly use."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, limits: PolicyLimits | None = None) -> None:
         self.directory = directory
+        self.limits = limits or _DEFAULT_LIMITS
         self._good: dict[str, Policy] = {}
         self._hash: dict[str, str] = {}
         self._issues: dict[str, tuple[PolicyIssue, ...]] = {}
@@ -131,20 +208,33 @@ class PolicyBook:
         )
 
     def load(self, path: str | Path) -> PolicyFile:
-        """Read ``path`` now; on failure fall back to the last good version of the same path."""
+        """Read ``path`` now; on failure fall back to the last good version of the same path.
+
+        Never raises: whatever goes wrong with this one file is an issue of this file.
+        """
         key = str(path)
         try:
-            data = Path(path).read_bytes()
+            return self._load(key, Path(path))
+        except Exception as exc:  # defense in depth: one file never stops the caller
+            return PolicyFile(key, "", self._good.get(key), (_crashed(key, exc),))
+
+    def _load(self, key: str, path: Path) -> PolicyFile:
+        try:
+            data = _read(path, self.limits)
         except OSError as exc:
             issue = PolicyIssue(key, 1, "", f"cannot read the file: {exc.strerror or exc}")
             return PolicyFile(key, "", self._good.get(key), (issue,))
         digest = hashlib.sha256(data).hexdigest()
         if self._hash.get(key) == digest:
             return PolicyFile(key, digest, self._good.get(key), self._issues.get(key, ()))
-        try:
-            policy = load_policy(Path(path))
-        except PolicyError as exc:
-            issues = tuple(exc.issues)
+        fmt = _format_of(path)
+        if fmt is None:
+            loaded = _load_file(path, self.limits)  # the "unsupported file type" issue
+        else:
+            loaded = _load_bytes(key, data, fmt, self.limits)
+        policy = loaded.policy
+        if policy is None:
+            issues = tuple(loaded.issues)
             self._hash[key] = digest
             self._issues[key] = issues
             return PolicyFile(key, digest, self._good.get(key), issues)

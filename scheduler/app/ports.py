@@ -15,7 +15,11 @@ from typing import Any, Protocol
 from scheduler.app.records import (
     AuditEntry,
     ContactSource,
+    Heartbeat,
+    HeldReply,
+    HeldReplyState,
     Meeting,
+    NewHeldReply,
     NewMeeting,
     StakeholderStatus,
     User,
@@ -44,6 +48,12 @@ class StorePort(Protocol):
         self, user_id: int, at: datetime, *, planned_at: datetime | None = None
     ) -> None: ...
     def record_policy_error(self, user_id: int, message: str | None) -> None: ...
+    def all_users(self) -> list[User]: ...
+    def mark_policy_missing(self, user_id: int, *, now: datetime) -> datetime | None: ...
+    def clear_policy_missing(self, user_id: int, *, now: datetime) -> bool: ...
+    def claim_removed_owners(
+        self, missing_before: datetime, now: datetime, limit: int, retry_s: float
+    ) -> list[int]: ...
 
     # -- meetings -----------------------------------------------------------------------------
     def add_meetings(
@@ -58,6 +68,15 @@ class StorePort(Protocol):
     def meeting_by_event_id(self, provider_event_id: str) -> Meeting | None: ...
     def open_meetings(self, user_id: int) -> list[Meeting]: ...
     def open_meetings_as_stakeholder(self, email: str) -> list[tuple[str, Meeting]]: ...
+    def stakeholder_load(
+        self,
+        emails: Collection[str],
+        start: datetime,
+        end: datetime,
+        *,
+        exclude_user_id: int,
+        invited_since: datetime,
+    ) -> tuple[dict[str, list[datetime]], set[str]]: ...
     def active_overlapping(
         self, emails: Collection[str], start: datetime, end: datetime, *, exclude_id: int
     ) -> list[Meeting]: ...
@@ -85,7 +104,17 @@ class StorePort(Protocol):
         **fields: Any,
     ) -> bool: ...
     def reschedule(
-        self, meeting_id: int, start: datetime, end: datetime, *, now: datetime, actor: str
+        self,
+        meeting_id: int,
+        start: datetime,
+        end: datetime,
+        *,
+        now: datetime,
+        actor: str,
+        why: str = "",
+    ) -> bool: ...
+    def set_conflict(
+        self, meeting_id: int, at: datetime | None, *, now: datetime, detail: str
     ) -> bool: ...
 
     # -- booking jobs -------------------------------------------------------------------------
@@ -96,7 +125,13 @@ class StorePort(Protocol):
     def approved_needing_send(
         self, now: datetime, limit: int, *, send_lease_s: float = 120.0
     ) -> list[int]: ...
-    def try_acquire_tick(self, holder: str, now: datetime, lease_s: float) -> bool: ...
+    def try_acquire_tick(
+        self, holder: str, now: datetime, lease_s: float, *, max_lease_s: float | None = None
+    ) -> bool: ...
+    def database_now(self) -> datetime: ...
+    def record_heartbeat(self, name: str, holder: str) -> datetime: ...
+    def record_heartbeat_failure(self, name: str, error: str) -> int: ...
+    def heartbeat(self, name: str) -> Heartbeat | None: ...
 
     # -- audit, contacts, etiquette, credentials ----------------------------------------------
     def audit_trail(self, meeting_id: int) -> list[AuditEntry]: ...
@@ -122,6 +157,19 @@ class StorePort(Protocol):
     def mark_credential_revoked(
         self, user_email: str, provider: str, reason: str, *, now: datetime
     ) -> bool: ...
+    def flag_credential_revoked(
+        self, user_email: str, provider: str, reason: str, *, now: datetime
+    ) -> None: ...
+
+    # -- replies held for the owner (an e-mailed answer from someone other than the attendee) --
+    def hold_reply(self, reply: NewHeldReply, *, now: datetime) -> HeldReply: ...
+    def get_held_reply(self, held_id: int) -> HeldReply | None: ...
+    def held_replies(
+        self, user_id: int, *, states: Collection[HeldReplyState] = (HeldReplyState.HELD,)
+    ) -> list[HeldReply]: ...
+    def decide_held_reply(
+        self, held_id: int, state: HeldReplyState, *, now: datetime, actor: str
+    ) -> bool: ...
 
 
 class Counter(Protocol):
@@ -143,3 +191,8 @@ class Instruments(Protocol):
     def provider_call(self, provider: str, operation: str) -> AbstractContextManager[None]: ...
 
     def plan_cycle(self) -> AbstractContextManager[None]: ...
+
+    def policy_error(self, reason: str) -> None:
+        """Count one policy file (or one user's round) that could not be used, by ``reason``
+        (:data:`scheduler.app.planning.POLICY_ERROR_REASONS`)."""
+        ...

@@ -6,12 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import MeetingState
 
 __all__ = [
     "AuditEntry",
     "ContactSource",
+    "Heartbeat",
+    "HeldReply",
+    "HeldReplyState",
     "Meeting",
+    "NewHeldReply",
     "NewMeeting",
     "RevokedCredential",
     "StakeholderStatus",
@@ -36,6 +41,9 @@ class User:
     next_plan_at: datetime | None
     last_planned_at: datetime | None
     created_at: datetime
+    #: When the policy file was first found gone (None: it is there). Such a user is not
+    #: planned; their open future meetings are cancelled after the grace period.
+    policy_missing_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,8 @@ class NewMeeting:
     provider: str
     reason: str = ""
     state: MeetingState = MeetingState.PROPOSED
+    #: A proposal to move this meeting's event (made after a conflict) instead of a new one.
+    replaces_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +90,10 @@ class Meeting:
     #: When a create call was first sent for this meeting; it may have reached the provider
     #: even if no answer came back (None: no create was ever attempted).
     create_attempted_at: datetime | None = None
+    #: When a busy event was first seen overlapping this booked meeting (None: none known).
+    conflict_at: datetime | None = None
+    #: For a proposal made after a conflict: the meeting whose event approving it moves.
+    replaces_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +118,20 @@ class RevokedCredential:
 
 
 @dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A named process's last completed round (``beat_at``: the database server's clock).
+
+    ``failures`` counts the rounds that failed in a row since then (0: the last one completed).
+    """
+
+    name: str
+    holder: str
+    beat_at: datetime
+    failures: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     id: int
     meeting_id: int | None
@@ -113,3 +141,46 @@ class AuditEntry:
     from_state: str | None
     to_state: str | None
     detail: str
+
+
+class HeldReplyState(StrEnum):
+    """What became of an e-mailed answer that was not applied on arrival."""
+
+    HELD = "held"  # waiting for the owner: ``goodwill replies --accept ID``
+    APPLIED = "applied"  # the owner accepted it and it was applied
+    REFUSED = "refused"  # the owner (or a later rule) set it aside for good
+
+
+@dataclass(frozen=True, slots=True)
+class NewHeldReply:
+    """An iMIP REPLY whose sender is not the attendee it answers for, to keep for the owner.
+
+    ``answer`` is stored as its :class:`~scheduler.core.model.AttendeeStatus` value;
+    ``message_digest`` (SHA-256 hex of the raw mail) makes holding the same mail twice a no-op.
+    """
+
+    meeting_id: int
+    user_id: int
+    sender: str
+    attendee: str
+    answer: AttendeeStatus
+    uid: str
+    sequence: int | None
+    reason: str
+    message_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldReply:
+    id: int
+    meeting_id: int | None
+    user_id: int | None
+    received_at: datetime
+    sender: str
+    attendee: str
+    answer: AttendeeStatus
+    uid: str
+    sequence: int | None
+    reason: str
+    state: HeldReplyState
+    decided_at: datetime | None

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from scheduler.app.pipeline import Pipeline, policy_for, with_status
 from scheduler.app.records import ContactSource, Meeting, StakeholderStatus
 from scheduler.core.cadence import backoff_after_decline
-from scheduler.core.errors import ConnectorError
+from scheduler.core.errors import ConnectorError, ResourceGone
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.policy import Policy
 from scheduler.core.ports import CalendarBackend, EventState, ReplyRecorder
 from scheduler.core.states import MeetingState
 
-__all__ = ["FOLLOWED_STATES", "ReplyResult", "record_reply", "sync_responses"]
+__all__ = [
+    "FOLLOWED_STATES",
+    "STALE",
+    "ReplyOutcome",
+    "ReplyResult",
+    "record_reply",
+    "sync_responses",
+]
 
 _S = MeetingState
 #: States whose invite is out and whose answer we follow.
@@ -114,7 +122,7 @@ def _follow(p: Pipeline, policy: Policy, m: Meeting, state: EventState, now: dat
     answered, m_state = _mirror_answer(p, policy, m, state.response, status, now)
     changed += answered
     if state.end <= now and m_state in (_S.ACCEPTED, _S.TENTATIVE):
-        changed += _complete(p, policy, m, state.end, now)
+        changed += _complete(p, policy, m, m_state, state.end, now)
     elif state.end <= now and m_state == _S.BOOKED:
         changed += _unanswered(p, policy, m, status, now)
     return changed
@@ -135,8 +143,14 @@ def _mirror_answer(
     if not p.store.transition(
         m.id, target, actor="sync", now=now, expect=m.state, detail="attendee answered"
     ):
-        return 0, target
-    if target == _S.DECLINED:
+        # Someone else moved it meanwhile (cancelled, answered): go on from where it is now.
+        now_there = p.store.get_meeting(m.id)
+        return 0, now_there.state if now_there is not None else m.state
+    if target == _S.DECLINED and m.conflict_at is not None:
+        # Declined because of the conflict goodwill saw too: no back-off, plan them again.
+        p.store.save_stakeholder_status(with_status(status, last_declined_at=now))
+        p.store.set_next_plan(m.user_id, now)
+    elif target == _S.DECLINED:
         stakeholder = policy.stakeholder(m.stakeholder_email)
         until = (
             backoff_after_decline(policy, stakeholder, now)
@@ -151,10 +165,12 @@ def _mirror_answer(
     return 1, target
 
 
-def _complete(p: Pipeline, policy: Policy, m: Meeting, end: datetime, now: datetime) -> int:
+def _complete(
+    p: Pipeline, policy: Policy, m: Meeting, state: MeetingState, end: datetime, now: datetime
+) -> int:
     """The meeting took place: it counts as contact, for the stakeholder too if they use us."""
     if not p.store.transition(
-        m.id, _S.COMPLETED, actor="sync", now=now, detail="meeting took place"
+        m.id, _S.COMPLETED, actor="sync", now=now, expect=state, detail="meeting took place"
     ):
         return 0
     p.store.record_contact(m.user_id, m.stakeholder_email, end, ContactSource.GOODWILL)
@@ -168,7 +184,9 @@ def _unanswered(
     p: Pipeline, policy: Policy, m: Meeting, status: StakeholderStatus, now: datetime
 ) -> int:
     """The slot passed without an answer: count it, and pause the stakeholder after N in a row."""
-    if not p.store.transition(m.id, _S.CANCELLED, actor="sync", now=now, detail="unanswered"):
+    if not p.store.transition(
+        m.id, _S.CANCELLED, actor="sync", now=now, expect=_S.BOOKED, detail="unanswered"
+    ):
         return 0
     count = status.unanswered_in_row + 1
     if count >= policy.etiquette.max_unanswered:
@@ -185,11 +203,26 @@ def _unanswered(
     return 1
 
 
+#: The detail of an answer older than the event (its SEQUENCE is lower): ignored.
+STALE = "ignored: older than the invite"
+
+
+class ReplyOutcome(StrEnum):
+    """What became of one e-mailed answer."""
+
+    APPLIED = "applied"  # written on the organizer's copy and followed
+    IGNORED = "ignored"  # nothing to do (older than the invite, already decided, …)
+    HELD = "held"  # kept for the owner: the sender is not the attendee it answers for
+    REFUSED = "refused"  # will never apply (the event is gone, authentication failed)
+    UNKNOWN = "unknown"  # no goodwill meeting has this UID
+
+
 @dataclass(frozen=True, slots=True)
 class ReplyResult:
     meeting_id: int | None
     state: MeetingState | None
     detail: str
+    outcome: ReplyOutcome = ReplyOutcome.IGNORED
 
 
 def record_reply(
@@ -203,11 +236,15 @@ def record_reply(
     """Apply an attendee's answer that came by e-mail (iMIP REPLY), then follow it.
 
     The answer is written on the organizer's copy at the provider (so the calendar shows it),
-    and the meeting's state is brought up to date by :func:`sync_responses`.
+    and the meeting's state is brought up to date by :func:`sync_responses`. Whether the sender
+    may answer for the attendee is decided before (:mod:`scheduler.app.replies`).
+
+    A permanent provider error (the event is gone) is the result ``refused``, never raised, so
+    one such answer cannot stop a batch; a transient one is raised (the caller retries later).
     """
     m = p.store.meeting_by_event_id(provider_event_id)
     if m is None:
-        return ReplyResult(None, None, "no goodwill meeting with this UID")
+        return ReplyResult(None, None, "no goodwill meeting with this UID", ReplyOutcome.UNKNOWN)
     if m.stakeholder_email.lower() != attendee_email.lower():
         return ReplyResult(m.id, m.state, "the reply is not from the invited attendee")
     policy = policy_for(p, p.store.get_user(m.user_id))
@@ -217,11 +254,21 @@ def record_reply(
     recorder = backend.writer
     if not isinstance(recorder, ReplyRecorder):
         return ReplyResult(m.id, m.state, f"provider {backend.provider} records answers itself")
-    with p.provider_call(backend.provider, "record_reply"):
-        applied = recorder.set_attendee_status(
-            policy.owner.person, provider_event_id, attendee_email, status, sequence=sequence
+    try:
+        with p.provider_call(backend.provider, "record_reply"):
+            applied = recorder.set_attendee_status(
+                policy.owner.person, provider_event_id, attendee_email, status, sequence=sequence
+            )
+    except ConnectorError as exc:
+        if exc.transient:
+            raise
+        gone = isinstance(exc, ResourceGone)
+        why = "the event no longer exists at the provider" if gone else "the provider refused it"
+        return ReplyResult(
+            m.id, m.state, f"refused: {why} ({type(exc).__name__})", ReplyOutcome.REFUSED
         )
     sync_responses(p, m.user_id, policy=policy, backend=backend)
     after = p.store.get_meeting(m.id)
-    detail = "applied" if applied else "ignored: older than the invite"
-    return ReplyResult(m.id, after.state if after else None, detail)
+    if not applied:
+        return ReplyResult(m.id, after.state if after else None, STALE)
+    return ReplyResult(m.id, after.state if after else None, "applied", ReplyOutcome.APPLIED)

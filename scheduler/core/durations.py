@@ -26,6 +26,8 @@ from scheduler.core.errors import SpecError, SubPath
 from scheduler.core.model import WEEKDAYS, DateRange, TimeRange, WeeklyHours
 
 __all__ = [
+    "LONGEST",
+    "DurationTooLong",
     "SpecError",
     "SubPath",
     "format_duration",
@@ -40,54 +42,78 @@ __all__ = [
     "parse_weekly_hours",
 ]
 
-_DURATION_RE = re.compile(
-    r"^(?:(?P<w>\d+)\s*w)?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m)?$"
-)
+# One or more "<number><unit>" parts. Written so that no two parts can match the same
+# characters: the old form (optional groups joined by \s*) backtracked for minutes on
+# "1w" + thousands of spaces + "x".
+_DURATION_RE = re.compile(r"(?:\d+\s*[wdhm]\s*)+")
+_DURATION_PART = re.compile(r"(\d+)\s*([wdhm])")
 _UNITS: tuple[tuple[str, timedelta], ...] = (
     ("w", timedelta(weeks=1)),
     ("d", timedelta(days=1)),
     ("h", timedelta(hours=1)),
     ("m", timedelta(minutes=1)),
 )
+_UNIT_ORDER = "wdhm"  # largest first, each at most once
+_UNIT_MINUTES = {unit: size // timedelta(minutes=1) for unit, size in _UNITS}
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
 # Users paste en and em dashes from documents; treat them as the hyphen they meant.
 _DASHES = str.maketrans({"–": "-", "—": "-"})
 _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DURATION_HINT = "expected a duration like 30m, 2d or 4w (units w, d, h, m; e.g. 1h30m)"
+#: No duration is longer than this (about 100 years): longer text is refused before any
+#: arithmetic, so ``99999999999999999999w`` is an error instead of an OverflowError.
+LONGEST = timedelta(weeks=5200)
 
 
-def parse_duration(text: str, *, allow_zero: bool = False) -> timedelta:
+class DurationTooLong(SpecError):
+    """A duration longer than the most allowed (``at_most``); callers may name their range."""
+
+
+def parse_duration(
+    text: str, *, allow_zero: bool = False, at_most: timedelta = LONGEST
+) -> timedelta:
     """Parse ``30m``, ``2d``, ``4w`` or combinations in unit order (``1h30m``, ``1w2d``).
 
     Args:
         text: the duration; units are w (weeks), d (days), h (hours) and m (minutes).
         allow_zero: accept ``0m`` (and a bare ``0``) as a zero duration.
+        at_most: the longest duration accepted (at most :data:`LONGEST`).
 
     Returns:
         The duration; whole minutes only.
 
     Raises:
         SpecError: the text is not a duration, or it is zero and ``allow_zero`` is false.
+        DurationTooLong: longer than ``at_most`` (a :class:`SpecError` too).
     """
     if not isinstance(text, str):
         raise SpecError(f"{_DURATION_HINT}, got {text!r}")
     cleaned = text.strip()
     if allow_zero and cleaned == "0":
         return timedelta(0)
-    match = _DURATION_RE.match(cleaned)
-    if not cleaned or match is None or not any(match.groupdict().values()):
+    parts = _DURATION_PART.findall(cleaned) if _DURATION_RE.fullmatch(cleaned) else []
+    order = [_UNIT_ORDER.index(unit) for _, unit in parts]
+    if not parts or any(later <= earlier for earlier, later in itertools.pairwise(order)):
         hint = ""
         if re.search(r"\d\s*(mo|month)", cleaned, re.IGNORECASE):
             hint = " (months vary in length; write 4w or 13w instead)"
         raise SpecError(f"{_DURATION_HINT}, got {text!r}{hint}")
-    total = timedelta(0)
-    for unit, size in _UNITS:
-        amount = match.group(unit)
-        if amount is not None:
-            total += int(amount) * size
-    if total <= timedelta(0) and not allow_zero:
+    most = min(at_most, LONGEST) // timedelta(minutes=1)
+    minutes = 0
+    for amount, unit in parts:
+        digits = amount.lstrip("0")
+        if len(digits) > len(str(most)):  # far too long; no int() of a huge digit string
+            minutes = most + 1
+            break
+        minutes += int(digits or "0") * _UNIT_MINUTES[unit]
+    if minutes > most:
+        raise DurationTooLong(
+            f"expected a duration of at most {format_duration(timedelta(minutes=most))}, "
+            f"got {text!r}"
+        )
+    if minutes <= 0 and not allow_zero:
         raise SpecError(f"expected a duration greater than zero like 30m or 2d, got {text!r}")
-    return total
+    return timedelta(minutes=minutes)
 
 
 def format_duration(value: timedelta) -> str:

@@ -9,6 +9,7 @@
     │                                 also a ValueError, so pydantic validators report it
     ├── CalendarDataError             a calendar file/feed could not be read (names the file)
     ├── IllegalTransition             a meeting state change the machine forbids; a caller bug
+    ├── UnknownMeeting                no meeting has this id (also a LookupError)
     ├── CredentialDecryptError        a stored grant cannot be decrypted (key changed, row altered)
     ├── CheckFailed                   a readiness check failed; the message is shown in ``/readyz``
     └── ConnectorError                a provider call failed; ``transient`` says whether to retry
@@ -51,6 +52,7 @@ __all__ = [
     "SchedulerError",
     "SpecError",
     "SubPath",
+    "UnknownMeeting",
 ]
 
 #: A location inside a parsed value: mapping keys and list indices.
@@ -108,12 +110,17 @@ class SpecError(SchedulerError, ValueError):
 
 
 class CalendarDataError(SchedulerError):
-    """A calendar file or feed could not be parsed. ``source`` names the file or URL."""
+    """A calendar file or feed could not be parsed. ``source`` names the file or URL.
 
-    def __init__(self, source: str, reason: str) -> None:
+    With ``line`` the message reads ``FILE:LINE: reason``.
+    """
+
+    def __init__(self, source: str, reason: str, *, line: int | None = None) -> None:
         self.source = source
         self.reason = reason
-        super().__init__(f"{source}: {reason}")
+        self.line = line
+        where = source if line is None else f"{source}:{line}"
+        super().__init__(f"{where}: {reason}")
 
 
 class IllegalTransition(SchedulerError):
@@ -147,6 +154,13 @@ class CredentialDecryptError(SchedulerError):
 
     Either ``GOODWILL_SECRET_KEY`` changed (keep the old one in ``old_secrets`` while rotating),
     the row was tampered with, or it was copied from another user. The user must reconnect.
+    """
+
+
+class UnknownMeeting(SchedulerError, LookupError):
+    """No meeting has this id (deleted with its user, or a bug in the caller).
+
+    Raised by the store port's state changes (:meth:`scheduler.app.ports.StorePort.transition`).
     """
 
 

@@ -142,6 +142,9 @@ class BusyBlock:
     status: EventStatus = EventStatus.CONFIRMED
     response: AttendeeStatus = AttendeeStatus.ORGANIZER
     all_day: bool = False
+    #: The goodwill idempotency key when this block is one of goodwill's own events and the
+    #: provider shows it (ICS/CalDAV UID, Google/Graph extended property); None otherwise.
+    key: str | None = None
 
     @property
     def interval(self) -> Interval:

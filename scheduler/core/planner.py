@@ -26,7 +26,7 @@ from scheduler.core.model import BusyBlock, BusyResult, WeeklyHours
 from scheduler.core.policy import Policy
 from scheduler.core.slots import Candidate, OwnerContext, SlotRules, find_slots
 
-__all__ = ["ExistingMeeting", "Plan", "Proposal", "StakeholderLoad", "plan"]
+__all__ = ["ExistingMeeting", "Plan", "Proposal", "StakeholderLoad", "plan", "replan_one"]
 
 _GRID = timedelta(minutes=15)
 
@@ -160,6 +160,36 @@ def plan(
             proposals.append(outcome)
     proposals.sort(key=lambda p: (p.start, p.stakeholder))
     return Plan(tuple(proposals), tuple(skipped))
+
+
+def replan_one(
+    policy: Policy,
+    email: str,
+    *,
+    now: datetime,
+    busy: BusyResult,
+    existing: Sequence[ExistingMeeting] = (),
+    load: StakeholderLoad | None = None,
+    why: str,
+) -> Proposal | Skip:
+    """A new slot for a meeting with ``email`` that must move, under the same rules and caps.
+
+    Cadence does not apply (the meeting is owed already); ``busy`` and ``existing`` must leave
+    out the meeting being moved, so its own slot does not count against it.
+    """
+    s = policy.stakeholder(email)
+    if s is None:
+        return Skip(email.lower(), SkipCode.NOT_DUE, "no longer in your policy")
+    r = _Round.start(policy, now, busy, [m for m in existing if m.open])
+    owner_key = policy.owner.email.lower()
+    if owner_key in r.unavailable:
+        reason = f"your calendar is unavailable: {r.unavailable[owner_key]}"
+        return Skip(email.lower(), SkipCode.CALENDAR_UNAVAILABLE, reason)
+    due = Due(stakeholder=s, last_contact=None, due_at=now, not_before=now, overdue=0.0)
+    outcome = _plan_one(r, due, load)
+    if isinstance(outcome, Proposal):
+        return replace(outcome, reason=f"{why}; {outcome.reason.split('; ', 1)[-1]}")
+    return outcome
 
 
 def _drop_paused(due: list[Due], paused: Collection[str], skipped: list[Skip]) -> list[Due]:

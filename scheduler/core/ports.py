@@ -58,12 +58,18 @@ class ContactHistory(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class EventState:
-    """An event as the provider sees it now: the attendee's answer, cancellation and times."""
+    """An event as the provider sees it now: the attendee's answer, cancellation and times.
+
+    ``proposed`` is the ``(start, end)`` (aware UTC) the attendee proposed instead, where the
+    provider shows one on the event (Graph ``attendee.proposedNewTime``); None otherwise. An
+    iTIP COUNTER arrives by mail and is not read here.
+    """
 
     response: AttendeeStatus
     cancelled: bool
     start: datetime
     end: datetime
+    proposed: tuple[datetime, datetime] | None = None
 
 
 @runtime_checkable
@@ -84,6 +90,18 @@ class CalendarWriter(Protocol):
 
         For a meeting that must end after a create whose reply was lost: the event may or may
         not exist, and we do not know its id.
+        """
+        ...
+
+    def move_event(
+        self, organizer: Person, provider_event_id: str, start: datetime, end: datetime
+    ) -> None:
+        """Move the same event to ``[start, end)`` and tell the attendees (never cancel and
+        re-create): Google ``events.patch`` with ``sendUpdates=all``, Graph ``PATCH``, CalDAV and
+        iMIP a REQUEST with the same UID and a higher SEQUENCE.
+
+        Raises:
+            ResourceGone: the event no longer exists.
         """
         ...
 

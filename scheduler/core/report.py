@@ -19,6 +19,9 @@ Definitions (also in docs/operations.md):
 - **coverage**: share of stakeholders met within their interval (last met + interval > now).
 - **rates**: over invites that reached the provider (booked, tentative, accepted, declined,
   completed): accepted (accepted + completed) / sent and declined / sent; None when none sent.
+- **owner removed**: a user whose policy file is gone (:func:`owner_removed`). They get no
+  report of their own (their policy is gone); their open future meetings are listed, with when
+  they will be cancelled unless the file comes back.
 """
 
 from __future__ import annotations
@@ -31,21 +34,27 @@ from zoneinfo import ZoneInfo
 
 from scheduler.core.cadence import next_due
 from scheduler.core.policy import Policy, Stakeholder
-from scheduler.core.states import MeetingState
+from scheduler.core.states import OPEN_STATES, MeetingState
 
 __all__ = [
     "DUE_SOON",
     "Coverage",
     "CredentialIssue",
+    "HeldReplyLike",
+    "HeldReplyLine",
     "MeetingLike",
+    "OwnerRemoved",
     "Pause",
     "Rates",
+    "RemovedMeeting",
     "RevokedLike",
     "StakeholderLine",
     "StatusLike",
     "UserReport",
     "as_json",
     "build_report",
+    "owner_removed",
+    "owner_removed_json",
     "report_json",
 ]
 
@@ -82,6 +91,11 @@ class MeetingLike(Protocol):
     def state(self) -> MeetingState: ...
 
 
+class IdentifiedMeetingLike(MeetingLike, Protocol):
+    @property
+    def id(self) -> int: ...
+
+
 class StatusLike(Protocol):
     @property
     def paused_reason(self) -> str | None: ...
@@ -91,6 +105,25 @@ class StatusLike(Protocol):
     def backoff_until(self) -> datetime | None: ...
     @property
     def last_declined_at(self) -> datetime | None: ...
+
+
+class HeldReplyLike(Protocol):
+    """An e-mailed answer held for the owner (:class:`scheduler.app.records.HeldReply`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def meeting_id(self) -> int | None: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def attendee(self) -> str: ...
+    @property
+    def answer(self) -> str: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def reason(self) -> str: ...
 
 
 class RevokedLike(Protocol):
@@ -162,11 +195,53 @@ class Pause:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldReplyLine:
+    """An e-mailed answer not applied: "a reply from X about your meeting with Y"."""
+
+    id: int
+    meeting_id: int | None
+    sender: str
+    stakeholder: str
+    answer: str
+    meeting_start: datetime | None
+    received_at: datetime
+    reason: str
+
+    @property
+    def accept(self) -> str:
+        """The command that applies it."""
+        return f"goodwill replies --accept {self.id}"
+
+
+@dataclass(frozen=True, slots=True)
 class CredentialIssue:
     provider: str
     reason: str
     since: datetime
     fix: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedMeeting:
+    """An open future meeting of an owner whose policy file is gone."""
+
+    id: int
+    stakeholder: str
+    start: datetime
+    end: datetime
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerRemoved:
+    """A user whose policy file is gone: not planned since ``since``; their open future
+    meetings are cancelled at ``cancel_after`` unless the file comes back."""
+
+    user_email: str
+    policy_path: str
+    since: datetime
+    cancel_after: datetime
+    meetings: tuple[RemovedMeeting, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +257,8 @@ class UserReport:
     rates: Rates
     paused: tuple[Pause, ...]
     credentials: tuple[CredentialIssue, ...]
+    #: E-mailed answers not applied because their sender is not the attendee (newest last).
+    held_replies: tuple[HeldReplyLine, ...] = ()
 
 
 # -- building ------------------------------------------------------------------------------------
@@ -196,6 +273,8 @@ def build_report(
     statuses: Mapping[str, StatusLike],
     revoked: Sequence[RevokedLike],
     user_email: str,
+    their_meetings: Sequence[MeetingLike] = (),
+    held_replies: Sequence[HeldReplyLike] = (),
 ) -> UserReport:
     """Everything the user should know about their network today.
 
@@ -207,11 +286,16 @@ def build_report(
         statuses: etiquette state per lower-cased stakeholder e-mail.
         revoked: revoked provider grants (all users'; this user's are picked out).
         user_email: whose report this is.
+        their_meetings: meetings stakeholders who use goodwill booked with this user, each
+            with ``stakeholder_email`` set to that stakeholder: shown as the next meeting (one
+            coffee per pair), never counted in the user's own rates.
+        held_replies: the user's e-mailed answers held for a decision (their meetings are
+            looked up in ``meetings`` by id).
     """
     if now.tzinfo is None:
         raise ValueError("build_report needs an aware now")
     by_email: dict[str, list[MeetingLike]] = {}
-    for m in meetings:
+    for m in (*meetings, *their_meetings):
         by_email.setdefault(m.stakeholder_email.lower(), []).append(m)
     paused = _pauses(policy, now, statuses)
     paused_emails = {p.email for p in paused}
@@ -248,6 +332,54 @@ def build_report(
         rates=_rates(meetings),
         paused=tuple(paused),
         credentials=_credentials(revoked, user_email, policy),
+        held_replies=_held(held_replies, meetings),
+    )
+
+
+def _held(
+    held: Sequence[HeldReplyLike], meetings: Sequence[MeetingLike]
+) -> tuple[HeldReplyLine, ...]:
+    by_id = {getattr(m, "id", None): m for m in meetings}
+    lines = []
+    for h in sorted(held, key=lambda h: h.id):
+        m = by_id.get(h.meeting_id)
+        lines.append(
+            HeldReplyLine(
+                id=h.id,
+                meeting_id=h.meeting_id,
+                sender=h.sender,
+                stakeholder=m.stakeholder_email if m is not None else h.attendee,
+                answer=str(h.answer),
+                meeting_start=m.start if m is not None else None,
+                received_at=h.received_at,
+                reason=h.reason,
+            )
+        )
+    return tuple(lines)
+
+
+def owner_removed(
+    user_email: str,
+    policy_path: str,
+    *,
+    since: datetime,
+    grace: timedelta,
+    now: datetime,
+    meetings: Sequence[IdentifiedMeetingLike],
+) -> OwnerRemoved:
+    """What is left of a user whose policy file was removed: their open meetings still ahead."""
+    ahead = sorted(
+        (m for m in meetings if m.state in OPEN_STATES and m.start > now),
+        key=lambda m: (m.start, m.id),
+    )
+    return OwnerRemoved(
+        user_email=user_email.strip().lower(),
+        policy_path=policy_path,
+        since=since,
+        cancel_after=since + grace,
+        meetings=tuple(
+            RemovedMeeting(m.id, m.stakeholder_email, m.start, m.end, str(m.state)) for m in ahead
+        ),
     )
 
 
@@ -393,9 +525,47 @@ def report_json(report: UserReport) -> dict[str, Any]:
             {"provider": c.provider, "reason": c.reason, "since": _iso(c.since), "fix": c.fix}
             for c in report.credentials
         ],
+        "held_replies": [
+            {
+                "id": h.id,
+                "meeting_id": h.meeting_id,
+                "sender": h.sender,
+                "stakeholder": h.stakeholder,
+                "answer": h.answer,
+                "meeting_start": _iso(h.meeting_start),
+                "received_at": _iso(h.received_at),
+                "reason": h.reason,
+                "accept": h.accept,
+            }
+            for h in report.held_replies
+        ],
     }
 
 
-def as_json(reports: Sequence[UserReport]) -> dict[str, Any]:
-    """``{"version": 1, "reports": [...]}``: every report, JSON-ready."""
-    return {"version": 1, "reports": [report_json(r) for r in reports]}
+def owner_removed_json(removed: OwnerRemoved) -> dict[str, Any]:
+    """One removed owner as JSON-ready data (see docs/operations.md for the shape)."""
+    return {
+        "user": removed.user_email,
+        "policy_path": removed.policy_path,
+        "since": _iso(removed.since),
+        "cancel_after": _iso(removed.cancel_after),
+        "meetings": [
+            {
+                "id": m.id,
+                "stakeholder": m.stakeholder,
+                "start": _iso(m.start),
+                "end": _iso(m.end),
+                "state": m.state,
+            }
+            for m in removed.meetings
+        ],
+    }
+
+
+def as_json(reports: Sequence[UserReport], removed: Sequence[OwnerRemoved] = ()) -> dict[str, Any]:
+    """``{"version": 1, "reports": [...], "owner_removed": [...]}``: everything, JSON-ready."""
+    return {
+        "version": 1,
+        "reports": [report_json(r) for r in reports],
+        "owner_removed": [owner_removed_json(r) for r in removed],
+    }

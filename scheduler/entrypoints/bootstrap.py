@@ -9,9 +9,10 @@ from sqlalchemy.engine import Engine
 
 from connectors.registry import BackendRegistry, StoreTokenStore
 from scheduler.app.pipeline import Pipeline
-from scheduler.app.policies import PolicyBook
+from scheduler.app.policies import PolicyBook, policy_limits
 from scheduler.core.clock import Clock, SystemClock
 from scheduler.core.errors import ConfigurationError
+from scheduler.entrypoints.keys import meeting_key_secret
 from scheduler.settings import Settings
 from scheduler.store import SecretBox, Store, at_head, make_engine, migrate
 
@@ -39,7 +40,7 @@ def bootstrap(
     clock = clock or SystemClock()
     url = settings.effective_database_url
     if url.startswith("sqlite:///"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private state
     engine = make_engine(url)
     if auto_migrate:
         migrate(engine)
@@ -57,10 +58,13 @@ def bootstrap(
         store=store,
         clock=clock,
         backends=registry,
-        policies=PolicyBook(settings.policy_dir),
+        policies=PolicyBook(settings.policy_dir, policy_limits(settings.limits)),
         lease_s=settings.booking_lease_s,
         send_lease_s=settings.send_lease_s,
         plan_every=timedelta(seconds=settings.plan_every_s),
         plan_retry_s=settings.plan_retry_s,
+        stakeholder_weekly_cap=settings.stakeholder_weekly_cap,
+        policy_removed_grace=timedelta(seconds=settings.policy_removed_grace_s),
+        key_secret=meeting_key_secret(settings),
     )
     return App(settings, engine, store, pipeline, clock)

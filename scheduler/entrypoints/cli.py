@@ -12,14 +12,20 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
-from scheduler.app.policies import load_policy, validate_policy_files
+from pydantic import ValidationError
+
+from scheduler.app.policies import PolicyLimits, check_policy_files, load_policy, policy_limits
 from scheduler.core.errors import ConfigurationError, ConnectorError, PolicyError, SchedulerError
 from scheduler.core.planner import Plan
 from scheduler.core.policy import Policy
 from scheduler.entrypoints.rendering import format_table
+
+if TYPE_CHECKING:
+    from scheduler.app.planning import StoredState
+    from scheduler.entrypoints.bootstrap import App
 
 __all__ = ["main"]
 
@@ -30,6 +36,25 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+#: The range ``--now`` accepts, [earliest, latest): far enough either way for any real plan, and
+#: far from the ends of ``datetime`` (year 1 overflowed, year 9999 planned for minutes).
+NOW_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+NOW_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+class _NowOutOfRange(Exception):
+    """``--now`` parsed, but outside [NOW_EARLIEST, NOW_LATEST): exit 2 with one clear line.
+
+    Not an ArgumentTypeError, so argparse lets it through to :func:`main`.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(
+            f"--now must be between {NOW_EARLIEST:%Y-%m-%dT%H:%M:%SZ} and "
+            f"{NOW_LATEST:%Y-%m-%dT%H:%M:%SZ}, got {text}"
+        )
 
 
 def _parse_now(text: str) -> datetime:
@@ -43,6 +68,8 @@ def _parse_now(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"--now {text!r} has no zone; add Z or an offset, e.g. {text}Z"
         )
+    if not NOW_EARLIEST <= moment < NOW_LATEST:  # compared before converting: year 1 overflows
+        raise _NowOutOfRange(text)
     return moment.astimezone(UTC)
 
 
@@ -77,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="a worker process (scale mode: Redis or RabbitMQ broker)")
     sub.add_parser("tick", help="the tick alone (scale mode); safe to run on several hosts")
     sub.add_parser("migrate", help="bring the database schema to the latest version")
+    sub.add_parser("secret", help="print a new random GOODWILL_SECRET_KEY (32 bytes, base64)")
 
     cn = sub.add_parser("connect", help="sign a user in to Google or Microsoft (stored encrypted)")
     cn.add_argument("provider", choices=["google", "microsoft"])
@@ -90,7 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser(
         "replies", help="apply iMIP REPLY e-mails (files, or Maildir folders) to their meetings"
     )
-    rp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    rp.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    rp.add_argument(
+        "--accept",
+        type=int,
+        metavar="ID",
+        help="apply a reply that was held because its sender is not the attendee (see report)",
+    )
 
     pr = sub.add_parser("proposals", help="list proposals waiting for approval")
     pr.add_argument("--user", metavar="EMAIL")
@@ -102,14 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_validate(files: Sequence[Path], out: TextIO) -> int:
-    from scheduler.app.policies import POLICY_SUFFIXES
+def _policy_limits() -> PolicyLimits:
+    """The policy limits from GOODWILL_LIMITS__POLICY_* (a bad value exits 2, as any setting)."""
+    from scheduler.settings import Settings
 
-    issues = validate_policy_files(list(files))
-    count = sum(
-        len([p for p in f.iterdir() if p.suffix.lower() in POLICY_SUFFIXES]) if f.is_dir() else 1
-        for f in files
-    )
+    return policy_limits(Settings().limits)
+
+
+def _cmd_validate(files: Sequence[Path], out: TextIO) -> int:
+    count, issues = check_policy_files(list(files), _policy_limits())
+    if count == 0:
+        where = ", ".join(str(f) for f in files)
+        print(
+            f"no policy files found in {where}; policy files are named *.yaml, *.yml or *.toml",
+            file=out,
+        )
+        return EXIT_USAGE
     for issue in issues:
         print(str(issue), file=out)
     if issues:
@@ -124,40 +166,62 @@ def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from scheduler.app.planning import dry_run_plan
     from scheduler.core.clock import SystemClock
 
-    policy = load_policy(args.policy)
+    policy = load_policy(args.policy, _policy_limits())
     now: datetime = args.now or SystemClock().now()
+    if args.calendars is not None and not args.calendars.is_dir():
+        print(f"goodwill: --calendars {args.calendars}: no such directory", file=err)
+        return EXIT_USAGE
+    app, known = _stored_plan_state(policy, now)
     if args.calendars is not None:
         from connectors.ics import IcsDirectory
 
-        if not args.calendars.is_dir():
-            print(f"goodwill: --calendars {args.calendars}: no such directory", file=err)
-            return EXIT_USAGE
         directory = IcsDirectory(args.calendars)
-        result = dry_run_plan(policy, source=directory, history=directory, now=now)
+        result = dry_run_plan(policy, source=directory, history=directory, now=now, known=known)
     else:
         from connectors.registry import BackendRegistry
-        from scheduler.entrypoints.bootstrap import bootstrap
         from scheduler.settings import Settings
 
-        settings = Settings()
-        url = settings.effective_database_url
-        db_missing = url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists()
         try:
-            if db_missing:
+            if app is None:
                 raise ConfigurationError("no database yet")
             # The provider named by the policy, with the grant stored by `goodwill connect`.
-            backend = bootstrap(settings).pipeline.backends(policy)
+            backend = app.pipeline.backends(policy)
         except ConfigurationError:
             # No database yet: app-wide grants (service account, app-only) still work, and a
             # dry run must not create one.
-            backend = BackendRegistry(settings)(policy)
-        result = dry_run_plan(policy, source=backend.source, history=backend.history, now=now)
+            backend = BackendRegistry(Settings())(policy)
+        result = dry_run_plan(
+            policy, source=backend.source, history=backend.history, now=now, known=known
+        )
     if args.json:
         json.dump(result.as_json(), out, indent=2)
         out.write("\n")
     else:
         out.write(render_plan(policy, result, now))
     return EXIT_OK
+
+
+def _stored_plan_state(policy: Policy, now: datetime) -> tuple[App | None, StoredState | None]:
+    """The configured database (None when there is none yet: a dry run creates nothing) and,
+    when it holds this policy's owner, what it knows: open meetings, back-offs, pauses."""
+    from scheduler.settings import Settings
+
+    settings = Settings()
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        return None, None
+    from scheduler.app.planning import stored_state
+    from scheduler.entrypoints.bootstrap import bootstrap
+
+    try:
+        app = bootstrap(settings)
+    except ConfigurationError:
+        return None, None
+    user = app.store.get_user_by_email(policy.owner.email)
+    if user is None:
+        return app, None
+    cap = app.pipeline.stakeholder_weekly_cap
+    return app, stored_state(app.store, user.id, policy, now, weekly_cap=cap)
 
 
 def render_plan(policy: Policy, result: Plan, now: datetime) -> str:
@@ -199,18 +263,37 @@ def render_plan(policy: Policy, result: Plan, now: datetime) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _print_settings_errors(exc: ValidationError, err: TextIO) -> None:
+    """One line per bad setting, named as the environment variable; never the value itself."""
+    for error in exc.errors(include_input=False, include_url=False):
+        name = "GOODWILL_" + "__".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"]
+        if name not in message:
+            message = f"{name}: {message}"
+        print(f"goodwill: configuration: {message}", file=err)
+
+
 def main(
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Entry point of the ``goodwill`` console script."""
     out = out or sys.stdout
     err = err or sys.stderr
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _NowOutOfRange as exc:
+        print(f"goodwill: {exc}", file=err)
+        return EXIT_USAGE
     try:
         if args.command == "validate":
             return _cmd_validate(args.files, out)
         if args.command == "plan":
             return _cmd_plan(args, out, err)
+        if args.command == "secret":
+            from scheduler.settings import new_secret_key
+
+            print(new_secret_key(), file=out)
+            return EXIT_OK
         from scheduler.entrypoints import commands
 
         return commands.run(args, out, err)
@@ -220,6 +303,9 @@ def main(
         return EXIT_USAGE
     except ConfigurationError as exc:
         print(f"goodwill: configuration: {exc}", file=err)
+        return EXIT_USAGE
+    except ValidationError as exc:  # a GOODWILL_* setting is malformed (scheduler/settings.py)
+        _print_settings_errors(exc, err)
         return EXIT_USAGE
     except ConnectorError as exc:
         print(f"goodwill: calendar provider failed: {exc}", file=err)

@@ -7,6 +7,7 @@ heavy.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from datetime import UTC, datetime
@@ -22,8 +23,15 @@ __all__ = ["run"]
 
 def _examples_dir(given: Path | None) -> Path:
     if given is not None:
+        missing = [sub for sub in ("policies", "calendars") if not (given / sub).is_dir()]
+        if missing:
+            what = "no such directory" if not given.is_dir() else f"it has no {missing[0]}/"
+            raise ConfigurationError(
+                f"--examples {given}: {what}; pass the examples/ directory of a goodwill "
+                "checkout (it holds policies/ and calendars/), or leave --examples out"
+            )
         return given
-    for candidate in (Path.cwd() / "examples", Path(__file__).resolve().parents[1] / "examples"):
+    for candidate in (Path.cwd() / "examples", Path(__file__).resolve().parents[2] / "examples"):
         if (candidate / "policies").is_dir() and (candidate / "calendars").is_dir():
             return candidate
     raise ConfigurationError("cannot find the examples/ directory: pass --examples DIR")
@@ -41,19 +49,28 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         url = settings.effective_database_url
         if url.startswith("sqlite:///"):
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private state
         migrate(make_engine(url))
         print("database schema is at the latest version", file=out)
         return 0
+    if cmd in ("worker", "tick") and settings.broker_url == "embedded":
+        raise ConfigurationError(
+            f"goodwill {cmd} needs a broker shared with the other processes, but "
+            "GOODWILL_BROKER_URL is 'embedded' (the default: an in-process queue no other "
+            "process can read). Set GOODWILL_BROKER_URL to a Redis (redis://…) or RabbitMQ "
+            "(amqp://…) URL, or run `goodwill serve` for one process"
+        )
     if cmd in ("serve", "worker", "tick"):
         return _run_service(cmd, settings, once=getattr(args, "once", False), out=out)
+    if cmd in _NEEDS_DATABASE:
+        _require_database(settings)
     from scheduler.entrypoints.bootstrap import bootstrap
 
     app = bootstrap(settings, auto_migrate=settings.broker_url == "embedded")
     if cmd == "report":
         return _report(app, args.user, args.json, out)
     if cmd == "replies":
-        return _replies(app, args.paths, out, err)
+        return _replies(app, args, out, err)
     if cmd == "connect":
         return _connect(app, args, out)
     if cmd == "proposals":
@@ -100,9 +117,29 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return 0
         found = app.store.get_meeting(args.meeting_id)
         state = found.state.value if found else "unknown"
-        print(f"goodwill: meeting {args.meeting_id} cannot be {cmd}d (it is {state})", file=err)
+        trail = app.store.audit_trail(args.meeting_id) if found else []
+        why = f": {trail[-1].detail}" if trail and trail[-1].to_state == state else ""
+        print(
+            f"goodwill: meeting {args.meeting_id} cannot be {cmd}d (it is {state}{why})", file=err
+        )
         return 2
     raise ConfigurationError(f"unknown command {cmd}")
+
+
+#: Commands that only read or change rows that must already exist: they never create a database.
+_NEEDS_DATABASE = ("report", "proposals", "approve", "decline", "replies")
+
+
+def _require_database(settings: Settings) -> None:
+    """Refuse before anything is created when the SQLite database file does not exist yet."""
+    from scheduler.store.engine import sqlite_file
+
+    path = sqlite_file(settings.effective_database_url)
+    if path is not None and not path.exists():
+        raise ConfigurationError(
+            f"no database yet at {path}: run goodwill serve or goodwill migrate first "
+            "(or set GOODWILL_DATA_DIR / GOODWILL_DATABASE_URL to the one you use)"
+        )
 
 
 def _local(app: object, owner_email: str, moment: datetime) -> str:
@@ -120,7 +157,7 @@ def _local(app: object, owner_email: str, moment: datetime) -> str:
 
 def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
     from scheduler.core.report import as_json as report_json
-    from scheduler.core.report import build_report
+    from scheduler.core.report import build_report, owner_removed
     from scheduler.entrypoints.bootstrap import App
     from scheduler.entrypoints.rendering import render_text
 
@@ -130,9 +167,12 @@ def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
     reports = []
     far = datetime(9999, 1, 1, tzinfo=UTC)
     for user in _users(app, email):
-        if user is None:
-            continue
-        policy = app.pipeline.policies.load(user.policy_path).policy
+        if user is None or user.policy_missing_since is not None:
+            continue  # a removed owner is listed below, under "owner removed"
+        try:
+            policy = app.pipeline.policies.load(user.policy_path).policy
+        except Exception:  # a file the loader cannot take: reported by register_policies
+            policy = None
         if policy is None:
             continue
         reports.append(
@@ -144,59 +184,48 @@ def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
                 statuses=app.store.stakeholder_statuses(user.id),
                 revoked=revoked,
                 user_email=user.email,
+                held_replies=app.store.held_replies(user.id),
+                their_meetings=[
+                    dataclasses.replace(m, stakeholder_email=other)
+                    for other, m in app.store.open_meetings_as_stakeholder(user.email)
+                ],
             )
         )
+    wanted = email.strip().lower() if email else None
+    removed = [
+        owner_removed(
+            user.email,
+            user.policy_path,
+            since=user.policy_missing_since,
+            grace=app.pipeline.policy_removed_grace,
+            now=now,
+            meetings=app.store.open_meetings(user.id),
+        )
+        for user in app.store.all_users()
+        if user.policy_missing_since is not None and wanted in (None, user.email)
+    ]
     if as_json:
-        json.dump(report_json(reports), out, indent=2)
+        json.dump(report_json(reports, removed), out, indent=2)
         out.write("\n")
     else:
-        out.write(render_text(reports))
+        out.write(render_text(reports, removed, now=now))
         for user in app.store.users_with_policy_errors():
-            if email is None or user.email == email.lower():
+            if user.policy_missing_since is None and wanted in (None, user.email):
                 print(f"\n! {user.policy_path} is invalid, the last good version is in use: "
                       f"{user.policy_error}\n  fix it, then check: goodwill validate "
                       f"{user.policy_path}", file=out)  # fmt: skip
     return 0
 
 
-def _mail_files(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            subdirs = [path / "new", path / "cur"] if (path / "new").is_dir() else [path]
-            files.extend(sorted(f for d in subdirs for f in d.iterdir() if f.is_file()))
-        else:
-            files.append(path)
-    return files
+def _replies(app: object, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from scheduler.entrypoints.mail_replies import run_replies
 
-
-def _replies(app: object, paths: list[Path], out: TextIO, err: TextIO) -> int:
-    from connectors.imip import parse_reply
-    from scheduler.app import responses
-    from scheduler.core.errors import CalendarDataError
-    from scheduler.entrypoints.bootstrap import App
-
-    assert isinstance(app, App)
-    bad = 0
-    for path in _mail_files(paths):
-        try:
-            reply = parse_reply(path.read_bytes())
-        except (OSError, CalendarDataError, ValueError) as exc:
-            print(f"{path}: not an iMIP REPLY: {exc}", file=err)
-            bad += 1
-            continue
-        result = responses.record_reply(
-            app.pipeline,
-            reply.uid,
-            reply.attendee_email,
-            reply.partstat,
-            sequence=reply.sequence,
+    if not args.paths and args.accept is None:
+        raise ConfigurationError(
+            "goodwill replies needs REPLY mail to read (PATH…: files, directories or Maildir "
+            "folders) or a held reply to apply (--accept ID, listed by goodwill report)"
         )
-        state = result.state.value if result.state else "-"
-        print(
-            f"{path.name}: meeting {result.meeting_id or '-'} {state} ({result.detail})", file=out
-        )
-    return 2 if bad else 0
+    return run_replies(app, args.paths, args.accept, out, err)
 
 
 def _connect(app: object, args: argparse.Namespace, out: TextIO) -> int:
@@ -244,11 +273,35 @@ def _users(app: object, email: str | None) -> list:  # type: ignore[type-arg]
         )
     for issue in issues:
         print(f"goodwill: {issue}", file=sys.stderr)
-    return [
-        app.store.get_user_by_email(pf.policy.owner.email)
-        for pf in app.pipeline.policies.scan()
-        if pf.policy
-    ]
+    users = []
+    for path in app.pipeline.policies.files():
+        try:
+            policy = app.pipeline.policies.load(path).policy
+        except Exception:  # a file the loader cannot take: register_policies reported it
+            continue
+        if policy is not None:
+            users.append(app.store.get_user_by_email(policy.owner.email))
+    return users
+
+
+def _print_pending_retries(store: object, now: datetime, out: TextIO) -> None:
+    """``serve --once`` leaves bookings whose retry is not due yet to the next run: say so."""
+    from scheduler.store import Store
+
+    assert isinstance(store, Store)
+    due = sorted(
+        m.next_attempt_at
+        for m in store.meetings_by_state(MeetingState.APPROVED)
+        if m.next_attempt_at is not None and m.next_attempt_at > now
+    )
+    if due:
+        count = f"{len(due)} booking{'s' if len(due) > 1 else ''} will be retried"
+        at = f"{due[0].astimezone():%H:%M:%S %Z}"
+        print(
+            f"{count} {'from' if len(due) > 1 else 'at'} {at} "
+            "(run serve again, or serve without --once)",
+            file=out,
+        )
 
 
 def _run_service(cmd: str, settings: Settings, *, once: bool, out: TextIO) -> int:
@@ -289,6 +342,7 @@ def _run_service(cmd: str, settings: Settings, *, once: bool, out: TextIO) -> in
             runtime.stop()
         counts = runtime.app.store.counts_by_state()
         print(", ".join(f"{n} {state}" for state, n in counts.items() if n), file=out)
+        _print_pending_retries(runtime.app.store, runtime.app.clock.now(), out)
         return 0
     print(
         f"goodwill {cmd}: running (broker {settings.broker_url.split('@')[-1]}); Ctrl-C to stop",

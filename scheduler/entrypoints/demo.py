@@ -3,6 +3,9 @@
 SQLite in a data directory, the in-process broker, and the sample calendars copied into a
 writable directory that acts as everyone's calendar: booked events are written into both
 people's ``.ics`` files and an iTIP REQUEST lands in ``outbox/``. Offline, a few seconds.
+
+Each run starts from an empty data directory. The demo deletes only a directory it created
+itself (it holds the :data:`MARKER` file), or an empty one; anything else is refused.
 """
 
 from __future__ import annotations
@@ -17,13 +20,19 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
+from scheduler.core.errors import ConfigurationError
 from scheduler.core.states import MeetingState
 from scheduler.entrypoints.rendering import format_table
 from scheduler.entrypoints.runtime import build_runtime
 from scheduler.settings import Settings
 from scheduler.store import Meeting
 
-__all__ = ["run_demo"]
+__all__ = ["MARKER", "run_demo"]
+
+#: Written into every data directory the demo creates; only such a directory is ever deleted.
+MARKER = ".goodwill-demo"
+#: What the default directory held before the marker existed (an older ``make demo``).
+_LEGACY_NAMES = frozenset({"calendars", "goodwill.db", "goodwill.db-wal", "goodwill.db-shm"})
 
 _SKIP = re.compile(r"^skipped (?P<email>\S+) \[(?P<code>[a-z_]+)\]: (?P<reason>.*)$")
 
@@ -31,11 +40,8 @@ _SKIP = re.compile(r"^skipped (?P<email>\S+) \[(?P<code>[a-z_]+)\]: (?P<reason>.
 def run_demo(examples: Path, data_dir: Path, *, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     started = time.monotonic()
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
     calendars = data_dir / "calendars"
-    shutil.copytree(examples / "calendars", calendars)
-    settings = Settings(
+    settings = Settings(  # first: a bad GOODWILL_* setting is refused before anything is touched
         _env_file=None,
         data_dir=data_dir,
         broker_url="embedded",
@@ -43,6 +49,8 @@ def run_demo(examples: Path, data_dir: Path, *, out: TextIO | None = None) -> in
         calendars_dir=calendars,
         tick_interval_s=0.05,
     )
+    _fresh_data_dir(data_dir)
+    shutil.copytree(examples / "calendars", calendars)
     print("goodwill demo: the sample organisation, one full cycle on embedded defaults", file=out)
     print(f"  database   {settings.effective_database_url}", file=out)
     print("  broker     in-process (dramatiq StubBroker + worker threads)", file=out)
@@ -148,6 +156,40 @@ def run_demo(examples: Path, data_dir: Path, *, out: TextIO | None = None) -> in
         file=out,
     )
     return 0
+
+
+def _fresh_data_dir(data_dir: Path) -> None:
+    """Make ``data_dir`` an empty, private, marked directory, refusing one the demo did not make.
+
+    Raises:
+        ConfigurationError: ``data_dir`` is a file or a link, or a non-empty directory without
+            the marker.
+    """
+    if data_dir.is_symlink() or (data_dir.exists() and not data_dir.is_dir()):
+        raise ConfigurationError(
+            f"--data-dir {data_dir} is not a directory: the demo needs a directory of its own; "
+            "pass a new or empty one, e.g. --data-dir .goodwill/demo"
+        )
+    if data_dir.is_dir():
+        names = {entry.name for entry in data_dir.iterdir()}
+        legacy = (
+            data_dir.resolve() == (Path.cwd() / ".goodwill" / "demo").resolve()
+            and "calendars" in names
+            and names <= _LEGACY_NAMES
+        )
+        if names and MARKER not in names and not legacy:
+            raise ConfigurationError(
+                f"--data-dir {data_dir} is not empty and has no {MARKER} file, so goodwill demo "
+                "did not create it; the demo empties its data directory on every run and will "
+                "not delete this one. Pass a new or empty directory (e.g. --data-dir "
+                ".goodwill/demo), or remove this one yourself if it holds nothing you need"
+            )
+        if names:
+            shutil.rmtree(data_dir)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (data_dir / MARKER).write_text(
+        "Created by goodwill demo: this directory is deleted and re-created on every demo run.\n"
+    )
 
 
 def _when(m: Meeting, zone: ZoneInfo) -> str:

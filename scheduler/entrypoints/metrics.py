@@ -17,9 +17,10 @@ goodwill_provider_call_seconds          histogram  provider call latency, second
 goodwill_rate_limited_total             counter    provider answers "slow down" (429 / quota)
 goodwill_plan_cycle_seconds             histogram  one user's planning round, seconds
 goodwill_lease_redrives_total           counter    booking leases that expired and were re-sent
+goodwill_policy_errors_total            counter    unusable policy files / crashed rounds, by reason
 goodwill_meetings                       gauge      meetings per state (from the database)
 goodwill_queue_depth                    gauge      meetings approved or booking, not yet booked
-goodwill_tick_age_seconds               gauge      seconds since the last tick (NaN: none yet)
+goodwill_tick_age_seconds               gauge      seconds since a tick completed a round (DB clock)
 goodwill_store_up                       gauge      1 when the scrape could read the database
 ======================================  =========  ==============================================
 """
@@ -38,6 +39,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from scheduler.app.problems import POLICY_ERROR_REASONS
+from scheduler.app.records import Heartbeat
 from scheduler.core.clock import Clock
 from scheduler.core.errors import RateLimited
 from scheduler.core.states import MeetingState
@@ -58,6 +61,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "goodwill_rate_limited_total",
     "goodwill_plan_cycle_seconds",
     "goodwill_lease_redrives_total",
+    "goodwill_policy_errors_total",
     "goodwill_meetings",
     "goodwill_queue_depth",
     "goodwill_tick_age_seconds",
@@ -130,6 +134,15 @@ class Metrics:
             "Booking leases that expired (worker died or stalled) and were sent again.",
             registry=registry,
         )
+        self.policy_errors_total = Counter(
+            "goodwill_policy_errors",
+            "Policy files (each tick that finds one) and user planning rounds that could not "
+            "be used, by reason: invalid, unreadable, too_large, crashed.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in POLICY_ERROR_REASONS:  # every reason exposed from the start, at 0
+            self.policy_errors_total.labels(reason)
 
     @contextmanager
     def provider_call(self, provider: str, operation: str) -> Iterator[None]:
@@ -166,6 +179,11 @@ class Metrics:
         with self.plan_cycle_seconds.time():
             yield
 
+    def policy_error(self, reason: str) -> None:
+        """Count one unusable policy file or user round; an unknown reason counts as ``other``."""
+        label = safe_label(reason) if reason in POLICY_ERROR_REASONS else "other"
+        self.policy_errors_total.labels(label).inc()
+
 
 class StoreStats(Protocol):
     """What :class:`StoreCollector` reads (``scheduler.store.Store`` satisfies it)."""
@@ -173,6 +191,10 @@ class StoreStats(Protocol):
     def counts_by_state(self) -> dict[str, int]: ...
 
     def last_tick(self) -> tuple[str, datetime] | None: ...
+
+    def heartbeat(self, name: str) -> Heartbeat | None: ...
+
+    def database_now(self) -> datetime: ...
 
 
 class StoreCollector(Collector):
@@ -196,7 +218,7 @@ class StoreCollector(Collector):
         )
         try:
             counts = self._store.counts_by_state()
-            last = self._store.last_tick()
+            age = self._tick_age()
         except Exception:  # any driver error: the scrape itself must still succeed
             up.add_metric([], 0.0)
             yield up
@@ -214,12 +236,20 @@ class StoreCollector(Collector):
             "Meetings approved or being booked, not yet booked (work waiting for workers).",
             value=float(sum(counts.get(s.value, 0) for s in QUEUED_STATES)),
         )
-        age = math.nan
-        if last is not None:
-            # last_tick() is (holder, ticked_at); the holder (host:pid) is never exposed.
-            age = max((self._clock.now() - last[1]).total_seconds(), 0.0)
         yield GaugeMetricFamily(
             "goodwill_tick_age_seconds",
-            "Seconds since the last tick won the lease (NaN before the first tick).",
+            "Seconds since a tick last completed a round, by the database's clock "
+            "(NaN before the first).",
             value=age,
         )
+
+    def _tick_age(self) -> float:
+        """Age of the tick's heartbeat against the database clock, so a replica whose clock runs
+        ahead cannot make a stalled tick look fresh; the lease row only before the first beat."""
+        beat = self._store.heartbeat("tick")
+        if beat is not None:
+            return max((self._store.database_now() - beat.beat_at).total_seconds(), 0.0)
+        last = self._store.last_tick()  # (holder, ticked_at); the holder is never exposed
+        if last is None:
+            return math.nan
+        return max((self._clock.now() - last[1]).total_seconds(), 0.0)

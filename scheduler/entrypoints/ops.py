@@ -11,6 +11,8 @@ interface.
 - ``GET /readyz`` runs each named check concurrently with a timeout; a check fails by raising.
   The answer names each failed check with a short reason: the exception class and its first line,
   scrubbed of e-mail addresses and URL credentials (:func:`scheduler.entrypoints.logs.redact`).
+  A check may also report numbers (seconds, counts; never a name or an address): it returns them,
+  or raises :class:`DetailedCheckFailed`, and they appear under ``details`` (only when any do).
 - ``GET /metrics`` is the Prometheus text exposition of the injected registry.
 
 Dramatiq's own metrics
@@ -65,32 +67,49 @@ from scheduler.store import at_head
 __all__ = [
     "Check",
     "CheckFailed",
+    "DetailedCheckFailed",
     "DramatiqMetricsCollector",
     "Heartbeats",
     "Liveness",
     "OpsServer",
     "broker_check",
+    "clock_check",
     "credentials_check",
     "db_check",
+    "heartbeat_check",
     "migrations_check",
     "multiproc_dir",
     "multiprocess_registry",
     "tick_check",
+    "write_check",
 ]
 
 log = logging.getLogger(__name__)
 
-#: A readiness check: returns when healthy, raises (with a short reason) when not.
-Check = Callable[[], None]
+#: A readiness check: returns when healthy (None, or numbers for ``details``), raises (with a
+#: short reason) when not.
+Check = Callable[[], Mapping[str, Any] | None]
 #: The liveness probe: (alive?, details). Details must be cheap and carry no e-mail or token.
 Liveness = Callable[[], tuple[bool, dict[str, Any]]]
 
 _REASON_MAX = 200
 
 
+class DetailedCheckFailed(CheckFailed):
+    """A failed check that also reports numbers under ``/readyz`` ``details``.
+
+    Shown as ``CheckFailed: …`` like any readiness failure.
+    """
+
+    def __init__(self, message: str, details: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.details: dict[str, Any] = dict(details)
+
+
 def _reason(exc: BaseException) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    kind = "CheckFailed" if isinstance(exc, CheckFailed) else type(exc).__name__
+    text = f"{kind}: {first}" if first else kind
     text = redact(text, keep_domain=False)
     return text if len(text) <= _REASON_MAX else text[: _REASON_MAX - 1] + "…"
 
@@ -121,18 +140,22 @@ class _Runner:
         self._lock = threading.Lock()
         self._hanging: dict[str, threading.Thread] = {}
 
-    def run(self) -> tuple[dict[str, str], dict[str, str]]:
+    def run(self) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
         results: dict[str, str | None] = {}
+        reported: dict[str, Any] = {}
         threads: dict[str, threading.Thread] = {}
         failed: dict[str, str] = {}
 
         def runner(name: str, check: Check) -> None:
             try:
-                check()
+                numbers = check()
             except Exception as exc:
                 results[name] = _reason(exc)
+                numbers = getattr(exc, "details", None) if isinstance(exc, CheckFailed) else None
             else:
                 results[name] = None
+            if isinstance(numbers, Mapping) and numbers:
+                reported[name] = _scrub(dict(numbers))
 
         with self._lock:
             for name, check in self._checks.items():
@@ -159,7 +182,8 @@ class _Runner:
                     if reason is not None:
                         failed[name] = reason
         checks = {name: ("fail" if name in failed else "ok") for name in self._checks}
-        return checks, failed
+        details = {name: reported[name] for name in self._checks if name in reported}
+        return checks, failed, details
 
 
 class OpsServer:
@@ -245,14 +269,13 @@ class OpsServer:
         return (HTTPStatus.OK if alive else HTTPStatus.SERVICE_UNAVAILABLE), body
 
     def readyz(self) -> tuple[int, dict[str, Any]]:
-        checks, failed = self._runner.run()
-        if not failed:
-            return HTTPStatus.OK, {"status": "ok", "checks": checks}
-        return HTTPStatus.SERVICE_UNAVAILABLE, {
-            "status": "fail",
-            "checks": checks,
-            "failed": failed,
-        }
+        checks, failed, details = self._runner.run()
+        body: dict[str, Any] = {"status": "fail" if failed else "ok", "checks": checks}
+        if failed:
+            body["failed"] = failed
+        if details:
+            body["details"] = details
+        return (HTTPStatus.SERVICE_UNAVAILABLE if failed else HTTPStatus.OK), body
 
     def metrics(self) -> bytes:
         return generate_latest(self._registry)
@@ -442,7 +465,12 @@ class _TickSource(Protocol):
 
 
 def tick_check(store: _TickSource, clock: Clock, max_age_s: float) -> Check:
-    """Some replica ticked within ``max_age_s`` seconds (the tick lease row is fresh)."""
+    """Some replica ticked within ``max_age_s`` seconds (the tick lease row is fresh).
+
+    The lease row says when a replica *started* a round, by that replica's clock; the
+    processes of :func:`scheduler.entrypoints.runtime.build_runtime` use
+    :func:`heartbeat_check` (rounds completed, by the database's clock) instead.
+    """
 
     def check() -> None:
         last = store.last_tick()
@@ -451,6 +479,113 @@ def tick_check(store: _TickSource, clock: Clock, max_age_s: float) -> Check:
         age = (clock.now() - last[1]).total_seconds()
         if age > max_age_s:
             raise CheckFailed(f"last tick {age:.0f} s ago (limit {max_age_s:g} s)")
+        if -age > max_age_s:  # not "fresh": written from a clock running ahead
+            raise CheckFailed(
+                f"last tick is {-age:.0f} s in the future: a replica's clock runs ahead"
+            )
+
+    return check
+
+
+class _HeartbeatSource(Protocol):
+    def heartbeat(self, name: str) -> Any: ...
+    def database_now(self) -> datetime: ...
+
+
+def heartbeat_check(
+    store: _HeartbeatSource,
+    *,
+    max_age_s: float,
+    max_failed_rounds: int,
+    name: str = "tick",
+    local_failures: Callable[[], tuple[int, str | None]] | None = None,
+) -> Check:
+    """The tick completes rounds, whichever replica runs them, whatever the lease row says.
+
+    Fails when no round completed within ``max_age_s`` seconds (the heartbeat row's
+    ``beat_at`` against the database's ``now()``, both the database server's clock, so a
+    replica's skewed clock changes nothing), or when ``max_failed_rounds`` rounds failed in a
+    row: as counted in the heartbeat row (by any replica), or by this process's own tick
+    (``local_failures``: (count, last error)), which still counts when the database takes no
+    writes at all. Reports ``last_round_s_ago`` and ``failed_rounds`` under ``details``.
+    """
+
+    def check() -> Mapping[str, Any]:
+        local, local_error = local_failures() if local_failures is not None else (0, None)
+        beat = store.heartbeat(name)
+        recorded = int(beat.failures) if beat is not None else 0
+        failures = max(local, recorded)
+        error = local_error if local >= recorded else beat.last_error if beat else None
+        details: dict[str, Any] = {"failed_rounds": failures}
+        if beat is not None:
+            age = (store.database_now() - beat.beat_at).total_seconds()
+            details["last_round_s_ago"] = round(age, 3)
+        if failures >= max_failed_rounds:
+            raise DetailedCheckFailed(
+                f"{failures} tick rounds failed in a row (limit {max_failed_rounds}); "
+                f"last: {error or 'unknown'}",
+                details,
+            )
+        if beat is None:
+            raise DetailedCheckFailed("no tick round has completed yet", details)
+        if age > max_age_s:
+            raise DetailedCheckFailed(
+                f"no tick round completed for {age:.0f} s (limit {max_age_s:g} s)", details
+            )
+        if -age > max_age_s:
+            raise DetailedCheckFailed(
+                f"the last tick round is {-age:.0f} s in the future: the database server's "
+                "clock stepped back",
+                details,
+            )
+        return details
+
+    return check
+
+
+class _DatabaseClock(Protocol):
+    def database_now(self) -> datetime: ...
+
+
+def clock_check(store: _DatabaseClock, clock: Clock, max_skew_s: float) -> Check:
+    """This process's clock is within ``max_skew_s`` of the database server's (``skew_s``).
+
+    ``skew_s`` is this process's clock minus the database's (positive: ahead), measured around
+    one ``SELECT now()``; on SQLite both are this machine's clock, so it is about 0.
+    """
+
+    def check() -> Mapping[str, Any]:
+        before = clock.now()
+        database_now = store.database_now()
+        after = clock.now()
+        skew = ((before + (after - before) / 2) - database_now).total_seconds()
+        details = {"skew_s": round(skew, 3), "limit_s": max_skew_s}
+        if abs(skew) > max_skew_s:
+            raise DetailedCheckFailed(
+                f"this process's clock is {abs(skew):.0f} s "
+                f"{'ahead of' if skew > 0 else 'behind'} the database server's (limit "
+                f"{max_skew_s:g} s, GOODWILL_MAX_CLOCK_SKEW_S): fix NTP on this host; a tick "
+                "here does not take the lease meanwhile",
+                details,
+            )
+        return details
+
+    return check
+
+
+class _HeartbeatWriter(Protocol):
+    def record_heartbeat(self, name: str, holder: str) -> datetime: ...
+
+
+def write_check(store: _HeartbeatWriter, *, holder: str, name: str = "worker") -> Check:
+    """The database takes this process's writes: one short transaction upserts a heartbeat row.
+
+    For processes without a tick (whose completed rounds are the write probe): a connection in
+    read-only transaction mode, or a full disk, answers ``SELECT 1`` but fails here.
+    """
+
+    def check() -> None:
+        store.record_heartbeat(name, holder)
 
     return check
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from scheduler.core.report import DUE_SOON, StakeholderLine, UserReport
+from scheduler.core.report import DUE_SOON, OwnerRemoved, StakeholderLine, UserReport
 
 __all__ = ["format_table", "render_text"]
 
@@ -113,12 +113,53 @@ def _render_one(report: UserReport) -> list[str]:
         out.append("Credentials that need attention")
         for c in report.credentials:
             out.append(f"  {c.provider}: revoked since {_day(c.since, zone)} ({c.reason}); {c.fix}")
+    if report.held_replies:
+        out.append("")
+        out.append(f"Replies not applied ({len(report.held_replies)})")
+        for h in report.held_replies:
+            when = f" on {_when(h.meeting_start, zone)}" if h.meeting_start else ""
+            out.append(
+                f"  a reply from {h.sender} about your meeting with {h.stakeholder}{when} "
+                f"({h.answer}) was not applied: {h.reason}"
+            )
+            out.append(f"    to apply it: {h.accept}")
     return out
 
 
-def render_text(reports: Sequence[UserReport]) -> str:
-    """Plain-text tables, one section per user, for a terminal."""
-    if not reports:
+def _render_removed(removed: OwnerRemoved, now: datetime) -> list[str]:
+    # The owner's zone went with their policy file: times are in UTC.
+    zone = ZoneInfo("UTC")
+    out = [
+        f"Owner removed: {removed.user_email} — {removed.policy_path} is gone since "
+        f"{_when(removed.since, zone)} UTC; they are no longer planned"
+    ]
+    cancel = _when(removed.cancel_after, zone)
+    if not removed.meetings:
+        out.append(f"  no open meetings ahead (cancelled from {cancel} UTC on)")
+        return out
+    if removed.cancel_after > now:
+        out.append(
+            f"  these meetings are cancelled at {cancel} UTC unless the file comes back "
+            "(GOODWILL_POLICY_REMOVED_GRACE_S):"
+        )
+    else:
+        out.append("  these meetings are being cancelled (the grace period is over):")
+    out.extend(_table(["meeting", "stakeholder", "when (UTC)", "state"], [
+        [str(m.id), m.stakeholder, _when(m.start, zone), m.state] for m in removed.meetings
+    ]))  # fmt: skip
+    return out
+
+
+def render_text(
+    reports: Sequence[UserReport],
+    removed: Sequence[OwnerRemoved] = (),
+    *,
+    now: datetime | None = None,
+) -> str:
+    """Plain-text tables, one section per user, for a terminal; removed owners last."""
+    if not reports and not removed:
         return "No users.\n"
     sections = ["\n".join(_render_one(r)) for r in reports]
+    for r in removed:
+        sections.append("\n".join(_render_removed(r, now or r.since)))
     return ("\n\n" + "=" * 72 + "\n\n").join(sections) + "\n"

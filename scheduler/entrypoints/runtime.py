@@ -6,7 +6,9 @@ the worker finishes what it is running, and anything unfinished is re-driven fro
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,12 +57,22 @@ class Runtime:
             self.ops.stop()
 
     def drain(self, timeout_s: float = 60.0) -> None:
-        """Embedded mode: wait until the in-process queue is empty and the workers are idle."""
+        """Embedded mode: wait until every message that can run now has run.
+
+        Delayed messages (a broker retry honouring a short Retry-After) are not waited for: the
+        retry also lives in the database (``next_attempt_at``) and the tick re-sends it when it is
+        due, in this process or the next. A message is acknowledged on the main queue only after
+        its actor returned and any retry was put on the delay queue, so an empty main queue means
+        the workers are idle.
+
+        Raises:
+            dramatiq.errors.QueueJoinTimeout: messages that are due still ran after ``timeout_s``.
+        """
         from dramatiq.brokers.stub import StubBroker
+        from dramatiq.common import join_queue
 
         if isinstance(self.broker, StubBroker) and self.worker is not None:
-            self.broker.join(QUEUE, timeout=int(timeout_s * 1000), fail_fast=False)
-            self.worker.join()
+            join_queue(self.broker.queues[QUEUE], timeout=timeout_s)  # type: ignore[no-untyped-call]
 
 
 def build_runtime(
@@ -84,7 +96,17 @@ def build_runtime(
         middleware.append(prom)
     broker = make_broker(settings.broker_url, middleware=middleware)
     actors = declare_actors(broker, app.pipeline)
-    tick = Tick(app.pipeline, actors, interval_s=settings.tick_interval_s) if with_tick else None
+    tick = (
+        Tick(
+            app.pipeline,
+            actors,
+            interval_s=settings.tick_interval_s,
+            max_lease_s=settings.effective_tick_max_lease_s,
+            max_clock_skew_s=settings.max_clock_skew_s,
+        )
+        if with_tick
+        else None
+    )
     worker = (
         dramatiq.Worker(broker, worker_threads=worker_threads, worker_timeout=200)
         if with_worker
@@ -104,10 +126,12 @@ def _ops_server(
         DramatiqMetricsCollector,
         Heartbeats,
         broker_check,
+        clock_check,
         credentials_check,
         db_check,
+        heartbeat_check,
         migrations_check,
-        tick_check,
+        write_check,
     )
 
     registry = CollectorRegistry()
@@ -120,13 +144,30 @@ def _ops_server(
         max_age = max(30.0, 6 * settings.tick_interval_s)
         heartbeats.beat("tick", max_age_s=max_age)
         tick.on_round = lambda: heartbeats.beat("tick", max_age_s=max_age)
+
+    def local_failures() -> tuple[int, str | None]:
+        return (tick.failed_rounds, tick.last_error) if tick is not None else (0, None)
+
     readiness = {
         "database": db_check(app.store),
         "migrations": migrations_check(app.engine),
         "broker": broker_check(broker),
-        "tick": tick_check(app.store, app.clock, max_age_s=max(60.0, 6 * settings.tick_interval_s)),
+        # Rounds completed (by any replica, by the database's clock) and rounds failed in a row
+        # (recorded by any replica, or counted by this process's own tick).
+        "tick": heartbeat_check(
+            app.store,
+            max_age_s=max(30.0, settings.tick_stale_rounds * settings.tick_interval_s),
+            max_failed_rounds=settings.tick_max_failed_rounds,
+            local_failures=local_failures,
+        ),
+        "clock": clock_check(app.store, app.clock, settings.max_clock_skew_s),
         "credentials": credentials_check(app.store),
     }
+    if tick is None:
+        # No tick here, so no completed round proves this process's writes: probe them.
+        readiness["database_write"] = write_check(
+            app.store, holder=f"{socket.gethostname()}:{os.getpid()}"
+        )
     return OpsServer(
         settings.ops.host,
         settings.ops.port,

@@ -15,6 +15,7 @@ repository's compare-and-set UPDATEs and ``FOR UPDATE SKIP LOCKED`` do the rest.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "make_engine",
     "make_session_factory",
     "normalise_url",
+    "sqlite_file",
 ]
 
 #: How long a SQLite writer waits for the write lock before "database is locked" (ms).
@@ -64,11 +66,29 @@ def normalise_url(url: str | URL) -> URL:
     )
 
 
+def sqlite_file(url: str | URL) -> Path | None:
+    """The database file of a file-backed SQLite URL (None: in memory or not SQLite).
+
+    Raises:
+        ConfigurationError: malformed or unsupported URL.
+    """
+    parsed = normalise_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or _in_memory(database):
+        return None
+    return Path(database).expanduser()
+
+
+def _in_memory(database: str) -> bool:
+    return database in {"", ":memory:"} or database.startswith("file::memory:")
+
+
 def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     """Build an engine for ``url`` with goodwill's concurrency settings.
 
     Args:
-        url: ``sqlite:///path/goodwill.db`` (the parent directory is created), ``sqlite://``
+        url: ``sqlite:///path/goodwill.db`` (the directory is created 0700 and the file 0600, so
+            the ``-wal``/``-shm`` files SQLite makes next to it are 0600 too), ``sqlite://``
             (in memory, one shared connection; tests only) or ``postgresql://…``.
         echo: log SQL.
 
@@ -88,14 +108,25 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
     database = url.database or ""
-    in_memory = database in {"", ":memory:"} or database.startswith("file::memory:")
+    in_memory = _in_memory(database)
     kwargs: dict[str, Any] = {"echo": echo}
     if in_memory:
         # Every pooled connection would see its own empty database: share one.
         kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        Path(database).expanduser().parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)
+
+    if not in_memory and not database.startswith("file:"):
+
+        @event.listens_for(engine, "do_connect")
+        def _private_file(*_args: Any) -> None:
+            # SQLite would create the file 0644 (umask 022) and give -wal/-shm the file's mode:
+            # create it empty and owner-only first (an empty file is an empty database).
+            try:
+                os.close(os.open(Path(database).expanduser(), os.O_CREAT | os.O_EXCL, 0o600))
+            except OSError:  # it exists, or its directory is gone: sqlite3 says which, as usual
+                pass
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -4,23 +4,33 @@ from __future__ import annotations
 
 from scheduler.app.records import (
     AuditEntry,
+    Heartbeat,
+    HeldReply,
+    HeldReplyState,
     Meeting,
+    NewHeldReply,
     NewMeeting,
     RevokedCredential,
     StakeholderStatus,
     User,
 )
+from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import MeetingState
-from scheduler.store.tables import AuditRow, MeetingRow, StakeholderStatusRow, UserRow
+from scheduler.store.tables import AuditRow, HeldReplyRow, MeetingRow, StakeholderStatusRow, UserRow
 
 __all__ = [
     "AuditEntry",
+    "Heartbeat",
+    "HeldReply",
+    "HeldReplyState",
     "Meeting",
+    "NewHeldReply",
     "NewMeeting",
     "RevokedCredential",
     "StakeholderStatus",
     "User",
     "audit_from_row",
+    "held_reply_from_row",
     "meeting_from_row",
     "status_from_row",
     "user_from_row",
@@ -48,6 +58,8 @@ def meeting_from_row(row: MeetingRow) -> Meeting:
         created_at=row.created_at,
         updated_at=row.updated_at,
         create_attempted_at=row.create_attempted_at,
+        conflict_at=row.conflict_at,
+        replaces_id=row.replaces_id,
     )
 
 
@@ -61,6 +73,7 @@ def user_from_row(row: UserRow) -> User:
         next_plan_at=row.next_plan_at,
         last_planned_at=row.last_planned_at,
         created_at=row.created_at,
+        policy_missing_since=row.policy_missing_since,
     )
 
 
@@ -86,4 +99,21 @@ def audit_from_row(row: AuditRow) -> AuditEntry:
         from_state=row.from_state,
         to_state=row.to_state,
         detail=row.detail,
+    )
+
+
+def held_reply_from_row(row: HeldReplyRow) -> HeldReply:
+    return HeldReply(
+        id=row.id,
+        meeting_id=row.meeting_id,
+        user_id=row.user_id,
+        received_at=row.received_at,
+        sender=row.sender,
+        attendee=row.attendee,
+        answer=AttendeeStatus(row.partstat),
+        uid=row.uid,
+        sequence=row.sequence,
+        reason=row.reason,
+        state=HeldReplyState(row.state),
+        decided_at=row.decided_at,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -31,19 +31,25 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from scheduler.core.errors import ConfigurationError, SchedulerError
+from scheduler.core.errors import ConfigurationError, UnknownMeeting
+from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import INITIAL_STATES, OPEN_STATES, TERMINAL_STATES, MeetingState
 from scheduler.core.states import transition as check_transition
 from scheduler.store.crypto import SecretBox
 from scheduler.store.engine import READ_ONLY, make_session_factory
 from scheduler.store.records import (
     AuditEntry,
+    Heartbeat,
+    HeldReply,
+    HeldReplyState,
     Meeting,
+    NewHeldReply,
     NewMeeting,
     RevokedCredential,
     StakeholderStatus,
     User,
     audit_from_row,
+    held_reply_from_row,
     meeting_from_row,
     status_from_row,
     user_from_row,
@@ -54,6 +60,8 @@ from scheduler.store.tables import (
     ContactRow,
     ContactSource,
     CredentialRow,
+    HeartbeatRow,
+    HeldReplyRow,
     MeetingRow,
     StakeholderStatusRow,
     TickLeaseRow,
@@ -77,10 +85,6 @@ _TRANSITION_FIELDS = frozenset(
     {"provider_event_id", "next_attempt_at", "lease_until", "last_error", "attempts", "reason"}
 )
 _TICK_ROW_ID = 1
-
-
-class UnknownMeeting(SchedulerError, LookupError):
-    """No meeting has this id (deleted with its user, or a bug in the caller)."""
 
 
 def _email(value: str) -> str:
@@ -222,17 +226,34 @@ class Store:
         The tick calls this, then sends ``plan_user(id)`` after it returns (write first, enqueue
         second). A successful round sets the real next time with :meth:`set_next_plan`; if the
         message is lost or the round crashes, the user comes due again after ``retry_s``.
-        On PostgreSQL rows locked by another transaction are skipped.
+        On PostgreSQL rows locked by another transaction are skipped. Users whose policy file
+        is gone (``policy_missing_since`` set) are never picked: see :meth:`claim_removed_owners`.
 
         Returns:
             User ids, most overdue first, at most ``limit``.
         """
+        return self._claim_users(UserRow.policy_missing_since.is_(None), now, limit, retry_s)
+
+    def claim_removed_owners(
+        self, missing_before: datetime, now: datetime, limit: int, retry_s: float
+    ) -> list[int]:
+        """Like :meth:`claim_users_for_planning`, for users whose policy file has been gone since
+        ``missing_before`` or earlier (their grace period is over): their round cancels what they
+        still have open. Due and pushed forward exactly as planning claims are.
+        """
+        condition = and_(
+            UserRow.policy_missing_since.is_not(None),
+            UserRow.policy_missing_since <= missing_before,
+        )
+        return self._claim_users(condition, now, limit, retry_s)
+
+    def _claim_users(self, condition: Any, now: datetime, limit: int, retry_s: float) -> list[int]:
         if retry_s <= 0:
             raise ValueError("retry_s must be positive")
         with self._write() as s:
             query = (
                 select(UserRow.id)
-                .where(or_(UserRow.next_plan_at.is_(None), UserRow.next_plan_at <= now))
+                .where(or_(UserRow.next_plan_at.is_(None), UserRow.next_plan_at <= now), condition)
                 .order_by(nulls_first(UserRow.next_plan_at), UserRow.id)
                 .limit(limit)
             )
@@ -268,6 +289,44 @@ class Store:
         with self._read() as s:
             rows = s.scalars(select(UserRow).where(UserRow.policy_error.is_not(None)))
             return [user_from_row(r) for r in rows]
+
+    def all_users(self) -> list[User]:
+        """Every user, by id (the tick compares them with the policy files it finds)."""
+        with self._read() as s:
+            return [user_from_row(r) for r in s.scalars(select(UserRow).order_by(UserRow.id))]
+
+    def mark_policy_missing(self, user_id: int, *, now: datetime) -> datetime | None:
+        """Record that the user's policy file is gone, keeping the first time it was seen gone.
+
+        Returns:
+            When it was first found gone (``now`` the first time), or None for an unknown user.
+        """
+        with self._write() as s:
+            s.execute(
+                update(UserRow)
+                .where(UserRow.id == user_id, UserRow.policy_missing_since.is_(None))
+                .values(policy_missing_since=now)
+                .execution_options(synchronize_session=False)
+            )
+            return s.scalar(select(UserRow.policy_missing_since).where(UserRow.id == user_id))
+
+    def clear_policy_missing(self, user_id: int, *, now: datetime) -> bool:
+        """The user's policy file is back: clear the mark and make them due for planning now.
+
+        Returns:
+            True when the user was marked missing (and now is not); False otherwise.
+        """
+        with self._write() as s:
+            return (
+                self._rowcount(
+                    s,
+                    update(UserRow)
+                    .where(UserRow.id == user_id, UserRow.policy_missing_since.is_not(None))
+                    .values(policy_missing_since=None, next_plan_at=now)
+                    .execution_options(synchronize_session=False),
+                )
+                == 1
+            )
 
     # -- meetings ----------------------------------------------------------------------------
 
@@ -312,6 +371,7 @@ class Store:
                         provider=p.provider,
                         attempts=0,
                         reason=p.reason,
+                        replaces_id=p.replaces_id,
                         created_at=now,
                         updated_at=now,
                     )
@@ -375,6 +435,54 @@ class Store:
                 .order_by(MeetingRow.start, MeetingRow.id)
             ).all()
             return [(owner, meeting_from_row(m)) for owner, m in rows]
+
+    def stakeholder_load(
+        self,
+        emails: Collection[str],
+        start: datetime,
+        end: datetime,
+        *,
+        exclude_user_id: int,
+        invited_since: datetime,
+    ) -> tuple[dict[str, list[datetime]], set[str]]:
+        """What other owners already have with these people as their stakeholder.
+
+        Returns:
+            (e-mail -> starts of the open, booked or completed goodwill meetings other owners
+            have with them in ``[start, end)``; the e-mails who got a new goodwill meeting from
+            another owner since ``invited_since``). Lower-cased e-mails; one indexed query.
+        """
+        wanted = [_email(e) for e in emails]
+        if not wanted:
+            return {}, set()
+        counted = [*OPEN_STATES, MeetingState.COMPLETED]
+        with self._read() as s:
+            rows = s.execute(
+                select(
+                    MeetingRow.stakeholder_email,
+                    MeetingRow.start,
+                    MeetingRow.end,
+                    MeetingRow.created_at,
+                )
+                .where(
+                    MeetingRow.stakeholder_email.in_(wanted),
+                    MeetingRow.user_id != exclude_user_id,
+                    MeetingRow.state.in_(counted),
+                    or_(
+                        and_(MeetingRow.start < end, MeetingRow.end > start),
+                        MeetingRow.created_at > invited_since,
+                    ),
+                )
+                .order_by(MeetingRow.start)
+            ).all()
+        meetings: dict[str, list[datetime]] = {}
+        invited: set[str] = set()
+        for email, begins, ends, created in rows:
+            if begins < end and ends > start:
+                meetings.setdefault(email, []).append(begins)
+            if created > invited_since:
+                invited.add(email)
+        return meetings, invited
 
     def active_overlapping(
         self, emails: Collection[str], start: datetime, end: datetime, *, exclude_id: int
@@ -644,6 +752,8 @@ class Store:
         (the transaction has committed): write first, enqueue second.
 
         On PostgreSQL rows locked by another transaction are skipped (FOR UPDATE SKIP LOCKED).
+        Meetings of an owner whose policy file is gone are not sent: they wait for the file to
+        come back, or for the grace period to end (then they are cancelled).
 
         Returns:
             Meeting ids, oldest first, at most ``limit``.
@@ -651,6 +761,11 @@ class Store:
         if send_lease_s <= 0:
             raise ValueError("send_lease_s must be positive")
         in_flight_until = now + timedelta(seconds=send_lease_s)
+        owner_removed = (
+            select(UserRow.id)
+            .where(UserRow.id == MeetingRow.user_id, UserRow.policy_missing_since.is_not(None))
+            .exists()
+        )
         approved_due = and_(
             MeetingRow.state == MeetingState.APPROVED,
             or_(MeetingRow.next_attempt_at.is_(None), MeetingRow.next_attempt_at <= now),
@@ -662,7 +777,7 @@ class Store:
         with self._write() as s:
             query = (
                 select(MeetingRow.id, MeetingRow.state, MeetingRow.user_id, MeetingRow.lease_until)
-                .where(or_(approved_due, lease_expired))
+                .where(or_(approved_due, lease_expired), ~owner_removed)
                 .order_by(MeetingRow.id)
                 .limit(limit)
             )
@@ -688,9 +803,19 @@ class Store:
             return [row.id for row in due]
 
     def reschedule(
-        self, meeting_id: int, start: datetime, end: datetime, *, now: datetime, actor: str
+        self,
+        meeting_id: int,
+        start: datetime,
+        end: datetime,
+        *,
+        now: datetime,
+        actor: str,
+        why: str = "",
     ) -> bool:
-        """Follow a meeting that was moved at the provider: new ``start``/``end``, audited.
+        """Follow a meeting that moved (at the provider, or moved by us): new ``start``/``end``.
+
+        Audited as ``moved from A to B`` (``why`` first, e.g. ``moved: conflict; …``); a
+        conflict recorded on the meeting is cleared, since it was about the old time.
 
         Returns:
             False when the meeting is unknown or already in a terminal state.
@@ -703,9 +828,32 @@ class Store:
                 return False
             old = f"{row.start.isoformat()}..{row.end.isoformat()}"
             row.start, row.end, row.updated_at = start, end, now
+            row.conflict_at = None
+            moved = f"moved from {old} to {start.isoformat()}..{end.isoformat()}"
             self._audit(
                 s, at=now, actor=actor, meeting_id=meeting_id, user_id=row.user_id,
-                detail=f"moved from {old} to {start.isoformat()}..{end.isoformat()}",
+                detail=f"{why}; {moved}" if why else moved,
+            )  # fmt: skip
+            return True
+
+    def set_conflict(
+        self, meeting_id: int, at: datetime | None, *, now: datetime, detail: str
+    ) -> bool:
+        """Record (``at``) or clear (None) a conflict on a meeting still open, audited.
+
+        Recording keeps the first time a conflict was seen. Returns False when nothing changed
+        (already recorded or already clear, or the meeting is over).
+        """
+        with self._write() as s:
+            row = s.get(MeetingRow, meeting_id)
+            if row is None or MeetingState(row.state) in TERMINAL_STATES:
+                return False
+            if (row.conflict_at is None) == (at is None):
+                return False
+            row.conflict_at, row.updated_at = at, now
+            self._audit(
+                s, at=now, actor="sync", meeting_id=meeting_id, user_id=row.user_id,
+                detail=detail,
             )  # fmt: skip
             return True
 
@@ -754,26 +902,40 @@ class Store:
 
     # -- the tick ----------------------------------------------------------------------------
 
-    def try_acquire_tick(self, holder: str, now: datetime, lease_s: float) -> bool:
+    def try_acquire_tick(
+        self, holder: str, now: datetime, lease_s: float, *, max_lease_s: float | None = None
+    ) -> bool:
         """Compete for this period's tick: True for exactly one caller per lease period.
 
         A compare-and-set on the singleton ``tick_lease`` row (``… WHERE lease_until <= now``),
         created on first use with INSERT … ON CONFLICT DO NOTHING. Replicas must pass ``now``
-        from clocks that agree to well under ``lease_s`` (NTP).
+        from clocks that agree to well under ``lease_s`` (NTP; the tick checks its clock
+        against :meth:`database_now` before it competes).
 
         Args:
             holder: this replica's name (host:pid), recorded for operators.
             now: aware UTC time.
             lease_s: the tick period; nobody else wins before ``now + lease_s``.
+            max_lease_s: the longest lease anyone may hold. A lease that ends later than
+                ``now + max_lease_s`` was written from a clock running ahead: it is void and
+                taken over, so such a clock stalls the tick for at most ``max_lease_s``.
+
+        Raises:
+            ValueError: ``lease_s`` is not positive, or longer than ``max_lease_s``.
         """
         if lease_s <= 0:
             raise ValueError("lease_s must be positive")
+        if max_lease_s is not None and lease_s > max_lease_s:
+            raise ValueError(f"lease_s {lease_s:g} is longer than max_lease_s {max_lease_s:g}")
         until = now + timedelta(seconds=lease_s)
+        free = TickLeaseRow.lease_until <= now
+        if max_lease_s is not None:
+            free = or_(free, TickLeaseRow.lease_until > now + timedelta(seconds=max_lease_s))
         with self._write() as s:
             won = self._rowcount(
                 s,
                 update(TickLeaseRow)
-                .where(TickLeaseRow.id == _TICK_ROW_ID, TickLeaseRow.lease_until <= now)
+                .where(TickLeaseRow.id == _TICK_ROW_ID, free)
                 .values(holder=holder, lease_until=until, ticked_at=now)
                 .execution_options(synchronize_session=False),
             )
@@ -794,6 +956,70 @@ class Store:
         with self._read() as s:
             row = s.get(TickLeaseRow, _TICK_ROW_ID)
             return (row.holder, row.ticked_at) if row else None
+
+    # -- the database clock and heartbeats ---------------------------------------------------
+
+    def database_now(self) -> datetime:
+        """The database server's clock (PostgreSQL ``now()``, SQLite ``'now'``), aware UTC.
+
+        The one clock every replica shares: the tick compares its own clock with it, and
+        heartbeats are written and judged by it, so a replica with a skewed clock can neither
+        make a beat look fresh nor stale.
+        """
+        with self._read() as s:
+            return self._database_now(s)
+
+    def _database_now(self, session: Session) -> datetime:
+        if self._postgres:
+            value = session.execute(text("SELECT now()")).scalar_one()
+        else:  # CURRENT_TIMESTAMP, with milliseconds
+            raw = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+            value = datetime.fromisoformat(str(raw))
+        moment = cast("datetime", value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+
+    def record_heartbeat(self, name: str, holder: str) -> datetime:
+        """``holder`` completed a round of ``name``: beat at the database's now, failures to 0.
+
+        This is also the process's write probe: it fails when the database takes no writes
+        (read-only transaction mode, disk full). Returns the ``beat_at`` written.
+        """
+        with self._write() as s:
+            at = self._database_now(s)
+            values = {"holder": holder, "beat_at": at, "failures": 0, "last_error": None}
+            s.execute(
+                self._insert(HeartbeatRow)
+                .values(name=name, **values)
+                .on_conflict_do_update(index_elements=["name"], set_=values)
+            )
+        return at
+
+    def record_heartbeat_failure(self, name: str, error: str) -> int:
+        """A round of ``name`` failed: count it (the beat stays where it was).
+
+        Returns the rounds failed in a row, or 0 when ``name`` never completed a round (there
+        is no row to count on; readiness says so anyway). A separate short transaction, which
+        may itself fail when the database takes no writes: the beat then goes stale.
+        """
+        with self._write() as s:
+            count = s.execute(
+                update(HeartbeatRow)
+                .where(HeartbeatRow.name == name)
+                .values(failures=HeartbeatRow.failures + 1, last_error=error[:500])
+                .returning(HeartbeatRow.failures)
+                .execution_options(synchronize_session=False)
+            ).scalar_one_or_none()
+        return int(count or 0)
+
+    def heartbeat(self, name: str) -> Heartbeat | None:
+        """The last completed round of ``name`` and the failures since, or None before one."""
+        with self._read() as s:
+            row = s.get(HeartbeatRow, name)
+            if row is None:
+                return None
+            return Heartbeat(row.name, row.holder, row.beat_at, row.failures, row.last_error)
 
     # -- contacts ----------------------------------------------------------------------------
 
@@ -921,6 +1147,32 @@ class Store:
             )
             return flagged == 1
 
+    def flag_credential_revoked(
+        self, user_email: str, provider: str, reason: str, *, now: datetime
+    ) -> None:
+        """Flag a grant the provider refused, whether or not one is stored here.
+
+        An app-wide grant (a service account, app-only Graph) has no row: a marker row with an
+        empty ciphertext is written. Nothing is encrypted, so this needs no secret key; a
+        revoked row is never decrypted, and ``save_credential`` replaces it on reconnect.
+        """
+        email = _email(user_email)
+        with self._write() as s:
+            s.execute(
+                self._insert(CredentialRow)
+                .values(
+                    user_email=email,
+                    provider=provider,
+                    ciphertext=b"",
+                    updated_at=now,
+                    revoked_reason=reason,
+                )
+                .on_conflict_do_update(
+                    index_elements=["user_email", "provider"],
+                    set_={"revoked_reason": reason, "updated_at": now},
+                )
+            )
+
     def revoked_credentials(self) -> list[RevokedCredential]:
         """Every revoked grant (for /readyz and the report), by e-mail then provider."""
         with self._read() as s:
@@ -933,3 +1185,86 @@ class Store:
                 RevokedCredential(r.user_email, r.provider, r.revoked_reason or "", r.updated_at)
                 for r in rows
             ]
+
+    # -- replies held for the owner ----------------------------------------------------------
+
+    def hold_reply(self, reply: NewHeldReply, *, now: datetime) -> HeldReply:
+        """Keep an e-mailed answer for the owner to decide on (state ``held``).
+
+        The same mail (same ``message_digest``) held twice is one row: the existing one is
+        returned, whatever its state. An audit row on the meeting records the hold.
+        """
+        with self._write() as s:
+            new_id = s.execute(
+                self._insert(HeldReplyRow)
+                .values(
+                    meeting_id=reply.meeting_id,
+                    user_id=reply.user_id,
+                    received_at=now,
+                    sender=_email(reply.sender)[:320],
+                    attendee=_email(reply.attendee)[:320],
+                    partstat=AttendeeStatus(reply.answer).value,
+                    uid=reply.uid[:1024],
+                    sequence=reply.sequence,
+                    reason=reply.reason,
+                    state=HeldReplyState.HELD.value,
+                    message_digest=reply.message_digest,
+                )
+                .on_conflict_do_nothing(index_elements=["message_digest"])
+                .returning(HeldReplyRow.id)
+            ).scalar_one_or_none()
+            if new_id is not None:
+                self._audit(
+                    s, at=now, actor="replies", meeting_id=reply.meeting_id,
+                    user_id=reply.user_id, detail=f"reply held for the owner ({new_id})",
+                )  # fmt: skip
+            row = s.scalars(
+                select(HeldReplyRow).where(HeldReplyRow.message_digest == reply.message_digest)
+            ).one()
+            return held_reply_from_row(row)
+
+    def get_held_reply(self, held_id: int) -> HeldReply | None:
+        """The held reply with this id, or None."""
+        with self._read() as s:
+            row = s.get(HeldReplyRow, held_id)
+            return held_reply_from_row(row) if row else None
+
+    def held_replies(
+        self, user_id: int, *, states: Collection[HeldReplyState] = (HeldReplyState.HELD,)
+    ) -> list[HeldReply]:
+        """The user's held replies in ``states`` (default: still waiting), oldest first."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(HeldReplyRow)
+                .where(
+                    HeldReplyRow.user_id == user_id,
+                    HeldReplyRow.state.in_([HeldReplyState(x).value for x in states]),
+                )
+                .order_by(HeldReplyRow.id)
+            )
+            return [held_reply_from_row(r) for r in rows]
+
+    def decide_held_reply(
+        self, held_id: int, state: HeldReplyState, *, now: datetime, actor: str
+    ) -> bool:
+        """Compare-and-set a held reply from ``held`` to ``state`` (applied or refused)."""
+        target = HeldReplyState(state)
+        if target is HeldReplyState.HELD:
+            raise ValueError("a held reply is decided as applied or refused")
+        with self._write() as s:
+            row = s.get(HeldReplyRow, held_id)
+            if row is None or row.state != HeldReplyState.HELD.value:
+                return False
+            changed = self._rowcount(
+                s,
+                update(HeldReplyRow)
+                .where(HeldReplyRow.id == held_id, HeldReplyRow.state == HeldReplyState.HELD.value)
+                .values(state=target.value, decided_at=now)
+                .execution_options(synchronize_session=False),
+            )
+            if changed == 1:
+                self._audit(
+                    s, at=now, actor=actor, meeting_id=row.meeting_id, user_id=row.user_id,
+                    detail=f"held reply {held_id} {target.value}",
+                )  # fmt: skip
+            return changed == 1

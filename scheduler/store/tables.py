@@ -130,6 +130,7 @@ class MeetingRow(Base):
     __table_args__ = (
         Index("ix_meetings_state_next_attempt_at", "state", "next_attempt_at"),
         Index("ix_meetings_user_id_start", "user_id", "start"),
+        Index("ix_meetings_stakeholder_email_state_start", "stakeholder_email", "state", "start"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -156,6 +157,12 @@ class MeetingRow(Base):
     #: Set when a create call is first sent: the event may exist at the provider from then on,
     #: even if the reply was lost, so the meeting keeps its claim on the slot.
     create_attempted_at: Mapped[datetime | None]
+    #: When a busy event was first seen overlapping this booked meeting (None: none known).
+    conflict_at: Mapped[datetime | None]
+    #: For an ``ask`` proposal made after a conflict: the meeting whose event it would move.
+    replaces_id: Mapped[int | None] = mapped_column(
+        ForeignKey("meetings.id", ondelete="CASCADE")
+    )
 
 
 class ContactRow(Base):

@@ -38,6 +38,27 @@ class ContractEnv(Protocol):
 
     def count_events(self, organizer_email: str) -> int: ...
 
+    #: Why a busy read of the owner's own calendar cannot show goodwill's key on our events
+    #: (``BusyBlock.key``); None when it can.
+    owner_keys_hidden: str | None
+
+    def count_creates(self, organizer_email: str) -> int:
+        """Creates seen at the provider: create requests where the env can count them (the
+        emulators), else the event resources stored for the organizer, cancelled ones too."""
+        ...
+
+    def updates_sent(self, attendee_email: str, provider_event_id: str) -> int:
+        """Updates (reschedules) the attendee was sent for the event, the first invite not
+        counted: Google patches with ``sendUpdates=all``, Graph's own updates, iTIP REQUESTs with
+        SEQUENCE > 0 (mailed, or written to the ICS outbox)."""
+        ...
+
+    def deliver_mail(self) -> None:
+        """What the attendee's mail client does with the iTIP messages it received (file them
+        in their calendar), where invites travel by mail; a no-op where the provider puts them
+        on the attendee's calendar itself."""
+        ...
+
     def close(self) -> None: ...
 
 

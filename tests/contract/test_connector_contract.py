@@ -144,3 +144,77 @@ def test_find_by_key_sees_a_live_event_and_nothing_else(env: ContractEnv) -> Non
     # And a cancelled event is not found: the create must be sent again
     env.writer.cancel_event(env.organizer, created.provider_event_id)
     assert env.writer.find_by_key(env.organizer, "contract-find-1") is None
+
+
+def test_move_event_moves_the_same_event(env: ContractEnv) -> None:
+    # Given a booked coffee at 14:00
+    created = env.writer.create_event(_draft(env, "contract-move-1"))
+    event_id = created.provider_event_id
+    creates = env.count_creates(env.organizer.email)
+    old = Interval(DAY.replace(hour=14), DAY.replace(hour=14, minute=30))
+    new = Interval(DAY.replace(hour=16), DAY.replace(hour=16, minute=30))
+    # When it is moved to 16:00
+    env.writer.move_event(env.organizer, event_id, new.start, new.end)
+    # Then the provider shows that same event at the new time, and nothing was created
+    state = env.responses.event_state(env.organizer, event_id, env.attendee.email)
+    assert (state.start, state.end) == (new.start, new.end)
+    assert state.cancelled is False
+    assert env.count_events(env.organizer.email) == 1
+    assert env.count_creates(env.organizer.email) == creates
+    # And the attendee was told, once
+    assert env.updates_sent(env.attendee.email, event_id) == 1
+    # And both calendars show the new time busy and the old time free
+    env.deliver_mail()
+    day = Interval(DAY, DAY + timedelta(days=1))
+    for person in (env.organizer, env.attendee):
+        busy = _busy_for(env, person.email, day)
+        assert any(iv.overlaps(new) for iv in busy), (person.email, busy)
+        assert not any(iv.overlaps(old) for iv in busy), (person.email, busy)
+    # A retried move (the reply was lost) changes nothing and tells nobody again
+    env.writer.move_event(env.organizer, event_id, new.start, new.end)
+    assert env.updates_sent(env.attendee.email, event_id) == 1
+    assert env.count_creates(env.organizer.email) == creates
+    # Moving a cancelled or an unknown event is refused as gone
+    env.writer.cancel_event(env.organizer, event_id)
+    with pytest.raises(ResourceGone):
+        env.writer.move_event(env.organizer, event_id, old.start, old.end)
+    with pytest.raises(ResourceGone):
+        env.writer.move_event(
+            env.organizer, _unknown_id(env, "contract-move-never"), old.start, old.end
+        )
+    assert env.count_creates(env.organizer.email) == creates
+
+
+def _unknown_id(env: ContractEnv, key: str) -> str:
+    """An event id of the provider's shape that no event has."""
+    if env.name == "google":
+        from connectors.google_events import google_event_id
+
+        return google_event_id(key)
+    if env.name == "microsoft":
+        return "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A" + key.replace("-", "")
+    return f"{key}@goodwill"
+
+
+def test_busy_read_of_the_owners_calendar_names_our_own_event(env: ContractEnv) -> None:
+    if env.owner_keys_hidden is not None:
+        pytest.skip(f"{env.name}: {env.owner_keys_hidden}")
+    # Given one of our coffees and one of the owner's own events on their calendar
+    draft = _draft(env, "contract-key-1")
+    created = env.writer.create_event(draft)
+    env.seed_event(env.organizer, DAY.replace(hour=9), DAY.replace(hour=10))
+    day = Interval(DAY, DAY + timedelta(days=1))
+    query = BusyQuery(window=day, people=(env.organizer, env.attendee))
+    # When the owner's calendar is read
+    blocks = env.source.busy(query).blocks[env.organizer.email]
+    # Then our coffee carries its idempotency key and the owner's own event none
+    ours = [b for b in blocks if b.key == draft.idempotency_key]
+    assert [(b.start, b.end) for b in ours] == [(draft.start, draft.end)]
+    assert [b.key for b in blocks if b.start == DAY.replace(hour=9)] == [None]
+    # And after a move the key goes with the event
+    moved = DAY.replace(hour=11)
+    env.writer.move_event(
+        env.organizer, created.provider_event_id, moved, moved + (draft.end - draft.start)
+    )
+    blocks = env.source.busy(query).blocks[env.organizer.email]
+    assert [b.start for b in blocks if b.key == draft.idempotency_key] == [moved]

@@ -16,7 +16,9 @@ The real google-api-python-client and google-auth talk to it over loopback (poin
 - ``events.insert`` (409 ``duplicate`` on a reused id, cancelled events included),
   ``get``, ``list`` (``timeMin``/``timeMax``/``singleEvents``/``pageToken`` with a small page
   size), ``delete`` (sets ``status: cancelled``; 410 ``deleted`` the second time), ``patch``
-  and ``update``.
+  and ``update`` (patch semantics as documented: objects merge, arrays are replaced; a cancelled
+  event can be patched, as Google keeps deleted events; an empty time range -> 400; a move shows
+  at once in the attendee's view and in freeBusy, which are computed from the same event).
 - An event lives on its organizer's calendar; attendees see it on theirs (same id), which is how
   an invite blocks an attendee's free/busy until they decline.
 
@@ -785,12 +787,23 @@ class GoogleEmulator:
                 )
                 if k in event
             }
+            before = copy.deepcopy(event)
             if replace:
                 event.clear()
                 event.update(copy.deepcopy(body))
                 event.setdefault("status", "confirmed")
             else:
                 _merge(event, copy.deepcopy(body))
+            try:
+                new_start, new_end = _bounds(event, calendar.timezone)
+            except (KeyError, TypeError, ValueError):
+                event.clear()
+                event.update(before)
+                raise _error(400, "invalid", "Invalid start or end.") from None
+            if not new_start < new_end:
+                event.clear()
+                event.update(before)
+                raise _error(400, "timeRangeEmpty", "The specified time range is empty.")
             event.update(server_fields)
             event["updated"] = _now()
             event["sequence"] = int(event.get("sequence", 0)) + 1

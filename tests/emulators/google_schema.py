@@ -90,8 +90,12 @@ class CalendarSchema:
         return problems
 
     def check_event_patch(self, body: Any) -> list[str]:
-        """An ``events.patch`` body: any subset of the event's fields."""
-        return self.check("Event", body, method="calendar.events.patch")
+        """An ``events.patch`` body: any subset of the event's fields; a ``start``/``end`` given
+        is checked like an insert's (one of date/dateTime, a zone for an offset-less time)."""
+        problems = self.check("Event", body, method="calendar.events.patch")
+        if isinstance(body, dict):
+            problems += _check_times(body)
+        return problems
 
     def check_freebusy(self, body: Any) -> list[str]:
         """A ``freebusy.query`` body; ``timeMin``, ``timeMax`` and ``items`` must be present."""

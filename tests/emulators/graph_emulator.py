@@ -11,7 +11,10 @@ Speaks the wire format the real msal and requests clients use:
   tentative, declined ones not at all), events create (a reused ``transactionId`` returns the
   existing event with 201 and creates nothing — the behaviour reported for Exchange Online), get,
   list with the extended-property ``$filter``, ``calendarView`` with ``@odata.nextLink`` paging,
-  ``cancel`` (organizer only; the event is marked cancelled and leaves the calendar), ``$batch``.
+  ``cancel`` (organizer only; the event is marked cancelled and leaves the calendar), ``PATCH``
+  of an event (the organizer's live event; a new start/end is recorded as an update sent to each
+  attendee in :attr:`GraphEmulator.updates_sent`), ``$batch``. :meth:`GraphEmulator.respond`
+  and :meth:`GraphEmulator.propose_new_time` answer as an attendee would.
 * ``Prefer: outlook.timezone`` (Windows or IANA names) and ``IdType="ImmutableId"`` are honoured.
 
 Every request body is validated against ../shared/reference/graph-calendar-schema.json; problems
@@ -200,6 +203,8 @@ class GraphEmulator:
         self.schema_violations: list[str] = []
         self.max_concurrency: dict[str, int] = {}
         self.concurrency_rejections = 0
+        #: ``(event id, attendee address)`` for every update Graph sent an attendee (a reschedule).
+        self.updates_sent: list[tuple[str, str]] = []
         self.mailboxes: dict[str, Mailbox] = {}
         self._events: dict[str, _Event] = {}
         self._faults: list[_Fault] = []
@@ -301,6 +306,40 @@ class GraphEmulator:
                         "response": response,
                         "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
                     }
+                    return
+        raise KeyError(f"{attendee_email} is not invited to {event_id}")
+
+    def propose_new_time(
+        self,
+        attendee_email: str,
+        event_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        response: str = "tentativelyAccepted",
+    ) -> None:
+        """The attendee answers with a counter-proposal, as Graph's ``tentativelyAccept`` (or
+        ``decline``) with ``proposedNewTime`` does: the organizer's copy then shows their
+        ``status`` and ``proposedNewTime`` (written in the attendee's mailbox zone)."""
+        box = self.mailboxes.get(attendee_email.lower())
+        zone = box.zone if box is not None else "UTC"
+        tz = _zone(zone)
+        slot = {
+            key: {
+                "dateTime": moment.astimezone(tz).strftime("%Y-%m-%dT%H:%M:%S.0000000"),
+                "timeZone": zone,
+            }
+            for key, moment in (("start", start), ("end", end))
+        }
+        with self._lock:
+            event = self._events[event_id]
+            for attendee in event.data["attendees"]:
+                if attendee["emailAddress"]["address"].lower() == attendee_email.lower():
+                    attendee["status"] = {
+                        "response": response,
+                        "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                    }
+                    attendee["proposedNewTime"] = slot
                     return
         raise KeyError(f"{attendee_email} is not invited to {event_id}")
 
@@ -663,6 +702,8 @@ class GraphEmulator:
                 if em and method == "POST" and em.group(2):
                     self._cancel(mailbox, em.group(1), body)
                     return 202, {}, None
+                if em and method == "PATCH" and not em.group(2):
+                    return 200, {}, self._update(mailbox, em.group(1), body, zone)
             raise _Reply(400, "BadRequest", f"Unsupported request {method} {path}")
         except _Reply as reply:
             return reply.status, reply.headers, reply.body
@@ -827,6 +868,48 @@ class GraphEmulator:
                 404, "ErrorItemNotFound", "The specified object was not found in the store."
             )
         event.cancelled = True
+
+    def _update(self, mailbox: str, event_id: str, body: Any, zone: str) -> dict[str, Any]:
+        """``PATCH /users/{m}/events/{id}``: the organizer updates their event (200 + the event).
+
+        Only the organizer's own, live event can be updated here (a cancelled one has gone to
+        Deleted Items: 404, like a second cancel). A new start/end is a reschedule: Graph sends
+        the attendees an update itself (recorded in :attr:`updates_sent`), and a time an
+        attendee had proposed no longer applies to the new version, so it is dropped.
+        """
+        self.schema_violations.extend(self.schema.validate("event", body, "PATCH event"))
+        if not isinstance(body, Mapping):
+            raise _Reply(400, "RequestBodyRead", "Body must be an event object.")
+        event = self._owned(mailbox, event_id)
+        if event.cancelled:
+            raise _Reply(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
+        if "transactionId" in body:
+            raise _Reply(400, "ErrorInvalidRequest", "transactionId cannot be changed.")
+        try:
+            start = _parse_dtz(body["start"]) if "start" in body else event.start
+            end = _parse_dtz(body["end"]) if "end" in body else event.end
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _Reply(400, "ErrorInvalidRequest", f"Bad start/end: {exc}") from exc
+        if not start < end:
+            raise _Reply(400, "ErrorInvalidRequest", "The end must be after the start.")
+        for key, value in body.items():
+            if key in {"start", "end", "singleValueExtendedProperties"}:
+                continue
+            event.data[key] = value
+        for prop in body.get("singleValueExtendedProperties") or []:
+            event.ext[str(prop.get("id"))] = str(prop.get("value"))
+        if (start, end) != (event.start, event.end):
+            event.start, event.end = start, end
+            if "start" in body:
+                event.data["originalStartTimeZone"] = body["start"]["timeZone"]
+            if "end" in body:
+                event.data["originalEndTimeZone"] = body["end"]["timeZone"]
+            for attendee in event.data.get("attendees", []):
+                attendee.pop("proposedNewTime", None)
+                self.updates_sent.append((event_id, attendee["emailAddress"]["address"].lower()))
+        return self._render(event, zone)
 
     def _get_schedule(self, body: Any, zone: str) -> dict[str, Any]:
         self.schema_violations.extend(self.schema.validate_action("getSchedule", body))
@@ -1030,6 +1113,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.emulator.handle(self, "POST")
+
+    def do_PATCH(self) -> None:
+        self.emulator.handle(self, "PATCH")
 
     def reply(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         data = b"" if body is None else json.dumps(body).encode()

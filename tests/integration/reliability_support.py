@@ -7,6 +7,7 @@ started from ``GOODWILL_*`` settings, and checks made at the calendar (never onl
   (:meth:`Deployment.env`) and as a :class:`Settings` object for in-process components.
 - :class:`Processes` starts ``python -m scheduler …`` in its own process group, kills it
   with SIGKILL (the whole group) and always cleans up.
+- :class:`TcpProxy` forwards a loopback port to a service; stopping it cuts every connection.
 - :func:`check_calendars` compares the emulator's stored events with the meeting rows.
 """
 
@@ -19,12 +20,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -39,9 +41,11 @@ __all__ = [
     "DOMAIN",
     "CalendarCheck",
     "Deployment",
+    "GoogleEndpoints",
     "Org",
     "Processes",
     "ServiceProcess",
+    "TcpProxy",
     "all_booked",
     "all_meetings",
     "check_calendars",
@@ -157,6 +161,16 @@ def free_port() -> int:
 # -- settings -----------------------------------------------------------------------------------
 
 
+class GoogleEndpoints(Protocol):
+    """Where the Google emulator answers: a :class:`GoogleEmulator`, or a handle on one."""
+
+    @property
+    def token_uri(self) -> str: ...
+
+    @property
+    def api_endpoint(self) -> str: ...
+
+
 @dataclass
 class Deployment:
     """One goodwill configuration shared by every process of a test.
@@ -169,7 +183,8 @@ class Deployment:
     database_url: str
     broker_url: str
     policy_dir: Path
-    emulator: GoogleEmulator
+    #: The Google emulator (in this process, or a handle on one in another process).
+    emulator: GoogleEndpoints
     service_account: Path
     booking_lease_s: float = 3.0
     send_lease_s: float = 3.0
@@ -283,9 +298,10 @@ class Processes:
         self.log_dir = log_dir
         self.started: list[ServiceProcess] = []
 
-    def start(self, *args: str) -> ServiceProcess:
+    def start(self, *args: str, env: dict[str, str] | None = None) -> ServiceProcess:
+        """Start ``python -m scheduler ARGS`` (``env`` replaces :attr:`env` for this one)."""
         name = f"{len(self.started):02d}-{'-'.join(args)}.log"
-        proc = ServiceProcess(args, self.env, self.log_dir / name)
+        proc = ServiceProcess(args, self.env if env is None else env, self.log_dir / name)
         self.started.append(proc)
         return proc
 
@@ -299,6 +315,82 @@ class Processes:
         for proc in self.started:
             if proc.alive:
                 proc.stop(timeout_s=5.0)
+
+
+# -- network cuts ------------------------------------------------------------------------------
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to 127.0.0.1:<target>; ``stop()`` drops every connection.
+
+    ``start()`` after ``stop()`` listens on the same port again, so clients reconnect to the
+    same address, as they would after a real outage.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(32)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone leaves the port open.
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
 
 
 # -- waiting and checking -----------------------------------------------------------------------

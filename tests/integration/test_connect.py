@@ -17,7 +17,7 @@ from scheduler.entrypoints.cli import main
 from scheduler.settings import Settings
 from tests.emulators.graph_emulator import GraphEmulator
 
-SECRET = "test-secret-key-for-goodwill-0123456789"
+SECRET = "Lbt681w2vK_knOcxG1OOfAugXaEDj_CFdTKh6ceELtk="  # made with `goodwill secret`
 
 
 @pytest.fixture

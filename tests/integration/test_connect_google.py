@@ -71,7 +71,7 @@ def app(tmp_path: Path, emu: GoogleEmulator, monkeypatch: pytest.MonkeyPatch) ->
         _env_file=None,
         data_dir=tmp_path / "data",
         policy_dir=policies,
-        secret_key="test-secret-key-0123456789abcdef",
+        secret_key="PsYhqVhNEhZTWHOp5uBfu3o8QEzq3BJkq1xSIrLv8Bg=",  # goodwill secret
         google=GoogleSettings(
             token_uri=emu.token_uri,
             auth_uri=emu.auth_uri,

@@ -192,7 +192,7 @@ class World:
             start=start,
             end=start + timedelta(minutes=30),
             mode="auto",
-            idempotency_key=idempotency_key(uid, stakeholder, start),
+            idempotency_key=idempotency_key(uid, stakeholder, start, secret=self.p.key_secret),
             provider=self.provider.name,
             state=MeetingState.APPROVED,
         )

@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from scheduler.core.clock import FixedClock
 from scheduler.core.errors import RateLimited
@@ -42,85 +41,13 @@ from scheduler.entrypoints.ops import (
 )
 from scheduler.store import NewMeeting, SecretBox, Store, make_engine, migrate
 from tests.conftest import require_service
+from tests.integration.reliability_support import TcpProxy
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECRETISH = ("@", "token", "Bearer")
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to 127.0.0.1:<target>; ``stop()`` drops every connection.
-
-    ``start()`` after ``stop()`` listens on the same port again, so clients reconnect to the
-    same address, as they would after a real outage.
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self._listener: socket.socket | None = None
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(32)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def stop(self) -> None:
-        if self._listener is not None:
-            # shutdown() wakes the thread blocked in accept(); close() alone leaves the port open.
-            try:
-                self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for s in sockets:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
 
 
 @pytest.fixture
@@ -589,3 +516,24 @@ def test_provider_call_as_decorator_and_labels_never_carry_addresses() -> None:
     other = {"provider": "other", "operation": "other", "status": "ok"}
     assert value("goodwill_provider_calls_total", other) == 1
     assert "@" not in generate_latest(registry).decode()
+
+
+def test_tick_age_follows_completed_rounds_by_the_database_clock(tmp_path: Path) -> None:
+    """A replica whose clock runs a day ahead holds the lease while no round completes: the
+    metric must show the stall, not a fresh tick."""
+    store, engine, _ = sqlite_store(tmp_path)
+    store.record_heartbeat("tick", "good:1")
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    with engine.begin() as conn:  # the last completed round was an hour ago
+        conn.execute(
+            text("UPDATE heartbeats SET beat_at = :at WHERE name = 'tick'"),
+            {"at": hour_ago.replace(tzinfo=None).isoformat(sep=" ")},
+        )
+    far_ahead = datetime.now(UTC) + timedelta(days=1)
+    store.try_acquire_tick("skewed:1", far_ahead, 10)  # the lease row says "ticked just now"
+    registry = CollectorRegistry()
+    registry.register(StoreCollector(store, FixedClock(far_ahead)))
+    age = registry.get_sample_value("goodwill_tick_age_seconds")
+    assert age is not None
+    assert 3000 < age < 4000, age
+    engine.dispose()

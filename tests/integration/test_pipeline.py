@@ -575,11 +575,12 @@ def _pair_planned_in_the_same_round(env: Env) -> tuple[int, int]:
 def test_one_coffee_per_pair_when_both_sides_planned_in_the_same_round(env: Env) -> None:
     alex_proposal, sam_meeting = _pair_planned_in_the_same_round(env)
     assert booking.book_meeting(env.p, sam_meeting).outcome == BookOutcome.BOOKED
-    # Alex approves his own (older) proposal on another day: it must not become a second coffee
-    assert decisions.approve(env.p, alex_proposal)
-    result = booking.book_meeting(env.p, alex_proposal)
-    assert result.outcome == BookOutcome.CANCELLED
-    assert "pair_taken" in (env.app.store.audit_trail(alex_proposal)[-1].detail)
+    # Alex approves his own (older) proposal on another day: it must not become a second coffee,
+    # and Alex is told so at once (it is withdrawn, not approved and then quietly cancelled)
+    assert not decisions.approve(env.p, alex_proposal)
+    assert env.app.store.get_meeting(alex_proposal).state == MeetingState.CANCELLED
+    assert env.app.store.audit_trail(alex_proposal)[-1].detail == decisions.WITHDRAWN_PAIR
+    assert booking.book_meeting(env.p, alex_proposal).outcome == BookOutcome.ALREADY
     sam_events = env.events_at_calendar("sam@corp.example")
     assert len(sam_events) == 1  # Sam's calendar holds exactly one goodwill coffee with Alex
 

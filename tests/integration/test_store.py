@@ -690,9 +690,10 @@ def test_store_ping_and_record_event(store: Store) -> None:
 
 
 def test_secret_box_is_built_from_settings_and_needs_a_key() -> None:
-    box = SecretBox.from_settings(Settings(_env_file=None, secret_key="s3cret"))
+    key = "1V1fya5vDuP62GAywlsf2Y9IYfTu7xDIsjIhzkz5A1M="  # goodwill secret
+    box = SecretBox.from_settings(Settings(_env_file=None, secret_key=key))
     token = box.encrypt(GRANT, context="alex@corp.example google")
-    assert SecretBox("s3cret").decrypt(token, context="alex@corp.example google") == GRANT
+    assert SecretBox(key).decrypt(token, context="alex@corp.example google") == GRANT
     with pytest.raises(ConfigurationError, match="GOODWILL_SECRET_KEY"):
         SecretBox.from_settings(Settings(_env_file=None))
     with pytest.raises(ConfigurationError, match="empty"):

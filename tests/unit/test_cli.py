@@ -146,3 +146,48 @@ def test_plan_without_calendars_or_grant_says_how_to_connect(
     assert "goodwill connect google --user alex@corp.example" in err
     assert "GOODWILL_GOOGLE__SERVICE_ACCOUNT_FILE" in err
     assert not (tmp_path / "data").exists()  # a dry run creates nothing
+
+
+def test_validate_an_empty_directory_says_no_policy_files_and_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a policy")
+    code, out, err = run("validate", str(tmp_path))
+    assert code == 2
+    assert out == (
+        f"no policy files found in {tmp_path}; policy files are named *.yaml, *.yml or *.toml\n"
+    )
+    assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("deep.yaml", "owner: " + "[" * 50_000 + "]" * 50_000 + "\n"),
+        ("deep.toml", "owner = " + "[" * 50_000 + "]" * 50_000 + "\n"),
+        ("every.yaml", "tiers: {peer: {every: 99999999999999999999w}}\n"),
+        ("date.yaml", "stakeholders: [{paused_until: 2026-02-30}]\n"),
+        ("zone.yaml", "owner: {email: a@corp.example, name: A, timezone: EST}\n"),
+    ],
+)
+def test_validate_never_prints_a_traceback(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    code, out, err = run("validate", str(path))
+    assert code == 2
+    assert err == ""
+    assert "Traceback" not in out
+    assert out.startswith(f"{path}:")
+    assert "\n1 of 1 file(s) invalid, " in out
+
+
+def test_validate_applies_the_policy_limit_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alex = EXAMPLES / "policies" / "alex.yaml"
+    monkeypatch.setenv("GOODWILL_LIMITS__POLICY_MAX_STAKEHOLDERS", "2")
+    code, out, _ = run("validate", str(alex))
+    assert code == 2
+    assert "10 stakeholders is more than 2" in out
+    monkeypatch.setenv("GOODWILL_LIMITS__POLICY_MAX_STAKEHOLDERS", "many")
+    code, _, err = run("validate", str(alex))
+    assert code == 2
+    assert "GOODWILL_LIMITS__POLICY_MAX_STAKEHOLDERS" in err

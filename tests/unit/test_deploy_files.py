@@ -274,6 +274,12 @@ class _Store:
     def last_tick(self) -> tuple[str, datetime] | None:
         return ("host:1", datetime(2026, 3, 2, tzinfo=UTC))
 
+    def heartbeat(self, name: str) -> None:
+        return None  # no round completed yet: the lease row is used
+
+    def database_now(self) -> datetime:
+        return datetime(2026, 3, 2, tzinfo=UTC)
+
 
 def test_docs_name_every_metric(docs: str) -> None:
     registry = CollectorRegistry()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time as time_module
 from datetime import date, time, timedelta
 
 import pytest
@@ -9,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scheduler.core.durations import (
+    LONGEST,
+    DurationTooLong,
     SpecError,
     format_duration,
     format_weekly_hours,
@@ -300,3 +303,37 @@ def _ranges_of_a_day(draw: st.DrawFn) -> tuple[TimeRange, ...]:
 def test_weekly_hours_round_trip_through_text(days: dict[int, tuple[TimeRange, ...]]) -> None:
     hours = WeeklyHours(dict(sorted(days.items())))
     assert parse_weekly_hours(format_weekly_hours(hours)) == hours
+
+
+# -- untrusted durations (issue 11) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text", ["99999999999999999999w", "9" * 5000 + "m", "5200w1m", "1w" + "9" * 30 + "d"]
+)
+def test_a_duration_too_long_is_refused_before_any_arithmetic(text: str) -> None:
+    with pytest.raises(DurationTooLong, match=r"expected a duration of at most 5200w"):
+        parse_duration(text)
+    assert parse_duration("5200w") == LONGEST
+
+
+def test_at_most_bounds_a_duration_and_is_a_spec_error() -> None:
+    assert parse_duration("2d", at_most=timedelta(days=2)) == timedelta(days=2)
+    with pytest.raises(SpecError, match=r"at most 2d, got '2d1m'"):
+        parse_duration("2d1m", at_most=timedelta(days=2))
+
+
+@pytest.mark.parametrize("text", ["2d1w", "1w1w", "1h30m1h", "1 0m"])
+def test_units_are_written_largest_first_and_once(text: str) -> None:
+    with pytest.raises(SpecError, match="expected a duration like 30m"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["1w" + " " * 20_000 + "x", "1" * 20_000 + "x", "1w" * 20_000 + "x", " 1 " * 9_000]
+)
+def test_malformed_long_durations_are_refused_in_linear_time(text: str) -> None:
+    started = time_module.monotonic()
+    with pytest.raises(SpecError):
+        parse_duration(text)
+    assert time_module.monotonic() - started < 10  # the old pattern backtracked cubically: hours

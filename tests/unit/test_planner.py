@@ -14,7 +14,7 @@ from scheduler.core.busy import apply_busy_rules
 from scheduler.core.cadence import SkipCode, assess
 from scheduler.core.intervals import Interval, overlaps_any
 from scheduler.core.model import BusyBlock, BusyResult, TimeRange, WeeklyHours
-from scheduler.core.planner import ExistingMeeting, Plan, plan
+from scheduler.core.planner import ExistingMeeting, Plan, StakeholderLoad, plan
 from scheduler.core.policy import Policy, load_policy_text
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # a Monday
@@ -332,3 +332,50 @@ def test_contacts_are_matched_case_insensitively(email: str) -> None:
     due, skipped = assess(policy, now=NOW, last_contacts={email.lower(): NOW - timedelta(days=1)})
     assert due == []
     assert skipped[0].code == SkipCode.NOT_DUE
+
+
+# -- one coffee at a time for the people being asked, across owners -------------------------
+
+
+def test_a_stakeholder_at_the_weekly_cap_across_owners_is_asked_in_a_later_week() -> None:
+    policy = make_policy(peers(1))
+    # Given p0 already has two goodwill coffees with other owners this week (Mon 30 Nov)
+    others = [NOW + timedelta(days=1, hours=3), NOW + timedelta(days=2, hours=3)]
+    load = StakeholderLoad(weekly_cap=2, meetings={"p0@corp.example": others})
+    result = plan(policy, now=NOW, busy=free_for(policy), last_contacts={}, load=load)
+    # Then the coffee goes into next week, not this one
+    (proposal,) = result.proposals
+    assert proposal.start.isocalendar()[:2] == (2026, 50)
+    # And without the load it would have been this week
+    (unloaded,) = plan(policy, now=NOW, busy=free_for(policy), last_contacts={}).proposals
+    assert unloaded.start.isocalendar()[:2] == (2026, 49)
+
+
+def test_a_stakeholder_full_in_every_week_of_the_horizon_is_skipped_as_busy() -> None:
+    policy = make_policy(peers(1))
+    weeks = [NOW + timedelta(days=d, hours=2) for d in (0, 1, 7, 8, 14, 15)]
+    load = StakeholderLoad(weekly_cap=2, meetings={"p0@corp.example": weeks})
+    result = plan(policy, now=NOW, busy=free_for(policy), last_contacts={}, load=load)
+    assert result.proposals == ()
+    (skip,) = result.skipped
+    assert skip.code == SkipCode.STAKEHOLDER_BUSY
+    assert skip.code.value == "stakeholder_busy"
+    assert "@" not in skip.reason  # it names no other owner
+
+
+def test_a_senior_gets_at_most_one_new_goodwill_invite_a_day_across_owners() -> None:
+    policy = make_policy(
+        [
+            "{email: sam@corp.example, name: Sam Lee, tier: peer, senior: true}",
+            "{email: kim@corp.example, name: Kim Ito, tier: peer}",
+        ],
+        per_day=3,
+    )
+    invited = {"sam@corp.example", "kim@corp.example"}
+    load = StakeholderLoad(weekly_cap=2, invited_today=invited)
+    result = plan(policy, now=NOW, busy=free_for(policy), last_contacts={}, load=load)
+    # The senior who was invited today by another owner waits; the peer does not
+    assert [p.stakeholder for p in result.proposals] == ["kim@corp.example"]
+    (skip,) = result.skipped
+    assert (skip.stakeholder, skip.code) == ("sam@corp.example", SkipCode.STAKEHOLDER_BUSY)
+    assert "@" not in skip.reason

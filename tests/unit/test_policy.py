@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time as time_module
 import tomllib
 from datetime import date, time, timedelta
 from pathlib import Path
@@ -13,7 +14,14 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.app.policies import load_policy, validate_policy_files
+from scheduler.app import policies as app_policies
+from scheduler.app.policies import (
+    PolicyBook,
+    PolicyLimits,
+    load_policy,
+    policy_limits,
+    validate_policy_files,
+)
 from scheduler.core.errors import PolicyError, PolicyIssue
 from scheduler.core.model import BusyRule, BusyRules, DateRange, Person, TimeRange, WeeklyHours
 from scheduler.core.policy import (
@@ -25,6 +33,7 @@ from scheduler.core.policy import (
     load_policy_text,
     policy_to_data,
 )
+from scheduler.settings import Settings
 
 DATA = Path(__file__).parent / "data" / "policies"
 EXAMPLES = Path(__file__).parents[2] / "examples" / "policies"
@@ -599,3 +608,334 @@ def test_any_yaml_gives_a_policy_or_policy_issues(junk: object, section: str | N
         assert issues
         last_line = max(len(text.splitlines()), 1)
         assert all(1 <= i.line <= last_line and i.message for i in issues)
+
+
+# -- untrusted input: limits, each broken one a FILE:LINE issue (issue 11) ------------------------
+
+_OWNER_YAML = "owner: {email: a@corp.example, name: A, timezone: UTC}\n"
+_OWNER_TOML = 'owner = { email = "a@corp.example", name = "A", timezone = "UTC" }\n'
+_PEER = "tiers: {peer: {every: 4w}}\n"
+
+
+def _only_issue(text: str, fmt: str, limits: PolicyLimits | None = None) -> PolicyIssue:
+    with pytest.raises(PolicyError) as info:
+        load_policy_text(text, source="inline", fmt=fmt, limits=limits)  # type: ignore[arg-type]
+    assert len(info.value.issues) == 1, info.value.issues
+    return info.value.issues[0]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "line"),
+    [
+        ("yaml", _OWNER_YAML + "meeting: " + "[" * 20_000 + "]" * 20_000 + "\n", 2),
+        ("yaml", _OWNER_YAML + "meeting:\n" + "".join(f"{' ' * i}- \n" for i in range(1, 900)), 23),
+        ("yaml", _OWNER_YAML + "meeting: " + "{a: " * 20_000 + "1" + "}" * 20_000 + "\n", 2),
+        ("toml", _OWNER_TOML + "meeting = " + "[" * 20_000 + "]" * 20_000 + "\n", 2),
+        ("toml", _OWNER_TOML + "meeting = " + "{a = " * 20_000 + "1" + "}" * 20_000 + "\n", 2),
+        ("toml", _OWNER_TOML + "[" + ".".join(["a"] * 20_000) + "]\n", 2),
+        ("toml", _OWNER_TOML + ".".join(["a"] * 20_000) + " = 1\n", 2),
+    ],
+    ids=["yaml-flow", "yaml-block", "yaml-mapping", "toml-array", "toml-inline", "toml-header",
+         "toml-dotted"],
+)  # fmt: skip
+def test_deep_nesting_is_one_issue_not_a_recursion_error(fmt: str, text: str, line: int) -> None:
+    started = time_module.monotonic()
+    issue = _only_issue(text, fmt)
+    assert (issue.file, issue.line, issue.field) == ("inline", line, "")
+    assert "nested more than 20 levels deep" in issue.message
+    assert "GOODWILL_LIMITS__POLICY_MAX_DEPTH" in issue.message
+    assert time_module.monotonic() - started < 10  # generous: refused before any deep work
+
+
+def test_nesting_up_to_the_limit_is_fine_and_the_limit_is_a_setting() -> None:
+    text = _OWNER_YAML + "meeting: {title: " + "[" * 18 + "x" + "]" * 18 + "}\n"
+    # meeting.title[0]…[0] is 20 levels deep: within the limit, only its type is wrong
+    [issue] = _issues(text, "yaml")
+    assert (issue.field, issue.message[:19]) == ("meeting.title", "expected text, got ")
+    issue = _only_issue(text, "yaml", PolicyLimits(max_depth=5))
+    assert (issue.line, issue.field) == (2, "")
+    assert "nested more than 5 levels deep" in issue.message
+
+
+def _alias_bomb(levels: int) -> str:
+    """``levels`` nested anchors, each naming the previous nine times: 9**levels values."""
+    lines = [_OWNER_YAML.rstrip(), _PEER.rstrip(), "stakeholders:"]
+    person = "  - {{email: b{i}@corp.example, name: B, tier: peer, power: &a{i} [{refs}]}}"
+    lines.append(person.format(i=0, refs=", ".join(["x"] * 9)))
+    for i in range(1, levels):
+        lines.append(person.format(i=i, refs=", ".join([f"*a{i - 1}"] * 9)))
+    return "\n".join(lines) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_at_the_alias_that_overflows() -> None:
+    text = _alias_bomb(8)  # 9**8 = 43 million values from about a kilobyte
+    assert len(text) < 1100
+    started = time_module.monotonic()
+    issue = _only_issue(text, "yaml")
+    assert issue.line == 9  # its 6th anchor (9**6 = 531,441 values) passes 250,000
+    assert "more than 250000 values" in issue.message
+    assert "a YAML alias counts as a copy of what it names" in issue.message
+    assert "GOODWILL_LIMITS__POLICY_MAX_VALUES" in issue.message
+    assert time_module.monotonic() - started < 10  # was > 100 s and 4.4 GB
+
+
+def test_an_alias_inside_the_value_it_names_is_refused() -> None:
+    issue = _only_issue(_OWNER_YAML + "meeting: &m {title: *m}\n", "yaml")
+    assert (issue.line, issue.field) == (2, "")
+    assert "the alias *m is inside the value it names" in issue.message
+
+
+def test_anchors_aliases_and_merge_keys_within_the_limits_still_work() -> None:
+    text = (
+        _OWNER_YAML
+        + "x-hours: &hours {mon-fri: '08:00-16:00'}\n"
+        + _PEER
+        + "stakeholders:\n"
+        + "  - &sam {email: sam@corp.example, name: Sam Lee, tier: peer, working_hours: *hours}\n"
+        + "  - {<<: *sam, email: kim@corp.example, name: Kim Ito}\n"
+    ).replace("x-hours: ", "stakeholder_defaults: {working_hours: ")
+    text = text.replace("'08:00-16:00'}\n", "'08:00-16:00'}}\n", 1)
+    policy = load_policy_text(text, source="inline", fmt="yaml")
+    kim = policy.stakeholder("kim@corp.example")
+    assert kim is not None
+    assert kim.working_hours == policy.stakeholder_defaults.working_hours
+    assert (kim.name, kim.tier) == ("Kim Ito", "peer")
+
+
+def test_yaml_composer_errors_keep_their_wording() -> None:
+    assert "found undefined alias 'x'" in _only_issue("a: *x\n", "yaml").message
+    issue = _only_issue("a: &x 1\nb: &x 2\n", "yaml")
+    assert issue.line == 2
+    assert "malformed YAML: found duplicate anchor 'x'" in issue.message
+    issue = _only_issue("---\na: 1\n---\nb: 2\n", "yaml")
+    assert issue.line == 3
+    assert "expected a single document in the stream" in issue.message
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "toml"])
+def test_a_file_over_the_size_limit_is_refused_before_parsing(fmt: str, tmp_path: Path) -> None:
+    limits = PolicyLimits(max_bytes=1000)
+    text = (_OWNER_YAML if fmt == "yaml" else _OWNER_TOML) + "# padding\n" * 100
+    issue = _only_issue(text, fmt, limits)
+    assert (issue.line, issue.field) == (1, "")
+    assert "larger than 1000 bytes" in issue.message
+    assert "GOODWILL_LIMITS__POLICY_MAX_BYTES" in issue.message
+    path = tmp_path / f"big.{fmt}"
+    path.write_bytes(text.encode() + b"#" * 5_000_000)
+    [issue] = validate_policy_files([path], limits)
+    assert (issue.file, issue.line) == (str(path), 1)
+    assert "larger than 1000 bytes" in issue.message
+    assert PolicyLimits().max_bytes == 1024 * 1024
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "toml"])
+def test_more_stakeholders_than_the_limit_is_one_issue_on_the_list(fmt: str) -> None:
+    if fmt == "yaml":
+        people = "".join(
+            f"  - {{email: p{i}@corp.example, name: P, tier: peer}}\n" for i in range(4)
+        )
+        text, line = _OWNER_YAML + _PEER + "stakeholders:\n" + people, 3
+    else:
+        people = "".join(
+            f'[[stakeholders]]\nemail = "p{i}@corp.example"\nname = "P"\ntier = "peer"\n'
+            for i in range(4)
+        )
+        text, line = _OWNER_TOML + '[tiers.peer]\nevery = "4w"\n' + people, 4
+    issue = _only_issue(text, fmt, PolicyLimits(max_stakeholders=3))
+    assert (issue.line, issue.field) == (line, "stakeholders")
+    assert "4 stakeholders is more than 3" in issue.message
+    assert load_policy_text(text, source="x", fmt=fmt).stakeholders[3].email == "p3@corp.example"  # type: ignore[arg-type]
+    assert PolicyLimits().max_stakeholders == 5_000
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "line"),
+    [
+        ("yaml", _OWNER_YAML + _PEER + "stakeholders:\n  - {email: b@corp.example, name: B,\n"
+         "     tier: peer, notes: '" + "n" * 10_001 + "'}\n", 5),
+        ("toml", _OWNER_TOML + '[tiers.peer]\nevery = "4w"\n[[stakeholders]]\n'
+         'email = "b@corp.example"\nname = "B"\ntier = "peer"\n'
+         'notes = "' + "n" * 10_001 + '"\n', 8),
+    ],
+)  # fmt: skip
+def test_a_text_longer_than_the_limit_names_its_field(fmt: str, text: str, line: int) -> None:
+    issue = _only_issue(text, fmt)
+    assert (issue.line, issue.field) == (line, "stakeholders[0].notes")
+    assert "a text of 10001 characters is longer than 10000" in issue.message
+
+
+def test_a_dense_file_within_the_size_limit_is_refused_by_its_value_count() -> None:
+    text = _OWNER_YAML + "meeting: {title: [" + ",".join(["1"] * 300_000) + "]}\n"
+    assert len(text) < 1024 * 1024
+    started = time_module.monotonic()
+    issue = _only_issue(text, "yaml")
+    assert issue.line == 2
+    assert "more than 250000 values" in issue.message
+    assert time_module.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    ("snippet", "field", "message"),
+    [
+        ("tiers: {peer: {every: 99999999999999999999w}}", "tiers.peer.every",
+         "expected a cadence between 1d and 260w (like 4w or 90d), got '99999999999999999999w'"),
+        ("tiers: {peer: {every: 12h}}", "tiers.peer.every",
+         "expected a cadence between 1d and 260w (like 4w or 90d), got '12h'"),
+        ("tiers: {peer: {every: 261w}}", "tiers.peer.every", "between 1d and 260w"),
+        ("availability: {horizon: 53w}", "availability.horizon",
+         "expected a horizon of at most 52w (like 14d or 4w), got '53w'"),
+        ("availability: {horizon: 99999999999999999999d}", "availability.horizon", "at most 52w"),
+        ("availability: {min_notice: 99999999999999999999m}", "availability.min_notice",
+         "expected a notice of at most 52w (like 1d, or 0), got '99999999999999999999m'"),
+        ("availability: {buffer: 2d}", "availability.buffer",
+         "expected a buffer of at most 1d (like 10m, or 0), got '2d'"),
+        ("meeting: {duration: 99999999999999999999}", "meeting.duration",
+         "expected a meeting of at most 1d (like 30m), got 99999999999999999999 minutes"),
+        ("meeting: {duration: -99999999999999999999}", "meeting.duration",
+         "expected a duration greater than zero, got -99999999999999999999 minutes"),
+        ("etiquette: {decline_backoff: .inf}", "etiquette.decline_backoff",
+         "expected a finite number, got inf"),
+        ("etiquette: {decline_backoff: 1e300}", "etiquette.decline_backoff",
+         "expected a number <= 10"),
+    ],
+)  # fmt: skip
+def test_durations_and_numbers_out_of_range_name_the_range(
+    snippet: str, field: str, message: str
+) -> None:
+    issue = _only_issue(_OWNER_YAML + snippet + "\n", "yaml")
+    assert (issue.line, issue.field) == (2, field)
+    assert message in issue.message
+
+
+def test_duration_ranges_follow_the_limits() -> None:
+    limits = PolicyLimits(min_every=timedelta(hours=1), max_horizon=timedelta(weeks=60))
+    text = _OWNER_YAML + "tiers: {peer: {every: 12h}}\navailability: {horizon: 55w}\n"
+    policy = load_policy_text(text, source="x", fmt="yaml", limits=limits)
+    assert policy.tiers["peer"].every == timedelta(hours=12)
+    assert policy.availability.horizon == timedelta(weeks=55)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "line", "message"),
+    [
+        ("yaml", _OWNER_YAML + "stakeholders:\n  - {paused_until: 2026-02-30}\n", 3,
+         "'2026-02-30' is not a valid date (day is out of range for month); fix the value"),
+        ("yaml", _OWNER_YAML + "meeting: {duration: " + "9" * 5000 + "}\n", 2,
+         "is not a valid whole number"),
+        ("yaml", _OWNER_YAML + "x: 2026-01-01 25:00:00\n", 2, "is not a valid date"),
+        ("toml", _OWNER_TOML + "x = " + "9" * 5000 + "\n", 2, "a value cannot be read"),
+    ],
+)  # fmt: skip
+def test_values_python_cannot_hold_are_issues_not_value_errors(
+    fmt: str, text: str, line: int, message: str
+) -> None:
+    issue = _only_issue(text, fmt)
+    assert issue.line == line
+    assert message in issue.message
+
+
+def test_text_that_is_not_unicode_is_an_issue() -> None:
+    issue = _only_issue(_OWNER_YAML + "x: \ud800\n", "yaml")
+    assert (issue.line, issue.message) == (2, "the text is not valid Unicode; save it as UTF-8")
+
+
+def test_a_regex_that_backtracked_for_minutes_now_refuses_at_once() -> None:
+    started = time_module.monotonic()
+    issue = _only_issue(_OWNER_YAML + "tiers: {peer: {every: '1w" + " " * 5000 + "x'}}\n", "yaml")
+    assert issue.field == "tiers.peer.every"
+    assert "expected a duration like 30m, 2d or 4w" in issue.message
+    assert time_module.monotonic() - started < 10  # cubic before: about an hour
+
+
+def test_many_problems_are_capped_with_a_count_of_the_rest() -> None:
+    people = "".join(f"  - {{email: p{i}@corp.example, name: P, tier: nope}}\n" for i in range(150))
+    issues = _issues(_OWNER_YAML + _PEER + "stakeholders:\n" + people, "yaml")
+    assert len(issues) == 101
+    assert all("unknown tier 'nope'" in i.message for i in issues[:100])
+    assert issues[100].line == 104
+    assert issues[100].message.startswith("… and 50 more problem(s) not listed")
+
+
+# -- time zones: IANA region names only ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("zone", "message"),
+    [
+        ("EST", "'EST' is an abbreviation, not an IANA region name, and does not follow the "
+         "place's summer time; write the region of the place, like 'America/New_York', "
+         "'America/Toronto' or 'America/Detroit'"),
+        ("CET", "like 'Europe/Paris', 'Europe/Berlin' or 'Europe/Madrid'"),
+        ("EST5EDT", "'America/New_York'"),
+        ("PST", "'America/Los_Angeles'"),
+        ("US/Eastern", "'US/Eastern' is an old alias, not an IANA region name; write "
+         "'America/New_York'"),
+        ("Japan", "write 'Asia/Tokyo'"),
+        ("GMT+1", "'GMT+1' is a fixed offset from UTC, which ignores summer time; write the IANA "
+         "region name of the place, like 'Europe/Paris', 'Europe/Berlin' or 'Africa/Lagos'"),
+        ("UTC-05:00", "like 'America/New_York', 'America/Toronto' or 'America/Bogota'"),
+        ("Etc/GMT-1", "like 'Europe/Paris'"),  # POSIX sign: one hour east of UTC
+        ("Etc/GMT+5", "like 'America/New_York'"),  # five hours west
+        ("GMT", "write 'Europe/London' for the UK or 'UTC' for UTC"),
+        ("Zulu", "another name for UTC; write 'UTC'"),
+        ("Europe/Londn", "'Europe/Londn' is not an IANA time zone; did you mean 'Europe/London'?"),
+        ("Mars/Olympus", "is not an IANA time zone; use a name like Europe/London"),
+    ],
+)  # fmt: skip
+def test_legacy_and_fixed_offset_zones_are_refused_with_region_names(
+    zone: str, message: str
+) -> None:
+    issue = _only_issue(f"owner: {{email: a@corp.example, name: A, timezone: '{zone}'}}\n", "yaml")
+    assert issue.field == "owner.timezone"
+    assert message in issue.message
+    assert "GMT+0" not in issue.message
+
+
+@pytest.mark.parametrize(
+    "zone",
+    ["UTC", "Europe/London", "America/Argentina/Buenos_Aires", "Asia/Kolkata", "Asia/Calcutta"],
+)
+def test_region_names_and_utc_are_accepted(zone: str) -> None:
+    text = f"owner: {{email: a@corp.example, name: A, timezone: {zone}}}\n"
+    assert load_policy_text(text, source="x", fmt="yaml").owner.timezone == zone
+
+
+# -- the service's side: settings, PolicyBook never raises --------------------------------------
+
+
+def test_policy_limits_come_from_goodwill_limits_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert policy_limits(Settings(_env_file=None).limits) == PolicyLimits()  # type: ignore[call-arg]
+    monkeypatch.setenv("GOODWILL_LIMITS__POLICY_MAX_STAKEHOLDERS", "7")
+    monkeypatch.setenv("GOODWILL_LIMITS__POLICY_MAX_HORIZON_DAYS", "30")
+    limits = policy_limits(Settings(_env_file=None).limits)  # type: ignore[call-arg]
+    assert (limits.max_stakeholders, limits.max_horizon) == (7, timedelta(days=30))
+    monkeypatch.setenv("GOODWILL_LIMITS__POLICY_MAX_DEPTH", "100000")
+    with pytest.raises(ValueError, match="less than or equal to 200"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_policy_book_uses_its_limits_and_turns_any_exception_into_an_issue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(_OWNER_YAML + _PEER + "stakeholders:\n  - {email: b@corp.example, name: B, "
+                    "tier: peer}\n  - {email: c@corp.example, name: C, tier: peer}\n")  # fmt: skip
+    book = PolicyBook(tmp_path, PolicyLimits(max_stakeholders=1))
+    [issue] = book.load(path).issues
+    assert "2 stakeholders is more than 1" in issue.message
+    good = PolicyBook(tmp_path).load(path)
+    assert good.policy is not None
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(app_policies, "validate_policy_text", explode)
+    path.write_text(path.read_text() + "# changed\n")
+    book = PolicyBook(tmp_path)
+    pf = book.load(path)
+    assert pf.policy is None
+    [issue] = pf.issues
+    assert (issue.file, issue.line) == (str(path), 1)
+    assert issue.message.startswith("the file could not be read: RecursionError")
+    with pytest.raises(PolicyError, match="could not be read: RecursionError"):
+        load_policy(path)

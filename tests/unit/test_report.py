@@ -16,6 +16,7 @@ from scheduler.core.report import (
     UserReport,
     as_json,
     build_report,
+    owner_removed,
 )
 from scheduler.core.states import MeetingState
 from scheduler.entrypoints.rendering import render_text
@@ -229,6 +230,7 @@ RATE = {"type": ["number", "null"]}
 REPORT_SCHEMA = obj(
     "version",
     "reports",
+    "owner_removed",
     version={"const": 1},
     reports=array_of(
         obj(
@@ -242,6 +244,7 @@ REPORT_SCHEMA = obj(
             "rates",
             "paused",
             "credentials",
+            "held_replies",
             overdue=array_of(LINE),
             due_soon=array_of(LINE),
             stakeholders=array_of(LINE),
@@ -258,6 +261,33 @@ REPORT_SCHEMA = obj(
             ),
             paused=array_of(obj("email", "source", "until", "reason")),
             credentials=array_of(obj("provider", "reason", "since", "fix")),
+            held_replies=array_of(
+                obj(
+                    "id",
+                    "meeting_id",
+                    "sender",
+                    "stakeholder",
+                    "answer",
+                    "meeting_start",
+                    "received_at",
+                    "reason",
+                    "accept",
+                    id={"type": "integer"},
+                    meeting_start=NULLABLE_TIME,
+                    received_at={"type": "string"},
+                    accept={"type": "string"},
+                )
+            ),
+        )
+    ),
+    owner_removed=array_of(
+        obj(
+            "user",
+            "policy_path",
+            "since",
+            "cancel_after",
+            "meetings",
+            meetings=array_of(obj("id", "stakeholder", "start", "end", "state")),
         )
     ),
 )
@@ -302,6 +332,39 @@ def test_text_rendering_has_tables_in_the_owners_zone(policy: Policy) -> None:
     assert "Invites: 1 sent, 0 accepted (0%), 0 declined (0%), 1 awaiting an answer" in text
     assert "google: revoked since 2026-03-02 (invalid_grant)" in text
     assert render_text([]) == "No users.\n"
+
+
+def test_a_removed_owner_lists_their_open_meetings_ahead_in_json_and_text(policy: Policy) -> None:
+    since = NOW - timedelta(hours=2)
+    removed = owner_removed(
+        "Jo@Corp.Example",
+        "policies/jo.yaml",
+        since=since,
+        grace=timedelta(days=1),
+        now=NOW,
+        meetings=[
+            meeting("kim@corp.example", S.BOOKED, NOW + timedelta(days=2), mid=3),
+            meeting("sam@corp.example", S.PROPOSED, NOW + timedelta(days=1), mid=4),
+            meeting("raj@corp.example", S.BOOKED, NOW - timedelta(days=1), mid=5),  # past
+            meeting("ana@corp.example", S.CANCELLED, NOW + timedelta(days=3), mid=6),  # closed
+        ],
+    )
+    data = json.loads(json.dumps(as_json([build(policy)], [removed])))
+    jsonschema.validate(data, REPORT_SCHEMA)
+    [entry] = data["owner_removed"]
+    assert entry["user"] == "jo@corp.example"
+    assert entry["since"] == since.isoformat()
+    assert entry["cancel_after"] == (since + timedelta(days=1)).isoformat()
+    assert [(m["id"], m["state"]) for m in entry["meetings"]] == [(4, "proposed"), (3, "booked")]
+    assert as_json([build(policy)])["owner_removed"] == []
+
+    text = render_text([], [removed], now=NOW)
+    assert "Owner removed: jo@corp.example — policies/jo.yaml is gone since" in text
+    assert "cancelled at Tue 2026-03-03 07:00 UTC unless the file comes back" in text
+    assert "kim@corp.example" in text
+    assert "raj@corp.example" not in text
+    later = render_text([], [removed], now=NOW + timedelta(days=2))
+    assert "being cancelled (the grace period is over)" in later
 
 
 def test_naive_now_is_refused(policy: Policy) -> None:

@@ -14,14 +14,15 @@ import dataclasses
 import difflib
 import re
 import string
-import zoneinfo
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import PlainSerializer, PlainValidator, ValidationInfo, WithJsonSchema
 
 from scheduler.core.durations import (
+    LONGEST,
+    DurationTooLong,
     SpecError,
     SubPath,
     format_duration,
@@ -33,15 +34,21 @@ from scheduler.core.durations import (
     parse_weekly_hours,
 )
 from scheduler.core.model import WEEKDAYS, BusyRule, BusyRules, DateRange, TimeRange, WeeklyHours
+from scheduler.core.policy.limits import MAX_BUFFER, MAX_MEETING, PolicyLimits
+from scheduler.core.policy.zones import check_zone
 
 __all__ = [
     "Blackout",
+    "BufferLength",
     "Busy",
+    "Cadence",
     "Duration",
     "Email",
+    "Horizon",
     "Hours",
     "MeetingLength",
     "Mode",
+    "Notice",
     "OptionalDelay",
     "TimeZone",
     "Weekdays",
@@ -51,19 +58,111 @@ __all__ = [
 Mode = Literal["auto", "propose"]
 
 
-def _duration(value: Any, *, allow_zero: bool = False, int_minutes: bool = False) -> timedelta:
+def _duration(
+    value: Any,
+    *,
+    allow_zero: bool = False,
+    int_minutes: bool = False,
+    at_most: timedelta = LONGEST,
+) -> timedelta:
     if isinstance(value, timedelta):
         if value < timedelta(0) or (value == timedelta(0) and not allow_zero):
-            raise SpecError(f"expected a duration greater than zero, got {format_duration(value)}")
+            raise SpecError(f"expected a duration greater than zero, got {_shown(value)}")
+        if value > at_most:
+            raise DurationTooLong(
+                f"expected a duration of at most {format_duration(at_most)}, got {_shown(value)}"
+            )
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         if int_minutes or (allow_zero and value == 0):  # a bare 0 needs no unit
-            return _duration(timedelta(minutes=value), allow_zero=allow_zero)
+            if value > at_most // timedelta(minutes=1):  # compared as numbers: no overflow
+                raise DurationTooLong(
+                    f"expected a duration of at most {format_duration(at_most)}, got {value} "
+                    f"minutes"
+                )
+            if value < 0:
+                raise SpecError(f"expected a duration greater than zero, got {value} minutes")
+            return _duration(timedelta(minutes=value), allow_zero=allow_zero, at_most=at_most)
         raise SpecError(
             f"expected a duration like 30m, 2d or 4w, got the bare number {value}; add a unit "
             f"(m, h, d or w)"
         )
-    return parse_duration(value, allow_zero=allow_zero)
+    return parse_duration(value, allow_zero=allow_zero, at_most=at_most)
+
+
+def _shown(value: timedelta) -> str:
+    try:
+        return format_duration(value)
+    except ValueError:  # not whole minutes
+        return str(value)
+
+
+_DEFAULT_LIMITS = PolicyLimits()
+
+
+def policy_limits(info: ValidationInfo | None) -> PolicyLimits:
+    """The limits a validation runs under: ``context={"limits": ...}``, else the defaults."""
+    context = info.context if info is not None else None
+    limits = context.get("limits") if isinstance(context, Mapping) else None
+    return limits if isinstance(limits, PolicyLimits) else _DEFAULT_LIMITS
+
+
+def _ranged(
+    value: Any,
+    *,
+    low: timedelta,
+    high: timedelta,
+    message: str,
+    allow_zero: bool = False,
+    int_minutes: bool = False,
+) -> timedelta:
+    """A duration between ``low`` and ``high``; ``message`` (naming the range) otherwise."""
+    try:
+        got = _duration(value, allow_zero=allow_zero, int_minutes=int_minutes, at_most=high)
+    except DurationTooLong:
+        got = None
+    if got is None or got < low:
+        raise SpecError(f"{message}, got {_given(value)}")
+    return got
+
+
+def _given(value: Any) -> str:
+    if isinstance(value, timedelta):
+        return _shown(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value} minutes"
+    return repr(value)
+
+
+def _cadence(value: Any, info: ValidationInfo) -> timedelta:
+    limits = policy_limits(info)
+    return _ranged(
+        value,
+        low=limits.min_every,
+        high=limits.max_every,
+        message=f"expected a cadence {limits.every_range()} (like 4w or 90d)",
+    )
+
+
+def _horizon(value: Any, info: ValidationInfo) -> timedelta:
+    most = policy_limits(info).max_horizon
+    return _ranged(
+        value,
+        low=timedelta(minutes=1),
+        high=most,
+        message=f"expected a horizon of at most {format_duration(most)} (like 14d or 4w)",
+    )
+
+
+def _notice(value: Any, info: ValidationInfo) -> timedelta:
+    most = policy_limits(info).max_horizon
+    return _ranged(
+        value,
+        low=timedelta(0),
+        high=most,
+        allow_zero=True,
+        message=f"expected a notice of at most {format_duration(most)} (like 1d, or 0)",
+    )
 
 
 _DURATION_SCHEMA = WithJsonSchema(
@@ -80,12 +179,41 @@ OptionalDelay = Annotated[
     _AS_DURATION_TEXT,
     _DURATION_SCHEMA,
 ]
-#: A positive duration; a bare integer means minutes (``duration: 45``).
+#: A positive duration; a bare integer means minutes (``duration: 45``). At most a day.
 MeetingLength = Annotated[
     timedelta,
-    PlainValidator(lambda v: _duration(v, int_minutes=True)),
+    PlainValidator(
+        lambda v: _ranged(
+            v,
+            low=timedelta(minutes=1),
+            high=MAX_MEETING,
+            int_minutes=True,
+            message=f"expected a meeting of at most {format_duration(MAX_MEETING)} (like 30m)",
+        )
+    ),
     _AS_DURATION_TEXT,
     WithJsonSchema({"type": ["string", "integer"], "examples": ["30m", 45]}),
+]
+#: A tier's ``every``: between ``min_every`` and ``max_every`` of the :class:`PolicyLimits`.
+Cadence = Annotated[timedelta, PlainValidator(_cadence), _AS_DURATION_TEXT, _DURATION_SCHEMA]
+#: ``availability.horizon``: positive, at most ``max_horizon``.
+Horizon = Annotated[timedelta, PlainValidator(_horizon), _AS_DURATION_TEXT, _DURATION_SCHEMA]
+#: ``availability.min_notice``: zero allowed, at most ``max_horizon``.
+Notice = Annotated[timedelta, PlainValidator(_notice), _AS_DURATION_TEXT, _DURATION_SCHEMA]
+#: ``availability.buffer``: zero allowed, at most a day.
+BufferLength = Annotated[
+    timedelta,
+    PlainValidator(
+        lambda v: _ranged(
+            v,
+            low=timedelta(0),
+            high=MAX_BUFFER,
+            allow_zero=True,
+            message=f"expected a buffer of at most {format_duration(MAX_BUFFER)} (like 10m, or 0)",
+        )
+    ),
+    _AS_DURATION_TEXT,
+    _DURATION_SCHEMA,
 ]
 
 
@@ -221,22 +349,10 @@ def _email(value: str) -> str:
     return cleaned.lower()
 
 
-def _timezone(value: str) -> str:
-    name = value.strip()
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        zones = sorted(zoneinfo.available_timezones())
-        by_lower = {z.lower(): z for z in zones}
-        close = [by_lower[name.lower()]] if name.lower() in by_lower else []
-        close = close or difflib.get_close_matches(name, zones, n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else "use a name like Europe/London"
-        raise SpecError(f"{value!r} is not an IANA time zone; {hint}") from None
-    return name
-
-
 Email = Annotated[str, PlainValidator(lambda v: _email(_text(v, "an e-mail address")))]
-TimeZone = Annotated[str, PlainValidator(lambda v: _timezone(_text(v, "an IANA time zone")))]
+#: An IANA region name (``Europe/London``) or ``UTC``; abbreviations, fixed offsets and old
+#: aliases are refused with the likely region names (:mod:`scheduler.core.policy.zones`).
+TimeZone = Annotated[str, PlainValidator(lambda v: check_zone(_text(v, "an IANA time zone")))]
 
 
 def _text(value: Any, what: str) -> str:

@@ -99,6 +99,8 @@ def _message(error: Mapping[str, Any], holder: type[BaseModel] | None) -> str:
         return f"expected a whole number, got {got!r}"
     if kind.startswith("float_"):
         return f"expected a number, got {got!r}"
+    if kind == "finite_number":
+        return f"expected a finite number, got {got!r}"
     if kind.startswith("bool_"):
         return f"expected true or false, got {got!r}"
     if kind.startswith("date_"):
@@ -132,6 +134,17 @@ def _toml_syntax_issue(exc: tomllib.TOMLDecodeError, source: str) -> PolicyIssue
     match = _TOML_LINE.search(str(exc))
     line = int(match.group(1)) if match else 1
     return PolicyIssue(source, line, "", f"malformed TOML: {exc}")
+
+
+_LONG_NUMBER = re.compile(r"\d{1000,}")
+
+
+def _toml_value_issue(exc: ValueError, text: str, source: str) -> PolicyIssue:
+    """A value tomllib parsed but Python refused (an integer of thousands of digits)."""
+    match = _LONG_NUMBER.search(text)
+    line = text.count("\n", 0, match.start()) + 1 if match else 1
+    reason = str(exc).split(":", 1)[0]
+    return PolicyIssue(source, line, "", f"a value cannot be read ({reason}); fix the value")
 
 
 def _yaml_syntax_issue(exc: yaml.YAMLError, text: str, source: str) -> PolicyIssue:

@@ -1,8 +1,9 @@
 """Where each part of a policy document is written: 1-based line numbers for issues.
 
-YAML positions come from PyYAML's node tree (:func:`yaml.compose`), which also reveals duplicate
-keys that loading would silently merge. :mod:`tomllib` reports no positions, so TOML gets a small
-hand-written scanner over keys, table headers and values.
+YAML positions come from PyYAML's node tree (composed once, within the limits, by
+:mod:`scheduler.core.policy.safe_yaml`), which also reveals duplicate keys that loading would
+silently merge. :mod:`tomllib` reports no positions, so TOML gets a small hand-written scanner
+over keys, table headers and values; it also finds the line where TOML nests too deeply.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from bisect import bisect_right
 from typing import Literal, Protocol
 
 import yaml
+
+from scheduler.core.policy.limits import PolicyLimits
+from scheduler.core.policy.safe_yaml import LimitExceeded, compose
 
 __all__ = ["DocPath", "LineIndex", "PolicyFormat", "line_index"]
 
@@ -82,21 +86,33 @@ class _TomlLines(_Lines):
     A small structural scanner over text that tomllib has already accepted: it follows table
     headers (``[[stakeholders]]`` counted per array), ``key = value`` lines, inline tables and
     arrays. Anything it cannot follow just leaves that path to fall back to its parent.
+
+    It stops at the first path longer than ``max_depth`` parts and notes its line in
+    ``too_deep``, so neither it nor anything after it recurses or copies without bound.
     """
 
     _BARE = re.compile(r"[A-Za-z0-9_-]+")
     _SCALAR = re.compile(r"[^,\]}\n#]*")  # numbers, booleans, dates: up to a delimiter
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, max_depth: int = 20) -> None:
         super().__init__()
         self._text = text
         self._i = 0
+        self._max_depth = max_depth
+        self.too_deep: int | None = None
         self._newlines = [m.start() for m in re.finditer("\n", text)]
         self._counts: dict[DocPath, int] = {}
         try:
             self._document()
         except (IndexError, ValueError):
             pass  # best effort: recorded lines stay, the rest fall back to parents
+        except _TooDeep:
+            pass
+
+    def _bounded(self, length: int, line: int | None = None) -> None:
+        if length > self._max_depth:
+            self.too_deep = self._line() if line is None else line
+            raise _TooDeep
 
     def _line(self) -> int:
         return bisect_right(self._newlines, self._i - 1) + 1
@@ -162,8 +178,10 @@ class _TomlLines(_Lines):
             if self._peek(2) == "[[":
                 self._i += 2
                 key = self._key()
+                self._bounded(len(key), line)
                 self._expect("]]")
                 array = (*self._resolve(key[:-1]), key[-1])
+                self._bounded(len(array) + 1, line)
                 self._counts[array] = self._counts.get(array, -1) + 1
                 table = (*array, self._counts[array])
                 self.record(array, line)
@@ -171,8 +189,10 @@ class _TomlLines(_Lines):
             elif self._peek() == "[":
                 self._i += 1
                 key = self._key()
+                self._bounded(len(key), line)
                 self._expect("]")
                 table = self._resolve(key)
+                self._bounded(len(table), line)
                 for depth in range(1, len(table) + 1):
                     self.record(table[:depth], line)
             else:
@@ -181,6 +201,7 @@ class _TomlLines(_Lines):
     def _pair(self, table: DocPath) -> None:
         line = self._line()
         key = self._key()
+        self._bounded(len(table) + len(key), line)
         self._expect("=")
         path = (*table, *key)
         for depth in range(len(table) + 1, len(path) + 1):
@@ -209,6 +230,7 @@ class _TomlLines(_Lines):
                 if self._peek() == "]":
                     self._i += 1
                     return
+                self._bounded(len(path) + 1)
                 self.record((*path, index), self._line())
                 self._value((*path, index))
                 index += 1
@@ -230,14 +252,22 @@ class _TomlLines(_Lines):
             self._i = match.end() if match else self._i + 1
 
 
-def line_index(text: str, fmt: PolicyFormat) -> LineIndex:
+class _TooDeep(Exception):
+    pass
+
+
+def line_index(text: str, fmt: PolicyFormat, limits: PolicyLimits | None = None) -> LineIndex:
     """Where each path of a policy document is written (1-based lines), for either format.
 
-    Text that does not parse gets an index that answers line 1 for every path.
+    Text that does not parse, or breaks ``limits``, gets an index that answers line 1 (or the
+    nearest line found) for every path.
     """
+    limits = limits or PolicyLimits()
     if fmt == "toml":
-        return _TomlLines(text)
+        return _TomlLines(text, limits.max_depth)
     try:
-        return _YamlLines(yaml.compose(text, Loader=yaml.SafeLoader))
-    except yaml.YAMLError:
+        root, loader = compose(text, limits)
+    except (yaml.YAMLError, LimitExceeded):
         return _Lines()
+    loader.dispose()
+    return _YamlLines(root)

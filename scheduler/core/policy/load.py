@@ -3,6 +3,10 @@
 Nothing here reads files; :mod:`scheduler.app.policies` reads them and hands the text over.
 :func:`load_policy_text` raises :class:`~scheduler.core.errors.PolicyError` carrying *every*
 problem found; :func:`validate_policy_text` returns them along with the line index.
+
+The text is untrusted: :class:`~scheduler.core.policy.limits.PolicyLimits` bound its size (checked
+first), nesting, values (YAML aliases counted as copies), texts and stakeholders before the
+expensive steps run, and each broken limit is one ``FILE:LINE`` issue like any other.
 """
 
 from __future__ import annotations
@@ -20,12 +24,26 @@ from scheduler.core.policy.issues import (
     _field_name,
     _issues,
     _toml_syntax_issue,
+    _toml_value_issue,
     _yaml_syntax_issue,
 )
+from scheduler.core.policy.limits import LimitHit, PolicyLimits, check_data
 from scheduler.core.policy.lines import LineIndex, PolicyFormat, _Lines, _TomlLines, _YamlLines
+from scheduler.core.policy.safe_yaml import BadValue, LimitExceeded, compose, construct
 from scheduler.core.policy.schema import Policy
 
-__all__ = ["LoadResult", "load_policy_text", "policy_to_data", "validate_policy_text"]
+__all__ = [
+    "MAX_ISSUES",
+    "LoadResult",
+    "PolicyLimits",
+    "load_policy_text",
+    "policy_to_data",
+    "validate_policy_text",
+]
+
+#: At most this many issues are listed per file (then one line says how many more there are).
+MAX_ISSUES = 100
+_DEFAULT_LIMITS = PolicyLimits()
 
 
 @dataclasses.dataclass
@@ -38,32 +56,104 @@ class LoadResult:
     lines: LineIndex = dataclasses.field(default_factory=_Lines)
 
 
-def _parse(text: str, source: str, fmt: PolicyFormat) -> tuple[Any, _Lines, list[PolicyIssue]]:
-    """Parse to plain data plus line numbers; syntax errors become issues, never tracebacks."""
-    if fmt == "toml":
-        try:
-            data: Any = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            return None, _Lines(), [_toml_syntax_issue(exc, source)]
-        return data, _TomlLines(text), []
+def _hit_issue(hit: LimitHit, lines: _Lines, source: str) -> PolicyIssue:
+    line = hit.line if hit.line is not None else lines.line_of(hit.path)
+    return PolicyIssue(source, line, _field_name(hit.path) if hit.field else "", hit.message)
+
+
+def _parse_toml(
+    text: str, source: str, limits: PolicyLimits
+) -> tuple[Any, _Lines, list[PolicyIssue]]:
+    # The line scanner runs first: it stops at the first path nested too deeply (and tells
+    # where) before tomllib, which recurses once per level, ever sees it.
+    lines = _TomlLines(text, limits.max_depth)
+    if lines.too_deep is not None:
+        return None, lines, [PolicyIssue(source, lines.too_deep, "", limits.too_deep())]
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data: Any = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return None, _Lines(), [_toml_syntax_issue(exc, source)]
+    except RecursionError:  # nesting the scanner could not follow
+        return None, lines, [PolicyIssue(source, 1, "", limits.too_deep())]
+    except ValueError as exc:  # a value Python refuses, e.g. an integer of 5,000 digits
+        return None, lines, [_toml_value_issue(exc, text, source)]
+    hit = check_data(data, limits)
+    if hit is not None:
+        return None, lines, [_hit_issue(hit, lines, source)]
+    return data, lines, []
+
+
+def _parse_yaml(
+    text: str, source: str, limits: PolicyLimits
+) -> tuple[Any, _Lines, list[PolicyIssue]]:
+    try:
+        root, loader = compose(text, limits)
+    except LimitExceeded as exc:
+        return None, _Lines(), [_hit_issue(exc.hit, _Lines(), source)]
     except yaml.YAMLError as exc:
         return None, _Lines(), [_yaml_syntax_issue(exc, text, source)]
-    lines = _YamlLines(root)
+    lines = _YamlLines(root)  # before constructing: merge keys are flattened in place
+    try:
+        data = construct(root, loader)
+    except BadValue as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 1
+        return None, lines, [PolicyIssue(source, line, "", str(exc.problem))]
+    except yaml.YAMLError as exc:
+        return None, lines, [_yaml_syntax_issue(exc, text, source)]
     duplicates = [
         PolicyIssue(source, lines.line_of(p), _field_name(p), m) for p, m in lines.duplicates
     ]
     return data, lines, duplicates
 
 
-def validate_policy_text(text: str, source: str, fmt: PolicyFormat, digest: str) -> LoadResult:
-    """Validate policy text without raising; ``digest`` becomes the policy's ``content_hash``."""
+def _parse(
+    text: str, source: str, fmt: PolicyFormat, limits: PolicyLimits
+) -> tuple[Any, _Lines, list[PolicyIssue]]:
+    """Parse to plain data plus line numbers; syntax errors become issues, never tracebacks."""
+    if fmt == "toml":
+        return _parse_toml(text, source, limits)
+    return _parse_yaml(text, source, limits)
+
+
+def _capped(issues: list[PolicyIssue], source: str) -> list[PolicyIssue]:
+    if len(issues) <= MAX_ISSUES:
+        return issues
+    rest = len(issues) - MAX_ISSUES
+    more = f"… and {rest} more problem(s) not listed; fix the ones above and validate again"
+    return [*issues[:MAX_ISSUES], PolicyIssue(source, issues[MAX_ISSUES].line, "", more)]
+
+
+def _size_issue(text: str, source: str, limits: PolicyLimits) -> PolicyIssue | None:
+    """A text too big (checked before any parsing), or not encodable as UTF-8."""
+    if len(text) > limits.max_bytes:  # characters: at least one byte each
+        return PolicyIssue(source, 1, "", limits.too_big(len(text)))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        return PolicyIssue(source, line, "", "the text is not valid Unicode; save it as UTF-8")
+    return PolicyIssue(source, 1, "", limits.too_big(size)) if size > limits.max_bytes else None
+
+
+def validate_policy_text(
+    text: str,
+    source: str,
+    fmt: PolicyFormat,
+    digest: str,
+    limits: PolicyLimits | None = None,
+) -> LoadResult:
+    """Validate policy text without raising; ``digest`` becomes the policy's ``content_hash``.
+
+    ``limits`` (default: the documented :class:`PolicyLimits`) bound what is accepted.
+    """
+    limits = limits or _DEFAULT_LIMITS
+    too_big = _size_issue(text, source, limits)
+    if too_big is not None:
+        return LoadResult(None, [too_big], _Lines())
     empty = "the file is empty (no settings); expected a policy starting with owner: {...}"
     if not text.strip():
         return LoadResult(None, [PolicyIssue(source, 1, "", empty)], _Lines())
-    data, lines, issues = _parse(text, source, fmt)
+    data, lines, issues = _parse(text, source, fmt, limits)
     if issues and data is None:
         return LoadResult(None, issues, lines)
     if data is None or data == {}:  # only comments: YAML gives None, TOML an empty table
@@ -74,27 +164,35 @@ def validate_policy_text(text: str, source: str, fmt: PolicyFormat, digest: str)
             f"got {type(data).__name__}"
         )
         return LoadResult(None, [PolicyIssue(source, lines.line_of(()), "", message)], lines)
+    people = data.get("stakeholders")
+    if isinstance(people, list) and len(people) > limits.max_stakeholders:
+        message = limits.too_many_stakeholders(len(people))
+        where = lines.line_of(("stakeholders",))
+        return LoadResult(None, [PolicyIssue(source, where, "stakeholders", message)], lines)
     try:
-        policy = Policy.model_validate(data)
+        policy = Policy.model_validate(data, context={"limits": limits})
     except ValidationError as exc:
         issues += _issues(exc, lines, source)
-        return LoadResult(None, sorted(issues, key=lambda i: i.line), lines)
+        return LoadResult(None, _capped(sorted(issues, key=lambda i: i.line), source), lines)
     if issues:
-        return LoadResult(None, issues, lines)
+        return LoadResult(None, _capped(issues, source), lines)
     policy._source = source
     policy._content_hash = digest
     return LoadResult(policy, [], lines)
 
 
-def load_policy_text(text: str, *, source: str, fmt: PolicyFormat) -> Policy:
+def load_policy_text(
+    text: str, *, source: str, fmt: PolicyFormat, limits: PolicyLimits | None = None
+) -> Policy:
     """Validate policy text; ``source`` names it in issues. ``content_hash`` hashes the UTF-8.
 
     Raises:
         PolicyError: listing every problem found, each with source, line, field and a fix.
     """
-    loaded = validate_policy_text(
-        text, source, fmt, hashlib.sha256(text.encode("utf-8")).hexdigest()
-    )
+    limits = limits or _DEFAULT_LIMITS
+    # Hashed only when it may load at all; invalid text is reported below, not raised here.
+    raw = text.encode("utf-8", "surrogatepass") if len(text) <= limits.max_bytes else b""
+    loaded = validate_policy_text(text, source, fmt, hashlib.sha256(raw).hexdigest(), limits)
     if loaded.policy is None:
         raise PolicyError(loaded.issues)
     return loaded.policy

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, time, timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -37,13 +38,15 @@ from scheduler.core.policy.fields import (
     _EMAIL_RE,
     _TITLE_PLACEHOLDERS,
     Blackout,
+    BufferLength,
     Busy,
-    Duration,
+    Cadence,
     Email,
+    Horizon,
     Hours,
     MeetingLength,
     Mode,
-    OptionalDelay,
+    Notice,
     TimeZone,
     Weekdays,
     Window,
@@ -55,6 +58,7 @@ from scheduler.core.policy.fields import (
     _fits,
     _outside,
 )
+from scheduler.core.policy.reschedule import RescheduleRule
 
 __all__ = [
     "Availability",
@@ -89,12 +93,37 @@ class Owner(_Section):
         return self.person.first_name
 
 
+def _http_url(value: str) -> str:
+    """``value`` when it is an http:// or https:// URL with a host (and a valid port)."""
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        ok = ok and (parts.port is None or parts.port > 0)
+    except ValueError:  # a port that is no number, a broken IPv6 address
+        ok = False
+    if ok and not any(char.isspace() or not char.isprintable() for char in value):
+        return value
+    hint = ""
+    if value.lower().startswith("webcal://"):
+        rest = value[len("webcal://") :]
+        hint = f" (webcal:// feeds are read over https://: write https://{rest})"
+    raise SpecError(
+        "expected an http:// or https:// URL with a host, like https://caldav.corp.example/dav/, "
+        f"got {value!r}{hint}"
+    )
+
+
 class CalendarRef(_Section):
     """Where the owner's calendar lives. ``url`` is the ICS feed or CalDAV collection."""
 
     provider: Literal["google", "microsoft", "caldav", "ics"] = "ics"
     url: str | None = None
     calendar_id: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
 
 
 class MeetingDefaults(_Section):
@@ -152,9 +181,9 @@ class Availability(_Section):
     working_hours: Hours = Field(default_factory=_default_hours)
     windows: tuple[Window, ...] = ()
     lunch_window: Window = TimeRange(time(11, 30), time(14, 0))
-    min_notice: OptionalDelay = timedelta(days=1)
-    horizon: Duration = timedelta(days=14)
-    buffer: OptionalDelay = timedelta(minutes=10)
+    min_notice: Notice = timedelta(days=1)
+    horizon: Horizon = timedelta(days=14)
+    buffer: BufferLength = timedelta(minutes=10)
     max_per_day: int = Field(1, ge=1)
     max_per_week: int = Field(3, ge=1)
     no_meeting_days: Weekdays = frozenset()
@@ -206,8 +235,10 @@ class StakeholderDefaults(_Section):
 class Tier(_Section):
     """How often to meet everyone in the tier, and whether booking needs approval."""
 
-    every: Duration
+    every: Cadence
     mode: Mode = "propose"
+    #: What to do when a booked coffee in this tier gets a conflict (None: the policy's rule).
+    reschedule: RescheduleRule | None = None
 
 
 class Stakeholder(_Section):
@@ -227,8 +258,12 @@ class Stakeholder(_Section):
     paused_until: date | None = None
     mode: Mode | None = None
     notes: str | None = None
+    #: Other addresses this person answers invitations from (a personal account, an old
+    #: address): an e-mailed reply from one of them is applied as theirs.
+    aliases: tuple[Email, ...] = ()
 
     _power_list = field_validator("power", mode="before")(_as_tuple_of_text)
+    _alias_list = field_validator("aliases", mode="before")(_as_tuple_of_text)
 
 
 class Etiquette(_Section):
@@ -240,7 +275,7 @@ class Etiquette(_Section):
         max_per_stakeholder_per_week: invitations to one person per week, at most.
     """
 
-    decline_backoff: float = Field(0.5, gt=0)
+    decline_backoff: float = Field(0.5, gt=0, le=10, allow_inf_nan=False)
     max_unanswered: int = Field(3, ge=1)
     max_per_stakeholder_per_week: int = Field(1, ge=1)
 
@@ -261,6 +296,7 @@ class Policy(_Section):
     tiers: dict[str, Tier] = Field(default_factory=dict)
     stakeholders: list[Stakeholder] = Field(default_factory=list)
     etiquette: Etiquette = Etiquette()
+    reschedule: RescheduleRule = RescheduleRule()
 
     _source: str = PrivateAttr("<memory>")
     _content_hash: str = PrivateAttr("")
@@ -464,6 +500,7 @@ def _stakeholder_problems(
             problems.append(((index, "email"), message))
         else:
             first_seen[person.email] = index
+        problems.extend(_alias_problems(index, person, people, domains, owner))
         if (
             meeting is not None
             and person.working_hours is not None
@@ -475,6 +512,55 @@ def _stakeholder_problems(
             )
             problems.append(((index, "working_hours"), message))
     return SpecError(problems) if problems else None
+
+
+#: The most aliases one stakeholder may list.
+MAX_ALIASES = 20
+
+
+def _alias_problems(
+    index: int,
+    person: Stakeholder,
+    people: list[tuple[int, Stakeholder]],
+    domains: list[str] | None,
+    owner: Owner | None,
+) -> list[tuple[SubPath, str]]:
+    """An alias answers for ``person`` only: it must be in the allowed domains and belong to
+    nobody else in the file (the owner, another stakeholder, or another's alias)."""
+    problems: list[tuple[SubPath, str]] = []
+    if len(person.aliases) > MAX_ALIASES:
+        problems.append(
+            (
+                (index, "aliases"),
+                f"{len(person.aliases)} aliases; list at most {MAX_ALIASES} addresses",
+            )
+        )
+    for n, alias in enumerate(person.aliases):
+        at: SubPath = (index, "aliases", n)
+        if domains and _domain(alias) not in domains:
+            problems.append((at, _outside(alias, domains, "remove this alias")))
+        elif alias == person.email or alias in person.aliases[:n]:
+            problems.append((at, f"{alias} is listed already for this stakeholder; remove it"))
+        elif owner is not None and alias == owner.email:
+            problems.append((at, f"{alias} is the owner's own address; remove this alias"))
+        else:
+            other = next(
+                (
+                    (i, o)
+                    for i, o in people
+                    if i != index and (alias == o.email or alias in o.aliases)
+                ),
+                None,
+            )
+            if other is not None:
+                problems.append(
+                    (
+                        at,
+                        f"{alias} belongs to stakeholders[{other[0]}] ({other[1].email}); an "
+                        "address may answer for one person only, remove it here or there",
+                    )
+                )
+    return problems
 
 
 def _undefined_tier(name: str, tiers: Mapping[str, Tier]) -> str:

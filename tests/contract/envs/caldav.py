@@ -12,12 +12,14 @@ does — an iMIP REPLY e-mail — which we parse and apply to the organizer's co
 from __future__ import annotations
 
 import atexit
+import hashlib
 import shutil
 import tempfile
 import threading
 from datetime import UTC, datetime
+from email import message_from_bytes
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, default
 from pathlib import Path
 from uuid import uuid4
 
@@ -154,7 +156,14 @@ class CalDAVContractEnv:
 
     def count_events(self, organizer_email: str) -> int:
         """Non-cancelled events stored in the organizer's calendar (read at the server)."""
-        url = self._calendar.calendar_url(organizer_email)
+        return sum(
+            1
+            for event in self._stored_events(organizer_email)
+            if str(event.get("STATUS", "")).upper() != "CANCELLED"
+        )
+
+    def _stored_events(self, email: str) -> list[icalendar.Component]:
+        url = self._calendar.calendar_url(email)
         listing = httpx.request(
             "PROPFIND",
             url,
@@ -164,17 +173,77 @@ class CalDAVContractEnv:
             timeout=10.0,
         )
         listing.raise_for_status()
-        count = 0
+        events: list[icalendar.Component] = []
         for chunk in listing.text.split("href>")[1:]:
             href = chunk.split("<", 1)[0]
             if not href.endswith(".ics"):
                 continue
             body = httpx.get(str(httpx.URL(url).join(href)), auth=self._auth, timeout=10.0)
             body.raise_for_status()
-            for event in icalendar.Calendar.from_ical(body.content).walk("VEVENT"):
-                if str(event.get("STATUS", "")).upper() != "CANCELLED":
-                    count += 1
-        return count
+            events.extend(icalendar.Calendar.from_ical(body.content).walk("VEVENT"))
+        return events
+
+    #: Radicale answers the free-busy REPORT: opaque periods, no event detail, so no key.
+    owner_keys_hidden: str | None = "Radicale's free-busy REPORT carries no event detail"
+
+    def count_creates(self, organizer_email: str) -> int:
+        """Events stored in the organizer's calendar, cancelled ones included."""
+        return len(self._stored_events(organizer_email))
+
+    def _itip_mails(self, attendee_email: str) -> list[tuple[str, icalendar.Component]]:
+        """``(METHOD, VEVENT)`` of every iMIP message the sink received for the attendee."""
+        found = []
+        for received in self._sink.to(attendee_email):
+            mail = message_from_bytes(received.data, policy=default)
+            for part in mail.walk():
+                if part.get_content_type() != "text/calendar":
+                    continue
+                content = part.get_content()
+                cal = icalendar.Calendar.from_ical(
+                    content.encode() if isinstance(content, str) else content
+                )
+                method = str(cal.get("METHOD", "")).upper()
+                found.extend((method, event) for event in cal.walk("VEVENT"))
+        return found
+
+    def updates_sent(self, attendee_email: str, provider_event_id: str) -> int:
+        """iMIP REQUESTs for the event with SEQUENCE > 0 mailed to the attendee."""
+        return sum(
+            1
+            for method, event in self._itip_mails(attendee_email)
+            if method == "REQUEST"
+            and str(event.get("UID")) == provider_event_id
+            and int(event.get("SEQUENCE", 0)) > 0
+        )
+
+    def deliver_mail(self) -> None:
+        """The attendee's client files each invite in their calendar: per UID, the message
+        with the highest SEQUENCE wins (a REQUEST as the event, a CANCEL as cancelled)."""
+        latest: dict[str, tuple[int, str, icalendar.Component]] = {}
+        for method, event in self._itip_mails(self.attendee.email):
+            uid, sequence = str(event.get("UID")), int(event.get("SEQUENCE", 0))
+            if method in ("REQUEST", "CANCEL") and (
+                uid not in latest or sequence >= latest[uid][0]
+            ):
+                latest[uid] = (sequence, method, event)
+        for uid, (_, method, event) in latest.items():
+            copy = icalendar.Calendar()
+            copy.add("prodid", "-//attendee client//EN")
+            copy.add("version", "2.0")
+            if method == "CANCEL":
+                event.pop("STATUS", None)
+                event.add("status", "CANCELLED")
+            copy.add_component(event)
+            name = hashlib.sha256(uid.encode()).hexdigest()[:32]
+            url = self._calendar.calendar_url(self.attendee.email) + f"{name}.ics"
+            response = httpx.put(
+                url,
+                content=copy.to_ical(),
+                auth=self._auth,
+                headers={"Content-Type": "text/calendar; charset=utf-8"},
+                timeout=10.0,
+            )
+            response.raise_for_status()
 
     @property
     def invites_sent(self) -> int:

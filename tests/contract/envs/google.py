@@ -84,6 +84,29 @@ class GoogleEnv:
     def count_events(self, organizer_email: str) -> int:
         return len(self.emulator.events(organizer_email))
 
+    #: events.list on the owner's calendar returns our private extended property.
+    owner_keys_hidden: str | None = None
+
+    def count_creates(self, organizer_email: str) -> int:
+        return sum(
+            1
+            for r in self.emulator.requests_to("POST", "/events")
+            if r.user == organizer_email.lower()
+        )
+
+    def updates_sent(self, attendee_email: str, provider_event_id: str) -> int:
+        """Patches of the event's times with ``sendUpdates=all`` (Google mails each guest)."""
+        return sum(
+            1
+            for r in self.emulator.requests_to("PATCH", f"/events/{provider_event_id}")
+            if r.query.get("sendUpdates") == ["all"]
+            and isinstance(r.body, dict)
+            and ("start" in r.body or "end" in r.body)
+        )
+
+    def deliver_mail(self) -> None:
+        """Google puts invites and updates on the guest's calendar itself."""
+
     def close(self) -> None:
         self.emulator.stop()
         assert self.emulator.schema_violations == [], self.emulator.schema_violations

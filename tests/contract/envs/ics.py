@@ -47,6 +47,36 @@ class IcsEnv:
             if "RECURRENCE-ID" not in event and str(event.get("STATUS", "")).upper() != "CANCELLED"
         )
 
+    #: Our events carry X-GOODWILL-KEY, and the connector reads the files with full detail.
+    owner_keys_hidden: str | None = None
+
+    def count_creates(self, organizer_email: str) -> int:
+        """Every event in the organizer's file, cancelled ones included."""
+        calendar = icalendar.Calendar.from_ical((self.root / f"{organizer_email}.ics").read_bytes())
+        return sum(1 for event in calendar.walk("VEVENT") if "RECURRENCE-ID" not in event)
+
+    def updates_sent(self, attendee_email: str, provider_event_id: str) -> int:
+        """iTIP REQUESTs for the event with SEQUENCE > 0 in the outbox, addressed to them."""
+        outbox = self.root / "outbox"
+        count = 0
+        for path in sorted(outbox.glob("*.ics")) if outbox.is_dir() else []:
+            message = icalendar.Calendar.from_ical(path.read_bytes())
+            if str(message.get("METHOD", "")).upper() != "REQUEST":
+                continue
+            for event in message.walk("VEVENT"):
+                attendees = event.get("ATTENDEE")
+                listed = attendees if isinstance(attendees, list) else [attendees]
+                if (
+                    str(event.get("UID")) == provider_event_id
+                    and int(event.get("SEQUENCE", 0)) > 0
+                    and f"mailto:{attendee_email}".lower() in {str(a).lower() for a in listed}
+                ):
+                    count += 1
+        return count
+
+    def deliver_mail(self) -> None:
+        """The connector writes the attendee's copy itself (their file exists)."""
+
     def close(self) -> None:
         """Nothing to stop: the directory lives in pytest's tmp_path."""
 

@@ -47,6 +47,20 @@ class MicrosoftEnv:
     def count_events(self, organizer_email: str) -> int:
         return len(self.emulator.events_of(organizer_email))
 
+    #: Busy time comes from getSchedule, whose items carry no extended properties.
+    owner_keys_hidden: str | None = "getSchedule items carry no extended properties"
+
+    def count_creates(self, organizer_email: str) -> int:
+        path = f"/users/{organizer_email.lower()}/events"
+        return sum(1 for c in self.emulator.calls if c.method == "POST" and c.path.lower() == path)
+
+    def updates_sent(self, attendee_email: str, provider_event_id: str) -> int:
+        """Updates Graph sent the attendee after a PATCH of the event's times."""
+        return self.emulator.updates_sent.count((provider_event_id, attendee_email.lower()))
+
+    def deliver_mail(self) -> None:
+        """Exchange puts invites and updates on the attendee's calendar itself."""
+
     def close(self) -> None:
         violations = list(self.emulator.schema_violations)
         self.emulator.close()

@@ -1,0 +1,298 @@
+"""Limits on untrusted policy input, and the checks that apply them before any big work is done.
+
+A policy file is written by a user, so the loader treats it as untrusted: a file nested 20,000
+levels deep, a kilobyte of YAML aliases that expands into gigabytes, or a cadence of
+``99999999999999999999w`` must each end as one ``FILE:LINE: field: message`` issue, quickly.
+:class:`PolicyLimits` holds the limits (defaults are the documented ones; the service builds one
+from ``GOODWILL_LIMITS__POLICY_*`` settings). The checks here are pure and linear in the text:
+
+- :func:`check_yaml_events` walks PyYAML's event stream (no nodes or objects built yet) and
+  refuses too deep a nesting, too long a text, and more values than allowed, counting every
+  alias as a copy of what it names (so an alias bomb is refused at the alias that overflows);
+- :func:`check_data` does the same over parsed TOML data (TOML has no aliases).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import yaml
+from yaml.composer import ComposerError
+
+from scheduler.core.durations import LONGEST, format_duration
+
+__all__ = ["LIMIT_SETTINGS", "LimitHit", "PolicyLimits", "check_data", "check_yaml_events"]
+
+#: The setting that raises each limit, named in messages so an operator knows what to change.
+LIMIT_SETTINGS = {
+    "max_bytes": "GOODWILL_LIMITS__POLICY_MAX_BYTES",
+    "max_depth": "GOODWILL_LIMITS__POLICY_MAX_DEPTH",
+    "max_values": "GOODWILL_LIMITS__POLICY_MAX_VALUES",
+    "max_stakeholders": "GOODWILL_LIMITS__POLICY_MAX_STAKEHOLDERS",
+    "max_string": "GOODWILL_LIMITS__POLICY_MAX_STRING",
+    "min_every": "GOODWILL_LIMITS__POLICY_MIN_EVERY_DAYS",
+    "max_every": "GOODWILL_LIMITS__POLICY_MAX_EVERY_DAYS",
+    "max_horizon": "GOODWILL_LIMITS__POLICY_MAX_HORIZON_DAYS",
+}
+
+#: The deepest nesting a limit may allow: composing and walking YAML nodes recurse per level.
+_DEEPEST = 200
+#: A meeting lasts at most a day, and a buffer around it is at most a day (fixed, not settings).
+MAX_MEETING = timedelta(days=1)
+MAX_BUFFER = timedelta(days=1)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PolicyLimits:
+    """How much untrusted policy input the loader accepts. Defaults are the documented ones.
+
+    Attributes:
+        max_bytes: largest file, in bytes (UTF-8); checked before parsing.
+        max_depth: deepest nesting: a value's path may have at most this many parts
+            (``stakeholders[0].working_hours.mon-fri[0]`` has 5).
+        max_values: most values in one file (every key, list item and scalar; a YAML alias
+            counts as a copy of what it names, so aliases cannot expand past this).
+        max_stakeholders: most entries under ``stakeholders``.
+        max_string: longest text (any key or value), in characters.
+        min_every: shortest tier cadence (``every``).
+        max_every: longest tier cadence.
+        max_horizon: longest ``availability.horizon`` (and ``min_notice``).
+    """
+
+    max_bytes: int = 1024 * 1024
+    max_depth: int = 20
+    max_values: int = 250_000
+    max_stakeholders: int = 5_000
+    max_string: int = 10_000
+    min_every: timedelta = timedelta(days=1)
+    max_every: timedelta = timedelta(weeks=260)
+    max_horizon: timedelta = timedelta(weeks=52)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_depth <= _DEEPEST:
+            raise ValueError(f"max_depth must be 1..{_DEEPEST} (parsing recurses that deep)")
+        if min(self.max_bytes, self.max_values, self.max_stakeholders, self.max_string) < 1:
+            raise ValueError("policy size limits must be at least 1")
+        if not timedelta(0) < self.min_every <= self.max_every <= LONGEST:
+            raise ValueError(f"need 0 < min_every <= max_every <= {format_duration(LONGEST)}")
+        if not timedelta(0) < self.max_horizon <= LONGEST:
+            raise ValueError(f"need 0 < max_horizon <= {format_duration(LONGEST)}")
+
+    def too_big(self, size: int) -> str:
+        """The message for a file of ``size`` bytes above :attr:`max_bytes`."""
+        return (
+            f"the file is larger than {_size(self.max_bytes)} ({self.max_bytes} bytes), the "
+            f"most a policy may be; a policy this big is almost certainly not one (split it, or "
+            f"an operator can raise {LIMIT_SETTINGS['max_bytes']})"
+        )
+
+    def too_deep(self) -> str:
+        return (
+            f"nested more than {self.max_depth} levels deep (a policy needs about 5, as in "
+            f"stakeholders[0].working_hours.mon-fri[0]); remove the extra brackets or "
+            f"indentation (the limit is {LIMIT_SETTINGS['max_depth']})"
+        )
+
+    def too_many_values(self) -> str:
+        return (
+            f"the file holds more than {self.max_values} values (keys, list items and texts; "
+            f"a YAML alias counts as a copy of what it names); remove the repetition or the "
+            f"nested aliases (the limit is {LIMIT_SETTINGS['max_values']})"
+        )
+
+    def too_long(self, length: int) -> str:
+        return (
+            f"a text of {length} characters is longer than {self.max_string}, the most a "
+            f"policy value may be; shorten it (the limit is {LIMIT_SETTINGS['max_string']})"
+        )
+
+    def too_many_stakeholders(self, count: int) -> str:
+        return (
+            f"{count} stakeholders is more than {self.max_stakeholders}, the most one policy "
+            f"may list; split the list (or an operator can raise "
+            f"{LIMIT_SETTINGS['max_stakeholders']})"
+        )
+
+    def every_range(self) -> str:
+        return f"between {format_duration(self.min_every)} and {format_duration(self.max_every)}"
+
+
+def _size(n: int) -> str:
+    if n >= 1024 * 1024 and n % (1024 * 1024) == 0:
+        return f"{n // (1024 * 1024)} MiB"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024} KiB"
+    return f"{n} bytes"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LimitHit:
+    """Where a limit was hit, and why.
+
+    Attributes:
+        message: what to fix.
+        line: the 1-based line (YAML; ``None`` for TOML, where ``path`` gives the line).
+        path: the document path of the value concerned, e.g. ``("stakeholders", 3, "notes")``.
+        field: whether ``path`` names the field to fix (a long text), or only shows where the
+            limit was crossed (too deep, too many values).
+    """
+
+    message: str
+    line: int | None = None
+    path: tuple[str | int, ...] = ()
+    field: bool = False
+
+
+@dataclasses.dataclass(slots=True)
+class _Open:
+    """One mapping or sequence being read: where it started and what it holds so far."""
+
+    anchor: str | None
+    values_before: int
+    depth: int
+    deepest: int
+    mapping: bool
+    children: int = 0  # events read inside (a mapping alternates key, value)
+    key: str | int = ""  # a mapping's latest key
+
+
+def _path(stack: list[_Open]) -> tuple[str | int, ...]:
+    """The document path of the value the next event starts (a key: its mapping's path)."""
+    path: list[str | int] = []
+    for frame in stack:
+        if frame.mapping:
+            if frame.children % 2 == 0:
+                break  # the next event is a key
+            path.append(frame.key)
+        else:
+            path.append(frame.children)
+    return tuple(path)
+
+
+def _read_child(stack: list[_Open], key: str | int = "?") -> None:
+    """Count one finished value in the innermost mapping or sequence."""
+    if stack:
+        parent = stack[-1]
+        if parent.mapping and parent.children % 2 == 0:
+            parent.key = key
+        parent.children += 1
+
+
+def check_yaml_events(events: Iterable[yaml.Event], limits: PolicyLimits) -> LimitHit | None:
+    """Refuse a YAML event stream that breaks a limit; ``None`` when it keeps to all of them.
+
+    Linear in the number of events: nothing is composed or constructed. An alias adds the
+    number of values (and the nesting) of what it names, so nested aliases are counted as if
+    written out; an alias inside the value it names (a cycle) is refused outright.
+
+    Raises:
+        yaml.YAMLError: a syntax error from the parser; or what composing would refuse (an
+            undefined alias, a duplicate anchor, a second document), worded as PyYAML's
+            composer words it, so that composing a stream that passed cannot fail.
+    """
+    values = 0
+    stack: list[_Open] = []
+    sizes: dict[str, tuple[int, int]] = {}  # anchor -> (values, nesting below it)
+    anchors: dict[str, Any] = {}  # anchor -> its mark (libyaml's or PyYAML's Mark)
+    root: Any = None  # the mark where the (first) document's content starts
+    documents = 0
+    for event in events:
+        depth = len(stack)  # the path length of the value this event starts
+        mark: Any = event.start_mark
+        line = mark.line + 1 if mark is not None else 1
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise ComposerError(
+                    "expected a single document in the stream",
+                    root,
+                    "but found another document",
+                    mark,
+                )
+            continue
+        if isinstance(event, yaml.NodeEvent) and root is None:
+            root = mark
+        if anchor is not None and not isinstance(event, yaml.AliasEvent):
+            if anchor in anchors:
+                raise ComposerError(
+                    f"found duplicate anchor {anchor!r}; first occurrence",
+                    anchors[anchor],
+                    "second occurrence",
+                    mark,
+                )
+            anchors[anchor] = mark
+        if isinstance(event, yaml.ScalarEvent):
+            values += 1
+            if len(event.value) > limits.max_string:
+                return LimitHit(limits.too_long(len(event.value)), line, _path(stack), True)
+            if event.anchor is not None:
+                sizes[event.anchor] = (1, 0)
+            height = 0
+        elif isinstance(event, yaml.CollectionStartEvent):
+            values += 1
+            if depth > limits.max_depth:
+                return LimitHit(limits.too_deep(), line, _path(stack))
+            if values > limits.max_values:
+                return LimitHit(limits.too_many_values(), line, _path(stack))
+            mapping = isinstance(event, yaml.MappingStartEvent)
+            stack.append(_Open(event.anchor, values - 1, depth, depth, mapping))
+            continue
+        elif isinstance(event, yaml.CollectionEndEvent):
+            if not stack:
+                continue
+            done = stack.pop()
+            if done.anchor is not None:
+                sizes[done.anchor] = (values - done.values_before, done.deepest - done.depth)
+            if stack:
+                stack[-1].deepest = max(stack[-1].deepest, done.deepest)
+            _read_child(stack)
+            continue
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in sizes:
+                if any(o.anchor == event.anchor for o in stack):
+                    message = (
+                        f"the alias *{event.anchor} is inside the value it names, which would "
+                        f"repeat forever; remove the alias"
+                    )
+                    return LimitHit(message, line, _path(stack))
+                raise ComposerError(None, None, f"found undefined alias {event.anchor!r}", mark)
+            size, height = sizes[event.anchor]
+            values += size
+        else:
+            continue
+        if depth + height > limits.max_depth:
+            return LimitHit(limits.too_deep(), line, _path(stack))
+        if values > limits.max_values:
+            return LimitHit(limits.too_many_values(), line, _path(stack))
+        if stack:
+            stack[-1].deepest = max(stack[-1].deepest, depth + height)
+        _read_child(stack, event.value if isinstance(event, yaml.ScalarEvent) else "?")
+    return None
+
+
+def check_data(data: Any, limits: PolicyLimits) -> LimitHit | None:
+    """Refuse parsed data (TOML: a tree, no sharing) that breaks a limit; iterative, linear."""
+    values = 0
+    todo: list[tuple[tuple[str | int, ...], Any]] = [((), data)]
+    while todo:
+        path, value = todo.pop()
+        values += 1
+        if values > limits.max_values:
+            return LimitHit(limits.too_many_values(), path=path)
+        if len(path) > limits.max_depth:
+            return LimitHit(limits.too_deep(), path=path[: limits.max_depth + 1])
+        if isinstance(value, str) and len(value) > limits.max_string:
+            return LimitHit(limits.too_long(len(value)), path=path, field=True)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and len(key) > limits.max_string:
+                    return LimitHit(limits.too_long(len(key)), path=path, field=True)
+                values += 1  # the key
+                todo.append(((*path, key), item))
+        elif isinstance(value, list):
+            todo.extend(((*path, index), item) for index, item in enumerate(value))
+    return None
