@@ -24,7 +24,14 @@ from datetime import datetime
 from scheduler.app.pipeline import Pipeline, idempotency_key, policy_for
 from scheduler.app.records import Meeting, NewMeeting
 from scheduler.app.responses import sync_responses
-from scheduler.core.conflicts import Conflict, WatchedMeeting, find_conflicts, without_our_event
+from scheduler.core.busy import apply_busy_rules
+from scheduler.core.conflicts import (
+    Conflict,
+    WatchedMeeting,
+    counter_misfit,
+    find_conflicts,
+    without_our_event,
+)
 from scheduler.core.errors import ConnectorError
 from scheduler.core.intervals import Interval
 from scheduler.core.model import BusyQuery, BusyResult
@@ -245,5 +252,62 @@ def sync_pass(p: Pipeline, user_id: int) -> int:
     if policy is None:
         return 0
     backend = p.backends(policy)
-    changed = sync_responses(p, user_id, policy=policy, backend=backend)
+    w = _Watch(p, user_id, policy, backend, p.clock.now())
+
+    def on_counter(m: Meeting, start: datetime, end: datetime) -> int:
+        return _counter_proposal(w, m, start, end)
+
+    changed = sync_responses(p, user_id, policy=policy, backend=backend, on_counter=on_counter)
     return changed + watch_conflicts(p, user_id, policy, backend)
+
+
+COUNTER_ASKED = "counter-proposal: they proposed a new time, waiting for your answer"
+COUNTER_MISFIT = "counter-proposal not applied"
+
+
+def _counter_proposal(w: _Watch, m: Meeting, start: datetime, end: datetime) -> int:
+    """A time the stakeholder proposed becomes an ``ask`` proposal when it fits the owner's
+    rules; otherwise it is reported (once) in the meeting's trail and the owner's report."""
+    if m.state not in WATCHED_STATES or (start, end) == (m.start, m.end):
+        return 0
+    mine = w.p.store.open_meetings(w.user_id)
+    if any(x.replaces_id == m.id and (x.start, x.end) == (start, end) for x in mine):
+        return 0  # already proposed to the owner
+    buffer = w.policy.availability.buffer
+    with w.p.provider_call(w.backend.provider, "read_busy"):
+        busy = w.backend.source.busy(
+            BusyQuery(
+                window=Interval(start - buffer, end + buffer), people=(w.policy.owner.person,)
+            )
+        )
+    blocks = without_our_event(
+        busy.blocks.get(w.policy.owner.email, []), m.idempotency_key, m.start, m.end
+    )
+    owner_busy = apply_busy_rules(blocks, w.policy.availability.busy)
+    misfit = counter_misfit(w.policy, start, end, now=w.now, owner_busy=owner_busy)
+    when = f"{start:%a %d %b %H:%M} UTC"
+    if misfit is not None:
+        detail = f"{COUNTER_MISFIT}: {when} ({misfit})"
+        if any(e.detail == detail for e in w.p.store.audit_trail(m.id)):
+            return 0
+        w.p.store.record_event(
+            now=w.now, actor="sync", user_id=w.user_id, meeting_id=m.id, detail=detail
+        )
+        return 1
+    proposal = NewMeeting(
+        stakeholder_email=m.stakeholder_email,
+        kind=m.kind,
+        start=start,
+        end=end,
+        mode="propose",
+        idempotency_key=idempotency_key(
+            w.user_id, m.stakeholder_email, start, secret=w.p.key_secret
+        )
+        + "c",
+        provider=m.provider,
+        reason=f"{COUNTER_ASKED}: {when}",
+        state=_S.PROPOSED,
+        replaces_id=m.id,
+    )
+    w.p.store.add_meetings(w.user_id, [proposal], now=w.now, actor="sync")
+    return 1

@@ -8,6 +8,7 @@ towards pausing the stakeholder. Answers that come by e-mail (iMIP REPLY) are ap
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -52,11 +53,13 @@ def sync_responses(
     *,
     policy: Policy | None = None,
     backend: CalendarBackend | None = None,
+    on_counter: Callable[[Meeting, datetime, datetime], int] | None = None,
 ) -> int:
     """Follow the answers to the user's invites. Returns how many meetings changed.
 
     A transient provider error is raised (the caller retries); an event that is gone at the
-    provider cancels its meeting.
+    provider cancels its meeting. A new time the attendee proposed (Graph ``proposedNewTime``)
+    goes to ``on_counter`` (the sync pass turns it into a proposal for the owner).
     """
     now = p.clock.now()
     if policy is None:
@@ -79,6 +82,8 @@ def sync_responses(
             changed += _event_gone(p, m, exc, now)
             continue
         changed += _follow(p, policy, m, state, now)
+        if state.proposed is not None and on_counter is not None and not state.cancelled:
+            changed += on_counter(m, *state.proposed)
     return changed
 
 

@@ -15,12 +15,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
+from scheduler.core.availability import working_intervals
 from scheduler.core.busy import explain_block
-from scheduler.core.intervals import Interval
+from scheduler.core.durations import format_duration
+from scheduler.core.intervals import Interval, overlaps_any
 from scheduler.core.model import BusyBlock, BusyResult, BusyRules
+from scheduler.core.policy import Policy
 
-__all__ = ["Conflict", "WatchedMeeting", "find_conflicts", "without_our_event"]
+__all__ = [
+    "Conflict",
+    "WatchedMeeting",
+    "counter_misfit",
+    "find_conflicts",
+    "without_our_event",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +128,29 @@ def find_conflicts(
                 found.append(conflict)
                 break
     return found
+
+
+def counter_misfit(
+    policy: Policy, start: datetime, end: datetime, *, now: datetime, owner_busy: list[Interval]
+) -> str | None:
+    """Why a time the stakeholder proposed does not fit the owner's rules (None: it fits).
+
+    It must start after the minimum notice, lie inside the owner's working hours, avoid their
+    no-meeting days and blackouts, and be free on their calendar (our own event left out).
+    """
+    av = policy.availability
+    zone = ZoneInfo(policy.owner.timezone)
+    local = start.astimezone(zone)
+    slot = Interval(start, end)
+    if start < now + av.min_notice:
+        return f"it starts sooner than your minimum notice ({format_duration(av.min_notice)})"
+    if local.weekday() in av.no_meeting_days:
+        return f"{local:%A} is one of your no-meeting days"
+    if any(local.date() in b for b in av.blackout):
+        return f"{local:%d %b} is in a blackout"
+    work = working_intervals(av.working_hours, policy.owner.timezone, slot)
+    if not any(w.start <= start and w.end >= end for w in work):
+        return "it is outside your working hours"
+    if overlaps_any(slot, owner_busy):
+        return "you are busy then"
+    return None

@@ -896,6 +896,8 @@ class FakeEvent:
     response: AttendeeStatus = AttendeeStatus.NEEDS_ACTION
     cancelled: bool = False
     sequence: int = 0
+    #: A new time the attendee proposed (a counter-proposal), if any.
+    proposed: tuple[datetime, datetime] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -976,6 +978,10 @@ class FakeCalendar:
         event = self._events.pop(event_id)
         if event.key is not None:
             self._by_key.pop(event.key, None)
+
+    def propose(self, event_id: str, start: datetime, end: datetime) -> None:
+        """The attendee proposes a new time (Graph ``proposedNewTime``)."""
+        self._events[event_id] = replace(self._events[event_id], proposed=(start, end))
 
     def move(self, event_id: str, start: datetime, end: datetime) -> None:
         """The organizer drags the event to another time."""
@@ -1170,7 +1176,11 @@ class FakeCalendar:
             else AttendeeStatus.NEEDS_ACTION
         )
         return EventState(
-            response=response, cancelled=event.cancelled, start=event.start, end=event.end
+            response=response,
+            cancelled=event.cancelled,
+            start=event.start,
+            end=event.end,
+            proposed=event.proposed,
         )
 
     def set_attendee_status(

@@ -203,3 +203,42 @@ def test_the_sync_pass_follows_answers_then_watches(world: World) -> None:
     assert world.meeting(mid).start != SLOT
     # One batched busy read for the watch (plus the new-slot read for the move)
     assert world.calendar.calls["busy"] >= 2
+
+
+def test_a_counter_proposal_that_fits_becomes_a_proposal_that_moves_the_event(
+    world: World,
+) -> None:
+    mid = _booked(world)
+    m = world.meeting(mid)
+    assert m.provider_event_id is not None
+    # Kim proposes Thursday 14:00 instead (inside Alex's hours, Alex is free)
+    new = datetime(2027, 3, 4, 14, 0, tzinfo=NOW.tzinfo)
+    world.calendar.propose(m.provider_event_id, new, new + timedelta(minutes=30))
+    assert conflicts.sync_pass(world.p, world.user_id()) >= 1
+    (proposal,) = [x for x in world.store.open_meetings(world.user_id()) if x.replaces_id == mid]
+    assert (proposal.state, proposal.start) == (S.PROPOSED, new)
+    assert proposal.reason.startswith(conflicts.COUNTER_ASKED)
+    # Not proposed twice
+    conflicts.sync_pass(world.p, world.user_id())
+    assert len([x for x in world.store.open_meetings(world.user_id()) if x.replaces_id]) == 1
+    # Approving moves the same event there
+    assert decisions.approve(world.p, proposal.id)
+    assert world.meeting(mid).start == new
+    (event,) = world.calendar.events(attendee=KIM)
+    assert event.start == new
+
+
+def test_a_counter_proposal_outside_the_owners_rules_is_reported_not_proposed(
+    world: World,
+) -> None:
+    mid = _booked(world)
+    m = world.meeting(mid)
+    assert m.provider_event_id is not None
+    late = datetime(2027, 3, 4, 19, 0, tzinfo=NOW.tzinfo)  # 19:00 London: after hours
+    world.calendar.propose(m.provider_event_id, late, late + timedelta(minutes=30))
+    conflicts.sync_pass(world.p, world.user_id())
+    conflicts.sync_pass(world.p, world.user_id())
+    assert not [x for x in world.store.open_meetings(world.user_id()) if x.replaces_id]
+    notes = [d for d in _trail(world, mid) if d.startswith(conflicts.COUNTER_MISFIT)]
+    assert len(notes) == 1
+    assert "outside your working hours" in notes[0]
