@@ -275,6 +275,10 @@ class ImipReply:
     authentication: str | None = None
     digest: str = ""
     message_id: str = "?"
+    #: ``REPLY`` (an answer) or ``COUNTER`` (a new time proposed instead: ``proposed``).
+    method: str = "REPLY"
+    #: For a COUNTER: the (start, end) the attendee proposes, aware UTC.
+    proposed: tuple[datetime, datetime] | None = None
 
 
 #: MIME containers nested deeper than this make a mail unreadable (a real REPLY has 2 or 3).
@@ -502,11 +506,13 @@ def _read_reply(message_bytes: bytes) -> ImipReply:
         if not isinstance(cal, Calendar):
             raise CalendarDataError(source, "the text/calendar part holds no VCALENDAR")
         method = str(cal.get("METHOD", part.get_param("method", "") or "")).upper()
-        if method != "REPLY":
-            raise CalendarDataError(source, f"expected METHOD:REPLY, got {method or 'none'!r}")
+        if method not in ("REPLY", "COUNTER"):
+            raise CalendarDataError(
+                source, f"expected METHOD:REPLY or COUNTER, got {method or 'none'!r}"
+            )
         events = [c for c in cal.subcomponents if isinstance(c, Event)]
         if not events:
-            raise CalendarDataError(source, "REPLY has no VEVENT")
+            raise CalendarDataError(source, f"{method} has no VEVENT")
         event = events[0]
         attendees = _as_list(event.get("ATTENDEE"))
         if not event.get("UID") or len(attendees) != 1:
@@ -536,8 +542,27 @@ def _read_reply(message_bytes: bytes) -> ImipReply:
             authentication=authentication_failure(results, domain),
             digest=digest,
             message_id=message_id,
+            method=method,
+            proposed=_proposed_times(event, source) if method == "COUNTER" else None,
         )
     raise CalendarDataError(source, "no text/calendar part")
+
+
+def _proposed_times(event: Event, source: str) -> tuple[datetime, datetime]:
+    """The new DTSTART/DTEND (or DURATION) a COUNTER proposes, as aware UTC."""
+    try:
+        start = event.decoded("DTSTART")
+        end = event.decoded("DTEND") if "DTEND" in event else start + event.decoded("DURATION")
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CalendarDataError(source, f"a COUNTER needs DTSTART and DTEND: {exc}") from exc
+    if not (isinstance(start, datetime) and isinstance(end, datetime)):
+        raise CalendarDataError(source, "a COUNTER must propose a timed slot, not whole days")
+    if start.tzinfo is None or end.tzinfo is None:
+        raise CalendarDataError(source, "a COUNTER's times need a zone (floating time)")
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if not start < end:
+        raise CalendarDataError(source, "a COUNTER's slot ends before it starts")
+    return start, end
 
 
 #: Where a REPLY is applied: the organizer's stored copy (CalDAV, the ICS directory).

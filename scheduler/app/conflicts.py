@@ -46,6 +46,7 @@ __all__ = [
     "CONFLICT_NOTIFY",
     "MOVED_CONFLICT",
     "apply_move",
+    "receive_counter",
     "sync_pass",
     "watch_conflicts",
 ]
@@ -311,3 +312,18 @@ def _counter_proposal(w: _Watch, m: Meeting, start: datetime, end: datetime) -> 
     )
     w.p.store.add_meetings(w.user_id, [proposal], now=w.now, actor="sync")
     return 1
+
+
+def receive_counter(
+    p: Pipeline, m: Meeting, policy: Policy, start: datetime, end: datetime
+) -> str:
+    """A counter-proposal that came by e-mail (iMIP COUNTER): as on the sync pass, an ``ask``
+    proposal when it fits the owner's rules, else reported. Returns what was done, for the
+    command's output."""
+    w = _Watch(p, m.user_id, policy, p.backends(policy), p.clock.now())
+    if not _counter_proposal(w, m, start, end):
+        return "counter-proposal already seen"
+    trail = p.store.audit_trail(m.id)
+    if trail and trail[-1].detail.startswith(COUNTER_MISFIT):
+        return trail[-1].detail
+    return f"{COUNTER_ASKED}: approve it with goodwill approve or on your page"

@@ -23,7 +23,9 @@ server says DKIM or DMARC failed for the sender's domain is refused outright.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
+from scheduler.app.conflicts import receive_counter
 from scheduler.app.pipeline import Pipeline, policy_for
 from scheduler.app.records import HeldReply, HeldReplyState, Meeting, NewHeldReply
 from scheduler.app.responses import STALE, ReplyOutcome, ReplyResult, record_reply
@@ -58,6 +60,8 @@ class IncomingReply:
     reply_to: tuple[str, ...] = ()
     authentication: str | None = None
     digest: str = ""
+    #: For an iMIP COUNTER: the (start, end) the attendee proposes instead (aware UTC).
+    proposed: tuple[datetime, datetime] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,14 @@ def receive_reply(p: Pipeline, reply: IncomingReply) -> ReplyDecision:
         return ReplyDecision(ReplyResult(m.id, m.state, "the owner's policy is unavailable"))
     attendee_ok, sender_ok = _vouching(reply, m, policy)
     sender = reply.senders[0] if reply.senders else "an unknown sender"
+    if reply.proposed is not None:
+        if not (attendee_ok and sender_ok):
+            detail = f"refused: a counter-proposal not from {m.stakeholder_email} (from {sender})"
+            return ReplyDecision(ReplyResult(m.id, m.state, detail, ReplyOutcome.REFUSED))
+        detail = receive_counter(p, m, policy, *reply.proposed)
+        after = p.store.get_meeting(m.id)
+        state = after.state if after is not None else m.state
+        return ReplyDecision(ReplyResult(m.id, state, detail), sender=sender)
     if attendee_ok and sender_ok:
         result = record_reply(
             p, reply.uid, m.stakeholder_email, reply.answer, sequence=reply.sequence

@@ -210,6 +210,7 @@ def _one(app: object, item: MailItem, tally: _Tally, out: TextIO, err: TextIO) -
         reply_to=reply.reply_to,
         authentication=reply.authentication,
         digest=reply.digest,
+        proposed=reply.proposed,
     )
     try:
         decision = receive_reply(app.pipeline, incoming)

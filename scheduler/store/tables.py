@@ -160,9 +160,7 @@ class MeetingRow(Base):
     #: When a busy event was first seen overlapping this booked meeting (None: none known).
     conflict_at: Mapped[datetime | None]
     #: For an ``ask`` proposal made after a conflict: the meeting whose event it would move.
-    replaces_id: Mapped[int | None] = mapped_column(
-        ForeignKey("meetings.id", ondelete="CASCADE")
-    )
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
 
 
 class ContactRow(Base):

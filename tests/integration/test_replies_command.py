@@ -447,3 +447,70 @@ def test_a_provider_outage_leaves_the_mail_for_the_next_run(
     code, _out, err = run("replies", str(mail))
     assert code == 0, err
     assert env.state(meeting) == MeetingState.ACCEPTED
+
+
+# -- counter-proposals by mail (iMIP COUNTER) -------------------------------------------------
+
+
+def counter_mail(uid: str, start: datetime, *, sender: str = BO) -> bytes:
+    """A COUNTER as an attendee's client sends it (RFC 5546 §3.2.7): the same UID, a new time."""
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//attendee mail client//EN")
+    cal.add("version", "2.0")
+    cal.add("method", "COUNTER")
+    event = icalendar.Event()
+    event.add("uid", uid)
+    event.add("dtstamp", NOW)
+    event.add("sequence", 0)
+    event.add("dtstart", start)
+    event.add("dtend", start + timedelta(minutes=30))
+    event.add("organizer", f"mailto:{ANN}")
+    who = icalendar.vCalAddress(f"mailto:{BO}")
+    who.params["PARTSTAT"] = "TENTATIVE"
+    event.add("attendee", who)
+    cal.add_component(event)
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = sender, ANN, "New time proposed: Coffee"
+    mail.set_content("How about this time instead?")
+    mail.add_attachment(
+        cal.to_ical(), maintype="text", subtype="calendar", params={"method": "COUNTER"}
+    )
+    return mail.as_bytes(policy=SMTP)
+
+
+def _proposals_replacing(env: Env, meeting_id: int) -> list[tuple[MeetingState, datetime]]:
+    user = env.app.store.get_user_by_email(ANN)
+    assert user is not None
+    return [
+        (m.state, m.start)
+        for m in env.app.store.open_meetings(user.id)
+        if m.replaces_id == meeting_id
+    ]
+
+
+def test_a_counter_proposal_by_mail_that_fits_becomes_a_proposal(env: Env) -> None:
+    meeting = env.meeting_with_bo()
+    booked = env.app.store.get_meeting(meeting)
+    assert booked is not None
+    # Bo proposes the same time of day, two days later (a weekday inside Ann's hours)
+    new = booked.start + timedelta(days=2 if booked.start.weekday() < 3 else -2)
+    mail = env.maildir()
+    (mail / "new" / "1.eml").write_bytes(counter_mail(env.uid(meeting), new))
+    code, out, err = run("replies", str(mail))
+    assert code == 0, err
+    assert "counter-proposal" in out
+    assert _proposals_replacing(env, meeting) == [(MeetingState.PROPOSED, new)]
+    assert env.state(meeting) == MeetingState.BOOKED  # the original stands until Ann approves
+
+
+def test_a_counter_proposal_from_someone_else_is_refused(env: Env) -> None:
+    meeting = env.meeting_with_bo()
+    booked = env.app.store.get_meeting(meeting)
+    assert booked is not None
+    mail = env.maildir()
+    (mail / "new" / "1.eml").write_bytes(
+        counter_mail(env.uid(meeting), booked.start + timedelta(days=1), sender="m@evil.example")
+    )
+    _, _, err = run("replies", str(mail))
+    assert "refused" in err
+    assert _proposals_replacing(env, meeting) == []

@@ -1058,9 +1058,7 @@ class FakeCalendar:
                 continue
             if e.organizer == email:
                 # The organizer's own calendar shows which events are goodwill's (by key).
-                out.append(
-                    BusyBlock(e.start, e.end, response=AttendeeStatus.ORGANIZER, key=e.key)
-                )
+                out.append(BusyBlock(e.start, e.end, response=AttendeeStatus.ORGANIZER, key=e.key))
             elif e.attendee == email:
                 out.append(BusyBlock(e.start, e.end, response=e.response))
         return out
