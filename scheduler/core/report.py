@@ -3,7 +3,9 @@
 Inputs are plain data (the policy, last contacts, the user's meeting rows, etiquette statuses,
 revoked credentials); the output is a :class:`UserReport`, rendered as text tables for a person
 (:func:`scheduler.entrypoints.rendering.render_text`) or as JSON for scripts (:func:`as_json`;
-the shape is documented in docs/operations.md). The report is for the user themself, so it
+the shape is documented in docs/operations.md). The output records live in
+:mod:`scheduler.core.report_model` and the JSON shaping in :mod:`scheduler.core.report_json`;
+both are re-exported here. The report is for the user themself, so it
 names stakeholders by e-mail — unlike metrics and health answers, which never carry an address.
 
 Definitions (also in docs/operations.md):
@@ -27,13 +29,26 @@ Definitions (also in docs/operations.md):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from scheduler.core.cadence import next_due
 from scheduler.core.policy import Policy, Stakeholder
+from scheduler.core.report_json import as_json as as_json
+from scheduler.core.report_json import owner_removed_json as owner_removed_json
+from scheduler.core.report_json import report_json as report_json
+from scheduler.core.report_model import (
+    Coverage,
+    CredentialIssue,
+    HeldReplyLine,
+    OwnerRemoved,
+    Pause,
+    Rates,
+    RemovedMeeting,
+    StakeholderLine,
+    UserReport,
+)
 from scheduler.core.states import OPEN_STATES, MeetingState
 
 __all__ = [
@@ -135,130 +150,6 @@ class RevokedLike(Protocol):
     def reason(self) -> str: ...
     @property
     def updated_at(self) -> datetime: ...
-
-
-# -- outputs -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StakeholderLine:
-    """One stakeholder's standing. ``days_overdue`` is negative while not yet due."""
-
-    email: str
-    name: str
-    tier: str
-    department: str | None
-    last_met: datetime | None
-    due_at: datetime
-    days_overdue: int
-    next_meeting: datetime | None
-    next_meeting_state: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Coverage:
-    """Stakeholders of one tier or department met within their interval."""
-
-    group: str
-    met: int
-    total: int
-
-    @property
-    def percent(self) -> float:
-        return round(100.0 * self.met / self.total, 1) if self.total else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Rates:
-    sent: int
-    accepted: int
-    declined: int
-    awaiting: int
-
-    @property
-    def acceptance_rate(self) -> float | None:
-        return round(self.accepted / self.sent, 3) if self.sent else None
-
-    @property
-    def decline_rate(self) -> float | None:
-        return round(self.declined / self.sent, 3) if self.sent else None
-
-
-@dataclass(frozen=True, slots=True)
-class Pause:
-    """Why a stakeholder gets no invites now. ``source``: policy | service | backoff."""
-
-    email: str
-    source: str
-    until: date | datetime | None
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class HeldReplyLine:
-    """An e-mailed answer not applied: "a reply from X about your meeting with Y"."""
-
-    id: int
-    meeting_id: int | None
-    sender: str
-    stakeholder: str
-    answer: str
-    meeting_start: datetime | None
-    received_at: datetime
-    reason: str
-
-    @property
-    def accept(self) -> str:
-        """The command that applies it."""
-        return f"goodwill replies --accept {self.id}"
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialIssue:
-    provider: str
-    reason: str
-    since: datetime
-    fix: str
-
-
-@dataclass(frozen=True, slots=True)
-class RemovedMeeting:
-    """An open future meeting of an owner whose policy file is gone."""
-
-    id: int
-    stakeholder: str
-    start: datetime
-    end: datetime
-    state: str
-
-
-@dataclass(frozen=True, slots=True)
-class OwnerRemoved:
-    """A user whose policy file is gone: not planned since ``since``; their open future
-    meetings are cancelled at ``cancel_after`` unless the file comes back."""
-
-    user_email: str
-    policy_path: str
-    since: datetime
-    cancel_after: datetime
-    meetings: tuple[RemovedMeeting, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class UserReport:
-    user_email: str
-    generated_at: datetime
-    timezone: str
-    stakeholders: tuple[StakeholderLine, ...]
-    overdue: tuple[StakeholderLine, ...]
-    due_soon: tuple[StakeholderLine, ...]
-    coverage_by_tier: tuple[Coverage, ...]
-    coverage_by_department: tuple[Coverage, ...]
-    rates: Rates
-    paused: tuple[Pause, ...]
-    credentials: tuple[CredentialIssue, ...]
-    #: E-mailed answers not applied because their sender is not the attendee (newest last).
-    held_replies: tuple[HeldReplyLine, ...] = ()
 
 
 # -- building ------------------------------------------------------------------------------------
@@ -468,104 +359,3 @@ def _credentials(
             fix += f" (the policy now uses {policy.calendar.provider}; or remove the old grant)"
         issues.append(CredentialIssue(r.provider, r.reason, r.updated_at, fix))
     return tuple(sorted(issues, key=lambda i: i.provider))
-
-
-# -- rendering -----------------------------------------------------------------------------------
-
-
-def _iso(value: date | datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _line_json(line: StakeholderLine) -> dict[str, Any]:
-    return {
-        "email": line.email,
-        "name": line.name,
-        "tier": line.tier,
-        "department": line.department,
-        "last_met": _iso(line.last_met),
-        "due_at": _iso(line.due_at),
-        "days_overdue": line.days_overdue,
-        "next_meeting": _iso(line.next_meeting),
-        "next_meeting_state": line.next_meeting_state,
-    }
-
-
-def _coverage_json(items: Sequence[Coverage]) -> list[dict[str, Any]]:
-    return [{"group": c.group, "met": c.met, "total": c.total, "percent": c.percent} for c in items]
-
-
-def report_json(report: UserReport) -> dict[str, Any]:
-    """One user's report as JSON-ready data (see docs/operations.md for the shape)."""
-    r = report.rates
-    return {
-        "user": report.user_email,
-        "generated_at": _iso(report.generated_at),
-        "timezone": report.timezone,
-        "overdue": [_line_json(x) for x in report.overdue],
-        "due_soon": [_line_json(x) for x in report.due_soon],
-        "stakeholders": [_line_json(x) for x in report.stakeholders],
-        "coverage": {
-            "by_tier": _coverage_json(report.coverage_by_tier),
-            "by_department": _coverage_json(report.coverage_by_department),
-        },
-        "rates": {
-            "sent": r.sent,
-            "accepted": r.accepted,
-            "declined": r.declined,
-            "awaiting": r.awaiting,
-            "acceptance_rate": r.acceptance_rate,
-            "decline_rate": r.decline_rate,
-        },
-        "paused": [
-            {"email": p.email, "source": p.source, "until": _iso(p.until), "reason": p.reason}
-            for p in report.paused
-        ],
-        "credentials": [
-            {"provider": c.provider, "reason": c.reason, "since": _iso(c.since), "fix": c.fix}
-            for c in report.credentials
-        ],
-        "held_replies": [
-            {
-                "id": h.id,
-                "meeting_id": h.meeting_id,
-                "sender": h.sender,
-                "stakeholder": h.stakeholder,
-                "answer": h.answer,
-                "meeting_start": _iso(h.meeting_start),
-                "received_at": _iso(h.received_at),
-                "reason": h.reason,
-                "accept": h.accept,
-            }
-            for h in report.held_replies
-        ],
-    }
-
-
-def owner_removed_json(removed: OwnerRemoved) -> dict[str, Any]:
-    """One removed owner as JSON-ready data (see docs/operations.md for the shape)."""
-    return {
-        "user": removed.user_email,
-        "policy_path": removed.policy_path,
-        "since": _iso(removed.since),
-        "cancel_after": _iso(removed.cancel_after),
-        "meetings": [
-            {
-                "id": m.id,
-                "stakeholder": m.stakeholder,
-                "start": _iso(m.start),
-                "end": _iso(m.end),
-                "state": m.state,
-            }
-            for m in removed.meetings
-        ],
-    }
-
-
-def as_json(reports: Sequence[UserReport], removed: Sequence[OwnerRemoved] = ()) -> dict[str, Any]:
-    """``{"version": 1, "reports": [...], "owner_removed": [...]}``: everything, JSON-ready."""
-    return {
-        "version": 1,
-        "reports": [report_json(r) for r in reports],
-        "owner_removed": [owner_removed_json(r) for r in removed],
-    }

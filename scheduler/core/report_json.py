@@ -1,0 +1,110 @@
+"""The coverage report as JSON-ready data for scripts (the shape is documented in
+docs/operations.md); re-exported by :mod:`scheduler.core.report`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from scheduler.core.report_model import Coverage, OwnerRemoved, StakeholderLine, UserReport
+
+__all__ = ["as_json", "owner_removed_json", "report_json"]
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _line_json(line: StakeholderLine) -> dict[str, Any]:
+    return {
+        "email": line.email,
+        "name": line.name,
+        "tier": line.tier,
+        "department": line.department,
+        "last_met": _iso(line.last_met),
+        "due_at": _iso(line.due_at),
+        "days_overdue": line.days_overdue,
+        "next_meeting": _iso(line.next_meeting),
+        "next_meeting_state": line.next_meeting_state,
+    }
+
+
+def _coverage_json(items: Sequence[Coverage]) -> list[dict[str, Any]]:
+    return [{"group": c.group, "met": c.met, "total": c.total, "percent": c.percent} for c in items]
+
+
+def report_json(report: UserReport) -> dict[str, Any]:
+    """One user's report as JSON-ready data (see docs/operations.md for the shape)."""
+    r = report.rates
+    return {
+        "user": report.user_email,
+        "generated_at": _iso(report.generated_at),
+        "timezone": report.timezone,
+        "overdue": [_line_json(x) for x in report.overdue],
+        "due_soon": [_line_json(x) for x in report.due_soon],
+        "stakeholders": [_line_json(x) for x in report.stakeholders],
+        "coverage": {
+            "by_tier": _coverage_json(report.coverage_by_tier),
+            "by_department": _coverage_json(report.coverage_by_department),
+        },
+        "rates": {
+            "sent": r.sent,
+            "accepted": r.accepted,
+            "declined": r.declined,
+            "awaiting": r.awaiting,
+            "acceptance_rate": r.acceptance_rate,
+            "decline_rate": r.decline_rate,
+        },
+        "paused": [
+            {"email": p.email, "source": p.source, "until": _iso(p.until), "reason": p.reason}
+            for p in report.paused
+        ],
+        "credentials": [
+            {"provider": c.provider, "reason": c.reason, "since": _iso(c.since), "fix": c.fix}
+            for c in report.credentials
+        ],
+        "held_replies": [
+            {
+                "id": h.id,
+                "meeting_id": h.meeting_id,
+                "sender": h.sender,
+                "stakeholder": h.stakeholder,
+                "answer": h.answer,
+                "meeting_start": _iso(h.meeting_start),
+                "received_at": _iso(h.received_at),
+                "reason": h.reason,
+                "accept": h.accept,
+            }
+            for h in report.held_replies
+        ],
+    }
+
+
+def owner_removed_json(removed: OwnerRemoved) -> dict[str, Any]:
+    """One removed owner as JSON-ready data (see docs/operations.md for the shape)."""
+    return {
+        "user": removed.user_email,
+        "policy_path": removed.policy_path,
+        "since": _iso(removed.since),
+        "cancel_after": _iso(removed.cancel_after),
+        "meetings": [
+            {
+                "id": m.id,
+                "stakeholder": m.stakeholder,
+                "start": _iso(m.start),
+                "end": _iso(m.end),
+                "state": m.state,
+            }
+            for m in removed.meetings
+        ],
+    }
+
+
+def as_json(reports: Sequence[UserReport], removed: Sequence[OwnerRemoved] = ()) -> dict[str, Any]:
+    """``{"version": 1, "reports": [...], "owner_removed": [...]}``: everything, JSON-ready."""
+    return {
+        "version": 1,
+        "reports": [report_json(r) for r in reports],
+        "owner_removed": [owner_removed_json(r) for r in removed],
+    }

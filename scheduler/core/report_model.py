@@ -1,0 +1,140 @@
+"""The coverage report's output records: what :func:`scheduler.core.report.build_report` and
+:func:`scheduler.core.report.owner_removed` return (pure data; re-exported by ``report``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+__all__ = [
+    "Coverage",
+    "CredentialIssue",
+    "HeldReplyLine",
+    "OwnerRemoved",
+    "Pause",
+    "Rates",
+    "RemovedMeeting",
+    "StakeholderLine",
+    "UserReport",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StakeholderLine:
+    """One stakeholder's standing. ``days_overdue`` is negative while not yet due."""
+
+    email: str
+    name: str
+    tier: str
+    department: str | None
+    last_met: datetime | None
+    due_at: datetime
+    days_overdue: int
+    next_meeting: datetime | None
+    next_meeting_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """Stakeholders of one tier or department met within their interval."""
+
+    group: str
+    met: int
+    total: int
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.met / self.total, 1) if self.total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    sent: int
+    accepted: int
+    declined: int
+    awaiting: int
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return round(self.accepted / self.sent, 3) if self.sent else None
+
+    @property
+    def decline_rate(self) -> float | None:
+        return round(self.declined / self.sent, 3) if self.sent else None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Why a stakeholder gets no invites now. ``source``: policy | service | backoff."""
+
+    email: str
+    source: str
+    until: date | datetime | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldReplyLine:
+    """An e-mailed answer not applied: "a reply from X about your meeting with Y"."""
+
+    id: int
+    meeting_id: int | None
+    sender: str
+    stakeholder: str
+    answer: str
+    meeting_start: datetime | None
+    received_at: datetime
+    reason: str
+
+    @property
+    def accept(self) -> str:
+        """The command that applies it."""
+        return f"goodwill replies --accept {self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialIssue:
+    provider: str
+    reason: str
+    since: datetime
+    fix: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedMeeting:
+    """An open future meeting of an owner whose policy file is gone."""
+
+    id: int
+    stakeholder: str
+    start: datetime
+    end: datetime
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerRemoved:
+    """A user whose policy file is gone: not planned since ``since``; their open future
+    meetings are cancelled at ``cancel_after`` unless the file comes back."""
+
+    user_email: str
+    policy_path: str
+    since: datetime
+    cancel_after: datetime
+    meetings: tuple[RemovedMeeting, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UserReport:
+    user_email: str
+    generated_at: datetime
+    timezone: str
+    stakeholders: tuple[StakeholderLine, ...]
+    overdue: tuple[StakeholderLine, ...]
+    due_soon: tuple[StakeholderLine, ...]
+    coverage_by_tier: tuple[Coverage, ...]
+    coverage_by_department: tuple[Coverage, ...]
+    rates: Rates
+    paused: tuple[Pause, ...]
+    credentials: tuple[CredentialIssue, ...]
+    #: E-mailed answers not applied because their sender is not the attendee (newest last).
+    held_replies: tuple[HeldReplyLine, ...] = ()
