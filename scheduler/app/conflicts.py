@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from scheduler.app.pipeline import Pipeline, idempotency_key, policy_for
 from scheduler.app.records import Meeting, NewMeeting
@@ -39,6 +39,7 @@ from scheduler.core.planner import ExistingMeeting, Proposal, replan_one
 from scheduler.core.policy import Policy, Stakeholder
 from scheduler.core.policy.reschedule import reschedule_rule
 from scheduler.core.ports import CalendarBackend
+from scheduler.core.report_model import ConflictLine
 from scheduler.core.states import MeetingState
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "CONFLICT_NOTIFY",
     "MOVED_CONFLICT",
     "apply_move",
+    "conflict_lines",
     "receive_counter",
     "sync_pass",
     "watch_conflicts",
@@ -314,9 +316,7 @@ def _counter_proposal(w: _Watch, m: Meeting, start: datetime, end: datetime) -> 
     return 1
 
 
-def receive_counter(
-    p: Pipeline, m: Meeting, policy: Policy, start: datetime, end: datetime
-) -> str:
+def receive_counter(p: Pipeline, m: Meeting, policy: Policy, start: datetime, end: datetime) -> str:
     """A counter-proposal that came by e-mail (iMIP COUNTER): as on the sync pass, an ``ask``
     proposal when it fits the owner's rules, else reported. Returns what was done, for the
     command's output."""
@@ -327,3 +327,28 @@ def receive_counter(
     if trail and trail[-1].detail.startswith(COUNTER_MISFIT):
         return trail[-1].detail
     return f"{COUNTER_ASKED}: approve it with goodwill approve or on your page"
+
+
+#: How far back the report shows moves made because of a conflict.
+_MOVES_SHOWN = timedelta(days=14)
+_NOTES = (MOVED_CONFLICT, "conflict", "counter-proposal")
+
+
+def conflict_lines(p: Pipeline, user_id: int) -> list[ConflictLine]:
+    """For the owner's report: meetings still conflicted (the latest note on each) and the
+    moves and counter-proposals of the last two weeks, from the audit trail."""
+    now = p.clock.now()
+    meetings = {m.id: m for m in p.store.open_meetings(user_id)}
+    lines: dict[tuple[int, str], ConflictLine] = {}
+    for e in p.store.user_events(user_id, since=now - _MOVES_SHOWN):
+        m = meetings.get(e.meeting_id) if e.meeting_id is not None else None
+        if m is None or not e.detail.startswith(_NOTES) or e.detail.startswith(CONFLICT_GONE):
+            continue
+        note = e.detail.split(" (", 1)[0].split("; moved from", 1)[0]
+        lines[(m.id, note)] = ConflictLine(m.id, m.stakeholder_email, m.start, note, e.at)
+    still = {m.id for m in meetings.values() if m.conflict_at is not None}
+    return [
+        c
+        for c in lines.values()
+        if c.note.startswith((MOVED_CONFLICT, "counter-proposal")) or c.meeting_id in still
+    ]

@@ -135,6 +135,7 @@ class StorePort(Protocol):
 
     # -- audit, contacts, etiquette, credentials ----------------------------------------------
     def audit_trail(self, meeting_id: int) -> list[AuditEntry]: ...
+    def user_events(self, user_id: int, *, since: datetime) -> list[AuditEntry]: ...
     def record_event(
         self,
         *,

@@ -39,6 +39,7 @@ from scheduler.core.report_json import as_json as as_json
 from scheduler.core.report_json import owner_removed_json as owner_removed_json
 from scheduler.core.report_json import report_json as report_json
 from scheduler.core.report_model import (
+    ConflictLine,
     Coverage,
     CredentialIssue,
     HeldReplyLine,
@@ -53,6 +54,7 @@ from scheduler.core.states import OPEN_STATES, MeetingState
 
 __all__ = [
     "DUE_SOON",
+    "ConflictLine",
     "Coverage",
     "CredentialIssue",
     "HeldReplyLike",
@@ -166,6 +168,7 @@ def build_report(
     user_email: str,
     their_meetings: Sequence[MeetingLike] = (),
     held_replies: Sequence[HeldReplyLike] = (),
+    conflicts: Sequence[ConflictLine] = (),
 ) -> UserReport:
     """Everything the user should know about their network today.
 
@@ -182,6 +185,8 @@ def build_report(
             coffee per pair), never counted in the user's own rates.
         held_replies: the user's e-mailed answers held for a decision (their meetings are
             looked up in ``meetings`` by id).
+        conflicts: conflicts on the user's booked coffees and the moves made for them
+            (:func:`scheduler.app.conflicts.conflict_lines`).
     """
     if now.tzinfo is None:
         raise ValueError("build_report needs an aware now")
@@ -224,6 +229,7 @@ def build_report(
         paused=tuple(paused),
         credentials=_credentials(revoked, user_email, policy),
         held_replies=_held(held_replies, meetings),
+        conflicts=tuple(sorted(conflicts, key=lambda c: (c.at, c.meeting_id))),
     )
 
 

@@ -78,6 +78,16 @@ def report_json(report: UserReport) -> dict[str, Any]:
             }
             for h in report.held_replies
         ],
+        "conflicts": [
+            {
+                "meeting_id": c.meeting_id,
+                "stakeholder": c.stakeholder,
+                "start": _iso(c.start),
+                "note": c.note,
+                "at": _iso(c.at),
+            }
+            for c in report.conflicts
+        ],
     }
 
 

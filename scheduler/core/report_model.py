@@ -74,6 +74,22 @@ class Pause:
 
 
 @dataclass(frozen=True, slots=True)
+class ConflictLine:
+    """A booked coffee that a new event overlaps, or that goodwill moved because of one.
+
+    ``note`` is the audit wording: ``moved: conflict``, ``conflict: waiting for your answer``,
+    ``conflict: a new event overlaps this meeting``, ``conflict: no new slot found …``,
+    ``counter-proposal …``.
+    """
+
+    meeting_id: int
+    stakeholder: str
+    start: datetime
+    note: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class HeldReplyLine:
     """An e-mailed answer not applied: "a reply from X about your meeting with Y"."""
 
@@ -138,3 +154,5 @@ class UserReport:
     credentials: tuple[CredentialIssue, ...]
     #: E-mailed answers not applied because their sender is not the attendee (newest last).
     held_replies: tuple[HeldReplyLine, ...] = ()
+    #: Conflicts seen on booked coffees, and moves made because of them (oldest first).
+    conflicts: tuple[ConflictLine, ...] = ()

@@ -156,6 +156,7 @@ def _local(app: object, owner_email: str, moment: datetime) -> str:
 
 
 def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
+    from scheduler.app.conflicts import conflict_lines
     from scheduler.core.report import as_json as report_json
     from scheduler.core.report import build_report, owner_removed
     from scheduler.entrypoints.bootstrap import App
@@ -185,6 +186,7 @@ def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
                 revoked=revoked,
                 user_email=user.email,
                 held_replies=app.store.held_replies(user.id),
+                conflicts=conflict_lines(app.pipeline, user.id),
                 their_meetings=[
                     dataclasses.replace(m, stakeholder_email=other)
                     for other, m in app.store.open_meetings_as_stakeholder(user.email)

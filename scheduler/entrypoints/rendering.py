@@ -123,6 +123,11 @@ def _render_one(report: UserReport) -> list[str]:
                 f"({h.answer}) was not applied: {h.reason}"
             )
             out.append(f"    to apply it: {h.accept}")
+    if report.conflicts:
+        out.append("")
+        out.append(f"Conflicts ({len(report.conflicts)})")
+        for x in report.conflicts:
+            out.append(f"  {_when(x.start, zone)} with {x.stakeholder}: {x.note}")
     return out
 
 

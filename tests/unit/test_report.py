@@ -245,6 +245,7 @@ REPORT_SCHEMA = obj(
             "paused",
             "credentials",
             "held_replies",
+            "conflicts",
             overdue=array_of(LINE),
             due_soon=array_of(LINE),
             stakeholders=array_of(LINE),
@@ -276,6 +277,18 @@ REPORT_SCHEMA = obj(
                     meeting_start=NULLABLE_TIME,
                     received_at={"type": "string"},
                     accept={"type": "string"},
+                )
+            ),
+            conflicts=array_of(
+                obj(
+                    "meeting_id",
+                    "stakeholder",
+                    "start",
+                    "note",
+                    "at",
+                    meeting_id={"type": "integer"},
+                    start={"type": "string"},
+                    at={"type": "string"},
                 )
             ),
         )

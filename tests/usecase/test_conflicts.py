@@ -242,3 +242,16 @@ def test_a_counter_proposal_outside_the_owners_rules_is_reported_not_proposed(
     notes = [d for d in _trail(world, mid) if d.startswith(conflicts.COUNTER_MISFIT)]
     assert len(notes) == 1
     assert "outside your working hours" in notes[0]
+
+
+def test_the_report_lists_moves_and_conflicts_waiting_for_the_owner(world: World) -> None:
+    moved = _booked(world)
+    asked = _booked(world, SAM, SLOT + timedelta(hours=4))
+    world.calendar.add_busy(KIM, SLOT, SLOT + timedelta(hours=1))
+    sam_start = world.meeting(asked).start
+    world.calendar.add_busy(SAM, sam_start, sam_start + timedelta(hours=1))
+    _watch(world)
+    lines = {(c.meeting_id, c.note) for c in conflicts.conflict_lines(world.p, world.user_id())}
+    assert (moved, conflicts.MOVED_CONFLICT) in lines
+    assert (asked, conflicts.CONFLICT_ASKED) in lines
+    assert all("@" not in note for _, note in lines)
