@@ -84,10 +84,15 @@ def decline(p: Pipeline, meeting_id: int, *, actor: str = "user") -> bool:
 
 
 def pending_proposals(p: Pipeline, *, user_id: int | None = None) -> list[Meeting]:
-    """Proposals waiting for the owner's approval (one user's, or everyone's), oldest first."""
-    return [
-        m for m in p.store.meetings_by_state(_S.PROPOSED) if user_id is None or m.user_id == user_id
-    ]
+    """Proposals waiting for the owner's approval (one user's, or everyone's), oldest first.
+
+    One user's are read by user (an indexed query), not filtered out of everyone's: a planning
+    round must not cost more as the organisation grows.
+    """
+    if user_id is None:
+        return p.store.meetings_by_state(_S.PROPOSED)
+    mine = [m for m in p.store.open_meetings(user_id) if m.state == _S.PROPOSED]
+    return sorted(mine, key=lambda m: m.id)
 
 
 def expire_proposals(
