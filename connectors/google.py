@@ -1,7 +1,7 @@
 """Google Calendar connector (Workspace): free/busy, contact history, invites, responses.
 
 Implements :class:`~scheduler.core.ports.CalendarSource`,
-:class:`~scheduler.core.ports.ContactHistory`,
+:class:`~scheduler.core.ports.ContactHistory`, :class:`~scheduler.core.ports.OwnerCalendar`,
 :class:`~scheduler.core.ports.CalendarWriter` and :class:`~scheduler.core.ports.ResponseReader` with
 google-api-python-client (static discovery, no discovery fetch) and google-auth.
 
@@ -10,6 +10,11 @@ owner to be ``query.people[0]`` and reads everyone with the owner's credentials:
 calendar through ``events.list`` (event detail, so busy rules can apply), everyone else through
 ``freeBusy`` (opaque busy blocks only - the privacy promise). Writes act on the organizer's
 ``primary`` calendar.
+
+One owner read per planning round (:class:`~scheduler.core.ports.OwnerCalendar`):
+``read_owner`` lists the owner's events over history and horizon together, and the round's
+``last_contacts`` and ``busy`` are served from that one listing (:mod:`connectors.owner_read`),
+so a round costs the ``events.list`` pages of one window plus ceil(others / 50) ``freeBusy``.
 
 Only the configured endpoints are contacted (``GoogleSettings.api_endpoint`` and ``token_uri``);
 every HTTP call has a timeout. Errors are translated in one place,
@@ -55,8 +60,10 @@ from connectors.google_events import (
     parse_instant,
     rfc3339,
 )
+from connectors.owner_read import OwnerReads, Use
 from scheduler.core.clock import Clock, SystemClock
 from scheduler.core.errors import (
+    CalendarDataError,
     CalendarUnavailable,
     InvalidRequest,
     ProviderUnavailable,
@@ -146,7 +153,8 @@ class GoogleCalendar:
         clock: the current time, for an HTTP-date ``Retry-After`` (default: the system clock).
 
     One API client is built per owner and cached on this instance, per thread: httplib2
-    connections are not thread-safe and Dramatiq runs several worker threads.
+    connections are not thread-safe and Dramatiq runs several worker threads. A read held by
+    ``read_owner`` is per thread and per owner too.
     """
 
     def __init__(
@@ -164,6 +172,7 @@ class GoogleCalendar:
         self._timeout_s = settings.timeout_s if http_timeout_s is None else http_timeout_s
         self._sleep = sleep
         self._local = threading.local()
+        self._owner_reads = OwnerReads()
 
     # -- CalendarSource ------------------------------------------------------------------------
 
@@ -239,8 +248,41 @@ class GoogleCalendar:
     def _own_blocks(self, service: Any, owner: Person, window: Interval) -> list[BusyBlock]:
         return [
             busy_block(event, owner.timezone)
-            for event in self._list_events(service, window.start, window.end)
+            for event in self._owner_events(service, owner, window.start, window.end, "busy")
         ]
+
+    # -- OwnerCalendar -------------------------------------------------------------------------
+
+    def read_owner(self, owner: Person, window: Interval) -> None:
+        """List the owner's events over ``window`` once (all pages) and hold them.
+
+        This round's ``last_contacts`` (from ``window.start``) and ``busy`` (to ``window.end``)
+        for this owner, on this thread, are served from this read, once each (see
+        :mod:`connectors.owner_read`); any other read goes to the provider. Raises what
+        ``events.list`` raises.
+        """
+        service = self._service(owner.email)
+        self._owner_reads.hold(
+            owner.email, window, list(self._list_events(service, window.start, window.end))
+        )
+
+    def _owner_events(
+        self, service: Any, owner: Person, start: datetime, end: datetime, use: Use
+    ) -> Iterator[Mapping[str, Any]]:
+        """The owner's events overlapping ``[start, end)``: from the held read if it serves,
+        else ``events.list``."""
+        held = self._owner_reads.take(owner.email, start, end, use)
+        if held is None:
+            yield from self._list_events(service, start, end)
+            return
+        for event in held:
+            try:
+                ev_start, ev_end, _ = event_bounds(event, owner.timezone)
+            except CalendarDataError:
+                yield event  # unreadable: the caller treats it as it would a listed one
+                continue
+            if ev_start < end and ev_end > start:  # events.list's overlap test
+                yield event
 
     # -- ContactHistory ------------------------------------------------------------------------
 
@@ -256,7 +298,7 @@ class GoogleCalendar:
         wanted = {e.lower(): e for e in emails}
         latest: dict[str, datetime] = {}
         service = self._service(owner.email)
-        for event in self._list_events(service, since, until):
+        for event in self._owner_events(service, owner, since, until, "history"):
             if event.get("status") == "cancelled":
                 continue
             if _self_declined(event):

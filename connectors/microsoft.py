@@ -1,10 +1,10 @@
 """Microsoft 365 connector: free/busy, contact history, invites and responses through Graph v1.0.
 
 :class:`GraphCalendar` implements :class:`~scheduler.core.ports.CalendarSource`,
-:class:`~scheduler.core.ports.ContactHistory`, :class:`~scheduler.core.ports.CalendarWriter` and
-:class:`~scheduler.core.ports.ResponseReader`. Tokens come from
-:mod:`connectors.microsoft_auth`; HTTP, the per-mailbox cap and error translation from
-:mod:`connectors.microsoft_http`.
+:class:`~scheduler.core.ports.ContactHistory`, :class:`~scheduler.core.ports.OwnerCalendar`,
+:class:`~scheduler.core.ports.CalendarWriter` and :class:`~scheduler.core.ports.ResponseReader`.
+Tokens come from :mod:`connectors.microsoft_auth`; HTTP, the per-mailbox cap and error
+translation from :mod:`connectors.microsoft_http`.
 
 Provider quirks handled here (one test each in ``tests/integration/test_microsoft_connector.py``):
 
@@ -12,6 +12,11 @@ Provider quirks handled here (one test each in ``tests/integration/test_microsof
   into ≤20-address batches and ≤61-day windows; blocks repeated at a window seam are merged.
 * A schedule Graph cannot read comes back with an ``error`` instead of an HTTP error: that person
   is reported unavailable with the reason, never treated as free.
+* The owner is never sent to getSchedule: their own calendar is read through ``calendarView``
+  (event detail: all-day, cancelled, their answer, our extended property), held for a planning
+  round by ``read_owner`` (:class:`~scheduler.core.ports.OwnerCalendar`) so history and busy
+  time share one read. A round with k stakeholders costs the calendarView pages of one window
+  plus ceil(k / 20) getSchedule calls.
 * Working hours come in the mailbox's zone, often a Windows name: mapped to IANA.
 * Duplicate creates: Graph deduplicates a reused ``transactionId`` (observed: 201 with the
   existing event, no second event; not documented by Microsoft). It does not tell us *whether* it
@@ -54,7 +59,9 @@ from connectors.microsoft_wire import (
     parse_date_time_zone,
     parse_response,
     utc_date_time_zone,
+    view_busy_block,
 )
+from connectors.owner_read import OwnerReads, Use
 from connectors.tokens import TokenStore
 from scheduler.core.clock import Clock
 from scheduler.core.errors import (
@@ -66,6 +73,7 @@ from scheduler.core.errors import (
 from scheduler.core.intervals import Interval
 from scheduler.core.model import (
     AttendeeStatus,
+    BusyBlock,
     BusyQuery,
     BusyResult,
     CreatedEvent,
@@ -101,6 +109,8 @@ _TRANSACTION_NAMESPACE = uuid.UUID(_PROPERTY_GUID)
 
 _IMMUTABLE = 'IdType="ImmutableId"'
 _UTC = 'outlook.timezone="UTC"'
+#: What the owner's calendarView read asks for: contact history and busy time from one read.
+_VIEW_SELECT = "attendees,organizer,start,end,isCancelled,responseStatus,showAs,isAllDay"
 _CANCEL_COMMENT = "This meeting was cancelled."
 
 
@@ -111,6 +121,31 @@ def transaction_id(idempotency_key: str) -> str:
 
 def _odata_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def _our_key(event: Mapping[str, Any]) -> str | None:
+    """Our idempotency key on an event read with our extended property expanded, else None."""
+    for prop in event.get("singleValueExtendedProperties") or []:
+        if (
+            isinstance(prop, Mapping)
+            and str(prop.get("id", "")).lower() == EXTENDED_PROPERTY_ID.lower()
+            and isinstance(prop.get("value"), str)
+            and prop["value"]
+        ):
+            return str(prop["value"])
+    return None
+
+
+def _overlaps(event: Mapping[str, Any], start: datetime, end: datetime) -> bool:
+    """Whether the event overlaps ``[start, end)`` as calendarView decides; an event whose
+    times cannot be read is kept (its reader handles it as it would a listed one)."""
+    try:
+        return (
+            parse_date_time_zone(event["start"]) < end
+            and parse_date_time_zone(event["end"]) > start
+        )
+    except (KeyError, TypeError, ValueError):
+        return True
 
 
 class GraphCalendar:
@@ -144,26 +179,89 @@ class GraphCalendar:
             max_concurrency_per_mailbox=max_concurrency_per_mailbox,
             clock=clock,
         )
+        self._owner_reads = OwnerReads()
 
     # -- CalendarSource ---------------------------------------------------------------------
 
     def busy(self, query: BusyQuery) -> BusyResult:
-        """Busy blocks for everyone in ``query`` from getSchedule.
+        """Busy blocks for everyone in ``query``: the owner from calendarView, the rest from
+        getSchedule.
 
-        The request is made in the mailbox of ``query.people[0]`` (the policy owner, by
-        convention). Each ``scheduleItem`` becomes a :class:`BusyBlock` carrying its ``show_as``;
-        the core's busy rules decide what blocks time. Calls: ceil(people / 20) per ≤61-day
-        window.
+        ``query.people[0]`` is the policy owner, by convention; every request is made in their
+        mailbox. The owner's own calendar comes from ``calendarView`` with event detail (held by
+        :meth:`read_owner` in a planning round, else read now), so their busy rules apply in
+        full and our own events carry their key. Each other person's ``scheduleItem`` becomes a
+        :class:`BusyBlock` carrying its ``show_as``; the core's busy rules decide what blocks
+        time. Calls: the owner's calendarView pages (none when held) plus ceil(others / 20)
+        getSchedule per ≤61-day window.
         """
         people = list(dict.fromkeys(query.people))
         if not people:
             return BusyResult(blocks={})
-        mailbox = people[0].email
-        collector = ScheduleCollector(people)
+        owner = people[0]
+        others = [p for p in people[1:] if p.email.lower() != owner.email.lower()]
+        own = self._owner_blocks(owner, query.window)
+        collector = ScheduleCollector(others)
         for window in schedule_windows(query.window):
-            for group in schedule_batches(people):
-                collector.add(group, self._get_schedule(mailbox, group, window))
-        return collector.result()
+            for group in schedule_batches(others):
+                collector.add(group, self._get_schedule(owner.email, group, window))
+        result = collector.result()
+        return BusyResult(
+            blocks={owner.email: own, **result.blocks},
+            unavailable=result.unavailable,
+            working_hours=result.working_hours,
+        )
+
+    def _owner_blocks(self, owner: Person, window: Interval) -> list[BusyBlock]:
+        blocks = []
+        for event in self._owner_view(owner, window.start, window.end, "busy"):
+            block = view_busy_block(event, owner.email, _our_key(event))
+            if block is not None:
+                blocks.append(block)
+        return sorted(blocks, key=lambda b: (b.start, b.end))
+
+    # -- OwnerCalendar ----------------------------------------------------------------------
+
+    def read_owner(self, owner: Person, window: Interval) -> None:
+        """Read the owner's calendarView over ``window`` once (all pages) and hold it.
+
+        This round's ``last_contacts`` (from ``window.start``) and ``busy`` (to ``window.end``)
+        for this owner, on this thread, are served from this read, once each (see
+        :mod:`connectors.owner_read`); any other read goes to the provider. Raises what
+        the calendarView read raises.
+        """
+        self._owner_reads.hold(
+            owner.email, window, self._calendar_view(owner.email, window.start, window.end)
+        )
+
+    def _owner_view(
+        self, owner: Person, start: datetime, end: datetime, use: Use
+    ) -> list[dict[str, Any]]:
+        """The owner's events overlapping ``[start, end)``: held, or read from calendarView."""
+        held = self._owner_reads.take(owner.email, start, end, use)
+        if held is None:
+            return self._calendar_view(owner.email, start, end)
+        return [dict(e) for e in held if _overlaps(e, start, end)]
+
+    def _calendar_view(self, mailbox: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        params = {
+            "startDateTime": start.isoformat(),
+            "endDateTime": end.isoformat(),
+            "$select": _VIEW_SELECT,
+            # Our own invites carry this property: not organic contact (an unanswered one must
+            # not reset the clock), and in busy time it names the meeting (conflict checks).
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{EXTENDED_PROPERTY_ID}')",
+            "$top": "100",
+        }
+        return list(
+            self._http.paged(
+                f"{user_path(mailbox)}/calendarView",
+                mailbox=mailbox,
+                what="calendarView",
+                params=params,
+                prefer=(_UTC, _IMMUTABLE),
+            )
+        )
 
     def _get_schedule(
         self, mailbox: str, group: Sequence[Person], window: Interval
@@ -193,29 +291,14 @@ class GraphCalendar:
     ) -> Mapping[str, datetime]:
         """End of the latest past meeting with each person in ``emails`` (UTC).
 
-        Reads ``calendarView`` of the owner's calendar for ``[since, until)`` (paged). An event
-        counts when it is not cancelled, the owner did not decline, the person is an attendee
-        (or the organizer) who did not decline, and it ended by ``until``.
+        Reads ``calendarView`` of the owner's calendar for ``[since, until)`` (paged), or takes
+        it from the read :meth:`read_owner` holds. An event counts when it is not cancelled, is
+        not one of ours (our extended property), the owner did not decline, the person is an
+        attendee (or the organizer) who did not decline, and it ended by ``until``.
         """
         wanted = {e.lower(): e for e in emails}
         found: dict[str, datetime] = {}
-        params = {
-            "startDateTime": since.isoformat(),
-            "endDateTime": until.isoformat(),
-            "$select": "attendees,organizer,start,end,isCancelled,responseStatus",
-            # Our own invites carry this property; the pipeline follows them, so they are not
-            # "organic" contact (an unanswered one must not reset the clock).
-            "$expand": f"singleValueExtendedProperties($filter=id eq '{EXTENDED_PROPERTY_ID}')",
-            "$top": "100",
-        }
-        items = self._http.paged(
-            f"{user_path(owner.email)}/calendarView",
-            mailbox=owner.email,
-            what="calendarView",
-            params=params,
-            prefer=(_UTC, _IMMUTABLE),
-        )
-        for event in items:
+        for event in self._owner_view(owner, since, until, "history"):
             if event.get("isCancelled") or event.get("singleValueExtendedProperties"):
                 continue
             own = event.get("responseStatus")

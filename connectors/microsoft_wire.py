@@ -14,7 +14,14 @@ from zoneinfo import ZoneInfo
 
 from connectors.windows_zones import to_iana, to_windows, zone
 from scheduler.core.errors import ProviderUnavailable
-from scheduler.core.model import AttendeeStatus, ShowAs, TimeRange, WeeklyHours
+from scheduler.core.model import (
+    AttendeeStatus,
+    BusyBlock,
+    EventStatus,
+    ShowAs,
+    TimeRange,
+    WeeklyHours,
+)
 from scheduler.core.ports import EventState
 
 __all__ = [
@@ -28,6 +35,7 @@ __all__ = [
     "parse_show_as",
     "parse_working_hours",
     "utc_date_time_zone",
+    "view_busy_block",
 ]
 
 #: Graph ``dayOfWeek`` -> ``date.weekday()``.
@@ -152,6 +160,50 @@ def parse_working_hours(value: Mapping[str, Any]) -> tuple[str, WeeklyHours] | N
         return None
     span = (TimeRange(start, end),)
     return iana, WeeklyHours({day: span for day in sorted(set(days))})
+
+
+def view_busy_block(
+    event: Mapping[str, Any], owner_email: str, key: str | None = None
+) -> BusyBlock | None:
+    """One ``calendarView`` event of the owner's own calendar as a :class:`BusyBlock`, busy
+    rules not yet applied (None for an empty event).
+
+    The fields a getSchedule item carries are mapped as there: ``showAs`` (the same
+    ``freeBusyStatus`` values) through :func:`parse_show_as`, times in UTC. The event adds what
+    getSchedule hides, so the owner's busy rules apply in full, as on Google: ``isCancelled`` ->
+    ``CANCELLED``, ``isAllDay`` -> ``all_day``, the owner's ``responseStatus`` -> ``response``
+    (``organizer`` -> ORGANIZER; ``none`` on an event the owner organises counts as theirs, as
+    Google's ``self_response`` does). ``key`` is goodwill's idempotency key when the event is
+    one of ours (the caller reads our extended property).
+
+    Raises:
+        ProviderUnavailable: the event's times cannot be read (a garbled response).
+    """
+    try:
+        start = parse_date_time_zone(event["start"])
+        end = parse_date_time_zone(event["end"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProviderUnavailable(
+            f"calendarView returned an unreadable event time ({exc})", provider="microsoft"
+        ) from exc
+    if not end > start:
+        return None
+    own = event.get("responseStatus")
+    response = parse_response(own.get("response") if isinstance(own, Mapping) else "organizer")
+    if response is AttendeeStatus.NEEDS_ACTION and address_of(event.get("organizer")) in (
+        "",
+        owner_email.lower(),
+    ):
+        response = AttendeeStatus.ORGANIZER
+    return BusyBlock(
+        start=start,
+        end=end,
+        show_as=parse_show_as(event.get("showAs")),
+        status=EventStatus.CANCELLED if event.get("isCancelled") else EventStatus.CONFIRMED,
+        response=response,
+        all_day=bool(event.get("isAllDay")),
+        key=key,
+    )
 
 
 def address_of(party: Any) -> str:

@@ -42,7 +42,7 @@ from scheduler.core.intervals import Interval
 from scheduler.core.model import BusyQuery, BusyResult
 from scheduler.core.planner import ExistingMeeting, Plan, StakeholderLoad, plan
 from scheduler.core.policy import Policy
-from scheduler.core.ports import CalendarBackend, CalendarSource, ContactHistory
+from scheduler.core.ports import CalendarBackend, CalendarSource, ContactHistory, OwnerCalendar
 from scheduler.core.states import MeetingState
 
 __all__ = [
@@ -61,6 +61,11 @@ __all__ = [
 
 #: How far back organic contact is looked for in the owner's calendar.
 ORGANIC_LOOKBACK = timedelta(weeks=26)
+
+
+def _owner_window(policy: Policy, now: datetime) -> Interval:
+    """What one round reads of the owner's calendar: the history, then the horizon."""
+    return Interval(now - ORGANIC_LOOKBACK, now + policy.availability.horizon)
 
 
 def merge_contacts(*sources: Mapping[str, datetime]) -> dict[str, datetime]:
@@ -102,6 +107,8 @@ def dry_run_plan(
     emails = [s.email.lower() for s in policy.stakeholders]
     organic: Mapping[str, datetime] = {}
     if history is not None:
+        if isinstance(source, OwnerCalendar):  # one owner read serves history and busy
+            source.read_owner(policy.owner.person, _owner_window(policy, now))
         organic = history.last_contacts(policy.owner.person, emails, now - ORGANIC_LOOKBACK, now)
     contacts = merge_contacts(organic, goodwill_contacts or {})
     open_emails = {m.stakeholder.lower() for m in existing if m.open and m.end > now}
@@ -350,6 +357,8 @@ def _read_and_plan(
     if backend.history is not None:
         emails = [s.email for s in policy.stakeholders]
         with p.provider_call(backend.provider, "read_history"):
+            if isinstance(backend.source, OwnerCalendar):  # one owner read: history and busy
+                backend.source.read_owner(policy.owner.person, _owner_window(policy, now))
             organic = backend.history.last_contacts(
                 policy.owner.person, emails, now - ORGANIC_LOOKBACK, now
             )

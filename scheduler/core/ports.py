@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from scheduler.core.intervals import Interval
 from scheduler.core.model import (
     AttendeeStatus,
     BusyQuery,
@@ -31,6 +32,7 @@ __all__ = [
     "CalendarWriter",
     "ContactHistory",
     "EventState",
+    "OwnerCalendar",
     "ReplyRecorder",
     "ResponseReader",
 ]
@@ -54,6 +56,25 @@ class ContactHistory(Protocol):
     def last_contacts(
         self, owner: Person, emails: Sequence[str], since: datetime, until: datetime
     ) -> Mapping[str, datetime]: ...
+
+
+@runtime_checkable
+class OwnerCalendar(Protocol):
+    """Optional: reads the owner's own calendar once for both halves of a planning round.
+
+    A connector whose :class:`ContactHistory` and :class:`CalendarSource` both read the owner's
+    events (Google ``events.list``, Graph ``calendarView``) implements this so a round costs one
+    owner read instead of two, and Graph's getSchedule carries only the stakeholders.
+
+    ``read_owner`` reads ``owner``'s events over ``window`` (a round's history start to its
+    horizon end) now and holds them; the round's ``last_contacts`` (from ``window.start``) and
+    its ``busy`` (to ``window.end``, the owner's part) are served from that read, once each. The
+    held read is never served to another owner, another thread or another read (a booking's
+    recheck reads the provider), and expires after a short time; any read it cannot serve goes
+    to the provider as before. It raises what the history read would raise.
+    """
+
+    def read_owner(self, owner: Person, window: Interval) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

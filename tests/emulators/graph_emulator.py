@@ -10,7 +10,9 @@ Speaks the wire format the real msal and requests clients use:
 * Graph: ``getSchedule`` computed from stored events (attendee copies of unanswered invites show as
   tentative, declined ones not at all), events create (a reused ``transactionId`` returns the
   existing event with 201 and creates nothing — the behaviour reported for Exchange Online), get,
-  list with the extended-property ``$filter``, ``calendarView`` with ``@odata.nextLink`` paging,
+  list with the extended-property ``$filter``, ``calendarView`` with ``@odata.nextLink`` paging
+  (an attendee's copy carries their answer as ``responseStatus`` and, unanswered or tentative,
+  shows as tentative, as in getSchedule; a cancelled meeting stays on it with ``isCancelled``),
   ``cancel`` (organizer only; the event is marked cancelled and leaves the calendar), ``PATCH``
   of an event (the organizer's live event; a new start/end is recorded as an update sent to each
   attendee in :attr:`GraphEmulator.updates_sent`), ``$batch``. :meth:`GraphEmulator.respond`
@@ -75,6 +77,8 @@ _FILTER = re.compile(
 )
 _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _STATUS_DIGIT = {"free": "0", "workingElsewhere": "0", "tentative": "1", "busy": "2", "oof": "3"}
+#: An attendee's answers for which Exchange shows their copy of a busy invite as tentative.
+_TENTATIVE_ANSWERS = frozenset({"none", "notResponded", "tentativelyAccepted"})
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -273,15 +277,18 @@ class GraphEmulator:
         subject: str = "Busy",
         attendees: Sequence[tuple[str, str]] = (),
         is_cancelled: bool = False,
+        is_all_day: bool = False,
     ) -> str:
         """Put an event on ``mailbox``'s calendar (it is the organizer) and return its id.
 
         Args:
             attendees: ``(email, responseType)`` pairs, e.g. ``("bob@x", "accepted")``.
+            is_all_day: mark it ``isAllDay`` (give midnight-to-midnight times yourself).
         """
         data = {
             "subject": subject,
             "showAs": show_as,
+            "isAllDay": is_all_day,
             "attendees": [
                 {
                     "emailAddress": {"address": a, "name": a.split("@")[0]},
@@ -833,6 +840,9 @@ class GraphEmulator:
                 copy = self._render(event, zone)
                 copy.pop("singleValueExtendedProperties", None)  # per-mailbox, not shared
                 copy["responseStatus"] = mine[0]["status"]
+                answer = mine[0]["status"].get("response", "none")
+                if answer in _TENTATIVE_ANSWERS and copy.get("showAs") == "busy":
+                    copy["showAs"] = "tentative"  # as getSchedule shows it (see _busy_items)
                 rows.append(copy)
         return self._page(rows, query, path)
 
@@ -1012,7 +1022,7 @@ class GraphEmulator:
                 if answer == "declined":
                     break
                 status = str(event.data.get("showAs", "busy"))
-                if answer in {"none", "notResponded", "tentativelyAccepted"} and status == "busy":
+                if answer in _TENTATIVE_ANSWERS and status == "busy":
                     status = "tentative"  # Exchange shows unanswered invites as tentative
                 out.append((event, status))
                 break

@@ -47,8 +47,8 @@ class MicrosoftEnv:
     def count_events(self, organizer_email: str) -> int:
         return len(self.emulator.events_of(organizer_email))
 
-    #: Busy time comes from getSchedule, whose items carry no extended properties.
-    owner_keys_hidden: str | None = "getSchedule items carry no extended properties"
+    #: The owner's busy time comes from calendarView, which expands our extended property.
+    owner_keys_hidden: str | None = None
 
     def count_creates(self, organizer_email: str) -> int:
         path = f"/users/{organizer_email.lower()}/events"
