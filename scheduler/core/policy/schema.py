@@ -11,17 +11,14 @@ expands them in each person's IANA zone.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import re
 from collections.abc import Mapping
-from datetime import date, time, timedelta
+from datetime import time, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -40,7 +37,6 @@ from scheduler.core.policy.fields import (
     Blackout,
     BufferLength,
     Busy,
-    Cadence,
     Email,
     Horizon,
     Hours,
@@ -52,11 +48,18 @@ from scheduler.core.policy.fields import (
     Window,
     _all_ranges,
     _as_list,
-    _as_tuple_of_text,
     _check_template,
     _domain,
     _fits,
     _outside,
+)
+from scheduler.core.policy.people import Section as _Section
+from scheduler.core.policy.people import (
+    Stakeholder,
+    StakeholderDefaults,
+    Tier,
+    stakeholder_problems,
+    valid_stakeholder,
 )
 from scheduler.core.policy.reschedule import RescheduleRule
 
@@ -71,10 +74,6 @@ __all__ = [
     "StakeholderDefaults",
     "Tier",
 ]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Owner(_Section):
@@ -225,47 +224,6 @@ class Availability(_Section):
         return self
 
 
-class StakeholderDefaults(_Section):
-    """Fallbacks for stakeholders whose entry does not say."""
-
-    timezone: TimeZone | None = None
-    working_hours: Hours | None = None
-
-
-class Tier(_Section):
-    """How often to meet everyone in the tier, and whether booking needs approval."""
-
-    every: Cadence
-    mode: Mode = "propose"
-    #: What to do when a booked coffee in this tier gets a conflict (None: the policy's rule).
-    reschedule: RescheduleRule | None = None
-
-
-class Stakeholder(_Section):
-    """One person the owner wants to keep in touch with.
-
-    ``notes``, ``tier`` and ``power`` are private to the owner and never go into invites.
-    """
-
-    email: Email
-    name: str
-    tier: str
-    timezone: TimeZone | None = None
-    working_hours: Hours | None = None
-    department: str | None = None
-    power: tuple[str, ...] = ()
-    senior: bool = False
-    paused_until: date | None = None
-    mode: Mode | None = None
-    notes: str | None = None
-    #: Other addresses this person answers invitations from (a personal account, an old
-    #: address): an e-mailed reply from one of them is applied as theirs.
-    aliases: tuple[Email, ...] = ()
-
-    _power_list = field_validator("power", mode="before")(_as_tuple_of_text)
-    _alias_list = field_validator("aliases", mode="before")(_as_tuple_of_text)
-
-
 class Etiquette(_Section):
     """Limits that keep outreach polite.
 
@@ -391,8 +349,8 @@ class Policy(_Section):
             # in entry 3 while entry 5 has a bad zone): check the entries that are valid alone.
             if not isinstance(value, list):
                 raise
-            alone = [(i, _valid_stakeholder(raw)) for i, raw in enumerate(value)]
-            found = _stakeholder_problems([(i, s) for i, s in alone if s is not None], info.data)
+            alone = [(i, valid_stakeholder(raw)) for i, raw in enumerate(value)]
+            found = stakeholder_problems([(i, s) for i, s in alone if s is not None], info.data)
             if not found:
                 raise
             details: list[InitErrorDetails] = [
@@ -405,7 +363,7 @@ class Policy(_Section):
                 InitErrorDetails(type="value_error", loc=(), input=value, ctx={"error": found})
             )
             raise ValidationError.from_exception_data(exc.title, details) from None
-        found = _stakeholder_problems(list(enumerate(people)), info.data)
+        found = stakeholder_problems(list(enumerate(people)), info.data)
         if found:
             raise found
         return people
@@ -465,110 +423,3 @@ class Policy(_Section):
         """The stakeholder with this e-mail (case-insensitive), if listed."""
         wanted = email.strip().lower()
         return next((s for s in self.stakeholders if s.email == wanted), None)
-
-
-def _valid_stakeholder(raw: Any) -> Stakeholder | None:
-    try:
-        return Stakeholder.model_validate(raw)
-    except ValidationError:
-        return None
-
-
-def _stakeholder_problems(
-    people: list[tuple[int, Stakeholder]], data: Mapping[str, Any]
-) -> SpecError | None:
-    """Checks across fields, given the policy fields validated so far (``info.data``)."""
-    tiers: dict[str, Tier] | None = data.get("tiers")
-    domains: list[str] | None = data.get("allowed_domains")
-    owner: Owner | None = data.get("owner")
-    meeting: MeetingDefaults | None = data.get("meeting")
-    problems: list[tuple[SubPath, str]] = []
-    first_seen: dict[str, int] = {}
-    for index, person in people:
-        if tiers is not None and person.tier not in tiers:
-            problems.append(((index, "tier"), _undefined_tier(person.tier, tiers)))
-        if domains and _domain(person.email) not in domains:
-            problems.append(((index, "email"), _outside(person.email, domains, "fix the address")))
-        if owner is not None and person.email == owner.email:
-            message = f"{person.email} is the owner's own address; remove this stakeholder"
-            problems.append(((index, "email"), message))
-        if person.email in first_seen:
-            message = (
-                f"{person.email} is listed twice (first as "
-                f"stakeholders[{first_seen[person.email]}]); keep one entry"
-            )
-            problems.append(((index, "email"), message))
-        else:
-            first_seen[person.email] = index
-        problems.extend(_alias_problems(index, person, people, domains, owner))
-        if (
-            meeting is not None
-            and person.working_hours is not None
-            and not _fits(meeting.duration, _all_ranges(person.working_hours))
-        ):
-            message = (
-                f"a {format_duration(meeting.duration)} meeting fits in none of these "
-                f"working-hours ranges; lengthen them or shorten meeting.duration"
-            )
-            problems.append(((index, "working_hours"), message))
-    return SpecError(problems) if problems else None
-
-
-#: The most aliases one stakeholder may list.
-MAX_ALIASES = 20
-
-
-def _alias_problems(
-    index: int,
-    person: Stakeholder,
-    people: list[tuple[int, Stakeholder]],
-    domains: list[str] | None,
-    owner: Owner | None,
-) -> list[tuple[SubPath, str]]:
-    """An alias answers for ``person`` only: it must be in the allowed domains and belong to
-    nobody else in the file (the owner, another stakeholder, or another's alias)."""
-    problems: list[tuple[SubPath, str]] = []
-    if len(person.aliases) > MAX_ALIASES:
-        problems.append(
-            (
-                (index, "aliases"),
-                f"{len(person.aliases)} aliases; list at most {MAX_ALIASES} addresses",
-            )
-        )
-    for n, alias in enumerate(person.aliases):
-        at: SubPath = (index, "aliases", n)
-        if domains and _domain(alias) not in domains:
-            problems.append((at, _outside(alias, domains, "remove this alias")))
-        elif alias == person.email or alias in person.aliases[:n]:
-            problems.append((at, f"{alias} is listed already for this stakeholder; remove it"))
-        elif owner is not None and alias == owner.email:
-            problems.append((at, f"{alias} is the owner's own address; remove this alias"))
-        else:
-            other = next(
-                (
-                    (i, o)
-                    for i, o in people
-                    if i != index and (alias == o.email or alias in o.aliases)
-                ),
-                None,
-            )
-            if other is not None:
-                problems.append(
-                    (
-                        at,
-                        f"{alias} belongs to stakeholders[{other[0]}] ({other[1].email}); an "
-                        "address may answer for one person only, remove it here or there",
-                    )
-                )
-    return problems
-
-
-def _undefined_tier(name: str, tiers: Mapping[str, Tier]) -> str:
-    if not tiers:
-        return (
-            f"unknown tier '{name}'; no tiers are defined — add a tiers: section like "
-            f"{{peer: {{every: 8w}}}}"
-        )
-    close = difflib.get_close_matches(name, list(tiers), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"unknown tier '{name}'; defined tiers: {', '.join(tiers)}{hint}"

@@ -1,0 +1,193 @@
+"""The people of a policy: stakeholders, their defaults, the tiers they belong to, and the
+checks that span them (tiers defined, domains allowed, no duplicates, aliases).
+
+Split from :mod:`scheduler.core.policy.schema`, which re-exports every name.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from scheduler.core.durations import SpecError, SubPath, format_duration
+from scheduler.core.policy.fields import (
+    Cadence,
+    Email,
+    Hours,
+    Mode,
+    TimeZone,
+    _all_ranges,
+    _as_tuple_of_text,
+    _domain,
+    _fits,
+    _outside,
+)
+from scheduler.core.policy.reschedule import RescheduleRule
+
+if TYPE_CHECKING:
+    from scheduler.core.policy.schema import MeetingDefaults, Owner
+
+__all__ = [
+    "Section",
+    "Stakeholder",
+    "StakeholderDefaults",
+    "Tier",
+    "stakeholder_problems",
+    "valid_stakeholder",
+]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StakeholderDefaults(Section):
+    """Fallbacks for stakeholders whose entry does not say."""
+
+    timezone: TimeZone | None = None
+    working_hours: Hours | None = None
+
+
+class Tier(Section):
+    """How often to meet everyone in the tier, and whether booking needs approval."""
+
+    every: Cadence
+    mode: Mode = "propose"
+    #: What to do when a booked coffee in this tier gets a conflict (None: the policy's rule).
+    reschedule: RescheduleRule | None = None
+
+
+class Stakeholder(Section):
+    """One person the owner wants to keep in touch with.
+
+    ``notes``, ``tier`` and ``power`` are private to the owner and never go into invites.
+    """
+
+    email: Email
+    name: str
+    tier: str
+    timezone: TimeZone | None = None
+    working_hours: Hours | None = None
+    department: str | None = None
+    power: tuple[str, ...] = ()
+    senior: bool = False
+    paused_until: date | None = None
+    mode: Mode | None = None
+    notes: str | None = None
+    #: Other addresses this person answers invitations from (a personal account, an old
+    #: address): an e-mailed reply from one of them is applied as theirs.
+    aliases: tuple[Email, ...] = ()
+
+    _power_list = field_validator("power", mode="before")(_as_tuple_of_text)
+    _alias_list = field_validator("aliases", mode="before")(_as_tuple_of_text)
+
+
+def valid_stakeholder(raw: Any) -> Stakeholder | None:
+    try:
+        return Stakeholder.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def stakeholder_problems(
+    people: list[tuple[int, Stakeholder]], data: Mapping[str, Any]
+) -> SpecError | None:
+    """Checks across fields, given the policy fields validated so far (``info.data``)."""
+    tiers: dict[str, Tier] | None = data.get("tiers")
+    domains: list[str] | None = data.get("allowed_domains")
+    owner: Owner | None = data.get("owner")
+    meeting: MeetingDefaults | None = data.get("meeting")
+    problems: list[tuple[SubPath, str]] = []
+    first_seen: dict[str, int] = {}
+    for index, person in people:
+        if tiers is not None and person.tier not in tiers:
+            problems.append(((index, "tier"), _undefined_tier(person.tier, tiers)))
+        if domains and _domain(person.email) not in domains:
+            problems.append(((index, "email"), _outside(person.email, domains, "fix the address")))
+        if owner is not None and person.email == owner.email:
+            message = f"{person.email} is the owner's own address; remove this stakeholder"
+            problems.append(((index, "email"), message))
+        if person.email in first_seen:
+            message = (
+                f"{person.email} is listed twice (first as "
+                f"stakeholders[{first_seen[person.email]}]); keep one entry"
+            )
+            problems.append(((index, "email"), message))
+        else:
+            first_seen[person.email] = index
+        problems.extend(_alias_problems(index, person, people, domains, owner))
+        if (
+            meeting is not None
+            and person.working_hours is not None
+            and not _fits(meeting.duration, _all_ranges(person.working_hours))
+        ):
+            message = (
+                f"a {format_duration(meeting.duration)} meeting fits in none of these "
+                f"working-hours ranges; lengthen them or shorten meeting.duration"
+            )
+            problems.append(((index, "working_hours"), message))
+    return SpecError(problems) if problems else None
+
+
+#: The most aliases one stakeholder may list.
+MAX_ALIASES = 20
+
+
+def _alias_problems(
+    index: int,
+    person: Stakeholder,
+    people: list[tuple[int, Stakeholder]],
+    domains: list[str] | None,
+    owner: Owner | None,
+) -> list[tuple[SubPath, str]]:
+    """An alias answers for ``person`` only: it must be in the allowed domains and belong to
+    nobody else in the file (the owner, another stakeholder, or another's alias)."""
+    problems: list[tuple[SubPath, str]] = []
+    if len(person.aliases) > MAX_ALIASES:
+        problems.append(
+            (
+                (index, "aliases"),
+                f"{len(person.aliases)} aliases; list at most {MAX_ALIASES} addresses",
+            )
+        )
+    for n, alias in enumerate(person.aliases):
+        at: SubPath = (index, "aliases", n)
+        if domains and _domain(alias) not in domains:
+            problems.append((at, _outside(alias, domains, "remove this alias")))
+        elif alias == person.email or alias in person.aliases[:n]:
+            problems.append((at, f"{alias} is listed already for this stakeholder; remove it"))
+        elif owner is not None and alias == owner.email:
+            problems.append((at, f"{alias} is the owner's own address; remove this alias"))
+        else:
+            other = next(
+                (
+                    (i, o)
+                    for i, o in people
+                    if i != index and (alias == o.email or alias in o.aliases)
+                ),
+                None,
+            )
+            if other is not None:
+                problems.append(
+                    (
+                        at,
+                        f"{alias} belongs to stakeholders[{other[0]}] ({other[1].email}); an "
+                        "address may answer for one person only, remove it here or there",
+                    )
+                )
+    return problems
+
+
+def _undefined_tier(name: str, tiers: Mapping[str, Tier]) -> str:
+    if not tiers:
+        return (
+            f"unknown tier '{name}'; no tiers are defined — add a tiers: section like "
+            f"{{peer: {{every: 8w}}}}"
+        )
+    close = difflib.get_close_matches(name, list(tiers), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown tier '{name}'; defined tiers: {', '.join(tiers)}{hint}"
