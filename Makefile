@@ -36,7 +36,7 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.slots_bench
 
-# Not part of `make test`: ~25 min (SOAK_S=600 per broker); SOAK_ARGS="--broker redis" etc.
+# Not part of `make test`: ~30-40 min (SOAK_S=600 per broker); SOAK_ARGS="--broker redis" etc.
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
