@@ -87,6 +87,7 @@ def _check(result: LoadResult, text: str, fmt: str) -> None:
         assert issue.file.startswith("fuzz.")
         assert 1 <= issue.line <= last, (issue, last)
         assert issue.message.strip()
+        assert not _YAML_BREAKS.search(issue.message), issue  # one issue, one line
         assert "could not be read" not in issue.message  # the app's last resort, never needed
         assert "Traceback" not in issue.message
     assert len(result.issues) <= 101  # MAX_ISSUES plus the "… and N more" line

@@ -939,3 +939,35 @@ def test_policy_book_uses_its_limits_and_turns_any_exception_into_an_issue(
     assert issue.message.startswith("the file could not be read: RecursionError")
     with pytest.raises(PolicyError, match="could not be read: RecursionError"):
         load_policy(path)
+
+
+@pytest.mark.parametrize("text", ["a = [b\n", "a = {b = [c\n", "a = [", "a = [1,", "a = {"])
+def test_the_toml_line_scanner_ends_on_text_tomllib_refuses(text: str) -> None:
+    # It now runs before tomllib (to find deep nesting): unterminated arrays must not loop.
+    assert line_index(text, "toml").line_of(("a", 5)) == 1
+    issue = _only_issue(text, "toml")
+    assert issue.message.startswith("malformed TOML: ")
+
+
+def test_a_control_character_in_yaml_is_one_line_with_its_line_number() -> None:
+    issue = _only_issue(_OWNER_YAML + "x: \x07\n", "yaml")
+    assert (issue.line, issue.field) == (2, "")
+    assert issue.message.startswith("the file contains #x0007, a character YAML does not allow")
+
+
+def test_keys_with_line_breaks_are_escaped_so_each_issue_is_one_line() -> None:
+    text = yaml.safe_dump({**_VALID, "owner": {**_VALID["owner"], "a\nb": 1, " \x85": 2}})
+    issues = _issues(text, "yaml")
+    assert {(i.field, i.message[:18]) for i in issues} == {
+        ("owner.a\\nb", "unknown field 'a\\n"),
+        ("owner. \\x85", "unknown field ' \\x"),
+    }
+    assert all(i.message.isprintable() for i in issues)
+
+
+def test_a_zone_name_zoneinfo_would_recurse_on_is_an_issue() -> None:
+    # zoneinfo looks "a.a.….a/B" up as nested tzdata packages: a RecursionError before.
+    zone = "a." * 3000 + "Europe/London"
+    issue = _only_issue(f"owner: {{email: a@corp.example, name: A, timezone: {zone}}}\n", "yaml")
+    assert issue.field == "owner.timezone"
+    assert "is not an IANA time zone" in issue.message

@@ -13,7 +13,11 @@ The package, by concern:
 - :mod:`~scheduler.core.policy.fields`: field types and their parsers (durations, hours, zones…);
 - :mod:`~scheduler.core.policy.lines`: where each path is written (YAML nodes, a TOML scanner);
 - :mod:`~scheduler.core.policy.issues`: validation and syntax errors as ``PolicyIssue``;
-- :mod:`~scheduler.core.policy.load`: text in, :class:`Policy` (or every issue) out.
+- :mod:`~scheduler.core.policy.load`: text in, :class:`Policy` (or every issue) out;
+- :mod:`~scheduler.core.policy.limits`: :class:`PolicyLimits` on untrusted input (size, nesting,
+  values with YAML aliases expanded, texts, stakeholders, duration ranges) and their checks;
+- :mod:`~scheduler.core.policy.safe_yaml`: YAML checked on its event stream, then composed once;
+- :mod:`~scheduler.core.policy.zones`: IANA region names only, with hints for ``EST``, ``GMT+1``…
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from scheduler.core.policy.fields import OptionalDelay as OptionalDelay
 from scheduler.core.policy.fields import TimeZone as TimeZone
 from scheduler.core.policy.fields import Weekdays as Weekdays
 from scheduler.core.policy.fields import Window as Window
+from scheduler.core.policy.limits import PolicyLimits
 from scheduler.core.policy.lines import DocPath as DocPath
 from scheduler.core.policy.lines import LineIndex, line_index
 from scheduler.core.policy.lines import PolicyFormat as PolicyFormat
@@ -59,6 +64,7 @@ __all__ = [
     "MeetingDefaults",
     "Owner",
     "Policy",
+    "PolicyLimits",
     "Stakeholder",
     "StakeholderDefaults",
     "Tier",

@@ -9,6 +9,7 @@ fix, never tracebacks.
 from __future__ import annotations
 
 import re
+import reprlib
 import tomllib
 import types
 import typing
@@ -77,46 +78,55 @@ def _field_name(path: DocPath) -> str:
     return text
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong, _SHORT.maxlevel = 80, 80, 40, 3
+
+
 def _message(error: Mapping[str, Any], holder: type[BaseModel] | None) -> str:
     kind: str = error["type"]
     ctx: Mapping[str, Any] = error.get("ctx") or {}
     got = error.get("input")
     key = error["loc"][-1] if error["loc"] else ""
+    shown = _SHORT.repr(got)  # bounded: the input may be a huge (aliased) structure
     if kind == "extra_forbidden":
         known = holder.model_fields if holder is not None else ()
         return _unknown_field(str(key), known)
     if kind == "missing":
         return f"missing required field '{key}'; add it"
     if kind == "literal_error":
-        return f"expected one of {ctx.get('expected')}, got {got!r}"
+        return f"expected one of {ctx.get('expected')}, got {shown}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"expected a mapping of fields (key: value), got {got!r}"
+        return f"expected a mapping of fields (key: value), got {shown}"
     if kind in ("list_type", "tuple_type", "set_type", "frozen_set_type"):
-        return f"expected a list, got {got!r}"
+        return f"expected a list, got {shown}"
     if kind.startswith("string_"):
-        return f"expected text, got {got!r}"
+        return f"expected text, got {shown}"
     if kind.startswith("int_"):
-        return f"expected a whole number, got {got!r}"
+        return f"expected a whole number, got {shown}"
     if kind.startswith("float_"):
-        return f"expected a number, got {got!r}"
+        return f"expected a number, got {shown}"
     if kind == "finite_number":
-        return f"expected a finite number, got {got!r}"
+        return f"expected a finite number, got {shown}"
     if kind.startswith("bool_"):
-        return f"expected true or false, got {got!r}"
+        return f"expected true or false, got {shown}"
     if kind.startswith("date_"):
-        return f"expected an ISO date like 2027-01-15, got {got!r}"
+        return f"expected an ISO date like 2027-01-15, got {shown}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         bound = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<"}.get(kind, "<=")
         limit = next(iter(ctx.values()), "?")
-        return f"expected a number {bound} {limit}, got {got!r}"
+        return f"expected a number {bound} {limit}, got {shown}"
     if kind == "value_error" and "error" in ctx:
         return str(ctx["error"])
-    return f"{error['msg']} (got {got!r})"
+    return f"{error['msg']} (got {shown})"
 
 
-def _issues(exc: ValidationError, lines: LineIndex, source: str) -> list[PolicyIssue]:
+def _issues(
+    exc: ValidationError, lines: LineIndex, source: str, most: int | None = None
+) -> list[PolicyIssue]:
+    """The issues of ``exc``, from at most ``most`` of its errors (the rest are only counted)."""
     issues: list[PolicyIssue] = []
-    for error in exc.errors():
+    errors = exc.errors(include_url=False)
+    for error in errors if most is None else errors[:most]:
         path, holder = _doc_path(error["loc"])
         cause = (error.get("ctx") or {}).get("error")
         found = cause.problems if isinstance(cause, SpecError) else (((), _message(error, holder)),)
@@ -136,6 +146,7 @@ def _toml_syntax_issue(exc: tomllib.TOMLDecodeError, source: str) -> PolicyIssue
     return PolicyIssue(source, line, "", f"malformed TOML: {exc}")
 
 
+_YAML_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 _LONG_NUMBER = re.compile(r"\d{1000,}")
 
 
@@ -149,7 +160,15 @@ def _toml_value_issue(exc: ValueError, text: str, source: str) -> PolicyIssue:
 
 def _yaml_syntax_issue(exc: yaml.YAMLError, text: str, source: str) -> PolicyIssue:
     """A YAML syntax error, on the line to fix."""
-    line, reason = 1, str(exc)
+    line, reason = 1, " ".join(str(exc).split())  # one line, whatever the error says
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = len(_YAML_BREAKS.split(text[: exc.position])) if exc.position else 1
+        code = f"#x{exc.character:04x}" if isinstance(exc.character, int) else "a character"
+        message = (
+            f"the file contains {code}, a character YAML does not allow (a control "
+            f"character); remove it"
+        )
+        return PolicyIssue(source, line, "", message)
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         # An unclosed bracket is only noticed at the end of the file; the line where the

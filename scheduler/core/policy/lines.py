@@ -215,6 +215,7 @@ class _TomlLines(_Lines):
             self._i += 1
             while True:
                 self._skip(newlines=True)
+                self._not_at_end()
                 if self._peek() == "}":
                     self._i += 1
                     return
@@ -227,6 +228,7 @@ class _TomlLines(_Lines):
             index = 0
             while True:
                 self._skip(newlines=True)
+                self._not_at_end()
                 if self._peek() == "]":
                     self._i += 1
                     return
@@ -249,7 +251,12 @@ class _TomlLines(_Lines):
             self._i = end + len(quote)
         else:
             match = self._SCALAR.match(self._text, self._i)
-            self._i = match.end() if match else self._i + 1
+            # Always move on: text tomllib has not accepted may hold no delimiter at all.
+            self._i = max(match.end() if match else self._i, self._i + 1)
+
+    def _not_at_end(self) -> None:
+        if self._i >= len(self._text):
+            raise ValueError("unterminated array or table")
 
 
 class _TooDeep(Exception):

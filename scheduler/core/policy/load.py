@@ -35,7 +35,6 @@ from scheduler.core.policy.schema import Policy
 __all__ = [
     "MAX_ISSUES",
     "LoadResult",
-    "PolicyLimits",
     "load_policy_text",
     "policy_to_data",
     "validate_policy_text",
@@ -43,6 +42,7 @@ __all__ = [
 
 #: At most this many issues are listed per file (then one line says how many more there are).
 MAX_ISSUES = 100
+_FORMATTED = 10 * MAX_ISSUES
 _DEFAULT_LIMITS = PolicyLimits()
 
 
@@ -115,12 +115,14 @@ def _parse(
     return _parse_yaml(text, source, limits)
 
 
-def _capped(issues: list[PolicyIssue], source: str) -> list[PolicyIssue]:
-    if len(issues) <= MAX_ISSUES:
+def _capped(issues: list[PolicyIssue], source: str, unread: int = 0) -> list[PolicyIssue]:
+    """At most :data:`MAX_ISSUES`, then one line counting the rest (``unread``: not formatted)."""
+    if len(issues) <= MAX_ISSUES and not unread:
         return issues
-    rest = len(issues) - MAX_ISSUES
+    rest = len(issues) - MAX_ISSUES + unread
     more = f"… and {rest} more problem(s) not listed; fix the ones above and validate again"
-    return [*issues[:MAX_ISSUES], PolicyIssue(source, issues[MAX_ISSUES].line, "", more)]
+    line = issues[MAX_ISSUES].line if len(issues) > MAX_ISSUES else issues[-1].line
+    return [*issues[:MAX_ISSUES], PolicyIssue(source, line, "", more)]
 
 
 def _size_issue(text: str, source: str, limits: PolicyLimits) -> PolicyIssue | None:
@@ -135,6 +137,13 @@ def _size_issue(text: str, source: str, limits: PolicyLimits) -> PolicyIssue | N
     return PolicyIssue(source, 1, "", limits.too_big(size)) if size > limits.max_bytes else None
 
 
+def _printable(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped: one issue, one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def validate_policy_text(
     text: str,
     source: str,
@@ -144,9 +153,20 @@ def validate_policy_text(
 ) -> LoadResult:
     """Validate policy text without raising; ``digest`` becomes the policy's ``content_hash``.
 
-    ``limits`` (default: the documented :class:`PolicyLimits`) bound what is accepted.
+    ``limits`` (default: the documented :class:`PolicyLimits`) bound what is accepted. Each
+    issue is one printable line: keys and values echoed from the file are escaped.
     """
-    limits = limits or _DEFAULT_LIMITS
+    loaded = _validate(text, source, fmt, digest, limits or _DEFAULT_LIMITS)
+    loaded.issues = [
+        dataclasses.replace(i, field=_printable(i.field), message=_printable(i.message))
+        for i in loaded.issues
+    ]
+    return loaded
+
+
+def _validate(
+    text: str, source: str, fmt: PolicyFormat, digest: str, limits: PolicyLimits
+) -> LoadResult:
     too_big = _size_issue(text, source, limits)
     if too_big is not None:
         return LoadResult(None, [too_big], _Lines())
@@ -172,8 +192,12 @@ def validate_policy_text(
     try:
         policy = Policy.model_validate(data, context={"limits": limits})
     except ValidationError as exc:
-        issues += _issues(exc, lines, source)
-        return LoadResult(None, _capped(sorted(issues, key=lambda i: i.line), source), lines)
+        # Formatting an error costs far more than finding it: past ten times what is listed,
+        # the rest of a huge list of errors is only counted.
+        issues += _issues(exc, lines, source, most=_FORMATTED)
+        unread = max(exc.error_count() - _FORMATTED, 0)
+        ordered = sorted(issues, key=lambda i: i.line)
+        return LoadResult(None, _capped(ordered, source, unread), lines)
     if issues:
         return LoadResult(None, _capped(issues, source), lines)
     policy._source = source

@@ -191,10 +191,18 @@ def _regions() -> tuple[str, ...]:
     )
 
 
+# What a zone name looks like. Checked before zoneinfo sees it: zoneinfo looks names up as
+# packages of the tzdata distribution, and "a.a.a…" thousands of parts long recursed until a
+# RecursionError.
+_NAME = re.compile(r"[A-Za-z0-9_+-]{1,40}(?:/[A-Za-z0-9_+-]{1,40}){0,3}")
+
+
 def _loads(name: str) -> bool:
+    if not _NAME.fullmatch(name):
+        return False
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError, RecursionError):
         return False
     return True
 
