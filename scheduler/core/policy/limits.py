@@ -181,6 +181,64 @@ def _read_child(stack: list[_Open], key: str | int = "?") -> None:
         parent.children += 1
 
 
+@dataclasses.dataclass
+class _Walk:
+    """What :func:`check_yaml_events` has seen so far."""
+
+    values: int = 0
+    stack: list[_Open] = dataclasses.field(default_factory=list)
+    #: anchor -> (values, nesting below it)
+    sizes: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    #: anchor -> its mark (libyaml's or PyYAML's Mark)
+    anchors: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the mark where the (first) document's content starts
+    root: Any = None
+    documents: int = 0
+
+    def document(self, mark: Any) -> None:
+        self.documents += 1
+        if self.documents > 1:
+            raise ComposerError(
+                "expected a single document in the stream", self.root,
+                "but found another document", mark,
+            )  # fmt: skip
+
+    def anchor(self, event: yaml.Event, mark: Any) -> None:
+        if isinstance(event, yaml.NodeEvent) and self.root is None:
+            self.root = mark
+        anchor = getattr(event, "anchor", None)
+        if anchor is None or isinstance(event, yaml.AliasEvent):
+            return
+        if anchor in self.anchors:
+            raise ComposerError(
+                f"found duplicate anchor {anchor!r}; first occurrence", self.anchors[anchor],
+                "second occurrence", mark,
+            )  # fmt: skip
+        self.anchors[anchor] = mark
+
+    def alias(self, event: yaml.AliasEvent, line: int, mark: Any) -> tuple[int, int] | LimitHit:
+        """The (values, nesting) an alias adds, or why it is refused."""
+        if event.anchor not in self.sizes:
+            if any(o.anchor == event.anchor for o in self.stack):
+                message = (
+                    f"the alias *{event.anchor} is inside the value it names, which would "
+                    f"repeat forever; remove the alias"
+                )
+                return LimitHit(message, line, _path(self.stack))
+            raise ComposerError(None, None, f"found undefined alias {event.anchor!r}", mark)
+        return self.sizes[event.anchor]
+
+    def close(self) -> None:
+        if not self.stack:
+            return
+        done = self.stack.pop()
+        if done.anchor is not None:
+            self.sizes[done.anchor] = (self.values - done.values_before, done.deepest - done.depth)
+        if self.stack:
+            self.stack[-1].deepest = max(self.stack[-1].deepest, done.deepest)
+        _read_child(self.stack)
+
+
 def check_yaml_events(events: Iterable[yaml.Event], limits: PolicyLimits) -> LimitHit | None:
     """Refuse a YAML event stream that breaks a limit; ``None`` when it keeps to all of them.
 
@@ -193,84 +251,49 @@ def check_yaml_events(events: Iterable[yaml.Event], limits: PolicyLimits) -> Lim
             undefined alias, a duplicate anchor, a second document), worded as PyYAML's
             composer words it, so that composing a stream that passed cannot fail.
     """
-    values = 0
-    stack: list[_Open] = []
-    sizes: dict[str, tuple[int, int]] = {}  # anchor -> (values, nesting below it)
-    anchors: dict[str, Any] = {}  # anchor -> its mark (libyaml's or PyYAML's Mark)
-    root: Any = None  # the mark where the (first) document's content starts
-    documents = 0
+    w = _Walk()
     for event in events:
-        depth = len(stack)  # the path length of the value this event starts
+        depth = len(w.stack)  # the path length of the value this event starts
         mark: Any = event.start_mark
         line = mark.line + 1 if mark is not None else 1
-        anchor = getattr(event, "anchor", None)
         if isinstance(event, yaml.DocumentStartEvent):
-            documents += 1
-            if documents > 1:
-                raise ComposerError(
-                    "expected a single document in the stream",
-                    root,
-                    "but found another document",
-                    mark,
-                )
+            w.document(mark)
             continue
-        if isinstance(event, yaml.NodeEvent) and root is None:
-            root = mark
-        if anchor is not None and not isinstance(event, yaml.AliasEvent):
-            if anchor in anchors:
-                raise ComposerError(
-                    f"found duplicate anchor {anchor!r}; first occurrence",
-                    anchors[anchor],
-                    "second occurrence",
-                    mark,
-                )
-            anchors[anchor] = mark
+        w.anchor(event, mark)
         if isinstance(event, yaml.ScalarEvent):
-            values += 1
+            w.values += 1
             if len(event.value) > limits.max_string:
-                return LimitHit(limits.too_long(len(event.value)), line, _path(stack), True)
+                return LimitHit(limits.too_long(len(event.value)), line, _path(w.stack), True)
             if event.anchor is not None:
-                sizes[event.anchor] = (1, 0)
+                w.sizes[event.anchor] = (1, 0)
             height = 0
         elif isinstance(event, yaml.CollectionStartEvent):
-            values += 1
+            w.values += 1
             if depth > limits.max_depth:
-                return LimitHit(limits.too_deep(), line, _path(stack))
-            if values > limits.max_values:
-                return LimitHit(limits.too_many_values(), line, _path(stack))
+                return LimitHit(limits.too_deep(), line, _path(w.stack))
+            if w.values > limits.max_values:
+                return LimitHit(limits.too_many_values(), line, _path(w.stack))
             mapping = isinstance(event, yaml.MappingStartEvent)
-            stack.append(_Open(event.anchor, values - 1, depth, depth, mapping))
+            w.stack.append(_Open(event.anchor, w.values - 1, depth, depth, mapping))
             continue
         elif isinstance(event, yaml.CollectionEndEvent):
-            if not stack:
-                continue
-            done = stack.pop()
-            if done.anchor is not None:
-                sizes[done.anchor] = (values - done.values_before, done.deepest - done.depth)
-            if stack:
-                stack[-1].deepest = max(stack[-1].deepest, done.deepest)
-            _read_child(stack)
+            w.close()
             continue
         elif isinstance(event, yaml.AliasEvent):
-            if event.anchor not in sizes:
-                if any(o.anchor == event.anchor for o in stack):
-                    message = (
-                        f"the alias *{event.anchor} is inside the value it names, which would "
-                        f"repeat forever; remove the alias"
-                    )
-                    return LimitHit(message, line, _path(stack))
-                raise ComposerError(None, None, f"found undefined alias {event.anchor!r}", mark)
-            size, height = sizes[event.anchor]
-            values += size
+            added = w.alias(event, line, mark)
+            if isinstance(added, LimitHit):
+                return added
+            size, height = added
+            w.values += size
         else:
             continue
         if depth + height > limits.max_depth:
-            return LimitHit(limits.too_deep(), line, _path(stack))
-        if values > limits.max_values:
-            return LimitHit(limits.too_many_values(), line, _path(stack))
-        if stack:
-            stack[-1].deepest = max(stack[-1].deepest, depth + height)
-        _read_child(stack, event.value if isinstance(event, yaml.ScalarEvent) else "?")
+            return LimitHit(limits.too_deep(), line, _path(w.stack))
+        if w.values > limits.max_values:
+            return LimitHit(limits.too_many_values(), line, _path(w.stack))
+        if w.stack:
+            w.stack[-1].deepest = max(w.stack[-1].deepest, depth + height)
+        _read_child(w.stack, event.value if isinstance(event, yaml.ScalarEvent) else "?")
     return None
 
 
