@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import icalendar
 import pytest
 
 from scheduler.app import booking, decisions, planning
@@ -26,6 +25,7 @@ from scheduler.core.states import MeetingState
 from scheduler.entrypoints.bootstrap import App, bootstrap
 from scheduler.entrypoints.cli import main
 from scheduler.settings import Settings
+from tests.calendars import empty_calendar as _empty_calendar
 
 NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)  # a Monday
 ALEX, BEA = "alex@corp.example", "bea@corp.example"
@@ -39,13 +39,6 @@ stakeholders:
   - {{email: {other}, name: {other_name} Doe, tier: peer, timezone: UTC}}
 allowed_domains: [corp.example]
 """
-
-
-def _empty_calendar(path: Path) -> None:
-    cal = icalendar.Calendar()
-    cal.add("prodid", "-//goodwill tests//EN")
-    cal.add("version", "2.0")
-    path.write_bytes(cal.to_ical())
 
 
 def _settings(tmp_path: Path, db_url: str) -> Settings:

@@ -25,6 +25,7 @@ from scheduler.core.states import MeetingState
 from scheduler.entrypoints.bootstrap import App, bootstrap
 from scheduler.settings import Settings
 from scheduler.store import NewMeeting
+from tests.calendars import empty_calendar as _empty_calendar
 
 NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)  # a Monday
 
@@ -92,13 +93,6 @@ class Env:
             for e in cal.walk("VEVENT")
             if "X-GOODWILL-KEY" in e and str(e.get("STATUS", "")).upper() != "CANCELLED"
         ]
-
-
-def _empty_calendar(path: Path) -> None:
-    cal = icalendar.Calendar()
-    cal.add("prodid", "-//goodwill tests//EN")
-    cal.add("version", "2.0")
-    path.write_bytes(cal.to_ical())
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from scheduler.entrypoints.metrics import Metrics
 from scheduler.entrypoints.runtime import Runtime, build_runtime
 from scheduler.settings import Settings
 from scheduler.store import Meeting
+from tests.calendars import empty_calendar as _empty_calendar
 from workers.tick import Tick, TickResult
 
 NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)  # a Monday
@@ -161,13 +162,6 @@ class Org:
         runtime.start()
         self.others.append((app, runtime))
         return Tick(app.pipeline, runtime.actors, interval_s=10, holder="fresh")
-
-
-def _empty_calendar(path: Path) -> None:
-    cal = icalendar.Calendar()
-    cal.add("prodid", "-//goodwill tests//EN")
-    cal.add("version", "2.0")
-    path.write_bytes(cal.to_ical())
 
 
 @pytest.fixture

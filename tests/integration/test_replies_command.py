@@ -27,6 +27,7 @@ from scheduler.core.states import MeetingState
 from scheduler.entrypoints.bootstrap import App, bootstrap
 from scheduler.entrypoints.cli import main
 from scheduler.settings import Settings
+from tests.calendars import empty_calendar as _empty_calendar
 
 _today = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
 #: The next Monday 08:00 UTC: every meeting booked here lies in the real future, so the CLI
@@ -44,13 +45,6 @@ stakeholders:
   - {{email: bo@corp.example, name: Bo Diaz, tier: peer{aliases}}}
 allowed_domains: [corp.example, home.example]
 """
-
-
-def _empty_calendar(path: Path) -> None:
-    cal = icalendar.Calendar()
-    cal.add("prodid", "-//goodwill tests//EN")
-    cal.add("version", "2.0")
-    path.write_bytes(cal.to_ical())
 
 
 @dataclass

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import icalendar
 import pytest
 
 from connectors.registry import BackendRegistry
@@ -24,6 +23,7 @@ from scheduler.core.policy import Policy
 from scheduler.core.ports import CalendarBackend
 from scheduler.entrypoints.cli import main
 from scheduler.store import make_engine
+from tests.calendars import empty_calendar as _empty_calendar
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -174,13 +174,6 @@ class RateLimitedOnce:
 
     def __getattr__(self, name: str) -> object:  # every other writer call goes through
         return getattr(self.inner, name)
-
-
-def _empty_calendar(path: Path) -> None:
-    cal = icalendar.Calendar()
-    cal.add("prodid", "-//goodwill tests//EN")
-    cal.add("version", "2.0")
-    path.write_bytes(cal.to_ical())
 
 
 def test_serve_once_leaves_a_pending_retry_to_the_next_run(

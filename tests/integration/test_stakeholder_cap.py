@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import icalendar
 import pytest
 from pydantic import ValidationError
 
@@ -23,6 +22,7 @@ from scheduler.core.states import MeetingState
 from scheduler.entrypoints.bootstrap import App, bootstrap
 from scheduler.entrypoints.cli import main
 from scheduler.settings import Settings
+from tests.calendars import empty_calendar as _empty_calendar
 
 NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)  # a Monday
 OWNERS = ("ann", "bo", "cy", "di")
@@ -42,13 +42,6 @@ stakeholders:
      timezone: Europe/London, notes: "SECRET-NOTE"}}
 allowed_domains: [corp.example]
 """
-
-
-def _empty_calendar(path: Path) -> None:
-    cal = icalendar.Calendar()
-    cal.add("prodid", "-//goodwill tests//EN")
-    cal.add("version", "2.0")
-    path.write_bytes(cal.to_ical())
 
 
 @pytest.fixture
