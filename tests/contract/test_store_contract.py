@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from scheduler.app.records import ContactSource, Meeting, NewMeeting, StakeholderStatus
 from scheduler.core.states import OPEN_STATES, IllegalTransition, MeetingState
+from tests.concurrency import run_together
 from tests.usecase.stores import STORE_KINDS, InspectableStore, open_store
 
 S = MeetingState
@@ -93,27 +94,6 @@ def booked(store: InspectableStore, key: str, *, user_id: int, **kw: Any) -> int
     assert store.claim_for_booking(meeting_id, T0, 60) is not None
     assert store.transition(meeting_id, S.BOOKED, actor="worker", now=T0, provider_event_id=key)
     return meeting_id
-
-
-def run_together(n: int, work: Callable[[int, threading.Barrier], None]) -> None:
-    """Run ``work(i, barrier)`` in ``n`` threads and re-raise the first error."""
-    barrier = threading.Barrier(n, timeout=30)
-    errors: list[BaseException] = []
-
-    def target(i: int) -> None:
-        try:
-            work(i, barrier)
-        except BaseException as exc:  # surfaced below, after join
-            errors.append(exc)
-            barrier.abort()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    if errors:
-        raise errors[0]
 
 
 # -- users -----------------------------------------------------------------------------------

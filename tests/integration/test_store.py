@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -34,6 +34,7 @@ from scheduler.store import (
     migrate,
 )
 from scheduler.store.tables import Base
+from tests.concurrency import run_together
 
 S = MeetingState
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
@@ -88,27 +89,6 @@ def approved_meeting(store: Store, key: str = "m1") -> int:
     user_id = new_user(store)
     [meeting_id] = store.add_meetings(user_id, [proposal(key, state=S.APPROVED)], now=T0)
     return meeting_id
-
-
-def run_together(n: int, work: Callable[[int, threading.Barrier], None]) -> None:
-    """Run ``work(i, barrier)`` in ``n`` threads and re-raise the first error."""
-    barrier = threading.Barrier(n, timeout=30)
-    errors: list[BaseException] = []
-
-    def target(i: int) -> None:
-        try:
-            work(i, barrier)
-        except BaseException as exc:  # surfaced below, after join
-            errors.append(exc)
-            barrier.abort()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    if errors:
-        raise errors[0]
 
 
 # -- migrations ------------------------------------------------------------------------------
