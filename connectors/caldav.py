@@ -1,8 +1,19 @@
 """CalDAV (RFC 4791) calendars through the ``caldav`` library, with iMIP where servers need it.
 
 Implements :class:`~scheduler.core.ports.CalendarSource`,
-:class:`~scheduler.core.ports.ContactHistory`,
+:class:`~scheduler.core.ports.ContactHistory`, :class:`~scheduler.core.ports.OwnerCalendar`,
 :class:`~scheduler.core.ports.CalendarWriter` and :class:`~scheduler.core.ports.ResponseReader`.
+
+**Whose busy time, read how.** ``busy(query)`` takes the owner to be ``query.people[0]`` (as the
+Google and Graph connectors do) and reads the owner's own calendar with a calendar-query REPORT
+(time-range; recurrences expanded by :func:`connectors.ics_read.parse_busy_blocks`, the ICS
+reader's mapping: TRANSP, STATUS, all-day, the owner's PARTSTAT, and our ``X-GOODWILL-KEY`` as
+``BusyBlock.key``), so the owner's busy rules apply and our own event is known by its key.
+Everyone else is read with the free-busy REPORT where the server answers one (opaque periods,
+no event detail: the privacy promise), else with a calendar-query as well. One planning round
+reads the owner once (``read_owner``, history and horizon in one calendar-query, served to the
+round's ``last_contacts`` and ``busy`` by :mod:`connectors.owner_read`), then one REPORT per
+stakeholder: CalDAV has no multi-calendar free-busy outside RFC 6638 scheduling.
 
 **Locating a person's calendar.** CalDAV has no directory of other people's calendars that
 works across servers (``calendar-home-set`` is only reliably readable for the logged-in
@@ -12,7 +23,8 @@ its calendar collection URL, and ``calendar_path`` is a template for everyone el
 Relative entries are resolved against ``url``. A person with neither is reported unavailable.
 
 **Server differences** come from :mod:`connectors.caldav_quirks` (``server=``): free-busy
-REPORT or calendar-query, whether the server schedules (RFC 6638) or we e-mail iTIP ourselves.
+REPORT or calendar-query for stakeholders, whether the server schedules (RFC 6638) or we e-mail
+iTIP ourselves.
 
 **Events we create** live at a resource name derived from the idempotency key
 (``<calendar>/<key>.ics``) with ``UID = <key>@goodwill``; ``provider_event_id`` is that UID.
@@ -62,6 +74,7 @@ from connectors.ical_common import PARTSTAT_BY_STATUS, event_uid, parse_partstat
 from connectors.ics_read import email_of, last_contact_times, parse_busy_blocks
 from connectors.ics_write import reschedule
 from connectors.imip import ImipSender, event_calendar, itip_message
+from connectors.owner_read import OwnerReads, Use
 from scheduler.core.clock import Clock, SystemClock
 from scheduler.core.errors import (
     AuthorizationRevoked,
@@ -227,6 +240,7 @@ class CalDAVCalendar:
             headers=dict(headers or {}),
             enable_rfc6764=False,
         )
+        self._owner_reads = OwnerReads()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -268,6 +282,11 @@ class CalDAVCalendar:
     def busy(self, query: BusyQuery) -> BusyResult:
         """Busy blocks per person in ``query.window``; unreadable calendars go to ``unavailable``.
 
+        ``query.people[0]`` is the owner: their own calendar comes from a calendar-query with
+        event detail and keys (from the round's :meth:`read_owner` when it serves, else read
+        now); the others from the free-busy REPORT where the server has one. A person listed
+        twice is read once.
+
         Raises:
             AuthorizationRevoked: our own credentials are refused (401): nobody can be read.
             ProviderUnavailable: the server is down, slow or rate-limiting; retry the batch.
@@ -275,14 +294,37 @@ class CalDAVCalendar:
         window = query.window.to_utc()
         blocks: dict[str, list[BusyBlock]] = {}
         unavailable: dict[str, str] = {}
-        for person in query.people:
+        seen: set[str] = set()
+        for index, person in enumerate(query.people):
+            if email_of(person.email) in seen:
+                continue
+            seen.add(email_of(person.email))
             try:
-                blocks[person.email] = self._busy_of(person, window)
+                if index == 0:
+                    blocks[person.email] = self._own_blocks(person, window)
+                else:
+                    blocks[person.email] = self._busy_of(person, window)
             except (CalendarUnavailable, ResourceGone, CalendarDataError) as exc:
                 unavailable[person.email] = str(exc)
             except InvalidRequest as exc:
                 unavailable[person.email] = f"server refused the query: {exc}"
         return BusyResult(blocks=blocks, unavailable=unavailable)
+
+    def _own_blocks(self, owner: Person, window: Interval) -> list[BusyBlock]:
+        """The owner's events as blocks with detail and keys (the ICS reader's mapping)."""
+        cal_url = self.calendar_url(owner.email)
+        data = self._owner_data(owner, cal_url, window, "busy")
+        if not data:
+            return []  # no event in the window (the parser refuses empty data)
+        return parse_busy_blocks(
+            data,
+            source=cal_url,
+            owner_email=owner.email,
+            zone=owner.timezone,
+            window=window,
+            max_instances=self._limits.max_instances,
+            limits=self._limits,
+        )
 
     def _busy_of(self, person: Person, window: Interval) -> list[BusyBlock]:
         cal_url = self.calendar_url(person.email)
@@ -300,6 +342,8 @@ class CalDAVCalendar:
                 self._check(response.status, f"free-busy of {person.email}", CalendarUnavailable)
                 return parse_free_busy(_raw_bytes(response), source=cal_url, window=window)
             data = self._calendar_data(cal_url, window)
+        if not data:
+            return []  # no event in the window (the parser refuses empty data)
         return parse_busy_blocks(
             data,
             source=cal_url,
@@ -316,10 +360,39 @@ class CalDAVCalendar:
         Recurrences are expanded by :func:`connectors.ics_read.parse_busy_blocks`, the same code
         that reads ICS feeds, so CalDAV and ICS apply identical TRANSP/STATUS/PARTSTAT rules.
         """
+        return b"\r\n".join(self._calendar_items(cal_url, window))
+
+    def _calendar_items(self, cal_url: str, window: Interval) -> list[bytes]:
+        """One VCALENDAR per event resource overlapping ``window`` (one calendar-query)."""
         calendar = DavCalendar(client=self._client, url=cal_url)
         found: Any = calendar.search(start=window.start, end=window.end, event=True, expand=False)
         parts = [_to_bytes(item.data) for item in found]
-        return b"\r\n".join(p for p in parts if p)
+        return [p for p in parts if p]
+
+    def _owner_data(self, owner: Person, cal_url: str, window: Interval, use: Use) -> bytes:
+        """The owner's events over ``window``: from the round's held read when it serves
+        (:mod:`connectors.owner_read`; the parsers keep to ``window``), else a calendar-query."""
+        held = self._owner_reads.take(owner.email, window.start, window.end, use)
+        if held is not None:
+            return b"\r\n".join(bytes(item["data"]) for item in held)
+        with self._translated(f"calendar of {owner.email}", missing=CalendarUnavailable):
+            return self._calendar_data(cal_url, window)
+
+    # -- OwnerCalendar ------------------------------------------------------------------------
+
+    def read_owner(self, owner: Person, window: Interval) -> None:
+        """Read the owner's events over ``window`` with one calendar-query and hold them.
+
+        This round's ``last_contacts`` (from ``window.start``) and ``busy`` (to ``window.end``,
+        the owner's part) for this owner, on this thread, are served from this read, once each;
+        any other read (a booking's recheck, the conflict watch) goes to the server. Raises what
+        the history read raises.
+        """
+        window = window.to_utc()
+        cal_url = self.calendar_url(owner.email)
+        with self._translated(f"calendar of {owner.email}", missing=CalendarUnavailable):
+            items = self._calendar_items(cal_url, window)
+        self._owner_reads.hold(owner.email, window, [{"data": item} for item in items])
 
     # -- ContactHistory -----------------------------------------------------------------------
 
@@ -331,8 +404,7 @@ class CalDAVCalendar:
             return {}
         window = Interval(since, until).to_utc()
         cal_url = self.calendar_url(owner.email)
-        with self._translated(f"calendar of {owner.email}", missing=CalendarUnavailable):
-            data = self._calendar_data(cal_url, window)
+        data = self._owner_data(owner, cal_url, window, "history")
         if not data:
             return {}
         return last_contact_times(

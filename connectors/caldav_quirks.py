@@ -28,7 +28,9 @@ class ServerQuirks:
 
     Attributes:
         supports_free_busy_report: answers the RFC 4791 §7.10 ``free-busy-query`` REPORT on a
-            calendar collection; otherwise busy time comes from a calendar-query.
+            calendar collection, used for stakeholders; otherwise their busy time comes from a
+            calendar-query. The owner's own calendar is always read by calendar-query (event
+            detail and our key, for the busy rules and the conflict watch).
         free_busy_includes_free: the free-busy reply also carries ``FBTYPE=FREE`` periods (Radicale
             emits one per cancelled event); the connector drops FREE periods either way.
         merges_free_busy_overlaps: overlapping busy periods come back merged (informational; the

@@ -2,7 +2,7 @@
 
 A planning round reads the owner's calendar twice: the contact history over the past 26 weeks
 and the owner's busy time over the horizon. :class:`OwnerReads` holds one read of the owner's
-events over both windows (``read_owner`` in the Google and Graph connectors, the
+events over both windows (``read_owner`` in the Google, Graph and CalDAV connectors, the
 :class:`~scheduler.core.ports.OwnerCalendar` port) and hands it out:
 
 - **to the round's two reads, once each**: the ``history`` read that starts where the held

@@ -7,6 +7,12 @@ moves the same event exactly once (one update to the attendee, no new create); i
 it proposes a new time and moves nothing; within ``not_within`` of the start it only flags the
 meeting. Counted at the provider.
 
+CalDAV runs twice: on Radicale (``caldav``: goodwill mails iMIP itself) and on Xandikos
+(``caldav_xandikos``: the server schedules). Both read the owner's own calendar with a
+calendar-query (our event known by its ``X-GOODWILL-KEY``), so the owner's side is decided there;
+stakeholders come from the free-busy REPORT, decided on Xandikos (periods listed one by one) and
+skipped on Radicale (merged).
+
 Opaque, merged free/busy (Google freeBusy for attendees, a CalDAV free-busy REPORT) folds a
 conflict that overlaps the coffee into one block with it, indistinguishable from a meeting
 booked right next to it; goodwill then leaves the coffee alone rather than move it for nothing
@@ -15,8 +21,11 @@ booked right next to it; goodwill then leaves the coffee alone rather than move 
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +40,22 @@ from scheduler.core.ports import CalendarBackend
 from scheduler.core.states import MeetingState
 from tests.usecase.fakes import FakeStore
 
-from .conftest import ContractEnv
+from .conftest import ContractEnv, _available
+
+#: Envs beyond conftest's PROVIDERS run by this suite only: CalDAV on a scheduling server.
+_EXTRA_ENVS = ["caldav_xandikos"]
+
+
+@pytest.fixture(params=[*_available(), *_EXTRA_ENVS])
+def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ContractEnv]:
+    """conftest's ``env``, plus Xandikos for CalDAV (its connector contract is Radicale's)."""
+    module = importlib.import_module(f"tests.contract.envs.{request.param}")
+    made: ContractEnv = module.make_env(tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
+
 
 NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)  # Monday
 SLOT = datetime(2027, 3, 3, 14, 0, tzinfo=UTC)  # Wednesday: 14:00 London, 09:00 New York
@@ -95,14 +119,28 @@ def _watch(p: Pipeline, env: ContractEnv) -> int:
 
 
 #: Providers whose attendee free/busy merges our event with a conflict (no event detail).
-_MERGED_FREE_BUSY = {"google": "Google freeBusy merges busy time", "caldav": "free-busy REPORT"}
+_MERGED_FREE_BUSY = {
+    "google": "Google freeBusy merges busy time",
+    "caldav": (
+        "the server's free-busy REPORT (how stakeholders are read) merges overlapping periods "
+        "and carries no UIDs, so a conflict over our event becomes one keyless block with it"
+    ),
+}
+
+
+def _merges(env: ContractEnv) -> bool:
+    """Whether the env's attendee free/busy merges overlaps: CalDAV says per server (Xandikos
+    lists each period, so our event is the keyless block exactly at the slot and a conflict
+    beside it stays its own block); every other provider listed above does."""
+    quirks = getattr(env.source, "quirks", None)
+    return quirks is None or bool(quirks.merges_free_busy_overlaps)
 
 
 @pytest.fixture(params=["owner", "attendee"])
 def side(request: pytest.FixtureRequest, env: ContractEnv) -> str:
     if request.param == "owner" and env.owner_keys_hidden:
         pytest.skip(f"{env.name}: {env.owner_keys_hidden}")
-    if request.param == "attendee" and env.name in _MERGED_FREE_BUSY:
+    if request.param == "attendee" and env.name in _MERGED_FREE_BUSY and _merges(env):
         pytest.skip(f"{env.name}: {_MERGED_FREE_BUSY[env.name]}")
     return str(request.param)
 
@@ -176,3 +214,34 @@ def test_within_not_within_it_only_notifies(
     assert flagged.start == SLOT
     assert env.updates_sent(env.attendee.email, booked.provider_event_id) == 0
     assert not [m for m in p.store.open_meetings(booked.user_id) if m.replaces_id == mid]
+
+
+def _counting(env: ContractEnv) -> list[str]:
+    """The HTTP methods the CalDAV connector's DAV client sends from now on."""
+    seen: list[str] = []
+    client: Any = env.source._client  # type: ignore[attr-defined]
+    original = client.request
+
+    def request(url: str, method: str = "GET", body: Any = "", headers: Any = None) -> Any:
+        seen.append(method)
+        return original(url, method, body, headers)
+
+    client.request = request
+    return seen
+
+
+@pytest.mark.parametrize("env", ["caldav", "caldav_xandikos"], indirect=True)
+def test_caldav_conflict_pass_costs(env: ContractEnv, tmp_path: Path) -> None:
+    """Requests per conflict pass on CalDAV (Radicale, Xandikos): a quiet pass is one
+    calendar-query of the owner plus one free-busy REPORT per stakeholder; a move adds the
+    replanning read (the same two), the GET and PUT of our event, and on Radicale, where
+    goodwill mails the update itself, the PUT of the mail mark."""
+    p, _, _ = _world(env, tmp_path, "auto")
+    seen = _counting(env)
+    assert _watch(p, env) == 0
+    assert seen == ["REPORT", "REPORT"]
+    seen.clear()
+    _conflict(env, "owner")
+    assert _watch(p, env) == 1
+    mails_itself = env.source.quirks.needs_imip  # type: ignore[attr-defined]
+    assert seen == ["REPORT"] * 4 + ["GET", "PUT"] + (["PUT"] if mails_itself else [])

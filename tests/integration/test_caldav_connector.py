@@ -21,6 +21,7 @@ import pytest
 from connectors.caldav import CalDAVCalendar
 from connectors.caldav_quirks import QUIRKS, quirks_for
 from connectors.imip import ImipSender
+from scheduler.core.busy import apply_busy_rules
 from scheduler.core.clock import FixedClock
 from scheduler.core.errors import (
     AuthorizationRevoked,
@@ -34,6 +35,7 @@ from scheduler.core.model import (
     AttendeeStatus,
     BusyBlock,
     BusyQuery,
+    BusyRules,
     EventDraft,
     EventStatus,
     Person,
@@ -150,8 +152,10 @@ def people(radicale: RadicaleServer) -> RadicalePeople:
     return RadicalePeople(radicale)
 
 
-def _seed_mixed(people: RadicalePeople) -> None:
-    cal = people.att_cal
+def _seed_mixed(people: RadicalePeople, cal: str | None = None) -> None:
+    """Busy, overlapping, tentative, transparent, cancelled and weekly events (the attendee's
+    calendar unless ``cal`` says whose)."""
+    cal = cal or people.att_cal
     auth = people.auth
     _put(cal + "busy.ics", _vevent("busy", _at(9), _at(10)), auth=auth)
     _put(cal + "overlap.ics", _vevent("overlap", _at(9, 30), _at(10, 30)), auth=auth)
@@ -188,12 +192,19 @@ def _busy_intervals(blocks: list[BusyBlock]) -> list[Interval]:
 
 
 def test_radicale_free_busy_report_maps_fbtypes(people: RadicalePeople) -> None:
+    """Stakeholders (everyone after ``people[0]``) come from the free-busy REPORT: FBTYPEs
+    mapped, no event detail, no keys. The owner (``people[0]``) is read by calendar-query, so
+    their busy rules apply and our own event shows its key (the conflict watch needs that)."""
     _seed_mixed(people)
+    _seed_mixed(people, people.org_cal)
+    ours = people.draft(hour=14)
     assert quirks_for("radicale").supports_free_busy_report
     with people.connector() as cal:
-        result = cal.busy(BusyQuery(WINDOW, (people.attendee,)))
+        cal.create_event(ours)
+        result = cal.busy(BusyQuery(WINDOW, (people.organizer, people.attendee)))
     blocks = result.blocks[people.attendee.email]
     assert result.unavailable == {}
+    assert all(b.key is None for b in blocks)
     busy = [(b.start, b.end) for b in blocks if b.show_as is ShowAs.BUSY]
     tentative = [(b.start, b.end) for b in blocks if b.show_as is ShowAs.TENTATIVE]
     if quirks_for("radicale").merges_free_busy_overlaps:
@@ -205,12 +216,27 @@ def test_radicale_free_busy_report_maps_fbtypes(people: RadicalePeople) -> None:
     # Transparent and cancelled time is not in a free-busy answer (Radicale's FREE line dropped).
     assert not any(b.interval.overlaps(Interval(_at(13), _at(14))) for b in blocks)
     assert not any(b.interval.overlaps(Interval(_at(15), _at(16))) for b in blocks)
+    # The owner's side: the same events with their detail, and our event with its key.
+    own = result.blocks[people.organizer.email]
+    kinds = {(b.start.hour, b.show_as, b.status, b.key) for b in own}
+    assert (13, ShowAs.FREE, EventStatus.CONFIRMED, None) in kinds
+    assert (15, ShowAs.BUSY, EventStatus.CANCELLED, None) in kinds
+    assert (11, ShowAs.BUSY, EventStatus.TENTATIVE, None) in kinds
+    keyed = [(b.start, b.end) for b in own if b.key == ours.idempotency_key]
+    assert keyed == [(_at(14), _at(14, 30))]
+    assert _busy_intervals(own) == [
+        Interval(_at(9), _at(10, 30)),
+        Interval(_at(11), _at(12)),
+        Interval(_at(14), _at(14, 30)),
+        Interval(_at(16), _at(16, 30)),
+    ]
 
 
 def test_free_busy_report_and_calendar_query_agree(people: RadicalePeople) -> None:
-    """Differential: the server's free-busy vs our own expansion of the same events."""
+    """Differential: the server's free-busy vs our own expansion of the same events (the
+    attendee is a stakeholder here, so ``radicale`` reads them by the free-busy REPORT)."""
     _seed_mixed(people)
-    query = BusyQuery(WINDOW, (people.attendee,))
+    query = BusyQuery(WINDOW, (people.organizer, people.attendee))
     with people.connector("radicale") as report, people.connector("generic") as calquery:
         by_report = report.busy(query).blocks[people.attendee.email]
         by_query = calquery.busy(query).blocks[people.attendee.email]
@@ -378,13 +404,23 @@ def test_cancel_of_a_missing_event_is_done_and_state_is_gone(people: RadicalePeo
 
 
 def test_cancelled_event_leaves_free_busy(people: RadicalePeople) -> None:
+    org = people.organizer.email
+    as_owner = BusyQuery(WINDOW, (people.organizer,))
+    as_stakeholder = BusyQuery(WINDOW, (people.attendee, people.organizer))
     with people.connector() as cal:
         uid = cal.create_event(people.draft(hour=14)).provider_event_id
-        before = cal.busy(BusyQuery(WINDOW, (people.organizer,))).blocks[people.organizer.email]
+        before = cal.busy(as_owner).blocks[org]
+        before_fb = cal.busy(as_stakeholder).blocks[org]
         cal.cancel_event(people.organizer, uid)
-        after = cal.busy(BusyQuery(WINDOW, (people.organizer,))).blocks[people.organizer.email]
+        after = cal.busy(as_owner).blocks[org]
+        after_fb = cal.busy(as_stakeholder).blocks[org]
     assert [(b.start, b.end) for b in before] == [(_at(14), _at(14, 30))]
-    assert after == []
+    assert [(b.start, b.end) for b in before_fb] == [(_at(14), _at(14, 30))]
+    # The owner's calendar-query still lists the cancelled copy, as cancelled: no busy time.
+    assert [(b.start, b.status) for b in after] == [(_at(14), EventStatus.CANCELLED)]
+    assert apply_busy_rules(after, BusyRules()) == []
+    # The free-busy REPORT leaves it out altogether (Radicale's FBTYPE=FREE line dropped).
+    assert after_fb == []
 
 
 def test_last_contacts_finds_shared_meetings(people: RadicalePeople) -> None:
@@ -674,19 +710,81 @@ def test_xandikos_mails_external_attendees_itself(
 
 
 def test_xandikos_free_busy_of_own_calendar(xpeople: XandikosPeople) -> None:
-    _put(
-        xpeople.att_cal + "seed.ics",
-        _vevent("seed", _at(9), _at(10)),
-        headers=xpeople.server.headers(xpeople.att_user),
-    )
+    """The same calendar read as the owner (calendar-query: detail) and as a stakeholder
+    (free-busy REPORT: FBTYPEs). Xandikos lets an account read only its own collections, so
+    the stand-in owner is a second, empty calendar of the same account."""
+    headers = xpeople.server.headers(xpeople.att_user)
+    _put(xpeople.att_cal + "seed.ics", _vevent("seed", _at(9), _at(10)), headers=headers)
     _put(
         xpeople.att_cal + "tent.ics",
         _vevent("tent", _at(11), _at(12), "STATUS:TENTATIVE"),
-        headers=xpeople.server.headers(xpeople.att_user),
+        headers=headers,
     )
-    with xpeople.connector(xpeople.att_user, xpeople.att_cal, xpeople.attendee.email) as cal:
-        blocks = cal.busy(BusyQuery(WINDOW, (xpeople.attendee,))).blocks[xpeople.attendee.email]
-    assert [(b.start, b.end, b.show_as) for b in blocks] == [
+    other_cal = xpeople.att_cal.replace("/calendars/calendar/", "/calendars/other/")
+    made = httpx.request("MKCALENDAR", other_cal, headers=headers, timeout=10.0)
+    assert made.status_code == 201, made.text
+    stand_in = Person(f"{unique_user('own')}@corp.example", "Stan D", "UTC")
+    email = xpeople.attendee.email
+    with xpeople.connector(xpeople.att_user, xpeople.att_cal, email) as cal:
+        own = cal.busy(BusyQuery(WINDOW, (xpeople.attendee,))).blocks[email]
+    with CalDAVCalendar(
+        xpeople.server.url,
+        server="xandikos",
+        calendars={email: xpeople.att_cal, stand_in.email: other_cal},
+        headers=headers,
+    ) as cal:
+        result = cal.busy(BusyQuery(WINDOW, (stand_in, xpeople.attendee)))
+    assert result.blocks[stand_in.email] == []
+    assert [(b.start, b.end, b.show_as) for b in result.blocks[email]] == [
         (_at(9), _at(10), ShowAs.BUSY),
         (_at(11), _at(12), ShowAs.TENTATIVE),
     ]
+    assert [(b.start, b.end, b.show_as, b.status) for b in own] == [
+        (_at(9), _at(10), ShowAs.BUSY, EventStatus.CONFIRMED),
+        (_at(11), _at(12), ShowAs.BUSY, EventStatus.TENTATIVE),
+    ]
+
+
+# -- request counts ------------------------------------------------------------------------------
+
+
+def _counting(cal: CalDAVCalendar) -> list[str]:
+    """Record the HTTP method of every request the connector's DAV client sends."""
+    seen: list[str] = []
+    client: Any = cal._client
+    original = client.request
+
+    def request(url: str, method: str = "GET", body: Any = "", headers: Any = None) -> Any:
+        seen.append(method)
+        return original(url, method, body, headers)
+
+    client.request = request
+    return seen
+
+
+def test_one_owner_read_serves_the_rounds_history_and_busy(people: RadicalePeople) -> None:
+    """A planning round on CalDAV: ``read_owner`` (one calendar-query over history and horizon)
+    serves ``last_contacts`` and the owner's part of ``busy``; each stakeholder costs one
+    free-busy REPORT. Any later read (a recheck, the conflict watch) goes to the server."""
+    org, att = people.organizer, people.attendee
+    past = DAY - timedelta(days=10)
+    shared = (f"ORGANIZER:mailto:{org.email}", f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{att.email}")
+    _put(people.org_cal + "m1.ics", _vevent("m1", past, past + timedelta(hours=1), *shared),
+         auth=people.auth)  # fmt: skip
+    _seed_mixed(people, people.org_cal)
+    _put(people.att_cal + "a.ics", _vevent("a", _at(9), _at(10)), auth=people.auth)
+    history = (DAY - timedelta(days=30), DAY)
+    query = BusyQuery(WINDOW, (org, att))
+    with people.connector() as direct:
+        expected_contacts = direct.last_contacts(org, [att.email], *history)
+        expected_busy = direct.busy(query)
+    with people.connector() as cal:
+        seen = _counting(cal)
+        cal.read_owner(org, Interval(history[0], WINDOW.end))
+        assert seen == ["REPORT"]
+        assert cal.last_contacts(org, [att.email], *history) == expected_contacts
+        assert cal.busy(query) == expected_busy
+        assert seen == ["REPORT", "REPORT"]  # + the stakeholder's free-busy
+        assert cal.busy(query) == expected_busy  # the held read is used up: to the server
+        assert seen == ["REPORT"] * 4
+    assert expected_contacts == {att.email: past + timedelta(hours=1)}

@@ -86,7 +86,8 @@ class CalDAVContractEnv:
         self.attendee = Person(f"{unique_user('att')}@corp.example", "Al Att", "America/New_York")
         self._server = shared_radicale()
         self._sink = SmtpSink(port=free_port()).start()
-        self._auth = ("service", "secret")
+        self._auth: tuple[str, str] | None = ("service", "secret")
+        self._headers: dict[str, str] = {}
         for person in (self.organizer, self.attendee):
             self._server.make_calendar(f"{person.email.split('@')[0]}/calendar/")
         self._calendar = CalDAVCalendar(
@@ -125,8 +126,8 @@ class CalDAVContractEnv:
         response = httpx.put(
             url,
             content="\r\n".join(lines).encode(),
+            headers={**self._headers, "Content-Type": "text/calendar; charset=utf-8"},
             auth=self._auth,
-            headers={"Content-Type": "text/calendar; charset=utf-8"},
             timeout=10.0,
         )
         response.raise_for_status()
@@ -169,7 +170,7 @@ class CalDAVContractEnv:
             url,
             content='<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>',
             auth=self._auth,
-            headers={"Depth": "1", "Content-Type": "application/xml"},
+            headers={**self._headers, "Depth": "1", "Content-Type": "application/xml"},
             timeout=10.0,
         )
         listing.raise_for_status()
@@ -178,13 +179,16 @@ class CalDAVContractEnv:
             href = chunk.split("<", 1)[0]
             if not href.endswith(".ics"):
                 continue
-            body = httpx.get(str(httpx.URL(url).join(href)), auth=self._auth, timeout=10.0)
+            body = httpx.get(
+                str(httpx.URL(url).join(href)), auth=self._auth, headers=self._headers, timeout=10.0
+            )
             body.raise_for_status()
             events.extend(icalendar.Calendar.from_ical(body.content).walk("VEVENT"))
         return events
 
-    #: Radicale answers the free-busy REPORT: opaque periods, no event detail, so no key.
-    owner_keys_hidden: str | None = "Radicale's free-busy REPORT carries no event detail"
+    #: The owner's own calendar is read by calendar-query (event detail, our key on our
+    #: event); only stakeholders go through the opaque free-busy REPORT.
+    owner_keys_hidden: str | None = None
 
     def count_creates(self, organizer_email: str) -> int:
         """Events stored in the organizer's calendar, cancelled ones included."""
@@ -233,17 +237,21 @@ class CalDAVContractEnv:
             if method == "CANCEL":
                 event.pop("STATUS", None)
                 event.add("status", "CANCELLED")
-            copy.add_component(event)
+            copy.add_component(self._attendee_copy(event))
             name = hashlib.sha256(uid.encode()).hexdigest()[:32]
             url = self._calendar.calendar_url(self.attendee.email) + f"{name}.ics"
             response = httpx.put(
                 url,
                 content=copy.to_ical(),
                 auth=self._auth,
-                headers={"Content-Type": "text/calendar; charset=utf-8"},
+                headers={**self._headers, "Content-Type": "text/calendar; charset=utf-8"},
                 timeout=10.0,
             )
             response.raise_for_status()
+
+    def _attendee_copy(self, event: icalendar.Component) -> icalendar.Component:
+        """The event as the attendee's client files it (Radicale: as mailed)."""
+        return event
 
     @property
     def invites_sent(self) -> int:
