@@ -8,10 +8,12 @@ event, so a crash anywhere in here never leads to a second invite.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from scheduler.app.groups import group_draft, group_refusal, group_slot_taken
 from scheduler.app.pipeline import Pipeline, policy_for, revoke
 from scheduler.app.records import Meeting
 from scheduler.core.busy import apply_busy_rules
@@ -28,7 +30,7 @@ from scheduler.core.policy import Policy, Stakeholder
 from scheduler.core.ports import CalendarBackend, CalendarWriter
 from scheduler.core.states import MeetingState
 
-__all__ = ["BookOutcome", "BookResult", "book_meeting", "other_side_meeting"]
+__all__ = ["BookOutcome", "BookResult", "book_meeting", "calendars_busy", "other_side_meeting"]
 
 _S = MeetingState
 
@@ -66,6 +68,8 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
     if m is None:
         return BookResult(BookOutcome.ALREADY)
     user = p.store.get_user(m.user_id)
+    if user is not None and user.paused_at(now) and m.create_attempted_at is None:
+        return _held_by_pause(p, m, now, user.paused_until or now)
     policy = policy_for(p, user)
     if policy is None:
         return _retry(p, m, now, "policy unavailable", 600.0)
@@ -79,10 +83,10 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
         _finish(p, m, now, _S.FAILED, "read-only provider", error=error)
         return BookResult(BookOutcome.FAILED, detail="read-only provider")
     b = _Booking(p, m, policy, backend, writer, now)
-    stakeholder = policy.stakeholder(m.stakeholder_email)
-    ending = _why_not(policy, stakeholder, m, now)
-    if ending is not None or stakeholder is None:
-        assert ending is not None
+    # A group meeting's people are its attendees, checked by scheduler.app.groups.
+    stakeholder = None if m.is_group else policy.stakeholder(m.stakeholder_email)
+    ending = _group_why_not(b) if m.is_group else _why_not(policy, stakeholder, m, now)
+    if ending is not None:
         return _end_unbooked(b, ending)
     try:
         return _book(b, stakeholder)
@@ -91,6 +95,18 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
         return _retry(p, m, now, "credential revoked: reconnect the calendar", 3600.0)
     except ConnectorError as exc:
         return _after_provider_error(b, exc)
+
+
+def _held_by_pause(p: Pipeline, m: Meeting, now: datetime, until: datetime) -> BookResult:
+    """The owner paused goodwill after this meeting was sent for booking: back to approved,
+    due when the pause ends, the attempt not counted. (The tick sends no paused owner's
+    meetings; this catches one that was already queued.)"""
+    p.store.transition(
+        m.id, _S.APPROVED, actor="worker", now=now, expect=_S.BOOKING, attempt=m.attempts,
+        next_attempt_at=until, attempts=max(0, m.attempts - 1),
+        detail="held: the owner paused goodwill",
+    )  # fmt: skip
+    return BookResult(BookOutcome.ALREADY, detail="held: the owner paused goodwill")
 
 
 @dataclass(slots=True)
@@ -112,7 +128,7 @@ class _Booking:
         return self.m.create_attempted_at is not None
 
 
-def _book(b: _Booking, stakeholder: Stakeholder) -> BookResult:
+def _book(b: _Booking, stakeholder: Stakeholder | None) -> BookResult:
     """The steps, in order. Raises ConnectorError from the provider calls."""
     if b.uncertain:
         found = _look_up(b)
@@ -152,6 +168,21 @@ def _why_not(
     return None
 
 
+def _group_why_not(b: _Booking) -> _Ending | None:
+    """As :func:`_why_not`, for a group meeting (every attendee, the provider's limit)."""
+    if b.m.start <= b.now:
+        return _Ending(
+            _S.FAILED, "slot passed", "slot passed before it could be booked", BookOutcome.FAILED
+        )
+    refusal = group_refusal(b.policy, b.m, b.backend.provider)
+    if refusal is None:
+        return None
+    target, why = refusal
+    if target == _S.CANCELLED:
+        return _Ending(target, why, None, BookOutcome.CANCELLED)
+    return _Ending(target, why, True, BookOutcome.FAILED)
+
+
 def _end_unbooked(b: _Booking, ending: _Ending, *, replan: bool = False) -> BookResult:
     """End a meeting that will not happen; take back an invite an earlier attempt may have sent."""
     if b.uncertain:
@@ -174,12 +205,16 @@ def _taken(detail: str) -> _Ending:
     return _Ending(_S.CANCELLED, detail, None, BookOutcome.SLOT_TAKEN)
 
 
-def _slot_taken(b: _Booking, stakeholder: Stakeholder) -> BookResult | None:
+def _slot_taken(b: _Booking, stakeholder: Stakeholder | None) -> BookResult | None:
     """Whether another meeting or event now holds the slot (then the meeting ends), else None."""
-    clash = _clashing_meeting(b, announced_only=False)
+    overlapping, theirs = _rivals(b)
+    clash = _clashing_meeting(b, overlapping, announced_only=False)
     if clash is not None:
         return _end_unbooked(b, _taken(f"slot_taken: clashes with meeting {clash.id}"), replan=True)
-    other_side = other_side_meeting(b.p, b.policy.owner.email, b.m)
+    if stakeholder is None:  # a group meeting: the owner and every attendee, one busy read
+        why = group_slot_taken(b.p, b.policy, b.backend, b.m)
+        return None if why is None else _end_unbooked(b, _taken(why), replan=True)
+    other_side = other_side_meeting(b.p, b.policy.owner.email, b.m, known=theirs)
     if other_side is not None:
         ending = _Ending(
             _S.CANCELLED,
@@ -205,28 +240,49 @@ def _holds_slot(c: Meeting, m: Meeting, *, announced_only: bool) -> bool:
     return not announced_only and c.state == _S.BOOKING and c.id < m.id
 
 
-def _clashing_meeting(b: _Booking, *, announced_only: bool) -> Meeting | None:
+def _rivals(b: _Booking) -> tuple[list[Meeting], list[tuple[str, Meeting]]]:
+    """One read: the meetings overlapping this one's people and time, and the open meetings
+    other owners have with this owner as their stakeholder."""
+    emails = [b.policy.owner.email, b.m.stakeholder_email, *b.m.attendees]
+    return b.p.store.booking_rivals(
+        emails, b.m.start, b.m.end, exclude_id=b.m.id, owner_email=b.policy.owner.email
+    )
+
+
+def _clashing_meeting(
+    b: _Booking, overlapping: Sequence[Meeting], *, announced_only: bool
+) -> Meeting | None:
     """Another goodwill meeting with either person at this time that holds the slot.
 
     The provider re-check cannot see an event that is being created at this very moment: this
     is the guard against two owners booking the same person at the same time.
     """
-    emails = [b.policy.owner.email, b.m.stakeholder_email]
-    for c in b.p.store.active_overlapping(emails, b.m.start, b.m.end, exclude_id=b.m.id):
+    for c in overlapping:
         if _holds_slot(c, b.m, announced_only=announced_only):
             return c
     return None
 
 
 def other_side_meeting(
-    p: Pipeline, owner_email: str, m: Meeting, *, announced_only: bool = False
+    p: Pipeline,
+    owner_email: str,
+    m: Meeting,
+    *,
+    announced_only: bool = False,
+    known: Sequence[tuple[str, Meeting]] | None = None,
 ) -> Meeting | None:
     """The stakeholder's own goodwill meeting with this owner that holds the pair, or None.
 
-    Two users who list each other get one meeting: the first one booked wins.
+    Two users who list each other get one meeting: the first one booked wins. Group meetings
+    are nobody's pair meeting. ``known``: ``open_meetings_as_stakeholder(owner_email)``,
+    already read.
     """
-    for other_owner, theirs in p.store.open_meetings_as_stakeholder(owner_email):
-        if other_owner != m.stakeholder_email.lower() or theirs.id == m.id:
+    if m.is_group:
+        return None
+    if known is None:
+        known = p.store.open_meetings_as_stakeholder(owner_email)
+    for other_owner, theirs in known:
+        if other_owner != m.stakeholder_email.lower() or theirs.id == m.id or theirs.is_group:
             continue
         if _holds_slot(theirs, m, announced_only=announced_only):
             return theirs
@@ -240,10 +296,13 @@ def _announced_clash(b: _Booking) -> BookResult | None:
     the one that announces second always sees the first and backs off; at worst both back off
     and are planned again. Never both create.
     """
-    clash = _clashing_meeting(b, announced_only=True)
+    overlapping, theirs = _rivals(b)
+    clash = _clashing_meeting(b, overlapping, announced_only=True)
     if clash is not None:
         return _end_unbooked(b, _taken(f"slot_taken: clashes with meeting {clash.id}"), replan=True)
-    other_side = other_side_meeting(b.p, b.policy.owner.email, b.m, announced_only=True)
+    other_side = other_side_meeting(
+        b.p, b.policy.owner.email, b.m, announced_only=True, known=theirs
+    )
     if other_side is not None:
         ending = _Ending(
             _S.CANCELLED,
@@ -256,20 +315,37 @@ def _announced_clash(b: _Booking) -> BookResult | None:
 
 
 def _calendars_busy(b: _Booking, stakeholder: Stakeholder) -> bool:
-    """Read both calendars again for this slot (owner with buffer) under the busy rules."""
-    m, policy = b.m, b.policy
+    return calendars_busy(b.p, b.policy, b.backend, stakeholder, b.m.start, b.m.end)
+
+
+def calendars_busy(
+    p: Pipeline,
+    policy: Policy,
+    backend: CalendarBackend,
+    stakeholder: Stakeholder,
+    start: datetime,
+    end: datetime,
+) -> bool:
+    """Read both calendars again for ``[start, end)`` (owner with buffer) under the busy rules.
+
+    True when either person is busy then, or a calendar cannot be read. Raises ConnectorError.
+    """
     owner, person = policy.owner.person, policy.person_of(stakeholder)
     buffer = policy.availability.buffer
-    with b.p.provider_call(b.backend.provider, "recheck"):
-        result = b.backend.source.busy(
-            BusyQuery(window=Interval(m.start - buffer, m.end + buffer), people=(owner, person))
+    with p.provider_call(backend.provider, "recheck"):
+        result = backend.source.busy(
+            BusyQuery(window=Interval(start - buffer, end + buffer), people=(owner, person))
         )
     rules = policy.availability.busy
-    slot = Interval(m.start, m.end)
+    slot = Interval(start, end)
+    email = stakeholder.email.lower()
     owner_busy = apply_busy_rules(result.blocks.get(owner.email, []), rules)
-    their_busy = apply_busy_rules(result.blocks.get(m.stakeholder_email, []), rules)
+    their_busy = apply_busy_rules(
+        result.blocks.get(email, result.blocks.get(stakeholder.email, [])), rules
+    )
     return (
-        m.stakeholder_email in result.unavailable
+        email in result.unavailable
+        or stakeholder.email in result.unavailable
         or owner.email in result.unavailable
         or overlaps_any(slot.padded(buffer), owner_busy)
         or overlaps_any(slot, their_busy)
@@ -282,10 +358,14 @@ def _look_up(b: _Booking) -> CreatedEvent | None:
         return b.writer.find_by_key(b.policy.owner.person, b.m.idempotency_key)
 
 
-def _create(b: _Booking, stakeholder: Stakeholder) -> CreatedEvent:
+def _create(b: _Booking, stakeholder: Stakeholder | None) -> CreatedEvent:
+    if stakeholder is None:  # ONE event with every attendee, the presenter named
+        with b.p.provider_call(b.backend.provider, "create_event"):
+            return b.writer.create_event(group_draft(b.policy, b.m))
     policy = b.policy
     person = policy.person_of(stakeholder)
     title, description = invite_text(policy, stakeholder, person)
+    meeting = policy.meeting_of(stakeholder)  # kind, place and video of their tier or their own
     draft = EventDraft(
         idempotency_key=b.m.idempotency_key,
         organizer=policy.owner.person,
@@ -294,8 +374,8 @@ def _create(b: _Booking, stakeholder: Stakeholder) -> CreatedEvent:
         end=b.m.end,
         title=title,
         description=description,
-        location=policy.meeting.location,
-        video=None if policy.meeting.video == "none" else policy.meeting.video,
+        location=meeting.location,
+        video=None if meeting.video == "none" else meeting.video,
     )
     with b.p.provider_call(b.backend.provider, "create_event"):
         return b.writer.create_event(draft)

@@ -234,10 +234,17 @@ def apply_move(p: Pipeline, proposal: Meeting, policy: Policy) -> bool:
             detail="the meeting it would move is no longer booked",
         )  # fmt: skip
         return False
+    # Closed first, by compare-and-set: of two approvals at once (two tabs, a digest link and
+    # the page) exactly one moves the event.
+    if not p.store.transition(
+        proposal.id, _S.CANCELLED, actor="user", now=now, expect=_S.PROPOSED,
+        detail=f"approved: moving meeting {original.id}",
+    ):  # fmt: skip
+        return False
     w = _Watch(p, proposal.user_id, policy, p.backends(policy), now)
     moved = _move(w, original, proposal.start, proposal.end, why=f"{MOVED_CONFLICT} (approved)")
-    p.store.transition(
-        proposal.id, _S.CANCELLED, actor="user", now=now, expect=_S.PROPOSED,
+    p.store.record_event(
+        now=now, actor="user", user_id=proposal.user_id, meeting_id=proposal.id,
         detail=f"approved: meeting {original.id} moved" if moved else "approved: the move failed",
     )  # fmt: skip
     if not moved:

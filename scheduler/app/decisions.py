@@ -11,12 +11,20 @@ from datetime import timedelta
 
 from scheduler.app.booking import other_side_meeting
 from scheduler.app.conflicts import apply_move
+from scheduler.app.groups import group_backoff_key
 from scheduler.app.pipeline import Pipeline, policy_for, with_status
 from scheduler.app.records import Meeting
 from scheduler.core.policy import Policy
 from scheduler.core.states import MeetingState
 
-__all__ = ["WITHDRAWN_PAIR", "approve", "decline", "expire_proposals", "pending_proposals"]
+__all__ = [
+    "WITHDRAWN_PAIR",
+    "approve",
+    "decline",
+    "expire_due_proposals",
+    "expire_proposals",
+    "pending_proposals",
+]
 
 _S = MeetingState
 #: After the owner declines a proposal, that stakeholder is not proposed again for this long.
@@ -64,7 +72,8 @@ def approve(p: Pipeline, meeting_id: int, *, actor: str = "user") -> bool:
 
 
 def decline(p: Pipeline, meeting_id: int, *, actor: str = "user") -> bool:
-    """The owner declines a proposal; that stakeholder is not proposed again for a week."""
+    """The owner declines a proposal; that stakeholder (for a group meeting: that group, not
+    its attendees) is not proposed again for a week."""
     now = p.clock.now()
     m = p.store.get_meeting(meeting_id)
     if m is None:
@@ -78,9 +87,25 @@ def decline(p: Pipeline, meeting_id: int, *, actor: str = "user") -> bool:
         detail="declined by the owner",
     ):
         return False
-    status = p.store.get_stakeholder_status(m.user_id, m.stakeholder_email)
+    # A group is backed off as a whole (its attendees are not): not proposed again before.
+    key = group_backoff_key(m.group_name or "") if m.is_group else m.stakeholder_email
+    status = p.store.get_stakeholder_status(m.user_id, key)
     p.store.save_stakeholder_status(with_status(status, backoff_until=now + DECLINE_BACKOFF))
     return True
+
+
+def expire_due_proposals(p: Pipeline, *, limit: int) -> int:
+    """The tick's :func:`expire_proposals` for everyone: reads only the proposals whose slot is
+    within half the default notice (by the ``(state, start)`` index), at most ``limit``."""
+    now = p.clock.now()
+    expired = 0
+    for m in p.store.proposals_starting_before(now + _DEFAULT_NOTICE / 2, limit):
+        if m.start - _DEFAULT_NOTICE / 2 <= now and p.store.transition(
+            m.id, _S.EXPIRED, actor="tick", now=now, expect=_S.PROPOSED,
+            detail="not approved in time",
+        ):  # fmt: skip
+            expired += 1
+    return expired
 
 
 def pending_proposals(p: Pipeline, *, user_id: int | None = None) -> list[Meeting]:

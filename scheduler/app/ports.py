@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from scheduler.app.records import (
     AuditEntry,
@@ -21,12 +21,26 @@ from scheduler.app.records import (
     Meeting,
     NewHeldReply,
     NewMeeting,
+    OwnerMail,
+    OwnerMailKind,
+    RevokedCredential,
     StakeholderStatus,
     User,
 )
+from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import MeetingState
 
 __all__ = ["Counter", "Instruments", "StorePort"]
+
+
+class UserRegistration(NamedTuple):
+    """One policy file to register (:meth:`StorePort.register_users`): the owner's e-mail, the
+    file's path and content hash, and the user's ``policy_error`` afterwards (None: none)."""
+
+    email: str
+    policy_path: str
+    policy_hash: str
+    policy_error: str | None
 
 
 class StorePort(Protocol):
@@ -49,11 +63,19 @@ class StorePort(Protocol):
     ) -> None: ...
     def record_policy_error(self, user_id: int, message: str | None) -> None: ...
     def all_users(self) -> list[User]: ...
+    def register_users(
+        self, users: Sequence[UserRegistration], *, now: datetime
+    ) -> list[int]: ...
+    def users_matching(
+        self, emails: Collection[str], paths: Collection[str]
+    ) -> list[User]: ...
+    def followed_owners(self, user_ids: Collection[int] | None) -> dict[int, bool]: ...
     def mark_policy_missing(self, user_id: int, *, now: datetime) -> datetime | None: ...
     def clear_policy_missing(self, user_id: int, *, now: datetime) -> bool: ...
     def claim_removed_owners(
         self, missing_before: datetime, now: datetime, limit: int, retry_s: float
     ) -> list[int]: ...
+    def set_owner_pause(self, user_id: int, until: datetime | None, *, now: datetime) -> bool: ...
 
     # -- meetings -----------------------------------------------------------------------------
     def add_meetings(
@@ -64,6 +86,21 @@ class StorePort(Protocol):
         now: datetime,
         actor: str = "planner",
     ) -> list[int]: ...
+    def record_plan_round(
+        self,
+        user_id: int,
+        proposals: Sequence[NewMeeting],
+        skips: Sequence[str],
+        next_plan_at: datetime,
+        *,
+        now: datetime,
+        actor: str = "planner",
+    ) -> list[int]:
+        """One planning round's writes in ONE transaction: ``proposals`` (as
+        :meth:`add_meetings`), one audit row per ``skips`` detail, and the next round at
+        ``next_plan_at`` (``now`` recorded as the last round)."""
+        ...
+
     def get_meeting(self, meeting_id: int) -> Meeting | None: ...
     def meeting_by_event_id(self, provider_event_id: str) -> Meeting | None: ...
     def open_meetings(self, user_id: int) -> list[Meeting]: ...
@@ -80,9 +117,23 @@ class StorePort(Protocol):
     def active_overlapping(
         self, emails: Collection[str], start: datetime, end: datetime, *, exclude_id: int
     ) -> list[Meeting]: ...
+    def booking_rivals(
+        self,
+        emails: Collection[str],
+        start: datetime,
+        end: datetime,
+        *,
+        exclude_id: int,
+        owner_email: str,
+    ) -> tuple[list[Meeting], list[tuple[str, Meeting]]]:
+        """``(active_overlapping(emails, start, end, exclude_id=…),
+        open_meetings_as_stakeholder(owner_email))`` in one read."""
+        ...
+
     def meetings_by_state(
         self, state: MeetingState, *, limit: int | None = None
     ) -> list[Meeting]: ...
+    def proposals_starting_before(self, before: datetime, limit: int) -> list[Meeting]: ...
     def meetings_between(
         self,
         user_id: int,
@@ -116,6 +167,10 @@ class StorePort(Protocol):
     def set_conflict(
         self, meeting_id: int, at: datetime | None, *, now: datetime, detail: str
     ) -> bool: ...
+    def group_meetings(self, user_id: int, *, since: datetime) -> list[Meeting]: ...
+    def set_attendee_status(
+        self, meeting_id: int, email: str, status: AttendeeStatus, *, now: datetime
+    ) -> bool: ...
 
     # -- booking jobs -------------------------------------------------------------------------
     def claim_for_booking(
@@ -125,6 +180,7 @@ class StorePort(Protocol):
     def approved_needing_send(
         self, now: datetime, limit: int, *, send_lease_s: float = 120.0
     ) -> list[int]: ...
+    def booking_leases_expired(self, now: datetime, limit: int) -> list[int]: ...
     def try_acquire_tick(
         self, holder: str, now: datetime, lease_s: float, *, max_lease_s: float | None = None
     ) -> bool: ...
@@ -136,6 +192,7 @@ class StorePort(Protocol):
     # -- audit, contacts, etiquette, credentials ----------------------------------------------
     def audit_trail(self, meeting_id: int) -> list[AuditEntry]: ...
     def user_events(self, user_id: int, *, since: datetime) -> list[AuditEntry]: ...
+    def events_after(self, after_id: int, *, since: datetime, limit: int) -> list[AuditEntry]: ...
     def record_event(
         self,
         *,
@@ -161,6 +218,7 @@ class StorePort(Protocol):
     def flag_credential_revoked(
         self, user_email: str, provider: str, reason: str, *, now: datetime
     ) -> None: ...
+    def revoked_credentials(self) -> list[RevokedCredential]: ...
 
     # -- replies held for the owner (an e-mailed answer from someone other than the attendee) --
     def hold_reply(self, reply: NewHeldReply, *, now: datetime) -> HeldReply: ...
@@ -171,6 +229,25 @@ class StorePort(Protocol):
     def decide_held_reply(
         self, held_id: int, state: HeldReplyState, *, now: datetime, actor: str
     ) -> bool: ...
+
+
+    # -- e-mails to the owner: digests and notices, claimed before sending ---------------------
+    def set_next_digest(self, user_id: int, at: datetime | None) -> None: ...
+    def due_digest_users(self, now: datetime, limit: int) -> list[User]: ...
+    def claim_owner_mail(
+        self, user_id: int, kind: OwnerMailKind, period_key: str, *, now: datetime, lease_s: float
+    ) -> OwnerMail | None: ...
+    def finish_owner_mail(
+        self,
+        mail_id: int,
+        *,
+        attempt: int,
+        now: datetime,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+        next_digest_at: datetime | None = None,
+    ) -> bool: ...
+    def last_owner_mail(self, user_id: int, kind: OwnerMailKind) -> OwnerMail | None: ...
 
 
 class Counter(Protocol):

@@ -18,6 +18,8 @@ __all__ = [
     "Meeting",
     "NewHeldReply",
     "NewMeeting",
+    "OwnerMail",
+    "OwnerMailKind",
     "RevokedCredential",
     "StakeholderStatus",
     "User",
@@ -44,6 +46,15 @@ class User:
     #: When the policy file was first found gone (None: it is there). Such a user is not
     #: planned; their open future meetings are cancelled after the grace period.
     policy_missing_since: datetime | None = None
+    #: When the owner's next digest e-mail is due (None: no digest in their policy).
+    next_digest_at: datetime | None = None
+    #: The owner paused goodwill until then (None: not paused): nothing new is proposed, and
+    #: approved meetings are not sent for booking before it.
+    paused_until: datetime | None = None
+
+    def paused_at(self, now: datetime) -> bool:
+        """Whether the owner's pause is in force at ``now``."""
+        return self.paused_until is not None and self.paused_until > now
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +76,19 @@ class NewMeeting:
     state: MeetingState = MeetingState.PROPOSED
     #: A proposal to move this meeting's event (made after a conflict) instead of a new one.
     replaces_id: int | None = None
+    #: Other slots for the same proposal (aware UTC ``(start, end)``), offered to the owner.
+    alternatives: tuple[tuple[datetime, datetime], ...] = ()
+    #: A group meeting's attendees (lower-case e-mails, the owner not included, presenter
+    #: first); () for a one-to-one. ``stakeholder_email`` must then be the first of them.
+    attendees: tuple[str, ...] = ()
+    #: A group meeting's group, or "introduction" (None: a one-to-one).
+    group_name: str | None = None
+    presenter: str | None = None
+    #: Attendees (the owner excluded) who must stay for a group meeting to stand.
+    quorum: int | None = None
+    #: Private to the owner ("ask Y to introduce you to X"): their page and digest only,
+    #: never an invite, a log or a metric; "" when none.
+    owner_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +118,23 @@ class Meeting:
     conflict_at: datetime | None = None
     #: For a proposal made after a conflict: the meeting whose event approving it moves.
     replaces_id: int | None = None
+    #: A proposal's other slots (aware UTC ``(start, end)``), best first; () when none.
+    alternatives: tuple[tuple[datetime, datetime], ...] = ()
+    #: A group meeting's attendees, ``stakeholder_email`` first; () for a one-to-one.
+    attendees: tuple[str, ...] = ()
+    #: A group meeting's group, or "introduction" (None: a one-to-one).
+    group_name: str | None = None
+    presenter: str | None = None
+    quorum: int | None = None
+    #: Each attendee's answer: ``(email, AttendeeStatus value)``, in ``attendees`` order.
+    attendee_status: tuple[tuple[str, str], ...] = ()
+    #: Private to the owner (see :attr:`NewMeeting.owner_note`); "" when none.
+    owner_note: str = ""
+
+    @property
+    def is_group(self) -> bool:
+        """A meeting with several attendees (a lunch group or an introduction)."""
+        return self.group_name is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,3 +225,31 @@ class HeldReply:
     reason: str
     state: HeldReplyState
     decided_at: datetime | None
+
+
+class OwnerMailKind(StrEnum):
+    """What an e-mail to the owner is: the periodic digest, or one event's short notice."""
+
+    DIGEST = "digest"
+    NOTICE = "notice"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerMail:
+    """One e-mail goodwill owes an owner, claimed before it is sent (never twice per period).
+
+    ``state`` is ``sending`` (claimed; ``lease_until`` bounds the claim), ``sent`` or ``failed``
+    (retried once ``lease_until`` has passed). ``period_key``: a digest's scheduled moment (UTC,
+    ISO) or a notice's audit row id.
+    """
+
+    id: int
+    user_id: int
+    kind: OwnerMailKind
+    period_key: str
+    state: str
+    claimed_at: datetime
+    lease_until: datetime | None
+    sent_at: datetime | None
+    attempts: int
+    last_error: str | None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 from scheduler.app.records import (
     AuditEntry,
     Heartbeat,
@@ -10,13 +13,22 @@ from scheduler.app.records import (
     Meeting,
     NewHeldReply,
     NewMeeting,
+    OwnerMail,
+    OwnerMailKind,
     RevokedCredential,
     StakeholderStatus,
     User,
 )
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import MeetingState
-from scheduler.store.tables import AuditRow, HeldReplyRow, MeetingRow, StakeholderStatusRow, UserRow
+from scheduler.store.tables import (
+    AuditRow,
+    HeldReplyRow,
+    MeetingRow,
+    OwnerMailRow,
+    StakeholderStatusRow,
+    UserRow,
+)
 
 __all__ = [
     "AuditEntry",
@@ -29,9 +41,11 @@ __all__ = [
     "RevokedCredential",
     "StakeholderStatus",
     "User",
+    "alternatives_json",
     "audit_from_row",
     "held_reply_from_row",
     "meeting_from_row",
+    "owner_mail_from_row",
     "status_from_row",
     "user_from_row",
 ]
@@ -60,6 +74,36 @@ def meeting_from_row(row: MeetingRow) -> Meeting:
         create_attempted_at=row.create_attempted_at,
         conflict_at=row.conflict_at,
         replaces_id=row.replaces_id,
+        alternatives=_alternatives(row.alternatives),
+        group_name=row.group_name,
+        presenter=row.presenter,
+        quorum=row.quorum,
+        owner_note=row.owner_note or "",
+        attendees=tuple(email for email, _ in _attendees(row)),
+        attendee_status=_attendees(row),
+    )
+
+
+def _attendees(row: MeetingRow) -> tuple[tuple[str, str], ...]:
+    """A group meeting's ``(email, answer)``, ``stakeholder_email`` first, then by e-mail."""
+    ordered = sorted(row.attendees, key=lambda a: (a.email != row.stakeholder_email, a.email))
+    return tuple((a.email, a.status) for a in ordered)
+
+
+def alternatives_json(slots: tuple[tuple[datetime, datetime], ...]) -> str | None:
+    """The ``meetings.alternatives`` column: JSON ``[[start_iso, end_iso], …]`` in UTC."""
+    if not slots:
+        return None
+    return json.dumps([[s.astimezone(UTC).isoformat(), e.astimezone(UTC).isoformat()]
+                       for s, e in slots])  # fmt: skip
+
+
+def _alternatives(text: str | None) -> tuple[tuple[datetime, datetime], ...]:
+    if not text:
+        return ()
+    return tuple(
+        (datetime.fromisoformat(s).astimezone(UTC), datetime.fromisoformat(e).astimezone(UTC))
+        for s, e in json.loads(text)
     )
 
 
@@ -74,6 +118,8 @@ def user_from_row(row: UserRow) -> User:
         last_planned_at=row.last_planned_at,
         created_at=row.created_at,
         policy_missing_since=row.policy_missing_since,
+        paused_until=row.paused_until,
+        next_digest_at=row.next_digest_at,
     )
 
 
@@ -116,4 +162,19 @@ def held_reply_from_row(row: HeldReplyRow) -> HeldReply:
         reason=row.reason,
         state=HeldReplyState(row.state),
         decided_at=row.decided_at,
+    )
+
+
+def owner_mail_from_row(row: OwnerMailRow) -> OwnerMail:
+    return OwnerMail(
+        id=row.id,
+        user_id=row.user_id,
+        kind=OwnerMailKind(row.kind),
+        period_key=row.period_key,
+        state=row.state,
+        claimed_at=row.claimed_at,
+        lease_until=row.lease_until,
+        sent_at=row.sent_at,
+        attempts=row.attempts,
+        last_error=row.last_error,
     )

@@ -20,17 +20,21 @@ from sqlalchemy import (
     Executable,
     Table,
     and_,
+    delete,
     func,
     literal,
     nulls_first,
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from scheduler.app.ports import UserRegistration
+from scheduler.app.records import OwnerMail, OwnerMailKind
 from scheduler.core.errors import ConfigurationError, UnknownMeeting
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import INITIAL_STATES, OPEN_STATES, TERMINAL_STATES, MeetingState
@@ -48,9 +52,11 @@ from scheduler.store.records import (
     RevokedCredential,
     StakeholderStatus,
     User,
+    alternatives_json,
     audit_from_row,
     held_reply_from_row,
     meeting_from_row,
+    owner_mail_from_row,
     status_from_row,
     user_from_row,
 )
@@ -62,9 +68,12 @@ from scheduler.store.tables import (
     CredentialRow,
     HeartbeatRow,
     HeldReplyRow,
+    MeetingAttendeeRow,
     MeetingRow,
+    OwnerMailRow,
     StakeholderStatusRow,
     TickLeaseRow,
+    UsedLinkRow,
     UserRow,
     UTCDateTime,
 )
@@ -91,6 +100,27 @@ def _email(value: str) -> str:
     return value.strip().lower()
 
 
+_NEEDS = AttendeeStatus.NEEDS_ACTION.value
+
+
+def _group_attendees(p: NewMeeting) -> list[str]:
+    """A new group meeting's attendees, checked: distinct, the first one its stakeholder.
+
+    Raises:
+        ValueError: an attendee twice, or ``stakeholder_email`` not the first attendee.
+    """
+    attendees = [_email(e) for e in p.attendees]
+    if not attendees:
+        return []
+    if len(set(attendees)) != len(attendees):
+        raise ValueError(f"meeting {p.idempotency_key} lists an attendee twice")
+    if attendees[0] != _email(p.stakeholder_email):
+        raise ValueError(
+            f"meeting {p.idempotency_key}: stakeholder_email must be the first attendee"
+        )
+    return attendees
+
+
 class Store:
     """goodwill's database, one instance per process, shared by threads.
 
@@ -103,8 +133,14 @@ class Store:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         self._sessions = make_session_factory(engine)
+        # Reads on PostgreSQL run in autocommit: no BEGIN and ROLLBACK round trips around each
+        # SELECT. Under READ COMMITTED every statement takes its own snapshot anyway, and no read
+        # locks rows (every FOR UPDATE and compare-and-set UPDATE is in a _write transaction).
+        read_options: dict[str, Any] = {READ_ONLY: True}
+        if self._postgres:
+            read_options["isolation_level"] = "AUTOCOMMIT"
         self._read_sessions: sessionmaker[Session] = make_session_factory(
-            engine.execution_options(**{READ_ONLY: True})
+            engine.execution_options(**read_options)
         )
         self._secrets = secrets
 
@@ -295,6 +331,83 @@ class Store:
         with self._read() as s:
             return [user_from_row(r) for r in s.scalars(select(UserRow).order_by(UserRow.id))]
 
+    def register_users(
+        self, users: Sequence[UserRegistration], *, now: datetime
+    ) -> list[int]:
+        """:meth:`upsert_user` for many policy files in one transaction, each also setting the
+        user's ``policy_error``; in order (a later file of the same owner wins).
+
+        Returns:
+            The users' ids, in the order given.
+        """
+        if not users:
+            return []
+        emails = [_email(u.email) for u in users]
+        with self._write() as s:
+            s.execute(
+                self._insert(UserRow)
+                .values(
+                    [
+                        {
+                            "email": email, "policy_path": u.policy_path,
+                            "policy_hash": u.policy_hash, "next_plan_at": now, "created_at": now,
+                        }
+                        for email, u in dict(zip(emails, users, strict=True)).items()
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["email"])
+            )  # fmt: skip
+            rows = {
+                r.email: r
+                for r in s.scalars(
+                    select(UserRow)
+                    .where(UserRow.email.in_(set(emails)))
+                    .order_by(UserRow.id)
+                    .with_for_update()
+                )
+            }
+            for email, u in zip(emails, users, strict=True):
+                row = rows[email]
+                row.policy_path = u.policy_path
+                row.policy_error = u.policy_error
+                if row.policy_hash != u.policy_hash:
+                    row.policy_hash = u.policy_hash
+                    if row.next_plan_at is None or row.next_plan_at > now:
+                        row.next_plan_at = now
+            return [rows[email].id for email in emails]
+
+    def users_matching(self, emails: Collection[str], paths: Collection[str]) -> list[User]:
+        """Users with one of these e-mails or policy paths, by id (both columns indexed)."""
+        if not emails and not paths:
+            return []
+        with self._read() as s:
+            query = select(UserRow).where(
+                or_(
+                    UserRow.email.in_({_email(e) for e in emails}),
+                    UserRow.policy_path.in_(set(paths)),
+                )
+            )
+            return [user_from_row(r) for r in s.scalars(query.order_by(UserRow.id))]
+
+    def followed_owners(self, user_ids: Collection[int] | None) -> dict[int, bool]:
+        """Owners with a meeting whose answers are followed (booked, accepted, tentative,
+        declined), among ``user_ids`` (by the ``(user_id, start)`` index) or all (None), each
+        with whether their policy file is gone."""
+        followed = (MeetingState.BOOKED, MeetingState.ACCEPTED, MeetingState.TENTATIVE,
+                    MeetingState.DECLINED)  # fmt: skip
+        if user_ids is not None and not user_ids:
+            return {}
+        has = (
+            select(MeetingRow.id)
+            .where(MeetingRow.user_id == UserRow.id, MeetingRow.state.in_(followed))
+            .exists()
+        )
+        query = select(UserRow.id, UserRow.policy_missing_since).where(has)
+        if user_ids is not None:
+            query = query.where(UserRow.id.in_(set(user_ids)))
+        with self._read() as s:
+            return {row.id: row.policy_missing_since is not None for row in s.execute(query)}
+
     def mark_policy_missing(self, user_id: int, *, now: datetime) -> datetime | None:
         """Record that the user's policy file is gone, keeping the first time it was seen gone.
 
@@ -328,6 +441,28 @@ class Store:
                 == 1
             )
 
+    def set_owner_pause(self, user_id: int, until: datetime | None, *, now: datetime) -> bool:
+        """Pause the owner until ``until`` (None: resume), with an audit row.
+
+        Returns:
+            False for an unknown user (nothing written).
+        """
+        with self._write() as s:
+            if (
+                self._rowcount(
+                    s,
+                    update(UserRow)
+                    .where(UserRow.id == user_id)
+                    .values(paused_until=until)
+                    .execution_options(synchronize_session=False),
+                )
+                != 1
+            ):
+                return False
+            detail = "resumed" if until is None else f"paused until {until.isoformat()}"
+            self._audit(s, at=now, actor="owner", user_id=user_id, detail=detail)
+            return True
+
     # -- meetings ----------------------------------------------------------------------------
 
     def add_meetings(
@@ -350,47 +485,127 @@ class Store:
             ValueError: a proposal starts in a state other than proposed/approved, or ends
                 before it starts.
         """
-        ids: list[int] = []
         with self._write() as s:
-            for p in proposals:
-                if p.state not in INITIAL_STATES:
-                    raise ValueError(f"a new meeting cannot start as {p.state}")
-                if not p.start < p.end:
-                    raise ValueError(f"meeting {p.idempotency_key} ends before it starts")
-                new_id = s.execute(
-                    self._insert(MeetingRow)
-                    .values(
-                        user_id=user_id,
-                        stakeholder_email=_email(p.stakeholder_email),
-                        kind=p.kind,
-                        start=p.start,
-                        end=p.end,
-                        state=p.state,
-                        mode=p.mode,
-                        idempotency_key=p.idempotency_key,
-                        provider=p.provider,
-                        attempts=0,
-                        reason=p.reason,
-                        replaces_id=p.replaces_id,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                    .returning(MeetingRow.id)
-                ).scalar_one_or_none()
-                if new_id is None:
-                    existing = s.scalar(
-                        select(MeetingRow.id).where(MeetingRow.idempotency_key == p.idempotency_key)
-                    )
-                    assert existing is not None  # the conflict proves the row exists
-                    ids.append(existing)
-                    continue
-                self._audit(
-                    s, at=now, actor=actor, meeting_id=new_id, user_id=user_id,
-                    to_state=p.state, detail="created",
-                )  # fmt: skip
-                ids.append(new_id)
+            ids, audits = self._insert_meetings(s, user_id, proposals, now=now, actor=actor)
+            self._insert_audits(s, audits)
         return ids
+
+    def record_plan_round(
+        self,
+        user_id: int,
+        proposals: Sequence[NewMeeting],
+        skips: Sequence[str],
+        next_plan_at: datetime,
+        *,
+        now: datetime,
+        actor: str = "planner",
+    ) -> list[int]:
+        """Write what one planning round decided, in ONE transaction: the proposals (as
+        :meth:`add_meetings`), one audit row per skip detail (one multi-row insert, with the
+        proposals' own audit rows), and the next round at ``next_plan_at`` (the round finished
+        at ``now``).
+
+        Returns:
+            One meeting id per proposal, in order.
+
+        Raises:
+            ValueError: as :meth:`add_meetings`; nothing is written then.
+        """
+        with self._write() as s:
+            ids, audits = self._insert_meetings(s, user_id, proposals, now=now, actor=actor)
+            audits += [
+                {"meeting_id": None, "user_id": user_id, "at": now, "actor": actor,
+                 "from_state": None, "to_state": None, "detail": detail}
+                for detail in skips
+            ]  # fmt: skip
+            self._insert_audits(s, audits)
+            s.execute(
+                update(UserRow)
+                .where(UserRow.id == user_id)
+                .values(next_plan_at=next_plan_at, last_planned_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return ids
+
+    def _insert_meetings(
+        self,
+        s: Session,
+        user_id: int,
+        proposals: Sequence[NewMeeting],
+        *,
+        now: datetime,
+        actor: str,
+    ) -> tuple[list[int], list[dict[str, Any]]]:
+        """Insert new meetings in one multi-row statement (a repeated key keeps its row), their
+        attendees in another; returns the ids in order and the audit rows still to insert."""
+        rows: list[dict[str, Any]] = []
+        attendees: dict[str, list[str]] = {}
+        for p in proposals:
+            if p.state not in INITIAL_STATES:
+                raise ValueError(f"a new meeting cannot start as {p.state}")
+            if not p.start < p.end:
+                raise ValueError(f"meeting {p.idempotency_key} ends before it starts")
+            attendees.setdefault(p.idempotency_key, _group_attendees(p))
+            rows.append(
+                {
+                    "user_id": user_id, "stakeholder_email": _email(p.stakeholder_email),
+                    "kind": p.kind, "start": p.start, "end": p.end, "state": p.state,
+                    "mode": p.mode, "idempotency_key": p.idempotency_key,
+                    "provider": p.provider, "attempts": 0, "reason": p.reason,
+                    "replaces_id": p.replaces_id,
+                    "alternatives": alternatives_json(p.alternatives),
+                    "group_name": p.group_name,
+                    "presenter": _email(p.presenter) if p.presenter else None,
+                    "quorum": p.quorum, "owner_note": p.owner_note or None,
+                    "created_at": now, "updated_at": now,
+                }
+            )  # fmt: skip
+        if not rows:
+            return [], []
+        inserted = {
+            row.idempotency_key: row.id
+            for row in s.execute(
+                self._insert(MeetingRow)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(MeetingRow.id, MeetingRow.idempotency_key)
+            )
+        }
+        keys = [p.idempotency_key for p in proposals]
+        existing = {k for k in keys if k not in inserted}
+        found: dict[str, int] = {}
+        if existing:  # retried round: the rows exist already
+            found = {
+                row.idempotency_key: row.id
+                for row in s.execute(
+                    select(MeetingRow.id, MeetingRow.idempotency_key).where(
+                        MeetingRow.idempotency_key.in_(existing)
+                    )
+                )
+            }
+        people = [
+            {"meeting_id": inserted[key], "email": e, "status": _NEEDS}
+            for key, emails in attendees.items()
+            if key in inserted
+            for e in emails
+        ]
+        if people:
+            s.execute(self._insert(MeetingAttendeeRow).values(people))
+        first: dict[str, NewMeeting] = {}  # the row's proposal (a repeated key: the first)
+        for p in proposals:
+            if p.idempotency_key in inserted:
+                first.setdefault(p.idempotency_key, p)
+        audits = [
+            {"meeting_id": inserted[key], "user_id": user_id, "at": now, "actor": actor,
+             "from_state": None, "to_state": p.state, "detail": "created"}
+            for key, p in first.items()
+        ]  # fmt: skip
+        return [inserted.get(k) or found[k] for k in keys], audits
+
+    def _insert_audits(self, s: Session, audits: Sequence[dict[str, Any]]) -> None:
+        """Audit rows that are not tied to an ORM flush, as ONE multi-row insert."""
+        if audits:
+            s.execute(self._insert(AuditRow).values(list(audits)))
 
     def meeting_by_event_id(self, provider_event_id: str) -> Meeting | None:
         """The meeting whose provider event id is this (an iMIP UID, a Graph id …), or None."""
@@ -445,36 +660,39 @@ class Store:
         exclude_user_id: int,
         invited_since: datetime,
     ) -> tuple[dict[str, list[datetime]], set[str]]:
-        """What other owners already have with these people as their stakeholder.
+        """What other owners already have with these people: as the stakeholder of a
+        one-to-one, or as any attendee of a group meeting (``meeting_attendees``).
 
         Returns:
             (e-mail -> starts of the open, booked or completed goodwill meetings other owners
             have with them in ``[start, end)``; the e-mails who got a new goodwill meeting from
-            another owner since ``invited_since``). Lower-cased e-mails; one indexed query.
+            another owner since ``invited_since``). Lower-cased e-mails; one query, both halves
+            by index (``stakeholder_email``; ``ix_meeting_attendees_email``).
         """
         wanted = [_email(e) for e in emails]
         if not wanted:
             return {}, set()
         counted = [*OPEN_STATES, MeetingState.COMPLETED]
+        common = and_(
+            MeetingRow.user_id != exclude_user_id,
+            MeetingRow.state.in_(counted),
+            or_(
+                and_(MeetingRow.start < end, MeetingRow.end > start),
+                MeetingRow.created_at > invited_since,
+            ),
+        )
+        times = (MeetingRow.start, MeetingRow.end, MeetingRow.created_at)
+        one_to_ones = select(MeetingRow.stakeholder_email.label("email"), *times).where(
+            MeetingRow.stakeholder_email.in_(wanted), MeetingRow.group_name.is_(None), common
+        )
+        attendees = (
+            select(MeetingAttendeeRow.email.label("email"), *times)
+            .join(MeetingRow, MeetingRow.id == MeetingAttendeeRow.meeting_id)
+            .where(MeetingAttendeeRow.email.in_(wanted), common)
+        )
+        both = union_all(one_to_ones, attendees).subquery()
         with self._read() as s:
-            rows = s.execute(
-                select(
-                    MeetingRow.stakeholder_email,
-                    MeetingRow.start,
-                    MeetingRow.end,
-                    MeetingRow.created_at,
-                )
-                .where(
-                    MeetingRow.stakeholder_email.in_(wanted),
-                    MeetingRow.user_id != exclude_user_id,
-                    MeetingRow.state.in_(counted),
-                    or_(
-                        and_(MeetingRow.start < end, MeetingRow.end > start),
-                        MeetingRow.created_at > invited_since,
-                    ),
-                )
-                .order_by(MeetingRow.start)
-            ).all()
+            rows = s.execute(select(both).order_by(both.c.start)).all()
         meetings: dict[str, list[datetime]] = {}
         invited: set[str] = set()
         for email, begins, ends, created in rows:
@@ -495,6 +713,20 @@ class Store:
         ``approved`` meeting whose create was attempted (its reply lost: the event may exist)
         holds its slot too, until its retry finds out.
         """
+        with self._read() as s:
+            rows = s.scalars(
+                select(MeetingRow)
+                .join(UserRow, UserRow.id == MeetingRow.user_id)
+                .where(self._overlapping(emails, start, end, exclude_id=exclude_id))
+                .order_by(MeetingRow.id)
+            )
+            return [meeting_from_row(r) for r in rows]
+
+    @staticmethod
+    def _overlapping(
+        emails: Collection[str], start: datetime, end: datetime, *, exclude_id: int
+    ) -> Any:
+        """The condition of :meth:`active_overlapping` (the query joins the owner's row)."""
         wanted = [_email(e) for e in emails]
         active = [
             MeetingState.BOOKING, MeetingState.BOOKED, MeetingState.ACCEPTED,
@@ -503,26 +735,116 @@ class Store:
         uncertain = and_(
             MeetingRow.state == MeetingState.APPROVED, MeetingRow.create_attempted_at.is_not(None)
         )
+        return and_(
+            MeetingRow.id != exclude_id,
+            or_(MeetingRow.state.in_(active), uncertain),
+            MeetingRow.start < end,
+            MeetingRow.end > start,
+            or_(
+                MeetingRow.stakeholder_email.in_(wanted),
+                UserRow.email.in_(wanted),
+                MeetingRow.id.in_(
+                    select(MeetingAttendeeRow.meeting_id).where(
+                        MeetingAttendeeRow.email.in_(wanted)
+                    )
+                ),
+            ),
+        )
+
+    def booking_rivals(
+        self,
+        emails: Collection[str],
+        start: datetime,
+        end: datetime,
+        *,
+        exclude_id: int,
+        owner_email: str,
+    ) -> tuple[list[Meeting], list[tuple[str, Meeting]]]:
+        """:meth:`active_overlapping` and :meth:`open_meetings_as_stakeholder` of
+        ``owner_email`` in ONE query (a booking's re-check reads both, twice)."""
+        overlaps = self._overlapping(emails, start, end, exclude_id=exclude_id)
+        theirs = and_(
+            MeetingRow.stakeholder_email == _email(owner_email),
+            MeetingRow.state.in_(OPEN_STATES),
+        )
+        with self._read() as s:
+            rows = s.execute(
+                select(
+                    UserRow.email, MeetingRow, overlaps.label("overlaps"), theirs.label("theirs")
+                )
+                .join(UserRow, UserRow.id == MeetingRow.user_id)
+                .where(or_(overlaps, theirs))
+                .order_by(MeetingRow.start, MeetingRow.id)
+            ).all()
+            found = [
+                (row.email, meeting_from_row(row[1]), row.overlaps, row.theirs) for row in rows
+            ]
+        overlapping = sorted((m for _, m, hit, _ in found if hit), key=lambda m: m.id)
+        return overlapping, [(owner, m) for owner, m, _, hit in found if hit]
+
+    def group_meetings(self, user_id: int, *, since: datetime) -> list[Meeting]:
+        """The user's group meetings (lunch groups, introductions) starting at ``since`` or
+        later, in any state, by start (the presenter rotation reads who presented when)."""
         with self._read() as s:
             rows = s.scalars(
                 select(MeetingRow)
-                .join(UserRow, UserRow.id == MeetingRow.user_id)
                 .where(
-                    MeetingRow.id != exclude_id,
-                    or_(MeetingRow.state.in_(active), uncertain),
-                    MeetingRow.start < end,
-                    MeetingRow.end > start,
-                    or_(MeetingRow.stakeholder_email.in_(wanted), UserRow.email.in_(wanted)),
+                    MeetingRow.user_id == user_id,
+                    MeetingRow.group_name.is_not(None),
+                    MeetingRow.start >= since,
                 )
-                .order_by(MeetingRow.id)
+                .order_by(MeetingRow.start, MeetingRow.id)
             )
             return [meeting_from_row(r) for r in rows]
+
+    def set_attendee_status(
+        self, meeting_id: int, email: str, status: AttendeeStatus, *, now: datetime
+    ) -> bool:
+        """Record one group attendee's answer (``responded_at = now``), with an audit row.
+
+        Returns:
+            True when the answer changed; False when it was already that, or ``email`` is not
+            an attendee of the meeting (nothing written).
+        """
+        value = AttendeeStatus(status).value
+        with self._write() as s:
+            moved = self._rowcount(
+                s,
+                update(MeetingAttendeeRow)
+                .where(
+                    MeetingAttendeeRow.meeting_id == meeting_id,
+                    MeetingAttendeeRow.email == _email(email),
+                    MeetingAttendeeRow.status != value,
+                )
+                .values(status=value, responded_at=now)
+                .execution_options(synchronize_session=False),
+            )
+            if moved != 1:
+                return False
+            user_id = s.scalar(select(MeetingRow.user_id).where(MeetingRow.id == meeting_id))
+            self._audit(
+                s, at=now, actor="sync", meeting_id=meeting_id, user_id=user_id,
+                detail=f"attendee {_email(email)} answered {value}",
+            )  # fmt: skip
+            return True
 
     def meetings_by_state(self, state: MeetingState, *, limit: int | None = None) -> list[Meeting]:
         """Meetings in ``state``, oldest first."""
         with self._read() as s:
             query = select(MeetingRow).where(MeetingRow.state == state).order_by(MeetingRow.id)
             rows = s.scalars(query.limit(limit) if limit is not None else query)
+            return [meeting_from_row(r) for r in rows]
+
+    def proposals_starting_before(self, before: datetime, limit: int) -> list[Meeting]:
+        """Proposed meetings starting at or before ``before``, soonest first, at most ``limit``
+        (by the ``(state, start)`` index: the tick's expiry reads only what is due)."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(MeetingRow)
+                .where(MeetingRow.state == MeetingState.PROPOSED, MeetingRow.start <= before)
+                .order_by(MeetingRow.start, MeetingRow.id)
+                .limit(limit)
+            )
             return [meeting_from_row(r) for r in rows]
 
     def meetings_between(
@@ -588,6 +910,10 @@ class Store:
             raise TypeError(f"transition() cannot set {', '.join(sorted(unknown))}")
         if expect is not None:
             check_transition(expect, target)
+            return self._transition_from(
+                meeting_id, expect, target, actor=actor, now=now, detail=detail,
+                attempt=attempt, fields=fields,
+            )  # fmt: skip
         with self._write() as s:
             found = s.execute(
                 select(MeetingRow.state, MeetingRow.user_id).where(MeetingRow.id == meeting_id)
@@ -616,6 +942,44 @@ class Store:
             self._audit(
                 s, at=now, actor=actor, meeting_id=meeting_id, user_id=user_id,
                 from_state=current, to_state=target, detail=detail,
+            )  # fmt: skip
+            return True
+
+    def _transition_from(
+        self,
+        meeting_id: int,
+        expect: MeetingState,
+        target: MeetingState,
+        *,
+        actor: str,
+        now: datetime,
+        detail: str,
+        attempt: int | None,
+        fields: dict[str, Any],
+    ) -> bool:
+        """:meth:`transition` from a known state: the compare-and-set UPDATE alone (no SELECT
+        first) returns the owner for the audit row; only a miss reads whether the row exists."""
+        values: dict[str, Any] = {"state": target, "updated_at": now, **fields}
+        if target != MeetingState.BOOKING:
+            values.setdefault("lease_until", None)
+        fence = [MeetingRow.id == meeting_id, MeetingRow.state == expect]
+        if attempt is not None:
+            fence.append(MeetingRow.attempts == attempt)
+        with self._write() as s:
+            user_id = s.execute(
+                update(MeetingRow)
+                .where(*fence)
+                .values(**values)
+                .returning(MeetingRow.user_id)
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+            if user_id is None:
+                if s.scalar(select(MeetingRow.id).where(MeetingRow.id == meeting_id)) is None:
+                    raise UnknownMeeting(f"no meeting with id {meeting_id}")
+                return False
+            self._audit(
+                s, at=now, actor=actor, meeting_id=meeting_id, user_id=user_id[0],
+                from_state=expect, to_state=target, detail=detail,
             )  # fmt: skip
             return True
 
@@ -753,7 +1117,9 @@ class Store:
 
         On PostgreSQL rows locked by another transaction are skipped (FOR UPDATE SKIP LOCKED).
         Meetings of an owner whose policy file is gone are not sent: they wait for the file to
-        come back, or for the grace period to end (then they are cancelled).
+        come back, or for the grace period to end (then they are cancelled). Nor are those of an
+        owner who paused goodwill: they are sent once the pause ends (or fail as usual when
+        their slot passed meanwhile).
 
         Returns:
             Meeting ids, oldest first, at most ``limit``.
@@ -761,9 +1127,12 @@ class Store:
         if send_lease_s <= 0:
             raise ValueError("send_lease_s must be positive")
         in_flight_until = now + timedelta(seconds=send_lease_s)
-        owner_removed = (
+        owner_held = (  # the policy file is gone, or the owner paused goodwill
             select(UserRow.id)
-            .where(UserRow.id == MeetingRow.user_id, UserRow.policy_missing_since.is_not(None))
+            .where(
+                UserRow.id == MeetingRow.user_id,
+                or_(UserRow.policy_missing_since.is_not(None), UserRow.paused_until > now),
+            )
             .exists()
         )
         approved_due = and_(
@@ -777,7 +1146,7 @@ class Store:
         with self._write() as s:
             query = (
                 select(MeetingRow.id, MeetingRow.state, MeetingRow.user_id, MeetingRow.lease_until)
-                .where(or_(approved_due, lease_expired), ~owner_removed)
+                .where(or_(approved_due, lease_expired), ~owner_held)
                 .order_by(MeetingRow.id)
                 .limit(limit)
             )
@@ -801,6 +1170,18 @@ class Store:
                     .execution_options(synchronize_session=False)
                 )
             return [row.id for row in due]
+
+    def booking_leases_expired(self, now: datetime, limit: int) -> list[int]:
+        """Ids of ``booking`` meetings whose worker lease ran out (re-driven by the tick)."""
+        with self._read() as s:
+            return list(
+                s.scalars(
+                    select(MeetingRow.id)
+                    .where(MeetingRow.state == MeetingState.BOOKING, MeetingRow.lease_until <= now)
+                    .order_by(MeetingRow.id)
+                    .limit(limit)
+                )
+            )
 
     def reschedule(
         self,
@@ -867,6 +1248,18 @@ class Store:
             )
             return [audit_from_row(r) for r in rows]
 
+    def events_after(self, after_id: int, *, since: datetime, limit: int) -> list[AuditEntry]:
+        """Audit rows with an id above ``after_id`` and written at or after ``since``, oldest
+        first, at most ``limit`` (read by the primary key, or by ``at`` on a first pass)."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(AuditRow)
+                .where(AuditRow.id > after_id, AuditRow.at >= since)
+                .order_by(AuditRow.id)
+                .limit(limit)
+            )
+            return [audit_from_row(r) for r in rows]
+
     def counts_by_state(self) -> dict[str, int]:
         """Number of meetings per state, every state present (zeros included), for metrics."""
         counts = dict.fromkeys((s.value for s in MeetingState), 0)
@@ -899,6 +1292,147 @@ class Store:
             self._audit(
                 s, at=now, actor=actor, user_id=user_id, meeting_id=meeting_id, detail=detail
             )
+
+    # -- e-mails to the owner (digests and notices) -----------------------------------------
+
+    def set_next_digest(self, user_id: int, at: datetime | None) -> None:
+        """When the owner's next digest is due (None: no digest in their policy)."""
+        with self._write() as s:
+            s.execute(update(UserRow).where(UserRow.id == user_id).values(next_digest_at=at))
+
+    def due_digest_users(self, now: datetime, limit: int) -> list[User]:
+        """Users whose digest is due (``next_digest_at <= now``, by its index), most overdue
+        first, at most ``limit``; owners whose policy file is gone are left out."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(UserRow)
+                .where(
+                    UserRow.next_digest_at.is_not(None),
+                    UserRow.next_digest_at <= now,
+                    UserRow.policy_missing_since.is_(None),
+                )
+                .order_by(UserRow.next_digest_at, UserRow.id)
+                .limit(limit)
+            )
+            return [user_from_row(r) for r in rows]
+
+    def claim_owner_mail(
+        self, user_id: int, kind: OwnerMailKind, period_key: str, *, now: datetime, lease_s: float
+    ) -> OwnerMail | None:
+        """Claim the right to send one owner e-mail, before sending it.
+
+        A new (user, kind, period) row is inserted as ``sending``; an existing one is taken over
+        only when it is not ``sent`` and its lease has run out (a crashed sender, or a failed
+        send whose retry time has come). Returns the claimed row (``attempts`` counts this one),
+        or None: sent already, or someone else holds it, or its retry is not due yet.
+        """
+        if lease_s <= 0:
+            raise ValueError("lease_s must be positive")
+        kind = OwnerMailKind(kind)
+        lease = now + timedelta(seconds=lease_s)
+        with self._write() as s:
+            new_id = s.execute(
+                self._insert(OwnerMailRow)
+                .values(
+                    user_id=user_id,
+                    kind=kind.value,
+                    period_key=period_key,
+                    state="sending",
+                    claimed_at=now,
+                    lease_until=lease,
+                    attempts=1,
+                )
+                .on_conflict_do_nothing(index_elements=["user_id", "kind", "period_key"])
+                .returning(OwnerMailRow.id)
+            ).scalar_one_or_none()
+            if new_id is None:
+                changed = self._rowcount(
+                    s,
+                    update(OwnerMailRow)
+                    .where(
+                        OwnerMailRow.user_id == user_id,
+                        OwnerMailRow.kind == kind.value,
+                        OwnerMailRow.period_key == period_key,
+                        OwnerMailRow.state != "sent",
+                        or_(OwnerMailRow.lease_until.is_(None), OwnerMailRow.lease_until <= now),
+                    )
+                    .values(
+                        state="sending",
+                        claimed_at=now,
+                        lease_until=lease,
+                        attempts=OwnerMailRow.attempts + 1,
+                    )
+                    .execution_options(synchronize_session=False),
+                )
+                if changed != 1:
+                    return None
+            row = s.scalars(
+                select(OwnerMailRow).where(
+                    OwnerMailRow.user_id == user_id,
+                    OwnerMailRow.kind == kind.value,
+                    OwnerMailRow.period_key == period_key,
+                )
+            ).one()
+            return owner_mail_from_row(row)
+
+    def finish_owner_mail(
+        self,
+        mail_id: int,
+        *,
+        attempt: int,
+        now: datetime,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+        next_digest_at: datetime | None = None,
+    ) -> bool:
+        """End a claim: sent (``error`` None), or failed and retried from ``retry_at`` on.
+
+        Compare-and-set on the claim (``sending``, this ``attempt``): a sender whose lease ran
+        out and was taken over changes nothing. A sent digest moves the owner's
+        ``next_digest_at`` in the same transaction, so a crash never sends one period twice.
+        """
+        with self._write() as s:
+            values: dict[str, Any]
+            if error is None:
+                values = {"state": "sent", "sent_at": now, "lease_until": None, "last_error": None}
+            else:
+                values = {"state": "failed", "lease_until": retry_at or now, "last_error": error}
+            changed = self._rowcount(
+                s,
+                update(OwnerMailRow)
+                .where(
+                    OwnerMailRow.id == mail_id,
+                    OwnerMailRow.state == "sending",
+                    OwnerMailRow.attempts == attempt,
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False),
+            )
+            if changed == 1 and error is None and next_digest_at is not None:
+                user_id = s.scalars(
+                    select(OwnerMailRow.user_id).where(OwnerMailRow.id == mail_id)
+                ).one()
+                s.execute(
+                    update(UserRow)
+                    .where(UserRow.id == user_id)
+                    .values(next_digest_at=next_digest_at)
+                )
+            return changed == 1
+
+    def last_owner_mail(self, user_id: int, kind: OwnerMailKind) -> OwnerMail | None:
+        """The owner's last *sent* e-mail of ``kind`` (the digest's "since"), or None."""
+        with self._read() as s:
+            row = s.scalars(
+                select(OwnerMailRow)
+                .where(
+                    OwnerMailRow.user_id == user_id,
+                    OwnerMailRow.kind == OwnerMailKind(kind).value,
+                    OwnerMailRow.state == "sent",
+                )
+                .order_by(OwnerMailRow.sent_at.desc(), OwnerMailRow.id.desc())
+                .limit(1)
+            ).one_or_none()
+            return owner_mail_from_row(row) if row else None
 
     # -- the tick ----------------------------------------------------------------------------
 
@@ -1268,3 +1802,28 @@ class Store:
                     detail=f"held reply {held_id} {target.value}",
                 )  # fmt: skip
             return changed == 1
+
+    # -- signed web links (single use) -------------------------------------------------------
+
+    def use_link(self, nonce: str, email: str, expires_at: datetime, *, now: datetime) -> bool:
+        """Record that the link with ``nonce`` was used: True the first time, False when it was
+        used before. Insert-or-nothing on the primary key, so of two racing requests exactly one
+        wins (SQLite and PostgreSQL). Rows whose links expired over a day ago are deleted."""
+        with self._write() as s:
+            s.execute(
+                delete(UsedLinkRow)
+                .where(UsedLinkRow.expires_at < now - timedelta(days=1))
+                .execution_options(synchronize_session=False)
+            )
+            won = s.execute(
+                self._insert(UsedLinkRow)
+                .values(nonce=nonce, user_email=_email(email), used_at=now, expires_at=expires_at)
+                .on_conflict_do_nothing(index_elements=["nonce"])
+                .returning(UsedLinkRow.nonce)
+            ).scalar_one_or_none()
+            return won is not None
+
+    def link_used(self, nonce: str) -> bool:
+        """Whether the link with ``nonce`` was used already."""
+        with self._read() as s:
+            return s.get(UsedLinkRow, nonce) is not None

@@ -24,7 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from scheduler.app.records import ContactSource
@@ -38,10 +38,13 @@ __all__ = [
     "CredentialRow",
     "HeartbeatRow",
     "HeldReplyRow",
+    "MeetingAttendeeRow",
     "MeetingRow",
+    "OwnerMailRow",
     "StakeholderStatusRow",
     "TickLeaseRow",
     "UTCDateTime",
+    "UsedLinkRow",
     "UserRow",
 ]
 
@@ -111,7 +114,7 @@ class UserRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(EMAIL), unique=True)
-    policy_path: Mapped[str] = mapped_column(Text)
+    policy_path: Mapped[str] = mapped_column(Text, index=True)
     policy_hash: Mapped[str] = mapped_column(String(128))
     #: Why the policy file could not be used (None: it loaded). Shown by the report and /readyz.
     policy_error: Mapped[str | None] = mapped_column(Text)
@@ -121,6 +124,11 @@ class UserRow(Base):
     #: When the tick first found the policy file gone (None: it is there). Planning stops at
     #: once; the user's future meetings are cancelled after a grace period unless it comes back.
     policy_missing_since: Mapped[datetime | None]
+    #: The owner paused goodwill until this moment (None: not paused). Nothing new is proposed
+    #: or booked before it; booked meetings stay.
+    paused_until: Mapped[datetime | None]
+    #: When the owner's next digest e-mail is due (None: no digest in their policy).
+    next_digest_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class MeetingRow(Base):
@@ -131,6 +139,7 @@ class MeetingRow(Base):
         Index("ix_meetings_state_next_attempt_at", "state", "next_attempt_at"),
         Index("ix_meetings_user_id_start", "user_id", "start"),
         Index("ix_meetings_stakeholder_email_state_start", "stakeholder_email", "state", "start"),
+        Index("ix_meetings_state_start", "state", "start"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -161,6 +170,39 @@ class MeetingRow(Base):
     conflict_at: Mapped[datetime | None]
     #: For an ``ask`` proposal made after a conflict: the meeting whose event it would move.
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
+    #: A proposal's other slots, as JSON ``[[start_iso, end_iso], …]`` in UTC (None: none).
+    alternatives: Mapped[str | None] = mapped_column(Text)
+    #: A group meeting's group (or "introduction"); None for a one-to-one. For a group meeting
+    #: ``stakeholder_email`` is the first attendee (the presenter when there is one) and
+    #: ``meeting_attendees`` holds everyone invited.
+    group_name: Mapped[str | None] = mapped_column(Text)
+    #: A group meeting's presenter (None: none, or a one-to-one).
+    presenter: Mapped[str | None] = mapped_column(String(EMAIL))
+    #: Attendees (the owner excluded) who must stay for a group meeting to stand.
+    quorum: Mapped[int | None] = mapped_column(Integer)
+    #: The owner's private note on a proposal ("ask Y to introduce you to X"); None: none.
+    #: For the owner's page and digest only: never in an invite, a log or a metric.
+    owner_note: Mapped[str | None] = mapped_column(Text)
+    #: Loaded with every meeting read (one extra query per read, never per row).
+    attendees: Mapped[list[MeetingAttendeeRow]] = relationship(
+        lazy="selectin", passive_deletes=True, order_by="MeetingAttendeeRow.email"
+    )
+
+
+class MeetingAttendeeRow(Base):
+    """One person invited to a group meeting, with their own answer."""
+
+    __tablename__ = "meeting_attendees"
+
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[str] = mapped_column(String(EMAIL), primary_key=True, index=True)
+    #: An :class:`~scheduler.core.model.AttendeeStatus` value.
+    status: Mapped[str] = mapped_column(
+        String(32), default="needsAction", server_default="needsAction"
+    )
+    responded_at: Mapped[datetime | None]
 
 
 class ContactRow(Base):
@@ -273,6 +315,7 @@ class AuditRow(Base):
     """One state change or notable event, written in the same transaction as the change."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     meeting_id: Mapped[int | None] = mapped_column(
@@ -284,3 +327,41 @@ class AuditRow(Base):
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str | None] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class OwnerMailRow(Base):
+    """One e-mail goodwill owes an owner: a digest for a period, or a notice for an event.
+
+    The unique (user, kind, period) row is claimed before the mail is sent, so two tick replicas
+    or a retry never send the same period twice; ``state`` is sending | sent | failed.
+    """
+
+    __tablename__ = "owner_mails"
+    __table_args__ = (
+        UniqueConstraint("user_id", "kind", "period_key", name="uq_owner_mails_period"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    #: digest | notice
+    kind: Mapped[str] = mapped_column(String(16))
+    #: The period a digest covers (its scheduled local time, ISO) or a notice's event key.
+    period_key: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="sending")
+    claimed_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class UsedLinkRow(Base):
+    """A signed e-mail link that was used once: a second use of the same nonce is refused."""
+
+    __tablename__ = "used_links"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_email: Mapped[str] = mapped_column(String(EMAIL))
+    used_at: Mapped[datetime]
+    #: After this the signature has expired anyway; the row may be deleted.
+    expires_at: Mapped[datetime] = mapped_column(index=True)

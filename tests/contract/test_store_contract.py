@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from scheduler.app.records import ContactSource, Meeting, NewMeeting, StakeholderStatus
+from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import OPEN_STATES, IllegalTransition, MeetingState
 from tests.concurrency import run_together
 from tests.usecase.stores import STORE_KINDS, InspectableStore, open_store
@@ -308,6 +310,57 @@ def test_add_meetings_writes_all_or_nothing_and_refuses_bad_proposals(
     assert store.add_meetings(user_id, [proposal("ok")], now=T0) != []  # the key is still free
 
 
+def test_record_plan_round_writes_proposals_skips_and_the_next_round_together(
+    store: InspectableStore,
+) -> None:
+    alex = new_user(store)
+    [existing] = store.add_meetings(alex, [proposal("k1")], now=T0)
+    later, again = T0 + timedelta(hours=1), T0 + timedelta(hours=6)
+    ids = store.record_plan_round(
+        alex,
+        [proposal("k1"), proposal("k2", state=S.APPROVED, day=4), proposal("k2", day=6)],
+        ["skipped kim [weekly_cap]: week full", "skipped jo [not_due]: met lately"],
+        again,
+        now=later,
+    )
+    assert ids[0] == existing  # a known key keeps its row
+    assert ids[1] == ids[2] != existing
+    assert get(store, ids[1]).state is S.APPROVED
+    assert [e.detail for e in store.audit_trail(ids[1])] == ["created"]
+    assert [e.detail for e in store.audit_trail(existing)] == ["created"]
+    skips = [e for e in store.user_events(alex, since=later) if e.meeting_id is None]
+    assert [(e.detail, e.actor, e.at) for e in skips] == [
+        ("skipped kim [weekly_cap]: week full", "planner", later),
+        ("skipped jo [not_due]: met lately", "planner", later),
+    ]
+    user = store.get_user(alex)
+    assert user is not None
+    assert (user.next_plan_at, user.last_planned_at) == (again, later)
+    # A round with nothing to propose still audits its skips and reschedules the user
+    assert store.record_plan_round(alex, [], ["skipped sam [paused]: paused"], T0, now=again) == []
+    user = store.get_user(alex)
+    assert user is not None
+    assert (user.next_plan_at, user.last_planned_at) == (T0, again)
+    assert [e.detail for e in store.user_events(alex, since=again) if e.meeting_id is None] == [
+        "skipped sam [paused]: paused"
+    ]
+
+
+def test_record_plan_round_writes_nothing_when_a_proposal_is_refused(
+    store: InspectableStore,
+) -> None:
+    alex = new_user(store)
+    before = store.get_user(alex)
+    with pytest.raises(ValueError, match="ends before"):
+        store.record_plan_round(
+            alex, [proposal("ok"), proposal("y", minutes=-30)], ["skipped kim [x]: y"],
+            T0 + timedelta(days=1), now=T0 + timedelta(hours=1),
+        )  # fmt: skip
+    assert store.open_meetings(alex) == []
+    assert store.user_events(alex, since=T0 + timedelta(hours=1)) == []
+    assert store.get_user(alex) == before
+
+
 def test_naive_times_and_unknown_users_are_refused(store: InspectableStore) -> None:
     user_id = new_user(store)
     naive = datetime(2026, 3, 5, 10, 0)
@@ -423,6 +476,38 @@ def test_active_overlapping_finds_meetings_held_by_either_person(store: Inspecta
     assert touching not in [m.id for m in found]
     assert store.active_overlapping([SAM], slot, end, exclude_id=being) == []
     assert [m.id for m in store.active_overlapping([SAM], slot, end, exclude_id=mine)] == [being]
+
+
+def test_booking_rivals_is_active_overlapping_and_open_meetings_as_stakeholder_in_one(
+    store: InspectableStore,
+) -> None:
+    alex, kim, sam = new_user(store), new_user(store, KIM), new_user(store, SAM)
+    slot = T0 + timedelta(days=3)
+    end = slot + timedelta(minutes=30)
+    mine = new_meeting(store, "mine", user_id=alex, email=SAM, start=slot)
+    booked(store, "kims", user_id=kim, email=SAM, start=slot + timedelta(minutes=10))
+    booked(store, "kims-later", user_id=kim, email=SAM, start=slot + timedelta(days=1))
+    # Sam's and Kim's meetings with Alex as their stakeholder: one open, one over
+    new_meeting(store, "sams", user_id=sam, email=ALEX, start=slot + timedelta(days=2))
+    new_meeting(store, "kims-alex", user_id=kim, email=ALEX, start=slot + timedelta(days=1))
+    gone = new_meeting(store, "gone", user_id=sam, email=ALEX, start=slot + timedelta(days=4))
+    store.transition(gone, S.CANCELLED, actor="sync", now=T0)
+    emails = [ALEX, "Sam@corp.example"]
+    overlapping, theirs = store.booking_rivals(
+        emails, slot, end, exclude_id=mine, owner_email="Alex@Corp.Example"
+    )
+    assert overlapping == store.active_overlapping(emails, slot, end, exclude_id=mine)
+    assert [m.idempotency_key for m in overlapping] == ["kims"]
+    assert theirs == store.open_meetings_as_stakeholder(ALEX)
+    assert [(owner, m.idempotency_key) for owner, m in theirs] == [
+        (KIM, "kims-alex"),
+        (SAM, "sams"),
+    ]
+    nobody = "nobody@corp.example"
+    assert store.booking_rivals([nobody], slot, end, exclude_id=mine, owner_email=nobody) == (
+        [],
+        [],
+    )
 
 
 def test_an_approved_meeting_whose_create_was_attempted_holds_its_slot(
@@ -790,6 +875,48 @@ def test_meetings_of_an_owner_whose_policy_is_gone_are_not_sent(store: Inspectab
     assert store.approved_needing_send(later, 10) == [held, leased]
 
 
+def test_an_owner_pause_is_set_audited_and_cleared(store: InspectableStore) -> None:
+    alex = new_user(store)
+    assert store.get_user(alex).paused_until is None  # type: ignore[union-attr]
+    until = T0 + timedelta(days=4, hours=15)
+    assert store.set_owner_pause(alex, until, now=T0)
+    user = store.get_user(alex)
+    assert user is not None
+    assert user.paused_until == until
+    assert user.paused_at(T0)
+    assert not user.paused_at(until)
+    assert store.set_owner_pause(alex, None, now=T0 + timedelta(hours=1))
+    assert store.get_user(alex).paused_until is None  # type: ignore[union-attr]
+    assert not store.set_owner_pause(10_000, until, now=T0)
+    details = [(e.actor, e.detail) for e in store.user_events(alex, since=T0)]
+    assert details == [("owner", f"paused until {until.isoformat()}"), ("owner", "resumed")]
+
+
+def test_meetings_of_a_paused_owner_are_sent_once_the_pause_ends(store: InspectableStore) -> None:
+    alex, bo = new_user(store), new_user(store, "bo@corp.example")
+    kept = new_meeting(store, "kept", user_id=alex)
+    held = new_meeting(store, "held", user_id=bo, day=4)
+    store.set_owner_pause(bo, T0 + timedelta(hours=1), now=T0)
+    assert store.approved_needing_send(T0, 10) == [kept]
+    assert store.approved_needing_send(T0 + timedelta(hours=1), 10) == [kept, held]
+
+
+def test_a_proposal_keeps_its_alternatives_in_utc(store: InspectableStore) -> None:
+    alex = new_user(store)
+    paris = ZoneInfo("Europe/Paris")
+    alts = (
+        (datetime(2026, 3, 4, 10, 0, tzinfo=paris), datetime(2026, 3, 4, 10, 30, tzinfo=paris)),
+        (T0 + timedelta(days=5), T0 + timedelta(days=5, minutes=30)),
+    )
+    (meeting_id, plain_id) = store.add_meetings(
+        alex, [replace(proposal("alts"), alternatives=alts), proposal("plain", day=6)], now=T0
+    )
+    stored = get(store, meeting_id).alternatives
+    assert stored == alts
+    assert all(s.utcoffset() == timedelta(0) and e.tzinfo is not None for s, e in stored)
+    assert get(store, plain_id).alternatives == ()
+
+
 # -- the tick --------------------------------------------------------------------------------
 
 
@@ -1027,3 +1154,113 @@ def test_a_held_reply_is_kept_once_per_mail_and_decided_once(store: InspectableS
     ]
     with pytest.raises(ValueError, match="applied or refused"):
         store.decide_held_reply(held.id, HeldReplyState.HELD, now=later, actor="cli")
+
+
+# -- group meetings ----------------------------------------------------------------------------
+
+LEE, MAX = "lee@corp.example", "max@corp.example"
+
+
+def group_proposal(key: str = "g1", *, day: float = 3, **kw: Any) -> NewMeeting:
+    return replace(
+        proposal(key, day=day, email=KIM),
+        attendees=(KIM, MAX, LEE),
+        group_name="platform",
+        presenter=KIM,
+        quorum=2,
+        **kw,
+    )
+
+
+def test_a_group_meeting_is_read_back_with_its_attendees_first_the_stakeholder(
+    store: InspectableStore,
+) -> None:
+    uid = new_user(store)
+    [gid] = store.add_meetings(uid, [group_proposal()], now=T0)
+    [one] = store.add_meetings(uid, [proposal("o1", day=4)], now=T0)
+    m = store.get_meeting(gid)
+    assert m is not None
+    assert m.is_group
+    assert m.attendees == (KIM, LEE, MAX)  # the stakeholder first, then by e-mail
+    assert m.attendee_status == ((KIM, "needsAction"), (LEE, "needsAction"), (MAX, "needsAction"))
+    assert (m.group_name, m.presenter, m.quorum, m.stakeholder_email) == ("platform", KIM, 2, KIM)
+    plain = store.get_meeting(one)
+    assert plain is not None
+    assert not plain.is_group
+    assert (plain.attendees, plain.attendee_status, plain.quorum) == ((), (), None)
+    assert [x.attendees for x in store.open_meetings(uid)] == [m.attendees, ()]
+    assert store.meetings_by_state(S.PROPOSED)[0] == m
+    # Written twice (a retried round): one row, its attendees once.
+    assert store.add_meetings(uid, [group_proposal()], now=T0) == [gid]
+    assert store.get_meeting(gid) == m
+
+
+def test_a_group_meeting_must_start_with_its_stakeholder_and_list_each_attendee_once(
+    store: InspectableStore,
+) -> None:
+    uid = new_user(store)
+    with pytest.raises(ValueError, match="first attendee"):
+        store.add_meetings(uid, [replace(group_proposal(), attendees=(MAX, KIM))], now=T0)
+    with pytest.raises(ValueError, match="twice"):
+        store.add_meetings(uid, [replace(group_proposal(), attendees=(KIM, MAX, MAX))], now=T0)
+    assert store.open_meetings(uid) == []
+
+
+def test_one_attendees_answer_is_set_once_with_an_audit_row(store: InspectableStore) -> None:
+    uid = new_user(store)
+    [gid] = store.add_meetings(uid, [group_proposal()], now=T0)
+    later = T0 + timedelta(hours=1)
+    assert store.set_attendee_status(gid, "Max@Corp.example", AttendeeStatus.DECLINED, now=later)
+    assert not store.set_attendee_status(gid, MAX, AttendeeStatus.DECLINED, now=later)  # same
+    assert not store.set_attendee_status(gid, SAM, AttendeeStatus.ACCEPTED, now=later)  # not one
+    m = store.get_meeting(gid)
+    assert m is not None
+    assert dict(m.attendee_status) == {KIM: "needsAction", LEE: "needsAction", MAX: "declined"}
+    assert store.audit_trail(gid)[-1].detail == f"attendee {MAX} answered declined"
+    assert len(store.audit_trail(gid)) == 2  # created, answered
+
+
+def test_active_overlapping_finds_a_group_meeting_by_any_attendee(store: InspectableStore) -> None:
+    uid = new_user(store)
+    [gid] = store.add_meetings(uid, [group_proposal(state=S.APPROVED)], now=T0)
+    assert store.claim_for_booking(gid, T0, 60) is not None
+    m = store.get_meeting(gid)
+    assert m is not None
+    assert m.attendees
+    found = store.active_overlapping([LEE], m.start, m.end, exclude_id=0)
+    assert [x.id for x in found] == [gid]
+    assert found[0].attendees == (KIM, LEE, MAX)
+    assert store.active_overlapping([SAM], m.start, m.end, exclude_id=0) == []
+
+
+def test_group_meetings_are_the_users_group_ones_since_a_time(store: InspectableStore) -> None:
+    uid, other = new_user(store), new_user(store, SAM)
+    [old, new] = store.add_meetings(
+        uid, [group_proposal("g-old", day=1), group_proposal("g-new", day=5)], now=T0
+    )
+    store.add_meetings(uid, [proposal("o1", day=5)], now=T0)
+    store.add_meetings(other, [group_proposal("g-sam", day=5)], now=T0)
+    assert [m.id for m in store.group_meetings(uid, since=T0)] == [old, new]
+    assert [m.id for m in store.group_meetings(uid, since=T0 + timedelta(days=2))] == [new]
+
+
+def test_stakeholder_load_counts_every_attendee_of_another_owners_group_meeting(
+    store: InspectableStore,
+) -> None:
+    alex, bo = new_user(store), new_user(store, "bo@corp.example")
+    [gid] = store.add_meetings(bo, [group_proposal()], now=T0 + timedelta(hours=2))
+    store.add_meetings(alex, [group_proposal("g-mine", day=4)], now=T0 + timedelta(hours=2))
+    [gone] = store.add_meetings(bo, [group_proposal("g-gone", day=5)], now=T0)
+    store.transition(gone, S.CANCELLED, actor="user", now=T0)
+    start = get(store, gid).start
+    meetings, invited = store.stakeholder_load(
+        [KIM, "MAX@corp.example", LEE, SAM],
+        T0,
+        T0 + timedelta(days=10),
+        exclude_user_id=alex,
+        invited_since=T0 + timedelta(hours=1),
+    )
+    # Each attendee once (the first attendee is the stakeholder too: not counted twice);
+    # the asking owner's own group meeting and a cancelled one are not counted.
+    assert meetings == {KIM: [start], MAX: [start], LEE: [start]}
+    assert invited == {KIM, MAX, LEE}

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from scheduler.app.ports import StorePort
+from scheduler.app.ports import StorePort, UserRegistration
 from scheduler.app.records import (
     AuditEntry,
     ContactSource,
@@ -33,6 +33,8 @@ from scheduler.app.records import (
     Meeting,
     NewHeldReply,
     NewMeeting,
+    OwnerMail,
+    OwnerMailKind,
     RevokedCredential,
     StakeholderStatus,
     User,
@@ -80,6 +82,32 @@ class UnknownMeeting(SchedulerError, LookupError):
 
 def _email(value: str) -> str:
     return value.strip().lower()
+
+
+def _check_attendees(p: NewMeeting) -> None:
+    """As the real store: distinct attendees, the first one the meeting's stakeholder."""
+    attendees = [_email(e) for e in p.attendees]
+    if not attendees:
+        return
+    if len(set(attendees)) != len(attendees):
+        raise ValueError(f"meeting {p.idempotency_key} lists an attendee twice")
+    if attendees[0] != _email(p.stakeholder_email):
+        raise ValueError(
+            f"meeting {p.idempotency_key}: stakeholder_email must be the first attendee"
+        )
+
+
+def _attendee_fields(p: NewMeeting) -> dict[str, Any]:
+    """A stored group meeting's attendees as the real store reads them back: the stakeholder
+    first, then by e-mail, everyone's answer ``needsAction``."""
+    if not p.attendees:
+        return {}
+    first, *rest = [_email(e) for e in p.attendees]
+    ordered = (first, *sorted(rest))
+    return {
+        "attendees": ordered,
+        "attendee_status": tuple((e, AttendeeStatus.NEEDS_ACTION.value) for e in ordered),
+    }
 
 
 def _utc(value: datetime) -> datetime:
@@ -136,6 +164,8 @@ class FakeStore:
         self._held: dict[int, HeldReply] = {}
         self._held_digests: dict[int, str] = {}
         self._held_ids = itertools.count(1)
+        self._owner_mails: dict[tuple[int, OwnerMailKind, str], OwnerMail] = {}
+        self._owner_mail_ids = itertools.count(1)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -263,6 +293,36 @@ class FakeStore:
         with self._atomic():
             return [self._users[i] for i in sorted(self._users)]
 
+    def register_users(self, users: Sequence[UserRegistration], *, now: datetime) -> list[int]:
+        with self._atomic():
+            ids = []
+            for u in users:
+                user_id = self.upsert_user(u.email, u.policy_path, u.policy_hash, now=now)
+                self._users[user_id] = replace(self._users[user_id], policy_error=u.policy_error)
+                ids.append(user_id)
+            return ids
+
+    def users_matching(self, emails: Collection[str], paths: Collection[str]) -> list[User]:
+        wanted, at = {_email(e) for e in emails}, set(paths)
+        with self._atomic():
+            return [
+                self._users[i]
+                for i in sorted(self._users)
+                if self._users[i].email in wanted or self._users[i].policy_path in at
+            ]
+
+    def followed_owners(self, user_ids: Collection[int] | None) -> dict[int, bool]:
+        followed = {_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE, _S.DECLINED}
+        with self._atomic():
+            owners = {m.user_id for m in self._meetings.values() if m.state in followed}
+            if user_ids is not None:
+                owners &= set(user_ids)
+            return {
+                i: self._users[i].policy_missing_since is not None
+                for i in sorted(owners)
+                if i in self._users
+            }
+
     def mark_policy_missing(self, user_id: int, *, now: datetime) -> datetime | None:
         with self._atomic():
             user = self._users.get(user_id)
@@ -279,6 +339,17 @@ class FakeStore:
             if user is None or user.policy_missing_since is None:
                 return False
             self._users[user_id] = replace(user, policy_missing_since=None, next_plan_at=_utc(now))
+            return True
+
+    def set_owner_pause(self, user_id: int, until: datetime | None, *, now: datetime) -> bool:
+        until, now = _utc_or_none(until), _utc(now)
+        with self._atomic():
+            user = self._users.get(user_id)
+            if user is None:
+                return False
+            self._users[user_id] = replace(user, paused_until=until)
+            detail = "resumed" if until is None else f"paused until {until.isoformat()}"
+            self._write_audit(at=now, actor="owner", user_id=user_id, detail=detail)
             return True
 
     # -- meetings ----------------------------------------------------------------------------
@@ -302,6 +373,7 @@ class FakeStore:
                     raise ValueError(f"a new meeting cannot start as {p.state}")
                 if not _utc(p.start) < _utc(p.end):
                     raise ValueError(f"meeting {p.idempotency_key} ends before it starts")
+                _check_attendees(p)
             ids: list[int] = []
             for p in proposals:
                 existing = self._key_index.get(p.idempotency_key)
@@ -329,6 +401,12 @@ class FakeStore:
                     updated_at=now,
                     create_attempted_at=None,
                     replaces_id=p.replaces_id,
+                    alternatives=tuple((_utc(a), _utc(b)) for a, b in p.alternatives),
+                    group_name=p.group_name,
+                    presenter=_email(p.presenter) if p.presenter else None,
+                    quorum=p.quorum,
+                    owner_note=p.owner_note,
+                    **_attendee_fields(p),
                 )
                 self._meetings[meeting.id] = meeting
                 self._key_index[p.idempotency_key] = meeting.id
@@ -337,6 +415,23 @@ class FakeStore:
                     to_state=meeting.state, detail="created",
                 )  # fmt: skip
                 ids.append(meeting.id)
+            return ids
+
+    def record_plan_round(
+        self,
+        user_id: int,
+        proposals: Sequence[NewMeeting],
+        skips: Sequence[str],
+        next_plan_at: datetime,
+        *,
+        now: datetime,
+        actor: str = "planner",
+    ) -> list[int]:
+        with self._atomic():  # all of it or (add_meetings raises first) nothing
+            ids = self.add_meetings(user_id, proposals, now=now, actor=actor)
+            for detail in skips:
+                self.record_event(now=now, actor=actor, user_id=user_id, detail=detail)
+            self.set_next_plan(user_id, next_plan_at, planned_at=now)
             return ids
 
     def get_meeting(self, meeting_id: int) -> Meeting | None:
@@ -376,19 +471,20 @@ class FakeStore:
         with self._atomic():
             rows = sorted(
                 (
-                    m
+                    (email, m)
                     for m in self._meetings.values()
-                    if m.stakeholder_email in wanted
-                    and m.user_id != exclude_user_id
-                    and m.state in counted
+                    if m.user_id != exclude_user_id and m.state in counted
+                    # a group meeting: every attendee; a one-to-one: its stakeholder
+                    for email in (m.attendees or (m.stakeholder_email,))
+                    if email in wanted
                 ),
-                key=lambda m: m.start,
+                key=lambda row: row[1].start,
             )
-            for m in rows:
+            for email, m in rows:
                 if m.start < end and m.end > start:
-                    meetings.setdefault(m.stakeholder_email, []).append(m.start)
+                    meetings.setdefault(email, []).append(m.start)
                 if m.created_at > invited_since:
-                    invited.add(m.stakeholder_email)
+                    invited.add(email)
         return meetings, invited
 
     def open_meetings_as_stakeholder(self, email: str) -> list[tuple[str, Meeting]]:
@@ -403,6 +499,21 @@ class FakeStore:
                 key=lambda m: (m.start, m.id),
             )
             return [(self._users[m.user_id].email, m) for m in found]
+
+    def booking_rivals(
+        self,
+        emails: Collection[str],
+        start: datetime,
+        end: datetime,
+        *,
+        exclude_id: int,
+        owner_email: str,
+    ) -> tuple[list[Meeting], list[tuple[str, Meeting]]]:
+        with self._atomic():
+            return (
+                self.active_overlapping(emails, start, end, exclude_id=exclude_id),
+                self.open_meetings_as_stakeholder(owner_email),
+            )
 
     def active_overlapping(
         self, emails: Collection[str], start: datetime, end: datetime, *, exclude_id: int
@@ -420,9 +531,56 @@ class FakeStore:
                 )
                 and m.start < end
                 and m.end > start
-                and (m.stakeholder_email in wanted or self._users[m.user_id].email in wanted)
+                and (
+                    m.stakeholder_email in wanted
+                    or self._users[m.user_id].email in wanted
+                    or not wanted.isdisjoint(m.attendees)
+                )
             ]
             return sorted(found, key=lambda m: m.id)
+
+    def group_meetings(self, user_id: int, *, since: datetime) -> list[Meeting]:
+        since = _utc(since)
+        with self._atomic():
+            found = [
+                m
+                for m in self._meetings.values()
+                if m.user_id == user_id and m.group_name is not None and m.start >= since
+            ]
+            return sorted(found, key=lambda m: (m.start, m.id))
+
+    def set_attendee_status(
+        self, meeting_id: int, email: str, status: AttendeeStatus, *, now: datetime
+    ) -> bool:
+        value, who = AttendeeStatus(status).value, _email(email)
+        with self._atomic():
+            m = self._meetings.get(meeting_id)
+            if m is None or (who, value) in m.attendee_status or who not in m.attendees:
+                return False
+            answers = tuple((e, value if e == who else v) for e, v in m.attendee_status)
+            self._meetings[meeting_id] = replace(m, attendee_status=answers)
+            self._write_audit(
+                at=_utc(now), actor="sync", meeting_id=meeting_id, user_id=m.user_id,
+                detail=f"attendee {who} answered {value}",
+            )  # fmt: skip
+            return True
+
+    def proposals_starting_before(self, before: datetime, limit: int) -> list[Meeting]:
+        before = _utc(before)
+        with self._atomic():
+            due = [
+                m for m in self._meetings.values() if m.state == _S.PROPOSED and m.start <= before
+            ]
+            return sorted(due, key=lambda m: (m.start, m.id))[:limit]
+
+    def booking_leases_expired(self, now: datetime, limit: int) -> list[int]:
+        now = _utc(now)
+        with self._atomic():
+            return sorted(
+                m.id
+                for m in self._meetings.values()
+                if m.state == _S.BOOKING and m.lease_until is not None and m.lease_until <= now
+            )[:limit]
 
     def meetings_by_state(self, state: MeetingState, *, limit: int | None = None) -> list[Meeting]:
         state = MeetingState(state)
@@ -608,6 +766,8 @@ class FakeStore:
             owner = self._users.get(m.user_id)
             if owner is not None and owner.policy_missing_since is not None:
                 return False  # the owner's policy file is gone: nothing is sent
+            if owner is not None and owner.paused_at(now):
+                return False  # the owner paused goodwill: sent once the pause ends
             if m.state == _S.APPROVED:
                 return (m.next_attempt_at is None or m.next_attempt_at <= now) and (
                     m.lease_until is None or m.lease_until <= now
@@ -688,6 +848,12 @@ class FakeStore:
         with self._atomic():
             return [e for e in self._audit if e.user_id == user_id and e.at >= since]
 
+    def events_after(self, after_id: int, *, since: datetime, limit: int) -> list[AuditEntry]:
+        since = _utc(since)
+        with self._atomic():
+            found = [e for e in self._audit if e.id > after_id and e.at >= since]
+            return sorted(found, key=lambda e: e.id)[:limit]
+
     def record_event(
         self,
         *,
@@ -706,6 +872,91 @@ class FakeStore:
             self._write_audit(
                 at=now, actor=actor, user_id=user_id, meeting_id=meeting_id, detail=detail
             )
+
+    # -- e-mails to the owner (digests and notices) -----------------------------------------
+
+    def set_next_digest(self, user_id: int, at: datetime | None) -> None:
+        with self._atomic():
+            user = self._users.get(user_id)
+            if user is not None:
+                self._users[user_id] = replace(user, next_digest_at=_utc_or_none(at))
+
+    def due_digest_users(self, now: datetime, limit: int) -> list[User]:
+        now = _utc(now)
+        with self._atomic():
+            due = [
+                u
+                for u in self._users.values()
+                if u.next_digest_at is not None
+                and u.next_digest_at <= now
+                and u.policy_missing_since is None
+            ]
+            due.sort(key=lambda u: (u.next_digest_at or now, u.id))
+            return due[:limit]
+
+    def claim_owner_mail(
+        self, user_id: int, kind: OwnerMailKind, period_key: str, *, now: datetime, lease_s: float
+    ) -> OwnerMail | None:
+        if lease_s <= 0:
+            raise ValueError("lease_s must be positive")
+        now, kind = _utc(now), OwnerMailKind(kind)
+        lease = now + timedelta(seconds=lease_s)
+        key = (user_id, kind, period_key)
+        with self._atomic():
+            self._require_user(user_id)
+            mail = self._owner_mails.get(key)
+            if mail is None:
+                mail = OwnerMail(
+                    id=next(self._owner_mail_ids), user_id=user_id, kind=kind,
+                    period_key=period_key, state="sending", claimed_at=now, lease_until=lease,
+                    sent_at=None, attempts=1, last_error=None,
+                )  # fmt: skip
+            elif mail.state != "sent" and (mail.lease_until is None or mail.lease_until <= now):
+                mail = replace(
+                    mail, state="sending", claimed_at=now, lease_until=lease,
+                    attempts=mail.attempts + 1,
+                )  # fmt: skip
+            else:
+                return None
+            self._owner_mails[key] = mail
+            return mail
+
+    def finish_owner_mail(
+        self,
+        mail_id: int,
+        *,
+        attempt: int,
+        now: datetime,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+        next_digest_at: datetime | None = None,
+    ) -> bool:
+        now = _utc(now)
+        with self._atomic():
+            key = next((k for k, m in self._owner_mails.items() if m.id == mail_id), None)
+            mail = None if key is None else self._owner_mails[key]
+            if key is None or mail is None or mail.state != "sending" or mail.attempts != attempt:
+                return False
+            if error is None:
+                mail = replace(mail, state="sent", sent_at=now, lease_until=None, last_error=None)
+                user = self._users.get(mail.user_id)
+                if next_digest_at is not None and user is not None:
+                    self._users[user.id] = replace(user, next_digest_at=_utc(next_digest_at))
+            else:
+                lease = _utc(retry_at) if retry_at is not None else now
+                mail = replace(mail, state="failed", lease_until=lease, last_error=error)
+            self._owner_mails[key] = mail
+            return True
+
+    def last_owner_mail(self, user_id: int, kind: OwnerMailKind) -> OwnerMail | None:
+        kind = OwnerMailKind(kind)
+        with self._atomic():
+            sent = [
+                m
+                for m in self._owner_mails.values()
+                if m.user_id == user_id and m.kind is kind and m.state == "sent"
+            ]
+            return max(sent, key=lambda m: (m.sent_at or m.claimed_at, m.id), default=None)
 
     # -- contacts ----------------------------------------------------------------------------
 
@@ -898,6 +1149,28 @@ class FakeEvent:
     sequence: int = 0
     #: A new time the attendee proposed (a counter-proposal), if any.
     proposed: tuple[datetime, datetime] | None = None
+    #: A group event's other attendees and their answers (``attendee`` is the first).
+    others: tuple[tuple[str, AttendeeStatus], ...] = ()
+    #: Where and how the draft said to meet (``EventDraft.location`` / ``video``).
+    location: str | None = None
+    video: str | None = None
+
+    @property
+    def attendees(self) -> tuple[str, ...]:
+        """Everyone invited, ``attendee`` first."""
+        return (self.attendee, *(e for e, _ in self.others))
+
+    def answer_of(self, email: str) -> AttendeeStatus:
+        """``email``'s answer (``needsAction`` for someone not invited)."""
+        if email == self.attendee:
+            return self.response
+        return dict(self.others).get(email, AttendeeStatus.NEEDS_ACTION)
+
+    def answered(self, email: str, status: AttendeeStatus) -> FakeEvent:
+        """This event with ``email``'s answer set."""
+        if email == self.attendee:
+            return replace(self, response=status)
+        return replace(self, others=tuple((e, status if e == email else a) for e, a in self.others))
 
 
 @dataclass(frozen=True, slots=True)
@@ -964,9 +1237,13 @@ class FakeCalendar:
         """Reading ``email``'s calendar reports it unavailable (not shared, not found)."""
         self._unavailable[_email(email)] = reason
 
-    def respond(self, event_id: str, status: AttendeeStatus) -> None:
-        """The attendee answers in their own calendar client."""
-        self._events[event_id] = replace(self._events[event_id], response=status)
+    def respond(
+        self, event_id: str, status: AttendeeStatus, *, attendee: str | None = None
+    ) -> None:
+        """The attendee (of a group event: ``attendee``) answers in their own calendar client."""
+        event = self._events[event_id]
+        who = event.attendee if attendee is None else _email(attendee)
+        self._events[event_id] = event.answered(who, status)
 
     def cancel(self, event_id: str) -> None:
         """Someone cancels the event at the provider (the organizer in their client)."""
@@ -1017,7 +1294,7 @@ class FakeCalendar:
         return [
             e
             for e in self._events.values()
-            if (attendee is None or e.attendee == _email(attendee))
+            if (attendee is None or _email(attendee) in e.attendees)
             and (organizer is None or e.organizer == _email(organizer))
             and e.cancelled == cancelled
             and (e.key is not None or not goodwill_only)
@@ -1059,8 +1336,8 @@ class FakeCalendar:
             if e.organizer == email:
                 # The organizer's own calendar shows which events are goodwill's (by key).
                 out.append(BusyBlock(e.start, e.end, response=AttendeeStatus.ORGANIZER, key=e.key))
-            elif e.attendee == email:
-                out.append(BusyBlock(e.start, e.end, response=e.response))
+            elif email in e.attendees:
+                out.append(BusyBlock(e.start, e.end, response=e.answer_of(email)))
         return out
 
     # -- ContactHistory ------------------------------------------------------------------------
@@ -1107,6 +1384,11 @@ class FakeCalendar:
             key=draft.idempotency_key,
             title=draft.title,
             description=draft.description,
+            others=tuple(
+                (_email(p.email), AttendeeStatus.NEEDS_ACTION) for p in draft.extra_attendees
+            ),
+            location=draft.location,
+            video=draft.video,
         )
         self._events[event.id] = event
         self._by_key[draft.idempotency_key] = event.id
@@ -1168,13 +1450,8 @@ class FakeCalendar:
             raise ResourceGone(
                 f"event {provider_event_id} not found", provider=FAKE_PROVIDER, status=404
             )
-        response = (
-            event.response
-            if event.attendee == _email(attendee_email)
-            else AttendeeStatus.NEEDS_ACTION
-        )
         return EventState(
-            response=response,
+            response=event.answer_of(_email(attendee_email)),
             cancelled=event.cancelled,
             start=event.start,
             end=event.end,
@@ -1194,7 +1471,7 @@ class FakeCalendar:
         self._enter("set_attendee_status")
         self._in_flight("set_attendee_status")
         event = self._events.get(provider_event_id)
-        if event is None or event.attendee != _email(attendee_email):
+        if event is None or _email(attendee_email) not in event.attendees:
             raise ResourceGone(
                 f"event {provider_event_id} with attendee {attendee_email} not found",
                 provider=FAKE_PROVIDER,
@@ -1202,7 +1479,7 @@ class FakeCalendar:
             )
         if sequence is not None and sequence < event.sequence:
             return False
-        self._events[provider_event_id] = replace(event, response=status)
+        self._events[provider_event_id] = event.answered(_email(attendee_email), status)
         return True
 
     # -- plumbing ------------------------------------------------------------------------------

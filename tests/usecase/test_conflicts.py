@@ -7,6 +7,7 @@ re-created, and a move that cannot happen leaves the original in place.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
 from scheduler.app import conflicts, decisions, responses
@@ -14,6 +15,7 @@ from scheduler.app.booking import BookOutcome
 from scheduler.core.errors import ProviderUnavailable
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import MeetingState as S
+from tests.concurrency import run_together
 from tests.usecase.world import ALEX, JO, KIM, NOW, SAM, World, alex_policy
 
 #: Wednesday 10:00 London (UTC in March), inside Alex's preferred window.
@@ -101,6 +103,27 @@ def test_ask_proposes_a_linked_new_time_and_approving_moves_the_event(world: Wor
     assert world.calendar.calls["move_event"] == 1
     assert world.calendar.calls["create_event"] == creates
     assert world.store.approved_needing_send(world.clock.now(), 10) == []
+
+
+def test_two_approvals_of_one_move_proposal_move_the_event_once(world: World) -> None:
+    mid = _booked(world, SAM, SLOT + timedelta(hours=4))
+    original = world.meeting(mid)
+    world.calendar.add_busy(SAM, original.start, original.end + timedelta(minutes=30))
+    assert _watch(world) == 1
+    (proposal,) = [m for m in world.store.open_meetings(world.user_id()) if m.replaces_id == mid]
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def work(i: int, barrier: threading.Barrier) -> None:
+        barrier.wait()
+        ok = decisions.approve(world.p, proposal.id)
+        with lock:
+            results.append(ok)
+
+    run_together(3, work)
+    assert sorted(results) == [False, False, True]
+    assert world.calendar.calls["move_event"] == 1
+    assert (world.meeting(mid).start, world.meeting(mid).end) == (proposal.start, proposal.end)
 
 
 def test_within_not_within_of_the_start_only_notifies(world: World) -> None:
