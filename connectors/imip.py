@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Calendar, Event, vCalAddress
 
+from connectors.attendees import IMIP_MAX_RECIPIENTS, invitees
 from connectors.ical_common import event_uid, parse_partstat
 from scheduler.core.errors import (
     AuthorizationRevoked,
@@ -59,6 +60,7 @@ __all__ = [
     "itip_message",
     "mail_address",
     "parse_reply",
+    "send_smtp",
 ]
 
 PRODID = "-//goodwill//goodwill coffee scheduler//EN"
@@ -118,16 +120,18 @@ def event_calendar(
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     event.add("transp", "OPAQUE")
     event.add("organizer", _address(draft.organizer))
-    event.add(
-        "attendee",
-        _address(
-            draft.attendee,
-            cutype="INDIVIDUAL",
-            role="REQ-PARTICIPANT",
-            partstat="NEEDS-ACTION",
-            rsvp="TRUE",
-        ),
-    )
+    # One ATTENDEE line per person (a group's too), attendee first, each asked to answer.
+    for person in invitees(draft, provider=_PROVIDER, limit=None):
+        event.add(
+            "attendee",
+            _address(
+                person,
+                cutype="INDIVIDUAL",
+                role="REQ-PARTICIPANT",
+                partstat="NEEDS-ACTION",
+                rsvp="TRUE",
+            ),
+        )
     cal.add_component(event)
     # A VTIMEZONE for just the event's days: one observance (two across a DST change) and no
     # multi-valued RDATE, which Radicale 3.9 truncates to its first value when storing, so a
@@ -218,13 +222,20 @@ def itip_message(cal: Calendar, method: str, *, sender: str | None = None) -> Em
 def build_request(
     draft: EventDraft, *, sequence: int = 0, dtstamp: datetime | None = None
 ) -> EmailMessage:
-    """The iMIP ``REQUEST`` inviting ``draft.attendee`` (RFC 6047 §2, RFC 5546 §3.2.2).
+    """The iMIP ``REQUEST`` inviting every attendee of ``draft`` (RFC 6047 §2, RFC 5546 §3.2.2).
+
+    One message to all of them (every ATTENDEE in ``To``), as calendar clients send it: the
+    VEVENT names them all anyway, and each answers for themself with their own REPLY.
 
     Args:
         draft: the meeting.
         sequence: the event's SEQUENCE (0 for a new meeting).
         dtstamp: when the message is made (aware); defaults to now.
+
+    Raises:
+        AttendeeLimitExceeded: more recipients than one SMTP message is sure to reach.
     """
+    invitees(draft, provider=_PROVIDER, limit=IMIP_MAX_RECIPIENTS)
     stamp = dtstamp or datetime.now(UTC)
     return itip_message(event_calendar(draft, dtstamp=stamp, sequence=sequence), "REQUEST")
 
@@ -599,37 +610,44 @@ class ImipSender:
         return self._smtp.sender
 
     def send(self, message: EmailMessage) -> None:
-        """Send ``message`` to its To/Cc addresses, with CRLF line endings.
+        """Send ``message`` to its To/Cc addresses, with CRLF line endings (:func:`send_smtp`)."""
+        send_smtp(self._smtp, message, timeout_s=self._timeout_s)
 
-        Raises:
-            ProviderUnavailable: connection problems or a 4xx answer (retry later).
-            AuthorizationRevoked: the SMTP login was refused.
-            InvalidRequest: a 5xx answer (recipient or sender refused).
-        """
-        headers = [str(h) for h in message.get_all("To", []) + message.get_all("Cc", [])]
-        to_addrs = [addr for _, addr in getaddresses(headers) if addr]
-        envelope_from = self._smtp.sender or parseaddr(str(message["From"]))[1]
-        if not to_addrs or not envelope_from:
-            raise ValueError("an iMIP message needs From and To")
-        data = message.as_bytes(policy=email.policy.SMTP)
-        try:
-            with smtplib.SMTP(self._smtp.host, self._smtp.port, timeout=self._timeout_s) as smtp:
-                if self._smtp.starttls:
-                    smtp.starttls()
-                if self._smtp.user:
-                    password = self._smtp.password.get_secret_value() if self._smtp.password else ""
-                    smtp.login(self._smtp.user, password)
-                smtp.sendmail(envelope_from, to_addrs, data)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise AuthorizationRevoked(
-                f"SMTP login refused: {exc.smtp_code}", provider=_PROVIDER
-            ) from exc
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise InvalidRequest(
-                f"SMTP refused {len(exc.recipients)} recipient(s)", provider=_PROVIDER
-            ) from exc
-        except smtplib.SMTPResponseException as exc:
-            cls = ProviderUnavailable if 400 <= exc.smtp_code < 500 else InvalidRequest
-            raise cls(f"SMTP answered {exc.smtp_code}", provider=_PROVIDER) from exc
-        except (smtplib.SMTPException, OSError) as exc:
-            raise ProviderUnavailable(f"SMTP failed: {exc}", provider=_PROVIDER) from exc
+
+def send_smtp(smtp: SmtpSettings, message: EmailMessage, *, timeout_s: float = 30.0) -> None:
+    """Send ``message`` to its To/Cc addresses over SMTP, one connection, CRLF line endings.
+
+    Shared by every mail goodwill sends (iMIP invites, the owner's digest and notices).
+
+    Raises:
+        ProviderUnavailable: connection problems or a 4xx answer (retry later).
+        AuthorizationRevoked: the SMTP login was refused.
+        InvalidRequest: a 5xx answer (recipient or sender refused).
+    """
+    headers = [str(h) for h in message.get_all("To", []) + message.get_all("Cc", [])]
+    to_addrs = [addr for _, addr in getaddresses(headers) if addr]
+    envelope_from = smtp.sender or parseaddr(str(message["From"]))[1]
+    if not to_addrs or not envelope_from:
+        raise ValueError("an e-mail needs From and To")
+    data = message.as_bytes(policy=email.policy.SMTP)
+    try:
+        with smtplib.SMTP(smtp.host, smtp.port, timeout=timeout_s) as client:
+            if smtp.starttls:
+                client.starttls()
+            if smtp.user:
+                password = smtp.password.get_secret_value() if smtp.password else ""
+                client.login(smtp.user, password)
+            client.sendmail(envelope_from, to_addrs, data)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise AuthorizationRevoked(
+            f"SMTP login refused: {exc.smtp_code}", provider=_PROVIDER
+        ) from exc
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise InvalidRequest(
+            f"SMTP refused {len(exc.recipients)} recipient(s)", provider=_PROVIDER
+        ) from exc
+    except smtplib.SMTPResponseException as exc:
+        cls = ProviderUnavailable if 400 <= exc.smtp_code < 500 else InvalidRequest
+        raise cls(f"SMTP answered {exc.smtp_code}", provider=_PROVIDER) from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise ProviderUnavailable(f"SMTP failed: {exc}", provider=_PROVIDER) from exc
