@@ -6,50 +6,88 @@ people's ``.ics`` files and an iTIP REQUEST lands in ``outbox/``. Offline, a few
 
 Each run starts from an empty data directory. The demo deletes only a directory it created
 itself (it holds the :data:`MARKER` file), or an empty one; anything else is refused.
+
+The owner's page: each run makes a ``GOODWILL_SECRET_KEY`` of its own, kept (never printed) in
+:data:`SECRET_FILE` (mode 0600) in the data directory, and ends with a sign-in link for a sample
+owner who approves proposals. ``goodwill demo --serve`` (:func:`serve_demo`) then serves the page
+and runs the service on that data until Ctrl-C, and prints a fresh link when it starts.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr
 
 from scheduler.core.errors import ConfigurationError
 from scheduler.core.states import MeetingState
 from scheduler.entrypoints.rendering import format_table
-from scheduler.entrypoints.runtime import build_runtime
-from scheduler.settings import Settings
+from scheduler.entrypoints.runtime import build_runtime, wait_for_signal
+from scheduler.settings import Settings, WebSettings, new_secret_key, secret_key_problem
 from scheduler.store import Meeting
 
-__all__ = ["MARKER", "run_demo"]
+if TYPE_CHECKING:
+    from scheduler.entrypoints.bootstrap import App
+
+__all__ = ["MARKER", "SECRET_FILE", "run_demo", "serve_demo"]
 
 #: Written into every data directory the demo creates; only such a directory is ever deleted.
 MARKER = ".goodwill-demo"
+#: The demo's own GOODWILL_SECRET_KEY (mode 0600), made by each ``goodwill demo`` run.
+SECRET_FILE = "secret-key"
 #: What the default directory held before the marker existed (an older ``make demo``).
 _LEGACY_NAMES = frozenset({"calendars", "goodwill.db", "goodwill.db-wal", "goodwill.db-shm"})
 
-_SKIP = re.compile(r"^skipped (?P<email>\S+) \[(?P<code>[a-z_]+)\]: (?P<reason>.*)$")
+_SKIP = re.compile(
+    r"^skipped (?:group )?(?P<email>\S+) \[(?P<code>[a-z_]+)\]: (?P<reason>.*)$"
+)
 
 
-def run_demo(examples: Path, data_dir: Path, *, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    started = time.monotonic()
-    calendars = data_dir / "calendars"
-    settings = Settings(  # first: a bad GOODWILL_* setting is refused before anything is touched
+def _settings(examples: Path, data_dir: Path, secret: str, **more: Any) -> Settings:
+    """The demo's settings, signed with its own ``secret`` (a GOODWILL_SECRET_KEY in the
+    environment is still checked, and refused when weak, but not used)."""
+    settings = Settings(
         _env_file=None,
         data_dir=data_dir,
         broker_url="embedded",
         policy_dir=examples / "policies",
-        calendars_dir=calendars,
-        tick_interval_s=0.05,
+        calendars_dir=data_dir / "calendars",
+        **{"tick_interval_s": 0.05, **more},
     )
+    if secret_key_problem(secret):
+        raise ConfigurationError(
+            f"{data_dir / SECRET_FILE} does not hold a usable key: run `make demo` (or "
+            "`goodwill demo` with the same --data-dir) again to make a new one"
+        )
+    return settings.model_copy(update={"secret_key": SecretStr(secret)})
+
+
+def run_demo(
+    examples: Path,
+    data_dir: Path,
+    *,
+    out: TextIO | None = None,
+    serve_command: str = ".venv/bin/goodwill demo --serve",
+) -> int:
+    """One cycle over the sample organisation; ``serve_command`` is how the closing lines say to
+    serve the owner's page on the same data (the CLI adds the ``--data-dir`` it was given)."""
+    out = out or sys.stdout
+    started = time.monotonic()
+    calendars = data_dir / "calendars"
+    secret = new_secret_key()
+    # first: a bad GOODWILL_* setting is refused before anything is touched
+    settings = _settings(examples, data_dir, secret)
     _fresh_data_dir(data_dir)
+    _keep_secret(data_dir, secret)
     shutil.copytree(examples / "calendars", calendars)
     print("goodwill demo: the sample organisation, one full cycle on embedded defaults", file=out)
     print(f"  database   {settings.effective_database_url}", file=out)
@@ -119,10 +157,7 @@ def run_demo(examples: Path, data_dir: Path, *, out: TextIO | None = None) -> in
             zone: ZoneInfo = zone,
             names: dict[str, str] = names,
         ) -> list[tuple[str, ...]]:
-            return [
-                (_when(m, zone), names.get(m.stakeholder_email, m.stakeholder_email), last(m))
-                for m in meetings
-            ]
+            return [(_when(m, zone), _with(m, names), last(m)) for m in meetings]
 
         _section(
             out, "Booked — invite sent", rows(booked, lambda m: f"outbox/{m.provider_event_id}.ics")
@@ -155,6 +190,99 @@ def run_demo(examples: Path, data_dir: Path, *, out: TextIO | None = None) -> in
         " && .venv/bin/goodwill serve --once",
         file=out,
     )
+    _print_page_link(out, runtime.app, settings.web.effective_base_url, serve_command)
+    return 0
+
+
+def _keep_secret(data_dir: Path, secret: str) -> None:
+    """Write the demo's secret key into ``data_dir`` (readable by its owner only)."""
+    fd = os.open(data_dir / SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+
+
+def _propose_owner(app: App) -> tuple[str, str] | None:
+    """(name, e-mail) of the sample owner with the most proposals waiting (the first on a tie)."""
+    best: tuple[int, str, str] | None = None
+    for pf in app.pipeline.policies.scan():
+        user = app.store.get_user_by_email(pf.policy.owner.email) if pf.policy else None
+        if user is None or pf.policy is None:
+            continue
+        waiting = sum(m.state == MeetingState.PROPOSED for m in app.store.open_meetings(user.id))
+        if waiting and (best is None or waiting > best[0]):
+            best = (waiting, pf.policy.owner.name, user.email)
+    return None if best is None else best[1:]
+
+
+def _sign_in_link(app: App, base_url: str, email: str) -> str:
+    from scheduler.entrypoints.web.signin_links import LinkTokens
+
+    settings = app.settings
+    assert settings.secret_key is not None
+    links = LinkTokens(
+        settings.secret_key.get_secret_value(),
+        base_url,
+        app.store,
+        app.clock,
+        sign_in_ttl=timedelta(seconds=settings.web.link_ttl_s),
+    )
+    return links.sign_in(email)
+
+
+def _print_page_link(out: TextIO, app: App, base_url: str, serve_command: str) -> None:
+    owner = _propose_owner(app)
+    print("", file=out)
+    if owner is None:
+        print(f"Owner's page: run `{serve_command}` (it prints a sign-in link)", file=out)
+        return
+    name, email = owner
+    minutes = app.settings.web.link_ttl_s // 60
+    print(
+        f"Owner's page: run `{serve_command}`, then open this sign-in link for {name}, who has "
+        f"proposals to approve (it works once, within {minutes} minutes; --serve prints a fresh "
+        "one):",
+        file=out,
+    )
+    print(f"  {_sign_in_link(app, base_url, email)}", file=out)
+
+
+def serve_demo(
+    examples: Path,
+    data_dir: Path,
+    *,
+    out: TextIO | None = None,
+    port: int | None = None,
+    wait: Callable[[Callable[[], None]], None] = wait_for_signal,
+) -> int:
+    """``goodwill demo --serve``: the owner's page and the service on the data of the last
+    ``goodwill demo`` run, until Ctrl-C (``wait``). ``port`` overrides GOODWILL_WEB__PORT.
+
+    Raises:
+        ConfigurationError: ``data_dir`` holds no demo run (run ``goodwill demo`` first).
+    """
+    out = out or sys.stdout
+    key_file = data_dir / SECRET_FILE
+    if not (data_dir / MARKER).is_file() or not key_file.is_file():
+        raise ConfigurationError(
+            f"--data-dir {data_dir} holds no goodwill demo data (no {MARKER} or {SECRET_FILE}): "
+            "run `make demo` (or `goodwill demo` with the same --data-dir) first"
+        )
+    more: dict[str, Any] = {"tick_interval_s": 5.0}
+    if port is not None:
+        more["web"] = WebSettings(host="127.0.0.1", port=port)
+    settings = _settings(examples, data_dir, key_file.read_text().strip(), **more)
+    runtime = build_runtime(settings, auto_migrate=True, with_web=True)
+    runtime.start()
+    assert runtime.web is not None
+    url = runtime.web.url if port is not None else runtime.web.public_url
+    print(f"goodwill demo --serve: the owner's page is on {url}/ (the demo's data in "
+          f"{data_dir}); Ctrl-C to stop", file=out)  # fmt: skip
+    owner = _propose_owner(runtime.app)
+    if owner is not None:
+        name, email = owner
+        print(f"Sign in as {name} <{email}>: {_sign_in_link(runtime.app, url, email)}", file=out)
+    out.flush()
+    wait(runtime.stop)
     return 0
 
 
@@ -190,6 +318,20 @@ def _fresh_data_dir(data_dir: Path) -> None:
     (data_dir / MARKER).write_text(
         "Created by goodwill demo: this directory is deleted and re-created on every demo run.\n"
     )
+
+
+def _with(m: Meeting, names: dict[str, str]) -> str:
+    """Who a meeting is with: the stakeholder's name, or the group, its attendees and who
+    presents; then the owner's private note (an introduction to ask for), if any."""
+    if not m.is_group:
+        who = names.get(m.stakeholder_email, m.stakeholder_email)
+    else:
+        people = ", ".join(
+            names.get(e, e) + (" (presents)" if e == m.presenter else "") for e in m.attendees
+        )
+        what = "introduction" if m.group_name == "introduction" else f"group {m.group_name}"
+        who = f"{what}: {people}"
+    return f"{who} — note for you: {m.owner_note}" if m.owner_note else who
 
 
 def _when(m: Meeting, zone: ZoneInfo) -> str:

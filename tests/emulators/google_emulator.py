@@ -10,6 +10,11 @@ The real google-api-python-client and google-auth talk to it over loopback (poin
   and the ``authorization_code`` grant of the installed-app flow (PKCE S256 checked).
 - ``GET /o/oauth2/auth``: the consent screen; signs in ``login_hint`` (or
   :attr:`GoogleEmulator.consenting_user`) and redirects to the loopback ``redirect_uri``.
+- "Sign in with Google" (OpenID Connect, :attr:`GoogleEmulator.discovery_url`): discovery,
+  ``GET /oidc/auth`` (auto-consents as :meth:`GoogleEmulator.sign_in_as`), ``POST /oidc/token``
+  (``authorization_code``: client id/secret, redirect_uri and the PKCE verifier checked; an RS256
+  id_token with the nonce) and ``GET /oidc/certs`` (JWKS). :attr:`GoogleEmulator.id_tokens`
+  spoils the next id_token (bad signature, expired, wrong audience …).
 - ``POST freeBusy``: computed from stored events - opaque, not cancelled, not declined by that
   calendar's owner; unknown calendars -> per-calendar ``notFound``; :meth:`forbid` -> a
   configurable per-calendar reason.
@@ -55,6 +60,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from tests.emulators.google_schema import CalendarSchema
+from tests.emulators.oidc_tokens import IdTokenSigner, pkce_ok
 
 __all__ = ["Fault", "Faults", "GoogleEmulator", "InjectedFault", "RecordedRequest", "make_fault"]
 
@@ -300,6 +306,10 @@ class GoogleEmulator:
         self.requests: list[RecordedRequest] = []
         self.token_requests: list[dict[str, Any]] = []
         self.schema_violations: list[str] = []
+        #: ``(kind, event id, guest e-mail)`` for each mail Google sends a guest because a
+        #: request said ``sendUpdates=all``: kind ``invite`` (events.insert) or ``cancel``
+        #: (events.delete). Updates are counted from the PATCH requests themselves.
+        self.notified: list[tuple[str, str, str]] = []
         self.faults = Faults()
         self.schema = CalendarSchema()
         self._calendars: dict[str, _Calendar] = {}
@@ -309,6 +319,13 @@ class GoogleEmulator:
         self.consenting_user: str | None = None
         self._access_tokens: dict[str, str] = {}
         self._forbidden: dict[str, str] = {}
+        # OpenID Connect sign-in (the owner's page).
+        self.oidc_client_id = "goodwill-web.apps.googleusercontent.com"
+        self.oidc_client_secret = "web-client-secret"
+        self.id_tokens = IdTokenSigner()
+        self.oidc_token_requests: list[dict[str, str]] = []
+        self._oidc_user: tuple[str, bool] | None = None
+        self._oidc_codes: dict[str, dict[str, str]] = {}
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -446,6 +463,8 @@ class GoogleEmulator:
                 return 200, self._token(raw_body), {}
             if path == "/o/oauth2/auth" and method == "GET":
                 return self._authorize(query)
+            if path.startswith(("/.well-known/", "/oidc/")):
+                return self._oidc(method, path, query, headers, raw_body)
             user = self._authenticate(headers.get("authorization", ""))
             body = json.loads(raw_body) if raw_body else None
             self.requests.append(RecordedRequest(method, path, query, body, user))
@@ -470,10 +489,121 @@ class GoogleEmulator:
             if len(parts) == 4 and method == "GET":
                 return self._render(self._visible(calendar, parts[3]), calendar)
             if len(parts) == 4 and method == "DELETE":
-                return self._delete(calendar, parts[3])
+                return self._delete(calendar, parts[3], query)
             if len(parts) == 4 and method in ("PATCH", "PUT"):
                 return self._modify(calendar, parts[3], body, replace=method == "PUT")
         raise _error(404, "notFound", "Not Found")
+
+    # -- OpenID Connect sign-in ----------------------------------------------------------------
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.base_url}/.well-known/openid-configuration"
+
+    def sign_in_as(self, email: str | None, *, email_verified: bool = True) -> None:
+        """Who consents at ``/oidc/auth`` from now on (None: the user cancels)."""
+        with self._lock:
+            self._oidc_user = None if email is None else (email.lower(), email_verified)
+
+    def _oidc(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, list[str]],
+        headers: Mapping[str, str],
+        raw_body: bytes,
+    ) -> tuple[int, Any, dict[str, str]]:
+        base = self.base_url
+        if path == "/.well-known/openid-configuration" and method == "GET":
+            return 200, {
+                "issuer": base,
+                "authorization_endpoint": f"{base}/oidc/auth",
+                "token_endpoint": f"{base}/oidc/token",
+                "jwks_uri": f"{base}/oidc/certs",
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "scopes_supported": ["openid", "email", "profile"],
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_post", "client_secret_basic",
+                ],
+                "code_challenge_methods_supported": ["plain", "S256"],
+                "claims_supported": ["aud", "email", "email_verified", "exp", "iat", "iss",
+                                     "sub", "nonce"],
+            }, {}  # fmt: skip
+        if path == "/oidc/certs" and method == "GET":
+            return 200, self.id_tokens.jwks(), {}
+        if path == "/oidc/auth" and method == "GET":
+            return self._oidc_authorize({k: v[0] for k, v in query.items()})
+        if path == "/oidc/token" and method == "POST":
+            return self._oidc_token(raw_body, headers)
+        raise _error(404, "notFound", "Not Found")
+
+    def _oidc_authorize(self, q: Mapping[str, str]) -> tuple[int, Any, dict[str, str]]:
+        redirect = q.get("redirect_uri", "")
+        if q.get("client_id") != self.oidc_client_id:
+            raise _Reply(400, {"error": "invalid_client"})
+        if not redirect.startswith(("http://127.0.0.1:", "http://localhost:")):
+            raise _Reply(400, {"error": "redirect_uri_mismatch"})
+        if q.get("response_type") != "code" or "openid" not in q.get("scope", "").split():
+            raise _Reply(400, {"error": "invalid_request"})
+        if q.get("code_challenge_method") != "S256" or not q.get("code_challenge"):
+            raise _Reply(400, {"error": "invalid_request", "error_description": "PKCE S256"})
+        with self._lock:
+            user = self._oidc_user
+            if user is None:
+                params = {"error": "access_denied", "state": q.get("state", "")}
+            else:
+                code = "4/oidc-" + uuid.uuid4().hex
+                self._oidc_codes[code] = {
+                    "email": user[0], "verified": "true" if user[1] else "false",
+                    "challenge": q["code_challenge"], "redirect_uri": redirect,
+                    "nonce": q.get("nonce", ""),
+                }  # fmt: skip
+                params = {"code": code, "state": q.get("state", "")}
+        return 302, None, {"Location": f"{redirect}?{urllib.parse.urlencode(params)}"}
+
+    def _oidc_token(
+        self, raw_body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(raw_body.decode()).items()}
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        basic = headers.get("authorization", "")
+        if basic.startswith("Basic "):
+            pair = base64.b64decode(basic[6:]).decode()
+            client_id, _, secret = (urllib.parse.unquote(x) for x in pair.partition(":"))
+        with self._lock:
+            self.oidc_token_requests.append(
+                {k: v for k, v in form.items() if k not in ("client_secret", "code_verifier")}
+            )
+            if client_id != self.oidc_client_id or secret != self.oidc_client_secret:
+                return 401, {"error": "invalid_client"}, {}
+            if form.get("grant_type") != "authorization_code":
+                return 400, {"error": "unsupported_grant_type"}, {}
+            grant = self._oidc_codes.pop(form.get("code", ""), None)
+        if (
+            grant is None
+            or form.get("redirect_uri") != grant["redirect_uri"]
+            or not pkce_ok(form.get("code_verifier", ""), grant["challenge"])
+        ):
+            return 400, {"error": "invalid_grant", "error_description": "Bad Request"}, {}
+        claims: dict[str, Any] = {
+            "iss": self.base_url,
+            "aud": self.oidc_client_id,
+            "azp": self.oidc_client_id,
+            "sub": str(int(hashlib.sha256(grant["email"].encode()).hexdigest()[:15], 16)),
+            "email": grant["email"],
+            "email_verified": grant["verified"] == "true",
+        }
+        if grant["nonce"]:
+            claims["nonce"] = grant["nonce"]
+        return 200, {
+            "access_token": "ya29.oidc-" + uuid.uuid4().hex,
+            "expires_in": 3599,
+            "token_type": "Bearer",
+            "scope": "openid email profile",
+            "id_token": self.id_tokens.sign(claims),
+        }, {}  # fmt: skip
 
     @property
     def auth_uri(self) -> str:
@@ -713,6 +843,7 @@ class GoogleEmulator:
             if event_id is not None and any(e["id"] == event_id for e in self._view(calendar)):
                 raise _error(409, "duplicate", "The requested identifier already exists.")
             stored = self._store(calendar, body, conference=conference)
+            self._notify("invite", stored, query)
         return self._render(stored, calendar)
 
     def _store(
@@ -748,7 +879,7 @@ class GoogleEmulator:
         calendar.events[event_id] = event
         return event
 
-    def _delete(self, calendar: _Calendar, event_id: str) -> None:
+    def _delete(self, calendar: _Calendar, event_id: str, query: dict[str, list[str]]) -> None:
         with self._lock:
             event = calendar.events.get(event_id)
             if event is None:
@@ -758,7 +889,18 @@ class GoogleEmulator:
             event["status"] = "cancelled"
             event["updated"] = _now()
             event["sequence"] = int(event.get("sequence", 0)) + 1
+            self._notify("cancel", event, query)
         raise _Reply(204)
+
+    def _notify(self, kind: str, event: dict[str, Any], query: dict[str, list[str]]) -> None:
+        """Record the mail each guest (not the organizer) gets when ``sendUpdates=all``."""
+        if query.get("sendUpdates", [""])[-1] != "all":
+            return
+        organizer = str(event.get("organizer", {}).get("email", "")).lower()
+        for attendee in event.get("attendees", []):
+            email = str(attendee.get("email", "")).lower()
+            if email and email != organizer:
+                self.notified.append((kind, str(event["id"]), email))
 
     def _modify(
         self, calendar: _Calendar, event_id: str, body: Any, *, replace: bool

@@ -17,6 +17,11 @@ Speaks the wire format the real msal and requests clients use:
   of an event (the organizer's live event; a new start/end is recorded as an update sent to each
   attendee in :attr:`GraphEmulator.updates_sent`), ``$batch``. :meth:`GraphEmulator.respond`
   and :meth:`GraphEmulator.propose_new_time` answer as an attendee would.
+* "Sign in with Microsoft" (OpenID Connect): the discovery document also names ``jwks_uri``;
+  ``GET /{tenant}/oauth2/v2.0/authorize`` auto-consents as :meth:`GraphEmulator.sign_in_as`
+  and the token endpoint's ``authorization_code`` grant (client secret, redirect_uri and PKCE
+  checked) returns an RS256 id_token with the nonce; :attr:`GraphEmulator.id_tokens` spoils the
+  next one (bad signature, expired, wrong audience …).
 * ``Prefer: outlook.timezone`` (Windows or IANA names) and ``IdType="ImmutableId"`` are honoured.
 
 Every request body is validated against ../shared/reference/graph-calendar-schema.json; problems
@@ -52,6 +57,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from scheduler.settings import MicrosoftSettings
 from tests.emulators.certs import make_loopback_cert
 from tests.emulators.graph_schema import GraphSchema
+from tests.emulators.oidc_tokens import IdTokenSigner, pkce_ok
 
 __all__ = ["Call", "GraphEmulator", "Mailbox"]
 
@@ -209,6 +215,10 @@ class GraphEmulator:
         self.concurrency_rejections = 0
         #: ``(event id, attendee address)`` for every update Graph sent an attendee (a reschedule).
         self.updates_sent: list[tuple[str, str]] = []
+        #: ``(event id, attendee address)`` for every invitation Graph sent (an event created).
+        self.invitations_sent: list[tuple[str, str]] = []
+        #: ``(event id, attendee address)`` for every cancellation Graph sent (``cancel``).
+        self.cancellations_sent: list[tuple[str, str]] = []
         self.mailboxes: dict[str, Mailbox] = {}
         self._events: dict[str, _Event] = {}
         self._faults: list[_Fault] = []
@@ -216,6 +226,9 @@ class GraphEmulator:
         self._refresh: dict[str, str] = {}  # refresh token -> user
         self._device: dict[str, list[Any]] = {}  # device_code -> [polls so far, scope]
         self._in_flight: dict[str, int] = {}
+        self.id_tokens = IdTokenSigner()
+        self._oidc_user: str | None = None
+        self._oidc_codes: dict[str, dict[str, str]] = {}
         self._lock = threading.RLock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -410,6 +423,11 @@ class GraphEmulator:
         with self._lock:
             self._tokens.clear()
 
+    def sign_in_as(self, email: str | None) -> None:
+        """Who consents at the authorize endpoint from now on (None: the user cancels)."""
+        with self._lock:
+            self._oidc_user = None if email is None else email.lower()
+
     def revoke_refresh_tokens(self) -> None:
         with self._lock:
             self._refresh.clear()
@@ -465,8 +483,20 @@ class GraphEmulator:
                     "token_endpoint": f"{base}/oauth2/v2.0/token",
                     "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
                     "issuer": f"{self.base_url}/{self.tenant_id}/v2.0",
+                    "jwks_uri": f"{base}/discovery/v2.0/keys",
+                    "response_types_supported": ["code", "id_token", "code id_token"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                    "scopes_supported": ["openid", "profile", "email", "offline_access"],
                 },
             )
+            return
+        if method == "GET" and path == f"/{self.tenant}/discovery/v2.0/keys":
+            handler.reply(200, self.id_tokens.jwks())
+            return
+        if method == "GET" and path == f"/{self.tenant}/oauth2/v2.0/authorize":
+            query = dict(parse_qsl(urlsplit(handler.path).query))
+            status, body, headers = self._authorize(query)
+            handler.reply(status, body, headers)
             return
         form = dict(parse_qsl(raw.decode()))
         with self._lock:
@@ -516,6 +546,8 @@ class GraphEmulator:
                     }
                 del self._device[code]
             return 200, self._user_tokens(self.device_user, str(scope))
+        if grant == "authorization_code":
+            return self._code_grant(form)
         if grant == "refresh_token":
             with self._lock:
                 user = self._refresh.pop(form.get("refresh_token", ""), None)
@@ -526,6 +558,57 @@ class GraphEmulator:
                 }
             return 200, self._user_tokens(user, form.get("scope", ""))
         return 400, {"error": "unsupported_grant_type"}
+
+    def _authorize(self, q: Mapping[str, str]) -> tuple[int, Any, dict[str, str]]:
+        redirect = q.get("redirect_uri", "")
+        if q.get("client_id") != self.client_id:
+            return 400, {"error": "unauthorized_client", "error_description": "AADSTS700016"}, {}
+        if not redirect.startswith(("http://127.0.0.1:", "http://localhost:", "https://")):
+            return 400, {"error": "invalid_request", "error_description": "AADSTS50011"}, {}
+        if q.get("code_challenge_method") != "S256" or not q.get("code_challenge"):
+            return 400, {"error": "invalid_request", "error_description": "AADSTS9002325"}, {}
+        with self._lock:
+            user = self._oidc_user
+            if user is None:
+                params = {"error": "access_denied", "state": q.get("state", "")}
+            else:
+                code = "M." + secrets.token_urlsafe(16)
+                self._oidc_codes[code] = {
+                    "user": user, "challenge": q["code_challenge"], "redirect_uri": redirect,
+                    "nonce": q.get("nonce", ""), "scope": q.get("scope", ""),
+                }  # fmt: skip
+                params = {"code": code, "state": q.get("state", "")}
+        return 302, None, {"Location": f"{redirect}?{urlencode(params)}"}
+
+    def _code_grant(self, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        if form.get("client_secret") != self.client_secret:
+            return 401, {"error": "invalid_client", "error_description": "AADSTS7000215"}
+        with self._lock:
+            grant = self._oidc_codes.pop(form.get("code", ""), None)
+        if (
+            grant is None
+            or form.get("redirect_uri") != grant["redirect_uri"]
+            or not pkce_ok(form.get("code_verifier", ""), grant["challenge"])
+        ):
+            return 400, {"error": "invalid_grant", "error_description": "AADSTS70008"}
+        user = grant["user"]
+        oid = str(uuid.uuid5(uuid.NAMESPACE_URL, user))
+        claims: dict[str, Any] = {
+            "iss": f"{self.base_url}/{self.tenant_id}/v2.0",
+            "aud": self.client_id,
+            "nbf": int(time.time()),
+            "oid": oid,
+            "sub": oid,
+            "tid": self.tenant_id,
+            "preferred_username": user,
+            "email": user,
+            "name": user.split("@")[0].title(),
+        }
+        if grant["nonce"]:
+            claims["nonce"] = grant["nonce"]
+        body = self._access_token()
+        body.update(scope=grant["scope"], id_token=self.id_tokens.sign(claims))
+        return 200, body
 
     def _access_token(self) -> dict[str, Any]:
         token = "at-" + secrets.token_urlsafe(12)
@@ -795,6 +878,10 @@ class GraphEmulator:
             }
         event = self._store(mailbox, start, end, data)
         event.transaction_id = txn
+        # "When an event is sent, the server sends invitations to all the attendees."
+        self.invitations_sent.extend(
+            (event.id, a["emailAddress"]["address"].lower()) for a in data["attendees"]
+        )
         for prop in body.get("singleValueExtendedProperties") or []:
             event.ext[str(prop.get("id"))] = str(prop.get("value"))
         return self._render(event, zone)
@@ -878,6 +965,10 @@ class GraphEmulator:
                 404, "ErrorItemNotFound", "The specified object was not found in the store."
             )
         event.cancelled = True
+        self.cancellations_sent.extend(
+            (event.id, a["emailAddress"]["address"].lower())
+            for a in event.data.get("attendees", [])
+        )
 
     def _update(self, mailbox: str, event_id: str, body: Any, zone: str) -> dict[str, Any]:
         """``PATCH /users/{m}/events/{id}``: the organizer updates their event (200 + the event).
