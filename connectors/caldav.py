@@ -68,6 +68,7 @@ from caldav.davclient import DAVClient
 from caldav.lib import error as dav_error
 from caldav.lib.http_sync import requests as http_lib
 
+from connectors.attendees import IMIP_MAX_RECIPIENTS, invitees
 from connectors.caldav_quirks import ServerQuirks, quirks_for
 from connectors.http_common import parse_retry_after
 from connectors.ical_common import PARTSTAT_BY_STATUS, event_uid, parse_partstat
@@ -422,7 +423,17 @@ class CalDAVCalendar:
     # -- CalendarWriter -----------------------------------------------------------------------
 
     def create_event(self, draft: EventDraft) -> CreatedEvent:
-        """Create ``draft`` on the organizer's calendar once; invite by iMIP if needed."""
+        """Create ``draft`` on the organizer's calendar once; invite by iMIP if needed.
+
+        One VEVENT with an ATTENDEE per person (a group's too); the iMIP REQUEST is one
+        message to all of them.
+
+        Raises:
+            AttendeeLimitExceeded: we must mail the invite and it has more recipients than
+                one SMTP message is sure to reach (nothing is stored or sent).
+        """
+        if self._must_mail():
+            invitees(draft, provider="smtp", limit=IMIP_MAX_RECIPIENTS)
         uid = event_uid(draft.idempotency_key)
         href = self.event_href(draft.organizer.email, uid)
         # Look first, write second: a retry must not PUT again, because some servers schedule

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connectors.attendees import GOOGLE_MAX_ATTENDEES, invitees
 from scheduler.core.errors import CalendarDataError
 from scheduler.core.model import AttendeeStatus, BusyBlock, EventDraft, EventStatus, ShowAs
 
@@ -73,7 +74,11 @@ def rfc3339(moment: datetime) -> str:
 
 
 def insert_body(draft: EventDraft, event_id: str) -> dict[str, Any]:
-    """The ``events.insert`` body for ``draft``; times are written in the organizer's zone."""
+    """The ``events.insert`` body for ``draft``; times are written in the organizer's zone.
+
+    Raises:
+        AttendeeLimitExceeded: more attendees than Google takes (:mod:`connectors.attendees`).
+    """
     zone = ZoneInfo(draft.organizer.timezone)
     body: dict[str, Any] = {
         "id": event_id,
@@ -81,7 +86,11 @@ def insert_body(draft: EventDraft, event_id: str) -> dict[str, Any]:
         "description": draft.description,
         "start": _when(draft.start, zone, draft.organizer.timezone),
         "end": _when(draft.end, zone, draft.organizer.timezone),
-        "attendees": [{"email": draft.attendee.email, "displayName": draft.attendee.name}],
+        # Every attendee of the one event (a group's too); refused above Google's limit.
+        "attendees": [
+            {"email": person.email, "displayName": person.name}
+            for person in invitees(draft, provider="google", limit=GOOGLE_MAX_ATTENDEES)
+        ],
         # Private properties live on the organizer's copy only: attendees never see our key.
         "extendedProperties": {"private": {"goodwill": "1", "goodwillKey": draft.idempotency_key}},
         "reminders": {"useDefault": True},

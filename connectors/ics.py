@@ -24,8 +24,15 @@ from pathlib import Path
 
 import icalendar
 
+from connectors.attendees import invitees
 from connectors.ical_common import PARTSTAT_BY_STATUS, event_uid, parse_partstat
-from connectors.ics_input import CalendarCache, ParsedCalendar, ReadBudget, shared_cache
+from connectors.ics_input import (
+    CalendarCache,
+    ParsedCalendar,
+    ReadBudget,
+    file_stamp,
+    shared_cache,
+)
 from connectors.ics_read import (
     EventInstance,
     IcsFeed,
@@ -226,7 +233,7 @@ class IcsDirectory:
     # ------------------------------------------------------------------ writing
 
     def create_event(self, draft: EventDraft) -> CreatedEvent:
-        """Book ``draft``: organizer's and attendee's copies plus an iTIP REQUEST in the outbox.
+        """Book ``draft``: organizer's and attendees' copies plus an iTIP REQUEST in the outbox.
 
         Idempotent on ``draft.idempotency_key``: when the organizer's file already holds the
         UID, nothing is written and ``created`` is False.
@@ -242,12 +249,14 @@ class IcsDirectory:
                 return CreatedEvent(provider_event_id=uid, created=False)
             event = build_invite(draft, uid=uid, stamp=self._clock.now())
             self._files.save(self._files.outbox_path(uid), itip_message("REQUEST", event))
-            attendee_path = self._path(draft.attendee.email)
-            if attendee_path.exists():
-                attendee_calendar = self._load_for_write(attendee_path, create=False)
-                remove_event(attendee_calendar, uid)  # a copy left by a crashed attempt
-                attendee_calendar.add_component(event.copy())
-                self._files.save_calendar(attendee_path, attendee_calendar)
+            # Every attendee's file gets the event (a group's too); one outbox REQUEST for all.
+            for person in invitees(draft, provider=PROVIDER, limit=None):
+                attendee_path = self._path(person.email)
+                if attendee_path.exists():
+                    attendee_calendar = self._load_for_write(attendee_path, create=False)
+                    remove_event(attendee_calendar, uid)  # a copy left by a crashed attempt
+                    attendee_calendar.add_component(event.copy())
+                    self._files.save_calendar(attendee_path, attendee_calendar)
             organizer_calendar.add_component(event)
             self._files.save_calendar(organizer_path, organizer_calendar)
         return CreatedEvent(provider_event_id=uid, created=True)
@@ -443,11 +452,24 @@ class IcsDirectory:
             return False
 
     def _parsed(self, email: str) -> tuple[ParsedCalendar, ReadBudget]:
-        """The person's file parsed (through the cache) and the budget its read started."""
+        """The person's file parsed (through the cache) and the budget its read started.
+
+        A file unmodified for a while and unchanged since it was parsed (same device, inode,
+        size and time stamp: :func:`~connectors.ics_input.file_stamp`) is not even read; any
+        other is read, and its digest decides whether it is parsed again.
+        """
+        path = self._path(email)
+        key = str(path.resolve())
+        stamp = file_stamp(path)
+        if stamp is not None:
+            kept = self._cache.unchanged(key, stamp, source=path.name, limits=self._limits)
+            if kept is not None:
+                return kept, ReadBudget.of(path.name, self._limits, self._monotonic)
         data, name = self._read(email)
         budget = ReadBudget.of(name, self._limits, self._monotonic)
-        key = str(self._path(email).resolve())
-        parsed = self._cache.parse(key, data, source=name, limits=self._limits, budget=budget)
+        parsed = self._cache.parse(
+            key, data, source=name, limits=self._limits, budget=budget, stamp=stamp
+        )
         return parsed, budget
 
     def _read(self, email: str) -> tuple[bytes, str]:

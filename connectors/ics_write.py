@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
+from connectors.attendees import invitees
 from connectors.files import atomic_write
 from connectors.ics_read import email_of
 from scheduler.core.errors import CalendarDataError
@@ -202,17 +203,19 @@ def build_invite(draft: EventDraft, *, uid: str, stamp: datetime) -> icalendar.E
     event.add("STATUS", "CONFIRMED")
     event.add("TRANSP", "OPAQUE")
     event.add("ORGANIZER", _address(draft.organizer.email, draft.organizer.name))
-    event.add(
-        "ATTENDEE",
-        _address(
-            draft.attendee.email,
-            draft.attendee.name,
-            cutype="INDIVIDUAL",
-            role="REQ-PARTICIPANT",
-            partstat="NEEDS-ACTION",
-            rsvp="TRUE",
-        ),
-    )
+    # One ATTENDEE line per person (a group's too), attendee first, each asked to answer.
+    for person in invitees(draft, provider="ics", limit=None):
+        event.add(
+            "ATTENDEE",
+            _address(
+                person.email,
+                person.name,
+                cutype="INDIVIDUAL",
+                role="REQ-PARTICIPANT",
+                partstat="NEEDS-ACTION",
+                rsvp="TRUE",
+            ),
+        )
     event.add(GOODWILL_KEY, draft.idempotency_key)
     return event
 

@@ -42,6 +42,7 @@ from urllib.parse import quote
 
 import requests
 
+from connectors.attendees import GRAPH_MAX_ATTENDEES, invitees
 from connectors.microsoft_auth import AppOnlyTokens, DelegatedTokens, TokenProvider
 from connectors.microsoft_http import PROVIDER, GraphHttp, raise_for_batch_item, user_path
 from connectors.microsoft_schedule import (
@@ -330,11 +331,18 @@ class GraphCalendar:
     # -- CalendarWriter ---------------------------------------------------------------------
 
     def create_event(self, draft: EventDraft) -> CreatedEvent:
-        """Create the invite on the organizer's calendar; Graph sends it to the attendee.
+        """Create the invite on the organizer's calendar; Graph sends it to every attendee.
 
-        Idempotent on ``draft.idempotency_key`` (see the module docstring).
+        Idempotent on ``draft.idempotency_key`` (see the module docstring). A group's attendees
+        are all required attendees of this one event.
+
+        Raises:
+            AttendeeLimitExceeded: more attendees than Graph takes on one event (nothing sent).
         """
         organizer = draft.organizer.email
+        # Every attendee of the one event (a group's too); refused above Graph's limit, before
+        # any request.
+        people = invitees(draft, provider=PROVIDER, limit=GRAPH_MAX_ATTENDEES)
         existing = self._find_by_key(organizer, draft.idempotency_key)
         if existing is not None:
             return CreatedEvent(provider_event_id=existing, created=False)
@@ -345,10 +353,8 @@ class GraphCalendar:
             "start": {"dateTime": format_local(draft.start, tz), "timeZone": zone_name},
             "end": {"dateTime": format_local(draft.end, tz), "timeZone": zone_name},
             "attendees": [
-                {
-                    "emailAddress": {"address": draft.attendee.email, "name": draft.attendee.name},
-                    "type": "required",
-                }
+                {"emailAddress": {"address": p.email, "name": p.name}, "type": "required"}
+                for p in people
             ],
             "transactionId": transaction_id(draft.idempotency_key),
             "singleValueExtendedProperties": [

@@ -306,11 +306,15 @@ def plan() -> Organisation:
     org.weekly("Lena / Jon 1:1", "lena", "lena", (0,), time(14, 0), 30, attendees={"jon": accepted})
 
     # Personal blocks: lunch and focus time (some transparent, as people mark them). Priya
-    # books lunches with people (her policy is kind: lunch), so her own lunch hour shows free.
+    # books lunches with people (her policy is kind: lunch), so her own lunch hour shows free;
+    # so does Alex's (a lunch group in the policy), but it still counts as busy time below so
+    # the rest of the organisation is drawn exactly as before.
     for i, slug in enumerate(PEOPLE):
         lunch_at = time(12, 30) if i % 3 else time(12, 0)
-        free_lunch = i % 4 == 3 or slug == "priya"
+        free_lunch = i % 4 == 3 or slug in ("priya", "alex")
         org.weekly("Lunch", None, slug, mon_fri, lunch_at, 45, transparent=free_lunch)
+        if slug == "alex":
+            org.weeks[slug].opaque_minutes += 45 * len(mon_fri)
         focus_day = org.rng.choice(((1, 3), (0, 2), (2, 4)))
         for day in focus_day:
             at = time(org.rng.choice((13, 14, 15)), 30)
@@ -464,6 +468,11 @@ def plan() -> Organisation:
         status="CANCELLED",
         attendees={"chloe": accepted},
     )
+    # Alex's lunch shows free (above): a weekly review on Fridays, a no-meeting day for
+    # goodwill, keeps Alex's busy week in the 15-25 hours of the others. Last, so every other
+    # meeting keeps its UID.
+    if org.weeks["alex"].free(4, time(14, 0), 60):
+        org.weekly("Weekly review (Alex)", None, "alex", (4,), time(14, 0), 60)
     return org
 
 

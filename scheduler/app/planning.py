@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from scheduler.app.booking import other_side_meeting
 from scheduler.app.decisions import WITHDRAWN_PAIR, expire_proposals
+from scheduler.app.groups import group_busy_people, group_history, group_new_meetings, slot_holder
 from scheduler.app.pipeline import Pipeline, idempotency_key, revoke
 from scheduler.app.ports import StorePort
 from scheduler.app.problems import POLICY_ERROR_REASONS as POLICY_ERROR_REASONS
@@ -38,8 +39,9 @@ from scheduler.core.errors import (
     PolicyIssue,
     RateLimited,
 )
+from scheduler.core.groups import GroupHistory, group_people
 from scheduler.core.intervals import Interval
-from scheduler.core.model import BusyQuery, BusyResult
+from scheduler.core.model import BusyQuery, BusyResult, Person
 from scheduler.core.planner import ExistingMeeting, Plan, StakeholderLoad, plan
 from scheduler.core.policy import Policy
 from scheduler.core.ports import CalendarBackend, CalendarSource, ContactHistory, OwnerCalendar
@@ -101,9 +103,11 @@ def dry_run_plan(
     Only the owner's and the *due* stakeholders' calendars are read (one batched call), so a
     stakeholder who is not due is never looked at.
     """
+    owner_paused_until, groups = None, None
     if known is not None:
         goodwill_contacts, existing = known.goodwill_contacts, known.existing
         backoff_until, paused, load = known.backoff_until, known.paused, known.load
+        owner_paused_until, groups = known.owner_paused_until, known.group_history
     emails = [s.email.lower() for s in policy.stakeholders]
     organic: Mapping[str, datetime] = {}
     if history is not None:
@@ -121,8 +125,13 @@ def dry_run_plan(
     )
     paused_set = {e.lower() for e in paused}
     due = [d for d in due if d.stakeholder.email.lower() not in paused_set]
+    members: list[Person] = group_busy_people(policy, contacts)
+    if owner_paused_until is not None and owner_paused_until > now:
+        due, members = [], []  # the owner paused goodwill: no stakeholder's calendar is read
     window = Interval(now, now + policy.availability.horizon)
-    people = (policy.owner.person, *(policy.person_of(d.stakeholder) for d in due))
+    # ONE batched read: the owner, the due stakeholders and every group member.
+    people = _distinct(policy.owner.person, *(policy.person_of(d.stakeholder) for d in due))
+    people = _distinct(*people, *members)
     busy: BusyResult = source.busy(BusyQuery(window=window, people=people))
     return plan(
         policy,
@@ -133,7 +142,17 @@ def dry_run_plan(
         backoff_until=backoff_until,
         paused=paused,
         load=load,
+        owner_paused_until=owner_paused_until,
+        group_history=groups,
     )
+
+
+def _distinct(*people: Person) -> tuple[Person, ...]:
+    """``people`` in order, each e-mail once (letter case ignored)."""
+    seen: dict[str, Person] = {}
+    for person in people:
+        seen.setdefault(person.email.lower(), person)
+    return tuple(seen.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +162,13 @@ class StoredState:
     goodwill_contacts: dict[str, datetime]
     existing: list[ExistingMeeting]
     backoff_until: dict[str, datetime]
-    paused: set[str]
+    #: Paused stakeholders (lower-cased e-mail -> why, e.g. "snoozed by you").
+    paused: dict[str, str]
     load: StakeholderLoad
+    #: The owner paused goodwill until then (None: not paused): nothing is proposed.
+    owner_paused_until: datetime | None = None
+    #: Past and open group meetings, for the group planner (None: none read).
+    group_history: GroupHistory | None = None
 
 
 def stored_state(
@@ -153,26 +177,39 @@ def stored_state(
     """The user's open meetings (and those booked with them by stakeholders who use goodwill),
     back-offs, pauses, recorded contacts and what their stakeholders have from other owners."""
     statuses = store.stakeholder_statuses(user_id)
+    # A group meeting blocks its slot and counts once, as nobody's open one-to-one.
     existing = [
-        ExistingMeeting(m.stakeholder_email, m.start, m.end) for m in store.open_meetings(user_id)
+        ExistingMeeting(slot_holder(m), m.start, m.end) for m in store.open_meetings(user_id)
     ]
     # A stakeholder's own meeting with this owner blocks its slot and counts as the pair's
     # open meeting.
     existing += [
-        ExistingMeeting(other_owner, m.start, m.end)
+        ExistingMeeting(slot_holder(m) if m.is_group else other_owner, m.start, m.end)
         for other_owner, m in store.open_meetings_as_stakeholder(policy.owner.email)
     ]
-    emails = [s.email.lower() for s in policy.stakeholders]
+    contacts = store.last_contacts(user_id)
+    # Group members who are not stakeholders are capped across owners too.
+    emails = {s.email.lower() for s in policy.stakeholders} | set(group_people(policy, contacts))
+    user = store.get_user(user_id)
     window = Interval(now - _WEEK, now + policy.availability.horizon + _WEEK)
     meetings, invited = store.stakeholder_load(
-        emails, window.start, window.end, exclude_user_id=user_id, invited_since=now - _DAY
-    )
+        sorted(emails), window.start, window.end, exclude_user_id=user_id,
+        invited_since=now - _DAY,
+    )  # fmt: skip
+    load = StakeholderLoad(weekly_cap, meetings, invited)
+    backoff = {e: st.backoff_until for e, st in statuses.items() if st.backoff_until}
     return StoredState(
-        goodwill_contacts=store.last_contacts(user_id),
+        goodwill_contacts=contacts,
         existing=existing,
-        backoff_until={e: st.backoff_until for e, st in statuses.items() if st.backoff_until},
-        paused={e for e, st in statuses.items() if st.paused_until and st.paused_until > now},
-        load=StakeholderLoad(weekly_cap, meetings, invited),
+        backoff_until=backoff,
+        paused={
+            e: st.paused_reason or ""
+            for e, st in statuses.items()
+            if st.paused_until and st.paused_until > now
+        },
+        load=load,
+        owner_paused_until=user.paused_until if user is not None else None,
+        group_history=group_history(store, user_id, now, backoff_until=backoff, load=load),
     )
 
 
@@ -260,8 +297,10 @@ def _plan_user(p: Pipeline, user_id: int) -> PlanRun:
     except ConnectorError as exc:
         _plan_again_later(p, user_id, exc, now)
         return PlanRun(user_id, None, error=type(exc).__name__)
-    ids = _write_plan(p, user_id, plan, backend.provider, now)
-    p.store.set_next_plan(user_id, now + p.plan_every, planned_at=now)
+    again = now + p.plan_every
+    if user.paused_at(now) and user.paused_until is not None:  # planned again when it ends
+        again = min(again, user.paused_until)
+    ids = _write_plan(p, user_id, plan, backend.provider, now, again)
     return PlanRun(user_id, plan, tuple(ids))
 
 
@@ -389,8 +428,11 @@ def _plan_again_later(p: Pipeline, user_id: int, exc: ConnectorError, now: datet
     )
 
 
-def _write_plan(p: Pipeline, user_id: int, plan: Plan, provider: str, now: datetime) -> list[int]:
-    """Write the proposals (auto mode as ``approved``) and one audit row per skipped person."""
+def _write_plan(
+    p: Pipeline, user_id: int, plan: Plan, provider: str, now: datetime, again: datetime
+) -> list[int]:
+    """Write the proposals (auto mode as ``approved``), one audit row per skipped person and
+    the next round at ``again``: one store transaction."""
     new = [
         NewMeeting(
             stakeholder_email=pr.stakeholder,
@@ -402,15 +444,12 @@ def _write_plan(p: Pipeline, user_id: int, plan: Plan, provider: str, now: datet
             provider=provider,
             reason=pr.reason,
             state=_S.APPROVED if pr.mode == "auto" else _S.PROPOSED,
+            alternatives=pr.alternatives,
+            owner_note=pr.owner_note,
         )
         for pr in plan.proposals
     ]
-    ids = p.store.add_meetings(user_id, new, now=now) if new else []
-    for skip in plan.skipped:
-        p.store.record_event(
-            now=now,
-            actor="planner",
-            user_id=user_id,
-            detail=f"skipped {skip.stakeholder} [{skip.code.value}]: {skip.reason}",
-        )
-    return ids
+    new += group_new_meetings(p, user_id, plan.group_proposals, provider)
+    skips = [f"skipped group {g.group} [{g.code}]: {g.reason}" for g in plan.group_skipped]
+    skips += [f"skipped {s.stakeholder} [{s.code.value}]: {s.reason}" for s in plan.skipped]
+    return p.store.record_plan_round(user_id, new, skips, again, now=now)

@@ -83,33 +83,48 @@ def _domain(address: str) -> str:
     return address.rpartition("@")[2].lower()
 
 
-def _vouching(reply: IncomingReply, m: Meeting, policy: Policy) -> tuple[bool, bool]:
-    """(the ATTENDEE stands for the stakeholder, a sender vouches for it)."""
-    stakeholder = policy.stakeholder(m.stakeholder_email)
-    aliases = set(stakeholder.aliases) if stakeholder is not None else set()
-    attendee_ok = reply.attendee == m.stakeholder_email or reply.attendee in aliases
-    vouchers = {m.stakeholder_email, *aliases}
-    if attendee_ok:
-        vouchers.add(reply.attendee)
+def _invited_as(attendee: str, m: Meeting, policy: Policy) -> str | None:
+    """The invited attendee an ATTENDEE address stands for (themselves, or an alias listed for
+    them in the policy), or None. A group meeting has several; a one-to-one its stakeholder."""
+    invited = m.attendees or (m.stakeholder_email,)
+    if attendee in invited:
+        return attendee
+    for email in invited:
+        s = policy.stakeholder(email)
+        if s is not None and attendee in s.aliases:
+            return email
+    return None
+
+
+def _vouching(reply: IncomingReply, m: Meeting, policy: Policy) -> tuple[str | None, bool]:
+    """(the attendee the ATTENDEE stands for, else None; a sender vouches for that attendee).
+
+    Only the attendee themselves (or their aliases, or an allowed SENT-BY) vouch: another
+    attendee of the same group meeting answering for them does not.
+    """
+    who = _invited_as(reply.attendee, m, policy)
+    if who is None:
+        return None, False
+    stakeholder = policy.stakeholder(who)
+    vouchers = {who, reply.attendee, *(stakeholder.aliases if stakeholder is not None else ())}
     if reply.sent_by and _domain(reply.sent_by) in policy.allowed_domains:
         vouchers.add(reply.sent_by)
-    return attendee_ok, any(s in vouchers for s in reply.senders)
+    return who, any(s in vouchers for s in reply.senders)
 
 
-def _hold_reason(reply: IncomingReply, m: Meeting, policy: Policy, attendee_ok: bool) -> str:
+def _hold_reason(reply: IncomingReply, m: Meeting, policy: Policy, who: str | None) -> str:
     sender = reply.senders[0] if reply.senders else "a mailbox we could not read"
-    if not attendee_ok:
-        why = f"it answers for {reply.attendee}, but the invitation went to {m.stakeholder_email}"
+    if who is None:
+        went_to = ", ".join(m.attendees) if m.is_group else m.stakeholder_email
+        why = f"it answers for {reply.attendee}, but the invitation went to {went_to}"
+        who = m.stakeholder_email
     else:
-        why = f"it was sent by {sender}, not by {m.stakeholder_email}"
+        why = f"it was sent by {sender}, not by {who}"
         if reply.sent_by and _domain(reply.sent_by) not in policy.allowed_domains:
             why += f" (its SENT-BY {reply.sent_by} is outside allowed_domains)"
     if reply.reply_to:
         why += f"; its Reply-To names {', '.join(reply.reply_to[:3])}"
-    return (
-        f"{why}. If that address is theirs, list it under aliases for {m.stakeholder_email} in "
-        f"{policy.source}"
-    )
+    return f"{why}. If that address is theirs, list it under aliases for {who} in {policy.source}"
 
 
 def receive_reply(p: Pipeline, reply: IncomingReply) -> ReplyDecision:
@@ -128,22 +143,21 @@ def receive_reply(p: Pipeline, reply: IncomingReply) -> ReplyDecision:
     policy = policy_for(p, p.store.get_user(m.user_id))
     if policy is None:
         return ReplyDecision(ReplyResult(m.id, m.state, "the owner's policy is unavailable"))
-    attendee_ok, sender_ok = _vouching(reply, m, policy)
+    who, sender_ok = _vouching(reply, m, policy)
     sender = reply.senders[0] if reply.senders else "an unknown sender"
     if reply.proposed is not None:
-        if not (attendee_ok and sender_ok):
+        if not (who == m.stakeholder_email and sender_ok):
             detail = f"refused: a counter-proposal not from {m.stakeholder_email} (from {sender})"
             return ReplyDecision(ReplyResult(m.id, m.state, detail, ReplyOutcome.REFUSED))
         detail = receive_counter(p, m, policy, *reply.proposed)
         after = p.store.get_meeting(m.id)
         state = after.state if after is not None else m.state
         return ReplyDecision(ReplyResult(m.id, state, detail), sender=sender)
-    if attendee_ok and sender_ok:
-        result = record_reply(
-            p, reply.uid, m.stakeholder_email, reply.answer, sequence=reply.sequence
-        )
-        return ReplyDecision(result, sender=sender, stakeholder=m.stakeholder_email)
-    reason = _hold_reason(reply, m, policy, attendee_ok)
+    if who is not None and sender_ok:  # a group meeting: that attendee's own answer
+        result = record_reply(p, reply.uid, who, reply.answer, sequence=reply.sequence)
+        return ReplyDecision(result, sender=sender, stakeholder=who)
+    reason = _hold_reason(reply, m, policy, who)
+    shown = who or m.stakeholder_email
     held = p.store.hold_reply(
         NewHeldReply(
             meeting_id=m.id,
@@ -160,14 +174,13 @@ def receive_reply(p: Pipeline, reply: IncomingReply) -> ReplyDecision:
     )
     if held.state is not HeldReplyState.HELD:
         detail = f"this mail was held before ({held.id}) and is {held.state.value}"
-        return ReplyDecision(ReplyResult(m.id, m.state, detail), held, sender, m.stakeholder_email)
-    return ReplyDecision(
-        ReplyResult(m.id, m.state, reason, ReplyOutcome.HELD), held, sender, m.stakeholder_email
-    )
+        return ReplyDecision(ReplyResult(m.id, m.state, detail), held, sender, shown)
+    return ReplyDecision(ReplyResult(m.id, m.state, reason, ReplyOutcome.HELD), held, sender, shown)
 
 
 def accept_held_reply(p: Pipeline, held_id: int, *, actor: str = "cli") -> ReplyDecision:
-    """The owner vouches for a held reply: apply it as the stakeholder's answer.
+    """The owner vouches for a held reply: apply it as the stakeholder's answer (for a group
+    meeting: the answer of the attendee it answers for; refused when that is nobody invited).
 
     It is applied as :func:`record_reply` would (SEQUENCE checked, the meeting followed); then
     the held reply is marked ``applied`` (or ``refused`` when it could not apply: the event is
@@ -186,7 +199,19 @@ def accept_held_reply(p: Pipeline, held_id: int, *, actor: str = "cli") -> Reply
         p.store.decide_held_reply(held_id, HeldReplyState.REFUSED, now=p.clock.now(), actor=actor)
         detail = "refused: its meeting no longer exists"
         return ReplyDecision(ReplyResult(None, None, detail, ReplyOutcome.REFUSED), held)
-    result = record_reply(p, held.uid, m.stakeholder_email, held.answer, sequence=held.sequence)
+    who = m.stakeholder_email
+    if m.is_group:  # the owner vouches for the sender, as the attendee the reply answers for
+        policy = policy_for(p, p.store.get_user(m.user_id))
+        if policy is None:
+            return ReplyDecision(ReplyResult(m.id, m.state, "the owner's policy is unavailable"))
+        found = _invited_as(held.attendee, m, policy)
+        if found is None:
+            now = p.clock.now()
+            p.store.decide_held_reply(held_id, HeldReplyState.REFUSED, now=now, actor=actor)
+            detail = f"refused: it answers for {held.attendee}, who is not invited"
+            return ReplyDecision(ReplyResult(m.id, m.state, detail, ReplyOutcome.REFUSED), held)
+        who = found
+    result = record_reply(p, held.uid, who, held.answer, sequence=held.sequence)
     stale = result.detail == STALE
     if result.outcome in (ReplyOutcome.APPLIED, ReplyOutcome.REFUSED) or stale:
         state = (
@@ -195,4 +220,4 @@ def accept_held_reply(p: Pipeline, held_id: int, *, actor: str = "cli") -> Reply
             else HeldReplyState.REFUSED
         )
         p.store.decide_held_reply(held_id, state, now=p.clock.now(), actor=actor)
-    return ReplyDecision(result, held, held.sender, m.stakeholder_email)
+    return ReplyDecision(result, held, held.sender, who)

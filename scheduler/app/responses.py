@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from scheduler.app.groups import follow_group
 from scheduler.app.pipeline import Pipeline, policy_for, with_status
 from scheduler.app.records import ContactSource, Meeting, StakeholderStatus
 from scheduler.core.cadence import backoff_after_decline
 from scheduler.core.errors import ConnectorError, ResourceGone
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.policy import Policy
-from scheduler.core.ports import CalendarBackend, EventState, ReplyRecorder
+from scheduler.core.ports import CalendarBackend, EventState, ReplyRecorder, ResponseReader
 from scheduler.core.states import MeetingState
 
 __all__ = [
@@ -72,19 +73,30 @@ def sync_responses(
     changed = 0
     for m in _followed_meetings(p, user_id, now):
         try:
-            with p.provider_call(backend.provider, "event_state"):
-                state = backend.responses.event_state(
-                    policy.owner.person, m.provider_event_id or "", m.stakeholder_email
-                )
+            states = {
+                email: _event_state(p, policy, backend.provider, backend.responses, m, email)
+                for email in (m.attendees or (m.stakeholder_email,))
+            }
         except ConnectorError as exc:
             if exc.transient:
                 raise
             changed += _event_gone(p, m, exc, now)
             continue
+        if m.is_group:  # every attendee's answer; the quorum (scheduler.app.groups)
+            changed += follow_group(p, m, states, now)
+            continue
+        state = states[m.stakeholder_email]
         changed += _follow(p, policy, m, state, now)
         if state.proposed is not None and on_counter is not None and not state.cancelled:
             changed += on_counter(m, *state.proposed)
     return changed
+
+
+def _event_state(
+    p: Pipeline, policy: Policy, provider: str, reader: ResponseReader, m: Meeting, email: str
+) -> EventState:
+    with p.provider_call(provider, "event_state"):
+        return reader.event_state(policy.owner.person, m.provider_event_id or "", email)
 
 
 def _followed_meetings(p: Pipeline, user_id: int, now: datetime) -> list[Meeting]:
@@ -250,7 +262,7 @@ def record_reply(
     m = p.store.meeting_by_event_id(provider_event_id)
     if m is None:
         return ReplyResult(None, None, "no goodwill meeting with this UID", ReplyOutcome.UNKNOWN)
-    if m.stakeholder_email.lower() != attendee_email.lower():
+    if attendee_email.lower() not in (m.attendees or (m.stakeholder_email.lower(),)):
         return ReplyResult(m.id, m.state, "the reply is not from the invited attendee")
     policy = policy_for(p, p.store.get_user(m.user_id))
     if policy is None:

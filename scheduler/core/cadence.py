@@ -3,7 +3,9 @@
 Rules (issue "The core"):
 
 - Last contact is the latest completed goodwill meeting or organic meeting, whichever is later.
-- Due date = last contact + the tier's interval. Never met = due now.
+- Due date = last contact + the tier's interval. Never met = due now. A tier's ``at_most``
+  (``every: 4w, at_most: 6w``) changes nothing here: planning starts at ``every``; only the
+  report waits until ``at_most`` before it calls someone late (:func:`late_at`).
 - A stakeholder whose due date is within the planning horizon is *due*: the slot search for them
   starts no earlier than ``due_at - interval / 8``, so a 4-weekly mentor met on the 3rd is not
   offered a slot on the 4th just because the horizon reaches that far.
@@ -31,6 +33,7 @@ __all__ = [
     "SkipCode",
     "assess",
     "backoff_after_decline",
+    "late_at",
     "next_due",
 ]
 
@@ -150,6 +153,16 @@ def next_due(
     if last_contact is None:
         return now
     return last_contact + policy.tier_of(stakeholder).every
+
+
+def late_at(
+    policy: Policy, stakeholder: Stakeholder, last_contact: datetime | None, now: datetime
+) -> datetime:
+    """When ``stakeholder`` counts as late: last contact + the tier's ``at_most`` (its
+    ``every`` without one); now if never met. Planning still starts at :func:`next_due`."""
+    if last_contact is None:
+        return now
+    return last_contact + policy.tier_of(stakeholder).late_after
 
 
 def backoff_after_decline(

@@ -19,6 +19,7 @@
         ├── CalendarUnavailable       calendar not found / no permission            (permanent)
         ├── ResourceGone              the event no longer exists (404/410)          (permanent)
         └── InvalidRequest            the provider rejected our request (4xx)       (permanent)
+            └── AttendeeLimitExceeded  more attendees than the provider takes; not sent (permanent)
 
 Being transient or permanent is a property of the class, never decided where it is caught.
 Every exception goodwill defines is in this tree (``tests/unit/test_errors.py`` checks it); the
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from scheduler.core.states import MeetingState
 
 __all__ = [
+    "AttendeeLimitExceeded",
     "AuthorizationRevoked",
     "CalendarDataError",
     "CalendarUnavailable",
@@ -235,3 +237,24 @@ class InvalidRequest(ConnectorError):
     """The provider rejected the request as malformed (4xx other than auth/rate limits). A bug: do
     not retry.
     """
+
+
+class AttendeeLimitExceeded(InvalidRequest):
+    """A draft invites more people than the provider takes on one event; nothing was sent.
+
+    Not retried: the same draft would be refused again. Fix: a smaller group (``size`` in the
+    group's policy entry).
+
+    Attributes:
+        count: the attendees of the draft (the organizer not counted).
+        limit: the most the provider takes.
+    """
+
+    def __init__(self, *, provider: str, count: int, limit: int, reason: str) -> None:
+        self.count = count
+        self.limit = limit
+        super().__init__(
+            f"{provider}: {count} attendees on one event is more than the {limit} allowed "
+            f"({reason}); invite fewer people (lower the group's size in the policy)",
+            provider=provider,
+        )

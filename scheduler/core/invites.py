@@ -21,7 +21,7 @@ def _reason(stakeholder: Stakeholder) -> str:
 def invite_text(policy: Policy, stakeholder: Stakeholder, person: Person) -> tuple[str, str]:
     """(title, description) for an invite from ``policy.owner`` to ``stakeholder``."""
     owner = policy.owner.person
-    meeting = policy.meeting
+    meeting = policy.meeting_of(stakeholder)  # the tier's or their own kind, place, title
     title = meeting.render_title(owner, person)
     reason = _reason(stakeholder)
     if meeting.description is not None:

@@ -215,6 +215,14 @@ class EventDraft:
     description: str = ""
     location: str | None = None
     video: str | None = None  # "meet" | "teams" | None
+    #: A group meeting's other attendees (``attendee`` is the first; none for a one-to-one).
+    #: Every connector invites all of them in the same single event.
+    extra_attendees: tuple[Person, ...] = ()
+
+    @property
+    def attendees(self) -> tuple[Person, ...]:
+        """Everyone invited, ``attendee`` first."""
+        return (self.attendee, *self.extra_attendees)
 
 
 @dataclass(frozen=True, slots=True)

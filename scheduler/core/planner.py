@@ -8,106 +8,46 @@ Guarantees, checked by tests:
   already open plus the ones proposed in this plan;
 - at most one open proposal per stakeholder;
 - the same inputs give the same plan.
+
+Due stakeholders are planned in due order; once the caps leave no day for another one-to-one
+the slot finder is no longer asked and the rest are skipped as "cap reached"
+(:mod:`scheduler.core.planner_round`). The data types live in
+:mod:`scheduler.core.planner_model`, one round's bookkeeping and slot picking in
+:mod:`scheduler.core.planner_round`; import everything from here.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from scheduler.core.availability import working_intervals
-from scheduler.core.busy import apply_busy_rules
 from scheduler.core.cadence import Due, Skip, SkipCode, assess
-from scheduler.core.intervals import Interval, intersect, normalise, union
-from scheduler.core.model import BusyBlock, BusyResult, WeeklyHours
+from scheduler.core.groups import GroupHistory, OwnerTaken, outside_groups, plan_groups, skip_groups
+from scheduler.core.introductions import hold_back_unmet, introduction_notes
+from scheduler.core.model import BusyResult
+from scheduler.core.planner_model import (
+    ALTERNATIVES,
+    ExistingMeeting,
+    Plan,
+    Proposal,
+    StakeholderLoad,
+)
+from scheduler.core.planner_round import Round, plan_one, settle_alternatives
 from scheduler.core.policy import Policy
-from scheduler.core.slots import Candidate, OwnerContext, SlotRules, find_slots
+from scheduler.core.slots import Candidate
 
-__all__ = ["ExistingMeeting", "Plan", "Proposal", "StakeholderLoad", "plan", "replan_one"]
-
-_GRID = timedelta(minutes=15)
-
-
-@dataclass(frozen=True, slots=True)
-class ExistingMeeting:
-    """A goodwill meeting already in the store (counts towards caps; blocks its slot)."""
-
-    stakeholder: str
-    start: datetime
-    end: datetime
-    open: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class StakeholderLoad:
-    """What the people being asked already have from goodwill, across every owner.
-
-    Attributes:
-        weekly_cap: at most this many goodwill coffees per stakeholder per week (ISO week in
-            the stakeholder's zone), whoever the owners are.
-        meetings: lower-cased e-mail -> starts of the goodwill meetings other owners have with
-            that person (open, booked or held).
-        invited_today: lower-cased e-mails who got a new goodwill invite from another owner in
-            the last day (a senior is asked at most once a day).
-    """
-
-    weekly_cap: int = 2
-    meetings: Mapping[str, Sequence[datetime]] = field(default_factory=dict)
-    invited_today: Collection[str] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Proposal:
-    """A slot to propose. ``start``/``end`` are aware UTC."""
-
-    stakeholder: str
-    name: str
-    tier: str
-    start: datetime
-    end: datetime
-    kind: str
-    mode: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    proposals: tuple[Proposal, ...] = ()
-    skipped: tuple[Skip, ...] = ()
-    notes: tuple[str, ...] = field(default=())
-
-    def as_json(self) -> dict[str, list[dict[str, str]]]:
-        """The ``goodwill plan --json`` shape (a public contract: extend, never rename)."""
-        return {
-            "proposals": [
-                {
-                    "stakeholder": p.stakeholder,
-                    "start": _z(p.start),
-                    "end": _z(p.end),
-                    "kind": p.kind,
-                    "mode": p.mode,
-                    "reason": p.reason,
-                }
-                for p in self.proposals
-            ],
-            "skipped": [
-                {"stakeholder": s.stakeholder, "reason": s.reason, "code": s.code.value}
-                for s in self.skipped
-            ],
-        }
-
-
-def _z(moment: datetime) -> str:
-    return moment.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _ceil_to_grid(moment: datetime) -> datetime:
-    epoch = datetime(1970, 1, 1, tzinfo=moment.tzinfo)
-    steps = -((epoch - moment) // _GRID)
-    return epoch + steps * _GRID
+__all__ = [
+    "ALTERNATIVES",
+    "ExistingMeeting",
+    "Plan",
+    "Proposal",
+    "StakeholderLoad",
+    "paused_until_text",
+    "plan",
+    "replan_one",
+]
 
 
 def plan(
@@ -120,8 +60,11 @@ def plan(
     backoff_until: Mapping[str, datetime] | None = None,
     paused: Collection[str] = (),
     load: StakeholderLoad | None = None,
+    owner_paused_until: datetime | None = None,
+    group_history: GroupHistory | None = None,
+    _stop_at_caps: bool = True,
 ) -> Plan:
-    """Plan one cycle for one owner.
+    """Plan one cycle for one owner: groups and introductions, then one-to-ones.
 
     Args:
         policy: the owner's validated policy.
@@ -131,8 +74,15 @@ def plan(
         existing: the owner's goodwill meetings from the store (open ones block their slot and
             count towards caps).
         backoff_until: lower-cased e-mail -> end of a decline back-off.
-        paused: lower-cased e-mails paused by the service (e.g. too many unanswered invites).
+        paused: lower-cased e-mails paused by the service (e.g. too many unanswered invites) or
+            snoozed by the owner; a mapping gives each one's reason.
         load: what stakeholders already have from other owners (None: not considered).
+        owner_paused_until: the owner paused goodwill until then: nothing is proposed before
+            it (every due stakeholder is skipped, saying so).
+        group_history: past group meetings (:class:`~scheduler.core.groups.GroupHistory`;
+            None: none known). ``busy`` must hold the people of ``groups.group_people``.
+        _stop_at_caps: private, for tests: ``False`` asks the slot finder for every due
+            stakeholder even once the caps are full (see :mod:`scheduler.core.planner_round`).
     """
     open_existing = [m for m in existing if m.open]
     due, skipped = assess(
@@ -142,24 +92,48 @@ def plan(
         open_meetings={m.stakeholder.lower() for m in open_existing if m.end > now},
         backoff_until=backoff_until,
     )
-    due = _drop_paused(due, paused, skipped)
-    r = _Round.start(policy, now, busy, open_existing)
+    due = hold_back_unmet(policy, _drop_paused(due, paused, skipped), last_contacts, skipped)
+    if owner_paused_until is not None and owner_paused_until > now:
+        reason = paused_until_text(owner_paused_until, policy.owner.timezone)
+        skipped.extend(Skip(d.stakeholder.email.lower(), SkipCode.PAUSED, reason) for d in due)
+        groups = skip_groups(policy, last_contacts, "paused", reason)
+        return Plan((), tuple(skipped), group_skipped=groups)
+    r = Round.start(policy, now, busy, open_existing)
     owner_key = policy.owner.email.lower()
     if owner_key in r.unavailable:
         reason = f"your calendar is unavailable: {r.unavailable[owner_key]}"
         skipped.extend(
             Skip(d.stakeholder.email.lower(), SkipCode.CALENDAR_UNAVAILABLE, reason) for d in due
         )
-        return Plan((), tuple(skipped))
+        groups = skip_groups(policy, last_contacts, "calendar_unavailable", reason)
+        return Plan((), tuple(skipped), group_skipped=groups)
+    # Groups first: a group meets every few weeks and serves several relationships in one slot;
+    # placed after the one-to-ones it would never find a day under the caps while a backlog of
+    # due one-to-ones fills them. It takes its slot, the one-to-ones fill the rest.
+    taken = OwnerTaken(r.owner_busy, r.day_load, r.week_load)
+    group_proposals, group_skipped = plan_groups(
+        policy, now=now, busy=busy, last_contacts=last_contacts, history=group_history, owner=taken
+    )
+    for g in group_proposals:
+        r.take(Candidate(g.start, g.end, preferred=False, score=0.0, reason=g.group))
     proposals: list[Proposal] = []
     for d in due:
-        outcome = _plan_one(r, d, load)
+        outcome = plan_one(r, d, load, stop_at_caps=_stop_at_caps)
         if isinstance(outcome, Skip):
             skipped.append(outcome)
         else:
             proposals.append(outcome)
     proposals.sort(key=lambda p: (p.start, p.stakeholder))
-    return Plan(tuple(proposals), tuple(skipped))
+    notes, buffer = introduction_notes(policy, last_contacts), policy.availability.buffer
+    settled = [
+        replace(
+            p,
+            alternatives=outside_groups(p.alternatives, group_proposals, buffer),
+            owner_note=notes.get(p.stakeholder, ""),
+        )
+        for p in settle_alternatives(r, proposals)
+    ]
+    return Plan(tuple(settled), tuple(skipped), (), group_proposals, group_skipped)
 
 
 def replan_one(
@@ -180,218 +154,36 @@ def replan_one(
     s = policy.stakeholder(email)
     if s is None:
         return Skip(email.lower(), SkipCode.NOT_DUE, "no longer in your policy")
-    r = _Round.start(policy, now, busy, [m for m in existing if m.open])
+    r = Round.start(policy, now, busy, [m for m in existing if m.open])
     owner_key = policy.owner.email.lower()
     if owner_key in r.unavailable:
         reason = f"your calendar is unavailable: {r.unavailable[owner_key]}"
         return Skip(email.lower(), SkipCode.CALENDAR_UNAVAILABLE, reason)
     due = Due(stakeholder=s, last_contact=None, due_at=now, not_before=now, overdue=0.0)
-    outcome = _plan_one(r, due, load)
+    outcome = plan_one(r, due, load)
     if isinstance(outcome, Proposal):
+        (outcome,) = settle_alternatives(r, [outcome])
         return replace(outcome, reason=f"{why}; {outcome.reason.split('; ', 1)[-1]}")
     return outcome
 
 
+def paused_until_text(until: datetime, zone: str) -> str:
+    """``paused until the end of Tue 15 Dec`` for a pause that ends at ``until`` (the start of
+    the next owner-local day)."""
+    last = (until - timedelta(microseconds=1)).astimezone(ZoneInfo(zone))
+    return f"paused until the end of {last:%a} {last.day} {last:%b %Y}: you paused goodwill"
+
+
 def _drop_paused(due: list[Due], paused: Collection[str], skipped: list[Skip]) -> list[Due]:
     """The due stakeholders not paused by the service; the paused ones are skipped."""
+    reasons = {p.lower(): paused[p] for p in paused} if isinstance(paused, Mapping) else {}
     paused_set = {p.lower() for p in paused}
     keep: list[Due] = []
     for d in due:
         email = d.stakeholder.email.lower()
         if email in paused_set:
-            skipped.append(Skip(email, SkipCode.PAUSED, "paused: invites went unanswered"))
+            why = reasons.get(email) or "invites went unanswered"
+            skipped.append(Skip(email, SkipCode.PAUSED, f"paused: {why}"))
         else:
             keep.append(d)
     return keep
-
-
-@dataclass
-class _Round:
-    """The owner's side of one plan, updated as slots are taken."""
-
-    policy: Policy
-    now: datetime
-    window: Interval
-    owner_zone: ZoneInfo
-    blocks: dict[str, list[BusyBlock]]
-    unavailable: dict[str, str]
-    provider_hours: dict[str, tuple[str, WeeklyHours]]
-    owner_busy: list[Interval]
-    day_load: Counter[date]
-    week_load: Counter[tuple[int, int]]
-    base_rules: SlotRules
-    #: Computed once per plan and again only after a slot is taken.
-    context: OwnerContext | None = None
-
-    @classmethod
-    def start(
-        cls, policy: Policy, now: datetime, busy: BusyResult, open_existing: list[ExistingMeeting]
-    ) -> _Round:
-        av = policy.availability
-        owner_zone = ZoneInfo(policy.owner.timezone)
-        window = Interval(now, now + av.horizon)
-        blocks = {k.lower(): list(v) for k, v in busy.blocks.items()}
-        existing_busy = [Interval(m.start, m.end) for m in open_existing]
-        owner_busy = union(
-            apply_busy_rules(blocks.get(policy.owner.email.lower(), []), av.busy), existing_busy
-        )
-        day_load: Counter[date] = Counter()
-        week_load: Counter[tuple[int, int]] = Counter()
-        for m in open_existing:
-            local_day = m.start.astimezone(owner_zone).date()
-            day_load[local_day] += 1
-            week_load[local_day.isocalendar()[:2]] += 1
-        base_rules = SlotRules(
-            duration=policy.meeting.duration,
-            earliest=_ceil_to_grid(now + av.min_notice),
-            latest=window.end,
-            owner_zone=policy.owner.timezone,
-            windows=av.windows,
-            lunch_window=av.lunch_window if policy.meeting.kind == "lunch" else None,
-            no_meeting_days=av.no_meeting_days,
-            blackout=av.blackout,
-            buffer=av.buffer,
-            grid=_GRID,
-        )
-        return cls(
-            policy, now, window, owner_zone, blocks,
-            {k.lower(): v for k, v in busy.unavailable.items()},
-            {k.lower(): v for k, v in busy.working_hours.items()},
-            owner_busy, day_load, week_load, base_rules,
-        )  # fmt: skip
-
-    def take(self, chosen: Candidate) -> None:
-        local_day = chosen.start.astimezone(self.owner_zone).date()
-        self.day_load[local_day] += 1
-        self.week_load[local_day.isocalendar()[:2]] += 1
-        self.owner_busy = normalise([*self.owner_busy, chosen.interval])
-        self.context = None
-
-
-def _plan_one(r: _Round, d: Due, load: StakeholderLoad | None) -> Proposal | Skip:
-    """A proposal for one due stakeholder, or why there is none."""
-    policy, av, s = r.policy, r.policy.availability, d.stakeholder
-    email = s.email.lower()
-    if email not in r.blocks or email in r.unavailable:
-        why = r.unavailable.get(email, "no calendar found")
-        if not why.startswith("calendar unavailable"):
-            why = f"calendar unavailable: {why}"
-        return Skip(email, SkipCode.CALENDAR_UNAVAILABLE, why)
-    if load is not None and s.senior and email in load.invited_today:
-        reason = "stakeholder_busy: they already got a goodwill invite today; asked tomorrow"
-        return Skip(email, SkipCode.STAKEHOLDER_BUSY, reason)
-    other_zone, other_hours = policy.person_of(s).timezone, policy.hours_of(s)
-    if not policy.hours_explicit(s) and email in r.provider_hours:
-        other_zone, other_hours = r.provider_hours[email]
-    earliest = _ceil_to_grid(max(r.now + av.min_notice, d.not_before))
-    if earliest >= r.window.end:
-        return Skip(email, SkipCode.NOT_DUE, f"not due within the horizon ({d.why})")
-    if r.context is None:
-        r.context = OwnerContext.build(
-            r.base_rules, owner_hours=av.working_hours, owner_busy=r.owner_busy
-        )
-    candidates = find_slots(
-        replace(r.base_rules, earliest=earliest),
-        owner_hours=av.working_hours,
-        other_hours=other_hours,
-        other_zone=other_zone,
-        owner_busy=r.owner_busy,
-        other_busy=apply_busy_rules(r.blocks.get(email, []), av.busy),
-        day_load=r.day_load,
-        context=r.context,
-    )
-    chosen = _choose(r, email, candidates, other_zone, other_hours, load)
-    if isinstance(chosen, Skip):
-        return chosen
-    r.take(chosen)
-    return Proposal(
-        stakeholder=email,
-        name=s.name,
-        tier=s.tier,
-        start=chosen.start,
-        end=chosen.end,
-        kind=policy.meeting.kind,
-        mode=policy.mode_of(s),
-        reason=f"{d.why}; {chosen.reason}",
-    )
-
-
-def _choose(
-    r: _Round,
-    email: str,
-    candidates: Sequence[Candidate],
-    other_zone: str,
-    other_hours: WeeklyHours,
-    load: StakeholderLoad | None,
-) -> Candidate | Skip:
-    """The first candidate within every cap, or the skip that says which cap stopped it."""
-    av = r.policy.availability
-    if not candidates:
-        reason = _no_slot_reason(r.policy, other_zone, other_hours, r.window)
-        return Skip(email, SkipCode.NO_COMMON_SLOT, reason)
-    free = candidates
-    if load is not None:
-        free = _within_their_weekly_cap(candidates, other_zone, load, email)
-        if not free:
-            return Skip(
-                email,
-                SkipCode.STAKEHOLDER_BUSY,
-                f"stakeholder_busy: every free slot falls in a week when they already have "
-                f"{load.weekly_cap} goodwill coffees",
-            )
-    chosen = _first_within_caps(
-        free, r.owner_zone, r.day_load, r.week_load, av.max_per_day, av.max_per_week
-    )
-    if chosen is None:
-        return Skip(
-            email,
-            SkipCode.CAP_REACHED,
-            f"cap reached: every free slot falls on a day or week that already has "
-            f"{av.max_per_day}/day or {av.max_per_week}/week goodwill meetings",
-        )
-    return chosen
-
-
-def _within_their_weekly_cap(
-    candidates: Sequence[Candidate], zone_name: str, load: StakeholderLoad, email: str
-) -> list[Candidate]:
-    """The candidates in weeks (the stakeholder's ISO weeks) below their weekly cap."""
-    zone = ZoneInfo(zone_name)
-    weeks = Counter(
-        start.astimezone(zone).isocalendar()[:2] for start in load.meetings.get(email, ())
-    )
-    return [
-        c for c in candidates if weeks[c.start.astimezone(zone).isocalendar()[:2]] < load.weekly_cap
-    ]
-
-
-def _first_within_caps(
-    candidates: Sequence[Candidate],
-    zone: ZoneInfo,
-    day_load: Mapping[date, int],
-    week_load: Mapping[tuple[int, int], int],
-    max_per_day: int,
-    max_per_week: int,
-) -> Candidate | None:
-    for c in candidates:
-        day = c.start.astimezone(zone).date()
-        if (
-            day_load.get(day, 0) < max_per_day
-            and week_load.get(day.isocalendar()[:2], 0) < max_per_week
-        ):
-            return c
-    return None
-
-
-def _no_slot_reason(
-    policy: Policy, other_zone: str, other_hours: WeeklyHours, window: Interval
-) -> str:
-    owner_work = working_intervals(policy.availability.working_hours, policy.owner.timezone, window)
-    other_work = working_intervals(other_hours, other_zone, window)
-    if not intersect(owner_work, other_work):
-        return (
-            f"no common slot: your working hours ({policy.owner.timezone}) and theirs "
-            f"({other_zone}) never overlap"
-        )
-    days = policy.availability.horizon.days
-    return f"no common free slot in the next {days} days"

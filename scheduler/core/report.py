@@ -14,11 +14,16 @@ Definitions (also in docs/operations.md):
   latest ``completed`` goodwill meeting.
 - **due**: last met + the tier's interval (:func:`scheduler.core.cadence.next_due`);
   never met = due now.
-- **overdue**: due at or before ``now``; **due soon**: due within the next 14 days.
+- **late** (the *overdue* list): last met + the tier's ``at_most`` (its interval without one)
+  at or before ``now``; **due soon**: not late and due within the next 14 days (already due
+  but not yet late, between ``every`` and ``at_most``, counts here). Never met = late now.
   Paused stakeholders appear under *paused*, not in these lists.
 - **next meeting**: the earliest goodwill meeting still ahead in ``booked``, ``tentative`` or
   ``accepted``.
-- **coverage**: share of stakeholders met within their interval (last met + interval > now).
+- **coverage**: share of stakeholders met and not late (last met + ``at_most`` or interval
+  > now).
+- **insights**: sources of power, meetings outside the owner's department, mentor suggestions
+  (:mod:`scheduler.core.insights`).
 - **rates**: over invites that reached the provider (booked, tentative, accepted, declined,
   completed): accepted (accepted + completed) / sent and declined / sent; None when none sent.
 - **owner removed**: a user whose policy file is gone (:func:`owner_removed`). They get no
@@ -33,7 +38,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from scheduler.core.cadence import next_due
+from scheduler.core.cadence import late_at, next_due
+from scheduler.core.insights import build_insights
 from scheduler.core.policy import Policy, Stakeholder
 from scheduler.core.report_json import as_json as as_json
 from scheduler.core.report_json import owner_removed_json as owner_removed_json
@@ -201,15 +207,15 @@ def build_report(
     for s in policy.stakeholders:
         line = _line(policy, s, now, last_contacts.get(s.email), by_email.get(s.email, []))
         lines.append(line)
-        met_in_time[s.email] = line.last_met is not None and line.due_at > now
+        met_in_time[s.email] = line.last_met is not None and line.late > now
 
     active = [line for line in lines if line.email not in paused_emails]
     overdue = sorted(
-        (line for line in active if line.due_at <= now),
-        key=lambda line: (line.last_met is not None, line.due_at, line.email),
+        (line for line in active if line.late <= now),
+        key=lambda line: (line.last_met is not None, line.late, line.email),
     )
     due_soon = sorted(
-        (line for line in active if now < line.due_at <= now + DUE_SOON),
+        (line for line in active if line.late > now and line.due_at <= now + DUE_SOON),
         key=lambda line: (line.due_at, line.email),
     )
     return UserReport(
@@ -230,6 +236,7 @@ def build_report(
         credentials=_credentials(revoked, user_email, policy),
         held_replies=_held(held_replies, meetings),
         conflicts=tuple(sorted(conflicts, key=lambda c: (c.at, c.meeting_id))),
+        insights=build_insights(policy, now=now, meetings=[*meetings, *their_meetings]),
     )
 
 
@@ -309,6 +316,8 @@ def _line(
         days_overdue=(now - due_at).days,
         next_meeting=nxt.start if nxt else None,
         next_meeting_state=str(nxt.state) if nxt else None,
+        kind=policy.meeting_of(s).kind,
+        late_at=late_at(policy, s, last_met, now),
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+from scheduler.core.insights import Insights
 from scheduler.core.report_model import Coverage, OwnerRemoved, StakeholderLine, UserReport
 
 __all__ = ["as_json", "owner_removed_json", "report_json"]
@@ -16,7 +17,7 @@ def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _line_json(line: StakeholderLine) -> dict[str, Any]:
+def _line_json(line: StakeholderLine, now: datetime) -> dict[str, Any]:
     return {
         "email": line.email,
         "name": line.name,
@@ -27,6 +28,40 @@ def _line_json(line: StakeholderLine) -> dict[str, Any]:
         "days_overdue": line.days_overdue,
         "next_meeting": _iso(line.next_meeting),
         "next_meeting_state": line.next_meeting_state,
+        "kind": line.kind,
+        "late_at": _iso(line.late),
+        "days_late": line.days_late(now),
+    }
+
+
+def insights_json(insights: Insights | None) -> dict[str, Any] | None:
+    """The report's ``insights`` (None when the report has none)."""
+    if insights is None:
+        return None
+    o = insights.outside
+    return {
+        "power": [
+            {"source": c.source, "stakeholders": list(c.stakeholders)} for c in insights.power
+        ],
+        "warnings": list(insights.warnings),
+        "outside_department": {
+            "department": o.department,
+            "days": o.days,
+            "meetings": o.meetings,
+            "outside": o.outside,
+            "unknown": o.unknown,
+            "share": o.share,
+        },
+        "mentor_suggestions": [
+            {
+                "email": m.email,
+                "name": m.name,
+                "completed": m.completed,
+                "months": m.months,
+                "text": m.text,
+            }
+            for m in insights.mentors
+        ],
     }
 
 
@@ -41,9 +76,9 @@ def report_json(report: UserReport) -> dict[str, Any]:
         "user": report.user_email,
         "generated_at": _iso(report.generated_at),
         "timezone": report.timezone,
-        "overdue": [_line_json(x) for x in report.overdue],
-        "due_soon": [_line_json(x) for x in report.due_soon],
-        "stakeholders": [_line_json(x) for x in report.stakeholders],
+        "overdue": [_line_json(x, report.generated_at) for x in report.overdue],
+        "due_soon": [_line_json(x, report.generated_at) for x in report.due_soon],
+        "stakeholders": [_line_json(x, report.generated_at) for x in report.stakeholders],
         "coverage": {
             "by_tier": _coverage_json(report.coverage_by_tier),
             "by_department": _coverage_json(report.coverage_by_department),
@@ -88,6 +123,7 @@ def report_json(report: UserReport) -> dict[str, Any]:
             }
             for c in report.conflicts
         ],
+        "insights": insights_json(report.insights),
     }
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from scheduler.core.insights import Insights
+
 __all__ = [
     "Coverage",
     "CredentialIssue",
@@ -32,6 +34,18 @@ class StakeholderLine:
     days_overdue: int
     next_meeting: datetime | None
     next_meeting_state: str | None
+    #: Their meeting's kind (``coffee``, ``lunch``: the tier's or their own ``meeting``).
+    kind: str = "coffee"
+    #: When they count as late: last met + the tier's ``at_most`` (or ``every``); None: due_at.
+    late_at: datetime | None = None
+
+    @property
+    def late(self) -> datetime:
+        return self.late_at if self.late_at is not None else self.due_at
+
+    def days_late(self, now: datetime) -> int:
+        """Whole days past :attr:`late` (negative while not late)."""
+        return (now - self.late).days
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,3 +170,5 @@ class UserReport:
     held_replies: tuple[HeldReplyLine, ...] = ()
     #: Conflicts seen on booked coffees, and moves made because of them (oldest first).
     conflicts: tuple[ConflictLine, ...] = ()
+    #: Sources of power, meetings outside the department, mentor suggestions (owner only).
+    insights: Insights | None = None

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from scheduler.core.insights import Insights
 from scheduler.core.report import DUE_SOON, OwnerRemoved, StakeholderLine, UserReport
 
 __all__ = ["format_table", "render_text"]
@@ -46,10 +47,40 @@ def _when(value: datetime | None, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime("%a %Y-%m-%d %H:%M") if value else "-"
 
 
-def _lateness(line: StakeholderLine, overdue: bool) -> str:
+def _lateness(line: StakeholderLine, overdue: bool, now: datetime) -> str:
     if line.last_met is None:
         return "due now"
-    return f"{line.days_overdue} d late" if overdue else f"in {-line.days_overdue} d"
+    if overdue:
+        return f"{line.days_late(now)} d late"
+    if line.days_overdue >= 0:  # past `every`, not yet past `at_most`
+        return f"due, late in {-line.days_late(now)} d"
+    return f"in {-line.days_overdue} d"
+
+
+def _insights(insights: Insights) -> list[str]:
+    """Private to the owner: sources of power, meetings outside the department, mentors."""
+    out = ["", "Insights (private to you)"]
+    covered = [c for c in insights.power if c.stakeholders]
+    if covered:
+        out.append(
+            "  sources of power: "
+            + ", ".join(f"{c.source.replace('_', ' ')} {len(c.stakeholders)}" for c in covered)
+        )
+    if not insights.tagged:
+        out.append("  sources of power: tag stakeholders with power: [...] to see what is covered")
+    out.extend(f"  {w}" for w in insights.warnings)
+    o = insights.outside
+    if o.department is None:
+        out.append("  outside your department: add owner.department to your policy to see it")
+    elif o.share is None:
+        out.append(f"  outside {o.department}: no meetings with a known department in {o.days} d")
+    else:
+        out.append(
+            f"  outside {o.department}: {o.share * 100:.0f}% of meetings in the last {o.days} d "
+            f"({o.outside} of {o.meetings - o.unknown})"
+        )
+    out.extend(f"  {m.text}" for m in insights.mentors)
+    return out
 
 
 def _pct(rate: float | None) -> str:
@@ -75,14 +106,24 @@ def _render_one(report: UserReport) -> list[str]:
                 x.department or "-",
                 _day(x.last_met, zone) if x.last_met else "never met",
                 _day(x.due_at, zone),
-                _lateness(x, overdue),
+                _lateness(x, overdue, report.generated_at),
+                x.kind,
                 f"{_when(x.next_meeting, zone)} ({x.next_meeting_state})"
                 if x.next_meeting
                 else "-",
             ]
             for x in lines
         ]
-        header = ["stakeholder", "tier", "department", "last met", "due", "", "next meeting"]
+        header = [
+            "stakeholder",
+            "tier",
+            "department",
+            "last met",
+            "due",
+            "",
+            "kind",
+            "next meeting",
+        ]
         out.extend(_table(header, rows))
 
     people("Overdue", report.overdue, True)
@@ -102,6 +143,8 @@ def _render_one(report: UserReport) -> list[str]:
         f"Invites: {r.sent} sent, {r.accepted} accepted ({_pct(r.acceptance_rate)}), "
         f"{r.declined} declined ({_pct(r.decline_rate)}), {r.awaiting} awaiting an answer"
     )
+    if report.insights is not None:
+        out.extend(_insights(report.insights))
     if report.paused:
         out.append("")
         out.append(f"Paused ({len(report.paused)})")

@@ -59,6 +59,21 @@ class ContractEnv(Protocol):
         on the attendee's calendar itself."""
         ...
 
+    #: Two more people with calendars at the provider, for a group meeting's draft (the
+    #: attendee first, then these): three attendees on one event.
+    extra_attendees: tuple[Person, ...]
+
+    def invitations(self, provider_event_id: str) -> list[str]:
+        """Lower-case e-mails of everyone the provider invited to the event, once per first
+        invitation sent: Google's and Graph's own mails (the emulators count them), iMIP
+        REQUESTs with SEQUENCE 0 at the SMTP sink, copies written into the attendees' files
+        for the ICS directory."""
+        ...
+
+    def cancellations(self, provider_event_id: str) -> list[str]:
+        """Lower-case e-mails of everyone told the event was cancelled, once per notice."""
+        ...
+
     def close(self) -> None: ...
 
 

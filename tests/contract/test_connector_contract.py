@@ -5,13 +5,14 @@ Runs once per provider env (see conftest). Counts are taken at the calendar, not
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduler.core.errors import ResourceGone
+from scheduler.core.errors import AttendeeLimitExceeded, InvalidRequest, ResourceGone
 from scheduler.core.intervals import Interval
-from scheduler.core.model import AttendeeStatus, BusyQuery, EventDraft
+from scheduler.core.model import AttendeeStatus, BusyQuery, EventDraft, EventStatus, Person
 from scheduler.core.ports import ContactHistory
 
 from .conftest import ContractEnv
@@ -218,3 +219,169 @@ def test_busy_read_of_the_owners_calendar_names_our_own_event(env: ContractEnv) 
     )
     blocks = env.source.busy(query).blocks[env.organizer.email]
     assert [b.start for b in blocks if b.key == draft.idempotency_key] == [moved]
+
+
+# -- group meetings: one event, every attendee invited -----------------------------------------
+
+
+def _group_draft(env: ContractEnv, key: str, hour: int = 12) -> EventDraft:
+    start = DAY.replace(hour=hour)
+    return EventDraft(
+        idempotency_key=key,
+        organizer=env.organizer,
+        attendee=env.attendee,
+        extra_attendees=env.extra_attendees,
+        start=start,
+        end=start + timedelta(hours=1),
+        title="Lunch: platform group",
+        description="Presenter: the first attendee.",
+        location="Level 2 café",
+    )
+
+
+def _busy_of(env: ContractEnv, person: Person) -> list[Interval]:
+    """``person``'s busy time on DAY, read with the organizer's (as the planner reads it);
+    blocks of cancelled events left out, as the busy rules leave them out."""
+    window = Interval(DAY, DAY + timedelta(days=1))
+    result = env.source.busy(BusyQuery(window=window, people=(env.organizer, person)))
+    assert person.email not in result.unavailable, result.unavailable
+    blocks = result.blocks.get(person.email, [])
+    return [b.interval for b in blocks if b.status is not EventStatus.CANCELLED]
+
+
+def _everyone(env: ContractEnv) -> list[str]:
+    return sorted(p.email.lower() for p in (env.attendee, *env.extra_attendees))
+
+
+def test_a_group_is_one_event_inviting_every_attendee_once(env: ContractEnv) -> None:
+    assert len(env.extra_attendees) == 2
+    draft = _group_draft(env, "contract-group-1")
+    # When a three-attendee meeting is created, and the create is retried (a lost reply)
+    first = env.writer.create_event(draft)
+    again = env.writer.create_event(draft)
+    # Then the provider holds one event, made by one create, and the retry reconciled it
+    assert first.created is True
+    assert again.created is False
+    assert again.provider_event_id == first.provider_event_id
+    assert env.count_events(env.organizer.email) == 1
+    # And each of the three was invited exactly once (the retry invited nobody again), the
+    # organizer not
+    assert sorted(env.invitations(first.provider_event_id)) == _everyone(env)
+    # And the lookup by key finds that one event
+    found = env.writer.find_by_key(env.organizer, draft.idempotency_key)
+    assert found is not None
+    assert found.provider_event_id == first.provider_event_id
+    # And it blocks every attendee's calendar (once their client has filed the invite)
+    env.deliver_mail()
+    hour = Interval(draft.start, draft.end)
+    for person in (env.attendee, *env.extra_attendees):
+        busy = _busy_of(env, person)
+        assert any(iv.overlaps(hour) for iv in busy), (person.email, busy)
+
+
+def test_each_group_attendee_answers_on_their_own(env: ContractEnv) -> None:
+    created = env.writer.create_event(_group_draft(env, "contract-group-resp"))
+    event_id = created.provider_event_id
+    second, third = env.extra_attendees
+    # Given nobody has answered, everyone reads as needing to
+    for person in (env.attendee, second, third):
+        state = env.responses.event_state(env.organizer, event_id, person.email)
+        assert state.response == AttendeeStatus.NEEDS_ACTION, person.email
+    # When the first accepts and the second declines
+    env.respond(env.attendee.email, event_id, AttendeeStatus.ACCEPTED)
+    env.respond(second.email, event_id, AttendeeStatus.DECLINED)
+    # Then each answer is read back for its own person only, the third still open
+    answers = {
+        p.email: env.responses.event_state(env.organizer, event_id, p.email).response
+        for p in (env.attendee, second, third)
+    }
+    assert answers == {
+        env.attendee.email: AttendeeStatus.ACCEPTED,
+        second.email: AttendeeStatus.DECLINED,
+        third.email: AttendeeStatus.NEEDS_ACTION,
+    }
+    # And the third's later answer changes nobody else's
+    env.respond(third.email, event_id, AttendeeStatus.TENTATIVE)
+    state = env.responses.event_state(env.organizer, event_id, third.email)
+    assert state.response == AttendeeStatus.TENTATIVE
+    state = env.responses.event_state(env.organizer, event_id, second.email)
+    assert state.response == AttendeeStatus.DECLINED
+
+
+def test_moving_a_group_keeps_and_tells_every_attendee(env: ContractEnv) -> None:
+    draft = _group_draft(env, "contract-group-move")
+    created = env.writer.create_event(draft)
+    event_id = created.provider_event_id
+    new = Interval(DAY.replace(hour=15), DAY.replace(hour=16))
+    env.writer.move_event(env.organizer, event_id, new.start, new.end)
+    env.writer.move_event(env.organizer, event_id, new.start, new.end)  # a retried move
+    # Then the same event moved, every attendee is still on it and was told once
+    assert env.count_events(env.organizer.email) == 1
+    assert env.count_creates(env.organizer.email) == 1
+    for person in (env.attendee, *env.extra_attendees):
+        state = env.responses.event_state(env.organizer, event_id, person.email)
+        assert (state.start, state.end) == (new.start, new.end)
+        assert state.response != AttendeeStatus.DECLINED, person.email  # still invited
+        assert env.updates_sent(person.email, event_id) == 1, person.email
+    # And every attendee's calendar shows the new time busy and the old one free
+    env.deliver_mail()
+    old = Interval(draft.start, draft.end)
+    for person in (env.attendee, *env.extra_attendees):
+        busy = _busy_of(env, person)
+        assert any(iv.overlaps(new) for iv in busy), (person.email, busy)
+        assert not any(iv.overlaps(old) for iv in busy), (person.email, busy)
+
+
+def test_cancelling_a_group_reaches_every_attendee_once(env: ContractEnv) -> None:
+    draft = _group_draft(env, "contract-group-cancel")
+    created = env.writer.create_event(draft)
+    event_id = created.provider_event_id
+    env.deliver_mail()
+    env.writer.cancel_event(env.organizer, event_id)
+    env.writer.cancel_event(env.organizer, event_id)  # a retried cancel tells nobody again
+    assert env.count_events(env.organizer.email) == 0
+    assert sorted(env.cancellations(event_id)) == _everyone(env)
+    # And the hour is free again on every attendee's calendar
+    env.deliver_mail()
+    hour = Interval(draft.start, draft.end)
+    for person in (env.attendee, *env.extra_attendees):
+        busy = _busy_of(env, person)
+        assert not any(iv.overlaps(hour) for iv in busy), (person.email, busy)
+
+
+def test_a_one_to_one_invites_only_its_attendee(env: ContractEnv) -> None:
+    created = env.writer.create_event(_draft(env, "contract-group-none"))
+    assert env.invitations(created.provider_event_id) == [env.attendee.email.lower()]
+
+
+#: The most attendees one event may have, as each provider documents it (see
+#: ``connectors/attendees.py``); the CalDAV env mails invites itself (iMIP), one message to all.
+_ATTENDEE_LIMITS = {"google": 200, "microsoft": 500, "caldav": 100}
+
+
+def test_a_draft_above_the_providers_attendee_limit_is_refused_unsent(env: ContractEnv) -> None:
+    limit = _ATTENDEE_LIMITS.get(env.name)
+    if limit is None:
+        pytest.skip(f"{env.name}: a directory of files takes any number of attendees")
+    guests = tuple(Person(f"guest{i}@corp.example", f"Guest {i}", "UTC") for i in range(limit))
+    # Given a draft with one attendee more than the provider takes
+    draft = replace(_group_draft(env, "contract-group-limit"), extra_attendees=guests)
+    assert len(draft.attendees) == limit + 1
+    # When it is created, it is refused as a permanent error naming the limit, and nothing
+    # reached the provider
+    with pytest.raises(AttendeeLimitExceeded) as caught:
+        env.writer.create_event(draft)
+    assert (caught.value.count, caught.value.limit, caught.value.transient) == (
+        limit + 1,
+        limit,
+        False,
+    )
+    assert isinstance(caught.value, InvalidRequest)
+    assert str(limit) in str(caught.value)
+    assert env.count_creates(env.organizer.email) == 0
+    assert env.writer.find_by_key(env.organizer, draft.idempotency_key) is None
+    # And exactly at the limit the one event goes out to everyone
+    at_limit = replace(draft, idempotency_key="contract-group-at-limit", extra_attendees=guests[1:])
+    created = env.writer.create_event(at_limit)
+    assert len(env.invitations(created.provider_event_id)) == limit
+    assert env.count_events(env.organizer.email) == 1

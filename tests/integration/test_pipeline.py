@@ -586,3 +586,88 @@ def test_planning_withdraws_a_proposal_the_other_side_already_booked(env: Env) -
     assert env.app.store.get_meeting(alex_proposal).state == MeetingState.CANCELLED
     skipped = {s.stakeholder: s.code.value for s in run.plan.skipped}
     assert skipped["sam@corp.example"] == "open_meeting"
+
+
+# -- a group meeting: one event with every attendee --------------------------------------------
+
+GROUP = """\
+groups:
+  - name: platform
+    members: [kim@corp.example, jo@corp.example, lee@corp.example, max@corp.example]
+    kind: coffee
+    duration: 60m
+    size: "3..4"
+    quorum: 0.6
+allowed_domains: [corp.example]
+"""
+MEMBERS = {"kim@corp.example", "jo@corp.example", "lee@corp.example", "max@corp.example"}
+
+
+class LosingWriter(FlakyWriter):
+    """Creates the event, then loses the reply of the first ``failures`` creates."""
+
+    def create_event(self, draft: EventDraft) -> CreatedEvent:
+        self.calls += 1
+        created = self.inner.create_event(draft)
+        if self.calls <= self.failures:
+            raise self.error
+        return created
+
+
+def _group_env(env: Env) -> None:
+    for who in ("lee", "max"):
+        _empty_calendar(env.calendars / f"{who}@corp.example.ics")
+    text = POLICY.format(peer_mode="propose").replace("allowed_domains: [corp.example]\n", GROUP)
+    env.policy_path.write_text(text)
+
+
+def _approved_group(env: Env):  # type: ignore[no-untyped-def]
+    env.plan()
+    (m,) = [m for m in env.meetings(MeetingState.PROPOSED) if m.group_name == "platform"]
+    assert decisions.approve(env.p, m.id)
+    return m
+
+
+def test_a_group_meeting_is_one_event_with_every_attendee(env: Env) -> None:
+    _group_env(env)
+    m = _approved_group(env)
+    assert set(m.attendees) == MEMBERS
+    assert [r.outcome for r in env.book_all()] == [BookOutcome.BOOKED]
+    (event,) = env.events_at_calendar()
+    invited = event.get("ATTENDEE")
+    invited = invited if isinstance(invited, list) else [invited]
+    assert {str(a).lower().removeprefix("mailto:") for a in invited} >= MEMBERS
+    for email in MEMBERS:  # each attendee's calendar holds the same one event
+        assert [str(e["UID"]) for e in env.events_at_calendar(email)] == [str(event["UID"])]
+    assert "Presenting this time" in str(event["DESCRIPTION"])
+
+
+def test_a_group_create_whose_reply_was_lost_is_not_sent_twice(env: Env) -> None:
+    _group_env(env)
+    _with_writer(env, LosingWriter(env.directory, 1, ProviderUnavailable("lost", provider="ics")))
+    m = _approved_group(env)
+    assert booking.book_meeting(env.p, m.id).outcome == BookOutcome.RETRY
+    assert len(env.events_at_calendar()) == 1  # it got through
+    env.clock.advance(timedelta(minutes=5))
+    assert booking.book_meeting(env.p, m.id).outcome == BookOutcome.BOOKED
+    assert len(env.events_at_calendar()) == 1
+    assert (
+        str(env.events_at_calendar()[0]["UID"]) == env.app.store.get_meeting(m.id).provider_event_id
+    )
+
+
+def test_group_answers_are_followed_per_attendee(env: Env) -> None:
+    _group_env(env)
+    m = _approved_group(env)
+    env.book_all()
+    booked = env.app.store.get_meeting(m.id)
+    for email in booked.attendees[1:3]:
+        env.directory.respond(email, booked.provider_event_id, AttendeeStatus.DECLINED)
+    responses.sync_responses(env.p, env.user_id())
+    after = env.app.store.get_meeting(m.id)
+    assert after.state == MeetingState.BOOKED  # below the quorum, not cancelled
+    assert sorted(a for _, a in after.attendee_status) == [
+        "declined", "declined", "needsAction", "needsAction",
+    ]  # fmt: skip
+    details = [e.detail for e in env.app.store.audit_trail(m.id)]
+    assert "group below quorum: 2 of 4 declined (needs 3)" in details

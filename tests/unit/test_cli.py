@@ -60,7 +60,7 @@ def test_plan_json_on_the_sample_organisation() -> None:
     )
     assert code == 0, err
     data = json.loads(out)
-    assert set(data) == {"proposals", "skipped"}
+    assert set(data) == {"proposals", "skipped", "group_proposals", "group_skipped"}
     assert data["proposals"], "the sample organisation should yield proposals"
     for p in data["proposals"]:
         assert {"stakeholder", "start", "end", "kind", "mode", "reason"} <= set(p)
@@ -186,7 +186,7 @@ def test_validate_applies_the_policy_limit_settings(
     monkeypatch.setenv("GOODWILL_LIMITS__POLICY_MAX_STAKEHOLDERS", "2")
     code, out, _ = run("validate", str(alex))
     assert code == 2
-    assert "10 stakeholders is more than 2" in out
+    assert "11 stakeholders is more than 2" in out
     monkeypatch.setenv("GOODWILL_LIMITS__POLICY_MAX_STAKEHOLDERS", "many")
     code, _, err = run("validate", str(alex))
     assert code == 2

@@ -272,11 +272,16 @@ def test_json_shape() -> None:
     policy = make_policy(peers(1))
     out = plan(policy, now=NOW, busy=free_for(policy), last_contacts={}).as_json()
     (p,) = out["proposals"]
-    assert set(p) == {"stakeholder", "start", "end", "kind", "mode", "reason"}
+    assert set(p) == {"stakeholder", "start", "end", "kind", "mode", "reason", "alternatives"}
     assert p["start"].endswith("Z")
     assert p["end"].endswith("Z")
     assert datetime.fromisoformat(p["start"].replace("Z", "+00:00")).tzinfo is not None
-    assert Plan().as_json() == {"proposals": [], "skipped": []}
+    assert Plan().as_json() == {
+        "proposals": [],
+        "skipped": [],
+        "group_proposals": [],
+        "group_skipped": [],
+    }
 
 
 busy_blocks = st.lists(
@@ -379,3 +384,42 @@ def test_a_senior_gets_at_most_one_new_goodwill_invite_a_day_across_owners() -> 
     (skip,) = result.skipped
     assert (skip.stakeholder, skip.code) == ("sam@corp.example", SkipCode.STAKEHOLDER_BUSY)
     assert "@" not in skip.reason
+
+
+def test_each_proposal_keeps_alternatives_under_the_same_rules_and_caps() -> None:
+    policy = make_policy(peers(3))
+    result = plan(policy, now=NOW, busy=free_for(policy), last_contacts={})
+    zone = ZoneInfo(policy.owner.timezone)
+    taken = [(p.start, p.end) for p in result.proposals]
+    days = {start.astimezone(zone).date() for start, _ in taken}
+    av = policy.availability
+    for p in result.proposals:
+        assert 1 <= len(p.alternatives) <= 3
+        for start, end in p.alternatives:
+            assert end - start == policy.meeting.duration
+            assert start >= NOW + av.min_notice
+            assert not any(start < e and s < end for s, e in taken)  # no proposal's slot
+            if av.max_per_day == 1:  # another proposal's day is full
+                own = p.start.astimezone(zone).date()
+                assert start.astimezone(zone).date() not in days - {own}
+    (first, *_) = result.as_json()["proposals"]
+    alternatives = first["alternatives"]
+    assert isinstance(alternatives, list)
+    assert all(a.endswith("Z") and b.endswith("Z") for a, b in alternatives)
+
+
+def test_a_paused_owner_is_proposed_nothing_and_told_why() -> None:
+    policy = make_policy(peers(2))
+    until = NOW + timedelta(days=4, hours=16)  # the start of Saturday in UTC
+    result = plan(
+        policy, now=NOW, busy=free_for(policy), last_contacts={}, owner_paused_until=until
+    )
+    assert result.proposals == ()
+    assert {s.code for s in result.skipped} == {SkipCode.PAUSED}
+    assert all(
+        s.reason.startswith("paused until the end of Fri 4 Dec 2026") for s in result.skipped
+    )
+    later = plan(
+        policy, now=until, busy=free_for(policy), last_contacts={}, owner_paused_until=until
+    )
+    assert later.proposals

@@ -457,7 +457,9 @@ def test_alex_example_matches_the_design_sketch() -> None:
     )
     assert alex.availability.no_meeting_days == frozenset({4})
     names = {s.email.split("@")[0] for s in alex.stakeholders}
-    assert names == {"sam", "lena", "maria", "jon", "omar", "chloe", "kim", "dana", "tom", "raj"}
+    assert names == {
+        "sam", "lena", "maria", "jon", "omar", "chloe", "kim", "dana", "tom", "raj", "nina",
+    }  # fmt: skip
     sam = alex.stakeholder("sam@corp.example")
     kim = alex.stakeholder("kim@corp.example")
     assert sam is not None

@@ -220,9 +220,20 @@ def array_of(item: object) -> dict[str, object]:
 NULLABLE_TIME = {"type": ["string", "null"]}
 LINE = obj(
     "email", "name", "tier", "department", "last_met", "due_at", "days_overdue", "next_meeting",
-    "next_meeting_state",
+    "next_meeting_state", "kind", "late_at", "days_late",
     email={"type": "string"}, last_met=NULLABLE_TIME, due_at={"type": "string"},
     days_overdue={"type": "integer"}, next_meeting=NULLABLE_TIME,
+    kind={"enum": ["coffee", "lunch"]}, late_at={"type": "string"}, days_late={"type": "integer"},
+)  # fmt: skip
+INSIGHTS = obj(
+    "power", "warnings", "outside_department", "mentor_suggestions",
+    power=array_of(obj("source", "stakeholders", stakeholders=array_of({"type": "string"}))),
+    warnings=array_of({"type": "string"}),
+    outside_department=obj(
+        "department", "days", "meetings", "outside", "unknown", "share",
+        department={"type": ["string", "null"]}, share={"type": ["number", "null"]},
+    ),
+    mentor_suggestions=array_of(obj("email", "name", "completed", "months", "text")),
 )  # fmt: skip
 COVERAGE = array_of(obj("group", "met", "total", "percent", percent={"type": "number"}))
 RATE = {"type": ["number", "null"]}
@@ -246,6 +257,7 @@ REPORT_SCHEMA = obj(
             "credentials",
             "held_replies",
             "conflicts",
+            "insights",
             overdue=array_of(LINE),
             due_soon=array_of(LINE),
             stakeholders=array_of(LINE),
@@ -291,6 +303,7 @@ REPORT_SCHEMA = obj(
                     at={"type": "string"},
                 )
             ),
+            insights=INSIGHTS,
         )
     ),
     owner_removed=array_of(

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from scheduler.core.durations import SpecError, SubPath, format_duration
 from scheduler.core.policy.fields import (
@@ -26,10 +26,13 @@ from scheduler.core.policy.fields import (
     _fits,
     _outside,
 )
+from scheduler.core.policy.groups import via_problems
+from scheduler.core.policy.insights import power_problems
+from scheduler.core.policy.meetings import MeetingOverride, fit_problems, merge_meeting
 from scheduler.core.policy.reschedule import RescheduleRule
 
 if TYPE_CHECKING:
-    from scheduler.core.policy.schema import MeetingDefaults, Owner
+    from scheduler.core.policy.schema import Availability, MeetingDefaults, Owner
 
 __all__ = [
     "Section",
@@ -56,9 +59,33 @@ class Tier(Section):
     """How often to meet everyone in the tier, and whether booking needs approval."""
 
     every: Cadence
+    #: Late only after this long (planning still starts at ``every``); None: at ``every``.
+    at_most: Cadence | None = None
     mode: Mode = "propose"
     #: What to do when a booked coffee in this tier gets a conflict (None: the policy's rule).
     reschedule: RescheduleRule | None = None
+    #: This tier's meeting, merged field by field over the policy's ``meeting:``.
+    meeting: MeetingOverride | None = None
+
+    @model_validator(mode="after")
+    def _at_most_after_every(self) -> Tier:
+        if self.at_most is not None and self.at_most < self.every:
+            raise SpecError(
+                [
+                    (
+                        ("at_most",),
+                        f"at_most ({format_duration(self.at_most)}) is shorter than every "
+                        f"({format_duration(self.every)}); make at_most at least "
+                        f"{format_duration(self.every)} or leave it out",
+                    )
+                ]
+            )
+        return self
+
+    @property
+    def late_after(self) -> timedelta:
+        """How long after the last meeting someone of this tier counts as late."""
+        return self.at_most if self.at_most is not None else self.every
 
 
 class Stakeholder(Section):
@@ -81,6 +108,12 @@ class Stakeholder(Section):
     #: Other addresses this person answers invitations from (a personal account, an old
     #: address): an e-mailed reply from one of them is applied as theirs.
     aliases: tuple[Email, ...] = ()
+    #: This person's meeting, merged over the tier's and the policy's ``meeting:``.
+    meeting: MeetingOverride | None = None
+    #: ``to_meet``: not met yet, never invited cold; ``via`` (another stakeholder) introduces
+    #: them (:mod:`scheduler.core.policy.groups`, :mod:`scheduler.core.introductions`).
+    status: Literal["active", "to_meet"] = "active"
+    via: Email | None = None
 
     _power_list = field_validator("power", mode="before")(_as_tuple_of_text)
     _alias_list = field_validator("aliases", mode="before")(_as_tuple_of_text)
@@ -120,7 +153,12 @@ def stakeholder_problems(
         else:
             first_seen[person.email] = index
         problems.extend(_alias_problems(index, person, people, domains, owner))
-        if (
+        if "power_sources" in data:
+            problems.extend(power_problems((index, "power"), person.power, data["power_sources"]))
+        tier = tiers.get(person.tier) if tiers else None
+        if person.meeting is not None or (tier is not None and tier.meeting is not None):
+            problems.extend(_meeting_problems(index, person, data))
+        elif (
             meeting is not None
             and person.working_hours is not None
             and not _fits(meeting.duration, _all_ranges(person.working_hours))
@@ -130,7 +168,35 @@ def stakeholder_problems(
                 f"working-hours ranges; lengthen them or shorten meeting.duration"
             )
             problems.append(((index, "working_hours"), message))
+    problems.extend(via_problems(people))
     return SpecError(problems) if problems else None
+
+
+def _meeting_problems(
+    index: int, person: Stakeholder, data: Mapping[str, Any]
+) -> list[tuple[SubPath, str]]:
+    """The fit rules for a stakeholder whose meeting differs from ``meeting:``."""
+    meeting: MeetingDefaults | None = data.get("meeting")
+    availability: Availability | None = data.get("availability")
+    tier = (data.get("tiers") or {}).get(person.tier)
+    if meeting is None or availability is None:
+        return []
+    effective = merge_meeting(meeting, tier.meeting if tier else None, person.meeting)
+    own = person.meeting
+    if own is not None and (own.duration is not None or own.kind is not None):
+        at: SubPath = (index, "meeting", "kind" if own.duration is None else "duration")
+        hours = person.working_hours
+        return fit_problems(effective.duration, effective.kind, availability, at=at, hours=hours)
+    # The tier's meeting was checked with the tier: only the person's own hours are left.
+    if person.working_hours is not None and not _fits(
+        effective.duration, _all_ranges(person.working_hours)
+    ):
+        message = (
+            f"a {format_duration(effective.duration)} meeting fits in none of these "
+            f"working-hours ranges; lengthen them or shorten the meeting's duration"
+        )
+        return [((index, "working_hours"), message)]
+    return []
 
 
 #: The most aliases one stakeholder may list.

@@ -15,10 +15,11 @@ import itertools
 import re
 from collections.abc import Mapping
 from datetime import time, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    BeforeValidator,
     Field,
     PrivateAttr,
     ValidationError,
@@ -53,6 +54,10 @@ from scheduler.core.policy.fields import (
     _fits,
     _outside,
 )
+from scheduler.core.policy.groups import Group, Introductions, group_problems, member_problems
+from scheduler.core.policy.insights import Insights, check_power_sources
+from scheduler.core.policy.meetings import merge_meeting, tier_meeting_problems
+from scheduler.core.policy.notify import Notify
 from scheduler.core.policy.people import Section as _Section
 from scheduler.core.policy.people import (
     Stakeholder,
@@ -67,7 +72,10 @@ __all__ = [
     "Availability",
     "CalendarRef",
     "Etiquette",
+    "Group",
+    "Introductions",
     "MeetingDefaults",
+    "Notify",
     "Owner",
     "Policy",
     "Stakeholder",
@@ -82,6 +90,8 @@ class Owner(_Section):
     email: Email
     name: str
     timezone: TimeZone
+    #: The owner's own department: the report counts meetings outside it (private).
+    department: str | None = None
 
     @property
     def person(self) -> Person:
@@ -252,9 +262,19 @@ class Policy(_Section):
     meeting: MeetingDefaults = MeetingDefaults()
     stakeholder_defaults: StakeholderDefaults = StakeholderDefaults()
     tiers: dict[str, Tier] = Field(default_factory=dict)
+    #: Names of sources of power beyond the six (:mod:`scheduler.core.policy.insights`).
+    power_sources: Annotated[tuple[str, ...], BeforeValidator(check_power_sources)] = ()
     stakeholders: list[Stakeholder] = Field(default_factory=list)
     etiquette: Etiquette = Etiquette()
     reschedule: RescheduleRule = RescheduleRule()
+    #: The owner's digest e-mail and immediate notices (:mod:`scheduler.core.policy.notify`).
+    notify: Notify = Notify()
+    #: When the report suggests a mentor, and how far back it counts (private to the owner).
+    insights: Insights = Insights()
+    #: Recurring group meetings (:mod:`scheduler.core.policy.groups`); always propose mode.
+    groups: tuple[Group, ...] = ()
+    #: How a stakeholder ``status: to_meet`` is met through ``via``.
+    introductions: Introductions = Introductions()
 
     _source: str = PrivateAttr("<memory>")
     _content_hash: str = PrivateAttr("")
@@ -337,6 +357,14 @@ class Policy(_Section):
             raise SpecError(problems)
         return value
 
+    @field_validator("tiers")
+    @classmethod
+    def _tier_meetings_fit(cls, value: dict[str, Tier], info: ValidationInfo) -> dict[str, Tier]:
+        problems = tier_meeting_problems(value, info.data)
+        if problems:
+            raise SpecError(problems)
+        return value
+
     @field_validator("stakeholders", mode="wrap")
     @classmethod
     def _stakeholders_consistent(
@@ -367,6 +395,40 @@ class Policy(_Section):
         if found:
             raise found
         return people
+
+    @field_validator("groups", mode="wrap")
+    @classmethod
+    def _groups_consistent(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> tuple[Group, ...]:
+        try:
+            groups: tuple[Group, ...] = handler(value)
+        except ValidationError as exc:
+            # A group with its own problems still gets its members checked against the policy.
+            raws = value if isinstance(value, list) else []
+            found = [
+                p
+                for i, raw in enumerate(raws)
+                if isinstance(raw, Mapping) and isinstance(raw.get("members"), list)
+                for p in member_problems(i, raw["members"], info.data)
+            ]
+            if not found:
+                raise
+            details: list[InitErrorDetails] = [
+                InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"], ctx=e["ctx"])
+                if "ctx" in e
+                else InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"])
+                for e in exc.errors()
+            ]
+            error = SpecError(found)
+            details.append(
+                InitErrorDetails(type="value_error", loc=(), input=value, ctx={"error": error})
+            )
+            raise ValidationError.from_exception_data(exc.title, details) from None
+        problems = group_problems(groups, info.data)
+        if problems:
+            raise problems
+        return groups
 
     # -- what the planner asks ------------------------------------------------------------
 
@@ -399,6 +461,11 @@ class Policy(_Section):
 
     def tier_of(self, s: Stakeholder) -> Tier:
         return self.tiers[s.tier]
+
+    def meeting_of(self, s: Stakeholder) -> MeetingDefaults:
+        """``s``'s meeting: ``meeting:``, then their tier's ``meeting``, then their own."""
+        tier = self.tiers.get(s.tier)
+        return merge_meeting(self.meeting, tier.meeting if tier else None, s.meeting)
 
     def mode_of(self, s: Stakeholder) -> Mode:
         """Explicit ``mode`` wins; senior people default to ``propose``; else the tier's mode."""

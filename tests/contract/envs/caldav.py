@@ -80,15 +80,21 @@ def shared_radicale() -> RadicaleServer:
 
 class CalDAVContractEnv:
     name = "caldav"
+    #: Set per env by :meth:`__init__` (a subclass without them invites one attendee only).
+    extra_attendees: tuple[Person, ...] = ()
 
     def __init__(self, tmp_path: Path) -> None:
         self.organizer = Person(f"{unique_user('org')}@corp.example", "Olga Org", "Europe/London")
         self.attendee = Person(f"{unique_user('att')}@corp.example", "Al Att", "America/New_York")
+        self.extra_attendees = (
+            Person(f"{unique_user('bea')}@corp.example", "Bea Second", "Asia/Kolkata"),
+            Person(f"{unique_user('cy')}@corp.example", "Cy Third", "Europe/London"),
+        )
         self._server = shared_radicale()
         self._sink = SmtpSink(port=free_port()).start()
         self._auth: tuple[str, str] | None = ("service", "secret")
         self._headers: dict[str, str] = {}
-        for person in (self.organizer, self.attendee):
+        for person in (self.organizer, self.attendee, *self.extra_attendees):
             self._server.make_calendar(f"{person.email.split('@')[0]}/calendar/")
         self._calendar = CalDAVCalendar(
             self._server.url,
@@ -220,11 +226,43 @@ class CalDAVContractEnv:
             and int(event.get("SEQUENCE", 0)) > 0
         )
 
+    def invitations(self, provider_event_id: str) -> list[str]:
+        """Recipients of the iMIP REQUESTs with SEQUENCE 0 for the event (at the SMTP sink)."""
+        return self._recipients("REQUEST", provider_event_id, first_only=True)
+
+    def cancellations(self, provider_event_id: str) -> list[str]:
+        """Recipients of the iMIP CANCELs for the event (at the SMTP sink)."""
+        return self._recipients("CANCEL", provider_event_id, first_only=False)
+
+    def _recipients(self, method: str, uid: str, *, first_only: bool) -> list[str]:
+        found: list[str] = []
+        for received in list(self._sink.messages):
+            mail = message_from_bytes(received.data, policy=default)
+            for part in mail.walk():
+                if part.get_content_type() != "text/calendar":
+                    continue
+                content = part.get_content()
+                cal = icalendar.Calendar.from_ical(
+                    content.encode() if isinstance(content, str) else content
+                )
+                if str(cal.get("METHOD", "")).upper() != method:
+                    continue
+                if any(
+                    str(e.get("UID")) == uid and not (first_only and int(e.get("SEQUENCE", 0)))
+                    for e in cal.walk("VEVENT")
+                ):
+                    found.extend(r.lower() for r in received.rcpt_tos)
+        return found
+
     def deliver_mail(self) -> None:
-        """The attendee's client files each invite in their calendar: per UID, the message
+        """Each attendee's client files each invite in their calendar: per UID, the message
         with the highest SEQUENCE wins (a REQUEST as the event, a CANCEL as cancelled)."""
+        for person in (self.attendee, *self.extra_attendees):
+            self._deliver_to(person)
+
+    def _deliver_to(self, person: Person) -> None:
         latest: dict[str, tuple[int, str, icalendar.Component]] = {}
-        for method, event in self._itip_mails(self.attendee.email):
+        for method, event in self._itip_mails(person.email):
             uid, sequence = str(event.get("UID")), int(event.get("SEQUENCE", 0))
             if method in ("REQUEST", "CANCEL") and (
                 uid not in latest or sequence >= latest[uid][0]
@@ -239,7 +277,7 @@ class CalDAVContractEnv:
                 event.add("status", "CANCELLED")
             copy.add_component(self._attendee_copy(event))
             name = hashlib.sha256(uid.encode()).hexdigest()[:32]
-            url = self._calendar.calendar_url(self.attendee.email) + f"{name}.ics"
+            url = self._calendar.calendar_url(person.email) + f"{name}.ics"
             response = httpx.put(
                 url,
                 content=copy.to_ical(),

@@ -34,9 +34,13 @@ class GoogleEnv:
     def __init__(self, tmp_path: Path) -> None:
         self.organizer = Person("org@corp.example", "Olive Organizer", "Europe/London")
         self.attendee = Person("att@corp.example", "Arthur Attendee", "America/New_York")
+        self.extra_attendees = (
+            Person("bea@corp.example", "Bea Second", "Asia/Kolkata"),
+            Person("cy@corp.example", "Cy Third", "Europe/London"),
+        )
         self.emulator = GoogleEmulator(page_size=3).start()
         self.tokens = EncryptedFileTokenStore(tmp_path / "tokens", "contract-secret-key")
-        for person in (self.organizer, self.attendee):
+        for person in (self.organizer, self.attendee, *self.extra_attendees):
             self.emulator.add_calendar(person.email, person.timezone)
             refresh_token = f"1//rt-{person.email}"
             self.emulator.add_refresh_token(refresh_token, person.email)
@@ -106,6 +110,17 @@ class GoogleEnv:
 
     def deliver_mail(self) -> None:
         """Google puts invites and updates on the guest's calendar itself."""
+
+    def invitations(self, provider_event_id: str) -> list[str]:
+        """Guests Google mailed the invite (``events.insert`` with ``sendUpdates=all``)."""
+        return self._notified("invite", provider_event_id)
+
+    def cancellations(self, provider_event_id: str) -> list[str]:
+        """Guests Google mailed the cancellation (``events.delete`` with ``sendUpdates=all``)."""
+        return self._notified("cancel", provider_event_id)
+
+    def _notified(self, kind: str, provider_event_id: str) -> list[str]:
+        return [e for k, i, e in self.emulator.notified if (k, i) == (kind, provider_event_id)]
 
     def close(self) -> None:
         self.emulator.stop()

@@ -20,8 +20,12 @@ class IcsEnv:
         self.root = root
         self.organizer = Person("org@corp.example", "Olive Organizer", "Europe/London")
         self.attendee = Person("att@corp.example", "Arthur Attendee", "America/New_York")
+        self.extra_attendees = (
+            Person("bea@corp.example", "Bea Second", "Asia/Kolkata"),
+            Person("cy@corp.example", "Cy Third", "Europe/London"),
+        )
         self.directory = IcsDirectory(root)
-        for person in (self.organizer, self.attendee):
+        for person in (self.organizer, self.attendee, *self.extra_attendees):
             empty = icalendar.Calendar()
             empty.add("PRODID", "-//goodwill tests//contract env//EN")
             empty.add("VERSION", "2.0")
@@ -76,6 +80,32 @@ class IcsEnv:
 
     def deliver_mail(self) -> None:
         """The connector writes the attendee's copy itself (their file exists)."""
+
+    def invitations(self, provider_event_id: str) -> list[str]:
+        """Attendees of the outbox REQUEST whose own file holds a copy of the event."""
+        return self._reached(provider_event_id, "", cancelled=False)
+
+    def cancellations(self, provider_event_id: str) -> list[str]:
+        """Attendees of the outbox CANCEL whose own copy of the event is marked cancelled."""
+        return self._reached(provider_event_id, ".cancel", cancelled=True)
+
+    def _reached(self, uid: str, suffix: str, *, cancelled: bool) -> list[str]:
+        message = self.root / "outbox" / f"{uid}{suffix}.ics"
+        if not message.exists():
+            return []
+        reached = []
+        for event in icalendar.Calendar.from_ical(message.read_bytes()).walk("VEVENT"):
+            attendees = event.get("ATTENDEE")
+            for attendee in attendees if isinstance(attendees, list) else [attendees]:
+                email = str(attendee).lower().removeprefix("mailto:")
+                own = self.root / f"{email}.ics"
+                if not own.exists():
+                    continue
+                for copy in icalendar.Calendar.from_ical(own.read_bytes()).walk("VEVENT"):
+                    status = str(copy.get("STATUS", "")).upper()
+                    if str(copy.get("UID")) == uid and (status == "CANCELLED") == cancelled:
+                        reached.append(email)
+        return reached
 
     def close(self) -> None:
         """Nothing to stop: the directory lives in pytest's tmp_path."""

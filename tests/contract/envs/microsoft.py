@@ -30,6 +30,12 @@ class MicrosoftEnv:
         self.emulator = GraphEmulator(tmp_path)
         self.emulator.add_mailbox(self.organizer.email, zone="GMT Standard Time")
         self.emulator.add_mailbox(self.attendee.email, zone="Eastern Standard Time")
+        self.extra_attendees = (
+            Person("bea@corp.example", "Bea Second", "Asia/Kolkata"),
+            Person("cy@corp.example", "Cy Third", "Europe/London"),
+        )
+        self.emulator.add_mailbox("bea@corp.example", zone="India Standard Time")
+        self.emulator.add_mailbox("cy@corp.example", zone="GMT Standard Time")
         settings = self.emulator.settings()
         calendar = GraphCalendar(settings, AppOnlyTokens(settings, MemoryTokenStore()))
         self.source = calendar
@@ -60,6 +66,14 @@ class MicrosoftEnv:
 
     def deliver_mail(self) -> None:
         """Exchange puts invites and updates on the attendee's calendar itself."""
+
+    def invitations(self, provider_event_id: str) -> list[str]:
+        """Attendees Graph sent the invitation when the event was created."""
+        return [a for e, a in self.emulator.invitations_sent if e == provider_event_id]
+
+    def cancellations(self, provider_event_id: str) -> list[str]:
+        """Attendees Graph sent the cancellation (``POST …/cancel``)."""
+        return [a for e, a in self.emulator.cancellations_sent if e == provider_event_id]
 
     def close(self) -> None:
         violations = list(self.emulator.schema_violations)

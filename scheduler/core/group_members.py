@@ -1,0 +1,119 @@
+"""Who of a group may be invited, for :mod:`scheduler.core.groups`. Pure.
+
+- :func:`eligible`: the members who may be invited at all (nobody paused, nobody ``to_meet``
+  not met yet, no senior before a one-to-one, nobody without a readable calendar, no senior
+  who got a new goodwill invite from another owner today) and how many were left out why;
+- :func:`capped_spans`: the weeks (ISO weeks in the member's own zone) in which a member
+  already has the service-wide most goodwill meetings from other owners
+  (``GOODWILL_STAKEHOLDER_WEEKLY_CAP``): they are not invited to a slot in those weeks. The
+  load counts every attendee of other owners' group meetings, so a group invite counts
+  towards each attendee's week as a one-to-one would.
+
+Other owners are never named: the reasons say "other goodwill meetings", not whose.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, time, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from scheduler.core.availability import Span
+from scheduler.core.introductions import is_unmet
+from scheduler.core.model import BusyResult
+from scheduler.core.policy import Policy
+from scheduler.core.policy.groups import Group
+
+__all__ = ["MemberLoad", "capped_spans", "eligible", "left_out_code", "left_out_text"]
+
+
+class MemberLoad(Protocol):
+    """What members already have from other owners (the planner's ``StakeholderLoad``)."""
+
+    @property
+    def weekly_cap(self) -> int: ...
+    @property
+    def meetings(self) -> Mapping[str, Sequence[datetime]]: ...
+    @property
+    def invited_today(self) -> Collection[str]: ...
+
+
+_LEFT_OUT = {
+    "paused": "paused",
+    "to_meet": "not met yet (never invited cold)",
+    "senior_first": "senior, to meet one-to-one first",
+    "stakeholder_busy": "senior, already asked by goodwill today (asked tomorrow)",
+    "calendar_unavailable": "without a readable calendar",
+}
+
+
+def eligible(
+    policy: Policy,
+    group: Group,
+    now: datetime,
+    busy: BusyResult,
+    last_contacts: Mapping[str, datetime],
+    met: Collection[str] | None,
+    load: MemberLoad | None,
+) -> tuple[list[str], dict[str, int]]:
+    """The members who may be invited, and how many were left out for each reason.
+
+    ``met``: e-mails with a completed one-to-one (None: anyone in ``last_contacts``).
+    """
+    today = now.astimezone(ZoneInfo(policy.owner.timezone)).date()
+    met_set = {e.lower() for e in (last_contacts if met is None else met)}
+    asked_today = {e.lower() for e in load.invited_today} if load is not None else set()
+    blocks = {k.lower() for k in busy.blocks}
+    unavailable = {k.lower() for k in busy.unavailable}
+    out: list[str] = []
+    left: Counter[str] = Counter()
+    for email in group.members:
+        s = policy.stakeholder(email)
+        if s is not None and s.paused_until is not None and s.paused_until > today:
+            left["paused"] += 1
+        elif s is not None and is_unmet(s, last_contacts):
+            left["to_meet"] += 1
+        elif s is not None and s.senior and email not in met_set:
+            left["senior_first"] += 1
+        elif s is not None and s.senior and email in asked_today:
+            left["stakeholder_busy"] += 1
+        elif email not in blocks or email in unavailable:
+            left["calendar_unavailable"] += 1
+        else:
+            out.append(email)
+    return out, dict(left)
+
+
+def left_out_code(left: Mapping[str, int]) -> str:
+    """The skip code when too few members are left: the first reason that left someone out."""
+    for code in ("senior_first", "stakeholder_busy", "calendar_unavailable"):
+        if left.get(code):
+            return code
+    return "too_few_members"
+
+
+def left_out_text(left: Mapping[str, int]) -> str:
+    """``1 paused, 2 without a readable calendar`` (no names)."""
+    return ", ".join(f"{n} {_LEFT_OUT[k]}" for k, n in sorted(left.items()))
+
+
+def capped_spans(load: MemberLoad | None, email: str, zone: str) -> list[Span]:
+    """The member's weeks (their own ISO weeks, as epoch spans, sorted) that already hold
+    ``weekly_cap`` goodwill meetings with other owners."""
+    if load is None:
+        return []
+    tz = ZoneInfo(zone)
+    weeks = Counter(
+        start.astimezone(tz).isocalendar()[:2] for start in load.meetings.get(email, ())
+    )
+    out: list[Span] = []
+    for (year, week), count in sorted(weeks.items()):
+        if count < load.weekly_cap:
+            continue
+        monday = datetime.fromisocalendar(year, week, 1).date()
+        begin = datetime.combine(monday, time(0), tzinfo=tz)
+        end = datetime.combine(monday + timedelta(days=7), time(0), tzinfo=tz)
+        out.append((int(begin.timestamp()), int(end.timestamp())))
+    return out
