@@ -36,6 +36,7 @@ Quirks handled here, each with a regression test:
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -47,7 +48,8 @@ import httplib2
 from google.auth.credentials import Credentials
 from google.oauth2 import credentials as user_creds
 from google.oauth2 import service_account
-from googleapiclient.discovery import build
+from googleapiclient import discovery_cache
+from googleapiclient.discovery import build_from_document, fix_method_name
 
 from connectors.google_errors import PROVIDER, google_errors
 from connectors.google_events import (
@@ -60,6 +62,7 @@ from connectors.google_events import (
     parse_instant,
     rfc3339,
 )
+from connectors.lru import Lru
 from connectors.owner_read import OwnerReads, Use
 from scheduler.core.clock import Clock, SystemClock
 from scheduler.core.errors import (
@@ -151,10 +154,14 @@ class GoogleCalendar:
             (default ``settings.timeout_s``).
         sleep: how to wait between reconciliation reads (injected so tests do not wait).
         clock: the current time, for an HTTP-date ``Retry-After`` (default: the system clock).
+        max_clients: owners whose API clients are kept, least recently used out
+            (``GOODWILL_LIMITS__CLIENT_CACHE_SIZE``).
 
-    One API client is built per owner and cached on this instance, per thread: httplib2
-    connections are not thread-safe and Dramatiq runs several worker threads. A read held by
-    ``read_owner`` is per thread and per owner too.
+    One API client is built per owner and shared by the worker threads (Dramatiq runs
+    several); its requests go out over the calling thread's own HTTP connection
+    (:class:`_OwnerHttp`: httplib2 is not thread-safe), one per thread for every owner. So
+    memory grows with the owners kept, not with owners times threads. A read held by
+    ``read_owner`` is per thread and per owner.
     """
 
     def __init__(
@@ -165,8 +172,10 @@ class GoogleCalendar:
         http_timeout_s: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Clock | None = None,
+        max_clients: int = 256,
     ) -> None:
         self._settings = settings
+        self._services: Lru[str, Any] = Lru(max(1, max_clients))
         self._clock: Clock = clock or SystemClock()
         self._credentials_for = credentials_for
         self._timeout_s = settings.timeout_s if http_timeout_s is None else http_timeout_s
@@ -328,6 +337,8 @@ class GoogleCalendar:
         attempt got through: the event is read back (un-cancelled if it was deleted) and
         returned with ``created=False``. ``video="meet"`` asks Google for a Meet link
         (``conferenceDataVersion=1``); any other ``video`` value adds no conference here.
+        A group's attendees are all guests of this one event; above Google's limit the draft
+        is refused (:class:`AttendeeLimitExceeded`) before any request.
         """
         service = self._service(draft.organizer.email)
         event_id = google_event_id(draft.idempotency_key)
@@ -455,23 +466,21 @@ class GoogleCalendar:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _service(self, owner: str) -> Any:
-        services: dict[str, Any] = self._local.__dict__.setdefault("services", {})
-        key = owner.lower()
-        service = services.get(key)
-        if service is None:
-            authed = google_auth_httplib2.AuthorizedHttp(
-                self._credentials_for(owner), http=httplib2.Http(timeout=self._timeout_s)
-            )
-            service = build(
-                "calendar",
-                "v3",
-                http=authed,
-                static_discovery=True,
-                cache_discovery=False,
-                client_options={"api_endpoint": self._settings.api_endpoint},
-            )
-            services[key] = service
-        return service
+        return self._services.get_or_make(owner.lower(), lambda: self._build(owner))
+
+    def _build(self, owner: str) -> Any:
+        return build_from_document(
+            _discovery(),
+            http=_OwnerHttp(self._credentials_for(owner), self._connection),
+            client_options={"api_endpoint": self._settings.api_endpoint},
+        )
+
+    def _connection(self) -> httplib2.Http:
+        """This thread's HTTP connection (to the API and token endpoints), for every owner."""
+        http: httplib2.Http | None = getattr(self._local, "http", None)
+        if http is None:
+            http = self._local.http = httplib2.Http(timeout=self._timeout_s)
+        return http
 
     def _get(self, service: Any, event_id: str) -> dict[str, Any]:
         with google_errors("events.get", clock=self._clock):
@@ -502,6 +511,51 @@ class GoogleCalendar:
             page_token = page.get("nextPageToken")
             if not page_token:
                 return
+
+
+_DISCOVERY: dict[str, Any] = {}
+_DISCOVERY_LOCK = threading.Lock()
+
+
+def _discovery() -> dict[str, Any]:
+    """Calendar v3's discovery document (the copy shipped with the client), parsed once.
+
+    Every owner's client is built from this one document instead of a parsed copy each (about
+    0.3 MiB per client). The client library fills in each method's parameters the first time a
+    collection (``events()``, ``freebusy()``…) is made, writing the same keys again each later
+    time; so the document is prepared here, under a lock, by making every collection once, and
+    later clients only overwrite keys already there with the same values, safe across threads.
+    """
+    with _DISCOVERY_LOCK:
+        if not _DISCOVERY:
+            document = json.loads(discovery_cache.get_static_doc("calendar", "v3") or "{}")
+            warm = build_from_document(document, http=httplib2.Http())
+            for name in document.get("resources", {}):
+                getattr(warm, fix_method_name(name))()
+            _DISCOVERY.update(document)
+        return _DISCOVERY
+
+
+class _OwnerHttp:
+    """The ``http`` of one owner's API client: the owner's credentials (refreshed by
+    google-auth when they expire, and once after a 401) over the calling thread's connection."""
+
+    def __init__(self, credentials: Credentials, connection: Callable[[], httplib2.Http]) -> None:
+        self.credentials = credentials
+        self._connection = connection
+
+    def _authorized(self) -> google_auth_httplib2.AuthorizedHttp:
+        return google_auth_httplib2.AuthorizedHttp(self.credentials, http=self._connection())
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        return self._authorized().request(*args, **kwargs)
+
+    @property
+    def timeout(self) -> float | None:
+        return self._connection().timeout  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Nothing to close: the connections belong to the threads, not to one owner."""
 
 
 def _check_move(start: datetime, end: datetime) -> None:

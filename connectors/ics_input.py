@@ -34,17 +34,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import icalendar
-import x_wr_timezone
 from icalendar.parser.content_line import Contentline
 from icalendar.parser.ical.calendar import CalendarIcalParser
 from icalendar.parser.parameter import Parameters
@@ -53,10 +54,12 @@ from scheduler.core.errors import CalendarDataError
 from scheduler.settings import Limits
 
 __all__ = [
+    "SETTLED_S",
     "CalendarCache",
     "ParsedCalendar",
     "ReadBudget",
     "describe",
+    "file_stamp",
     "parse_calendar",
     "printable",
     "printable_bytes",
@@ -521,6 +524,20 @@ class _NumberedParser(CalendarIcalParser):
             self._note(f"{reason}, ignored")
 
 
+def _to_standard(calendar: icalendar.Calendar) -> icalendar.Calendar:
+    """``x_wr_timezone.to_standard``, imported only for a calendar that has X-WR-TIMEZONE.
+
+    Without the property ``to_standard`` returns the calendar itself; its module imports click
+    (~90 ms), which `goodwill plan` then never pays for.
+    """
+    if calendar.get("X-WR-TIMEZONE") is None:
+        return calendar
+    import x_wr_timezone
+
+    result: icalendar.Calendar = x_wr_timezone.to_standard(calendar)
+    return result
+
+
 def _assemble(roots: list[Any], parser: _NumberedParser, source: str) -> ParsedCalendar:
     """Wrap bare components, drop broken events, apply X-WR-TIMEZONE, collect the problems."""
     problems = list(parser.problems)
@@ -559,7 +576,7 @@ def _assemble(roots: list[Any], parser: _NumberedParser, source: str) -> ParsedC
             lines.setdefault(uid, begin)
         calendar.subcomponents = keep
         try:
-            calendars.append(x_wr_timezone.to_standard(calendar))
+            calendars.append(_to_standard(calendar))
         except Exception as exc:  # e.g. an X-WR-TIMEZONE that is no IANA zone
             raise CalendarDataError(
                 source, f"cannot apply X-WR-TIMEZONE ({describe(exc)}); refused"
@@ -608,6 +625,12 @@ class CalendarCache:
     costs milliseconds where parsing costs seconds. Reads refused by their time budget are not
     kept: they depend on the machine's load, not on the file.
 
+    A local file can also be recognised without reading it (:meth:`unchanged`): by its
+    (device, inode, size, modification time in ns), the stamp, when the file had not been
+    modified for :data:`SETTLED_S` seconds when it was read. A rewrite after that moment gets a
+    later time stamp, so an equal stamp means the same content (the rule git uses for its
+    index); a file modified more recently is read and its digest decides, as for feeds.
+
     Args:
         max_entries: entries kept (0: nothing is kept).
         max_bytes: total size of the files kept; a larger file is parsed every time. Parsed
@@ -620,7 +643,10 @@ class CalendarCache:
         #: Parses run (misses) and parses saved (hits), for tests and measurements.
         self.parses = 0
         self.hits = 0
+        #: Hits served by :meth:`unchanged`, without reading the file.
+        self.stamp_hits = 0
         self._entries: OrderedDict[tuple[object, ...], tuple[bytes, int, _Outcome]] = OrderedDict()
+        self._stamps: dict[tuple[object, ...], object] = {}
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -643,19 +669,25 @@ class CalendarCache:
         source: str,
         limits: Limits,
         budget: ReadBudget | None = None,
+        stamp: object | None = None,
     ) -> ParsedCalendar:
         """:func:`parse_calendar` of ``data``, or the kept result for the same key and content.
+
+        ``stamp``: the file's settled stamp (see the class docstring) taken before ``data`` was
+        read, kept with the entry for :meth:`unchanged`; ``None`` for a feed or a file
+        modified too recently.
 
         Raises:
             CalendarDataError: as :func:`parse_calendar` (a kept refusal is raised anew).
         """
-        slot = (key, source, limits.ics_max_components, limits.ics_max_lines, limits.ics_max_dates)
+        slot = _slot(key, source, limits)
         digest = hashlib.blake2b(data, digest_size=16).digest()
         with self._lock:
             found = self._entries.get(slot)
             if found is not None and found[0] == digest:
                 self._entries.move_to_end(slot)
                 self.hits += 1
+                self._stamp(slot, stamp)
                 return _unpack(found[2])
             self.parses += 1
         outcome: _Outcome
@@ -665,17 +697,50 @@ class CalendarCache:
             if budget is not None and budget.exhausted:
                 raise
             outcome = (exc.source, exc.reason, exc.line)
-        self._keep(slot, digest, len(data), outcome)
+        self._keep(slot, digest, len(data), outcome, stamp)
         return _unpack(outcome)
 
-    def _keep(self, slot: tuple[object, ...], digest: bytes, size: int, outcome: _Outcome) -> None:
+    def unchanged(
+        self, key: str, stamp: object, *, source: str, limits: Limits
+    ) -> ParsedCalendar | None:
+        """The kept result for ``key`` if it was kept under this (settled) ``stamp``, else None.
+
+        Raises:
+            CalendarDataError: the kept refusal of the unchanged file, raised anew.
+        """
+        slot = _slot(key, source, limits)
+        with self._lock:
+            found = self._entries.get(slot)
+            if found is None or self._stamps.get(slot) != stamp:
+                return None
+            self._entries.move_to_end(slot)
+            self.hits += 1
+            self.stamp_hits += 1
+        return _unpack(found[2])
+
+    def _stamp(self, slot: tuple[object, ...], stamp: object | None) -> None:
+        if stamp is None:
+            self._stamps.pop(slot, None)
+        else:
+            self._stamps[slot] = stamp
+
+    def _keep(
+        self,
+        slot: tuple[object, ...],
+        digest: bytes,
+        size: int,
+        outcome: _Outcome,
+        stamp: object | None = None,
+    ) -> None:
         with self._lock:
             old = self._entries.pop(slot, None)
+            self._stamps.pop(slot, None)
             if old is not None:
                 self._bytes -= old[1]
             if self.max_entries <= 0 or size > self.max_bytes:
                 return
             self._entries[slot] = (digest, size, outcome)
+            self._stamp(slot, stamp)
             self._bytes += size
             self._evict()
 
@@ -683,8 +748,31 @@ class CalendarCache:
         while self._entries and (
             len(self._entries) > self.max_entries or self._bytes > self.max_bytes
         ):
-            _, (_, size, _) = self._entries.popitem(last=False)
+            slot, (_, size, _) = self._entries.popitem(last=False)
+            self._stamps.pop(slot, None)
             self._bytes -= size
+
+
+#: Seconds a file must have gone unmodified before its stamp alone identifies its content.
+SETTLED_S = 2.0
+
+
+def file_stamp(path: Path, now: float | None = None) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, mtime in ns) of ``path`` if it was last modified at least
+    :data:`SETTLED_S` seconds before ``now`` (default: the time now), else None (also when it
+    cannot be read: the read that follows says why)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    now = time.time() if now is None else now
+    if now - st.st_mtime_ns / 1e9 < SETTLED_S:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _slot(key: str, source: str, limits: Limits) -> tuple[object, ...]:
+    return (key, source, limits.ics_max_components, limits.ics_max_lines, limits.ics_max_dates)
 
 
 def _unpack(outcome: _Outcome) -> ParsedCalendar:

@@ -45,11 +45,10 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import httpx
 import icalendar
 import recurring_ical_events
 
@@ -74,6 +73,9 @@ from scheduler.core.model import (
     ShowAs,
 )
 from scheduler.settings import Limits
+
+if TYPE_CHECKING:  # imported where a feed is fetched: the ICS directory never needs it
+    import httpx
 
 __all__ = [
     "EventInstance",
@@ -693,6 +695,8 @@ class IcsFeed:
             RateLimited: 429, with ``Retry-After`` seconds (or an HTTP-date) when given.
             ProviderUnavailable: 5xx, timeouts, refused or dropped connections.
         """
+        import httpx
+
         shown = redact_url(url)
         limit = self._limits.ics_max_bytes
         try:
@@ -724,6 +728,8 @@ class IcsFeed:
                 self._client = None
 
     def _http(self) -> httpx.Client:
+        import httpx
+
         with self._client_lock:
             if self._client is None:
                 self._client = httpx.Client(

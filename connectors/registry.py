@@ -10,8 +10,10 @@ import json
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from connectors.lru import Lru
 from connectors.tokens import TokenStore
 from scheduler.core.errors import AuthorizationRevoked, ConfigurationError
 from scheduler.core.policy import Policy
@@ -47,27 +49,64 @@ class StoreTokenStore:
         self._store.save_credential(email, provider, blob, now=self._now())
 
 
+#: Owners' delegated Google credentials kept per backend kept (see ``_service_account``).
+_CREDENTIALS_PER_BACKEND = 16
+
+
 def _missing(extra: str, exc: ImportError) -> ConfigurationError:
     return ConfigurationError(f"{exc.name} is not installed: pip install 'goodwill[{extra}]'")
 
 
 class BackendRegistry:
-    """Builds (and caches) one :class:`CalendarBackend` per (provider, owner)."""
+    """Builds (and caches) one :class:`CalendarBackend` per (provider, owner).
+
+    The cache is bounded: at most ``GOODWILL_LIMITS__CLIENT_CACHE_SIZE`` backends are kept,
+    least recently used out, so a worker that plans many owners keeps the memory of the last
+    few hundred (each backend holds its API clients, HTTP connections and token caches).
+    Whatever serves every owner alike is built once and shared: the Google connector (its
+    per-owner API clients in an LRU of the same size; the service-account key parsed once, one
+    delegation per owner: :class:`~connectors.google_keys.ServiceAccountKey`) and, with an
+    app-only secret, the Microsoft client and its token.
+    """
 
     def __init__(self, settings: Settings, *, token_store: TokenStore | None = None) -> None:
         self.settings = settings
         self.token_store = token_store
-        self._cache: dict[tuple[str, str], CalendarBackend] = {}
+        self._cache: Lru[tuple[str, str], CalendarBackend] = Lru(settings.limits.client_cache_size)
         self._lock = threading.Lock()
-        self._ics: CalendarBackend | None = None
+        self._shared: dict[str, Any] = {}
+
+    @property
+    def cache(self) -> Lru[tuple[str, str], CalendarBackend]:
+        """The per-owner backends kept (for tests and benchmarks)."""
+        return self._cache
 
     def __call__(self, policy: Policy) -> CalendarBackend:
         provider = "ics" if self.settings.calendars_dir is not None else policy.calendar.provider
-        key = (provider, policy.owner.email)
-        with self._lock:
-            if key not in self._cache:
-                self._cache[key] = self._build(provider, policy)
-            return self._cache[key]
+        owner = "" if self._owner_agnostic(provider) else policy.owner.email.lower()
+        key = (provider, owner)
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        with self._lock:  # one build per owner at a time: building may do I/O
+            found = self._cache.get(key)
+            if found is None:
+                found = self._cache.put(key, self._build(provider, policy))
+            return found
+
+    def _owner_agnostic(self, provider: str) -> bool:
+        """Whether one backend serves every owner: Google (its clients are per owner inside,
+        bounded by the same setting, over one connection per thread), and Microsoft with an
+        app-only secret (one token for the tenant)."""
+        if provider == "google":
+            return True
+        return provider == "microsoft" and self.settings.microsoft.client_secret is not None
+
+    def _shared_once(self, name: str, make: Callable[[], Any]) -> Any:
+        """One object per registry (called under ``self._lock``)."""
+        if name not in self._shared:
+            self._shared[name] = make()
+        return self._shared[name]
 
     def _tokens(self, provider: str, owner: str) -> TokenStore:
         if self.token_store is None:
@@ -80,6 +119,19 @@ class BackendRegistry:
                 f"GOODWILL_SECRET_KEY and run: goodwill connect {provider} --user {owner}"
             )
         return self.token_store
+
+    def _service_account(self, path: Path, token_uri: str) -> Any:
+        """The process's :class:`~connectors.google_keys.ServiceAccountKey` (under the lock)."""
+        from connectors.google import SCOPES
+        from connectors.google_keys import ServiceAccountKey
+
+        # A delegated credential (with its token) is ~2 KB against ~0.6 MiB for a backend:
+        # more are kept, so a backend evicted and built again reuses the owner's token.
+        size = _CREDENTIALS_PER_BACKEND * self.settings.limits.client_cache_size
+        return self._shared_once(
+            f"google-sa:{path}:{token_uri}",
+            lambda: ServiceAccountKey(path, token_uri, SCOPES, cache_size=size),
+        )
 
     def _build(self, provider: str, policy: Policy) -> CalendarBackend:
         s = self.settings
@@ -102,21 +154,18 @@ class BackendRegistry:
             )
         if provider == "google":
             try:
-                from connectors.google import (
-                    GoogleCalendar,
-                    service_account_credentials,
-                    user_credentials,
-                )
+                from connectors.google import GoogleCalendar, user_credentials
             except ImportError as exc:
                 raise _missing("google", exc) from exc
             g = s.google
             if g.service_account_file is None:
                 self._tokens("google", policy.owner.email)  # fail now, with the fix, not mid-call
+            key_file = g.service_account_file
+            delegated = None if key_file is None else self._service_account(key_file, g.token_uri)
 
             def credentials_for(owner: str) -> Any:
-                if g.service_account_file is not None:
-                    info = json.loads(g.service_account_file.read_text())
-                    return service_account_credentials(info, owner, g.token_uri)
+                if delegated is not None:
+                    return delegated(owner)
                 blob = self._tokens("google", owner).load(f"google:user:{owner}")
                 if not blob or g.client_id is None or g.client_secret is None:
                     raise AuthorizationRevoked(
@@ -131,7 +180,7 @@ class BackendRegistry:
                     g.token_uri,
                 )
 
-            gc = GoogleCalendar(g, credentials_for)
+            gc = GoogleCalendar(g, credentials_for, max_clients=s.limits.client_cache_size)
             return CalendarBackend("google", gc, gc, gc, gc)
         if provider == "microsoft":
             try:

@@ -16,13 +16,23 @@ Policy files are untrusted input: at most ``max_bytes + 1`` bytes of a file are 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from scheduler.core.errors import PolicyError, PolicyIssue
-from scheduler.core.policy import LoadResult, Policy, PolicyFormat, validate_policy_text
+from scheduler.core.policy import (
+    DocPath,
+    LineIndex,
+    LoadResult,
+    Policy,
+    PolicyFormat,
+    line_index,
+    validate_policy_text,
+)
 from scheduler.core.policy.limits import PolicyLimits
 from scheduler.settings import Limits
 
@@ -76,7 +86,82 @@ def _crashed(source: str, exc: Exception) -> PolicyIssue:
     return PolicyIssue(source, 1, "", message)
 
 
+#: Loaded policies (and refusals) kept per process, by content: see :class:`_Loaded`.
+LOADED_CACHE_SIZE = 1024
+
+
+class _LinesOf:
+    """A policy text's line index, computed on the first look-up."""
+
+    def __init__(self, raw: bytes, fmt: PolicyFormat, limits: PolicyLimits) -> None:
+        self._raw: bytes | None = raw
+        self._fmt: PolicyFormat = fmt
+        self._limits = limits
+        self._index: LineIndex | None = None
+
+    def line_of(self, path: DocPath) -> int:
+        if self._index is None:
+            assert self._raw is not None
+            text = self._raw.decode("utf-8-sig", "replace")
+            self._index = line_index(text, self._fmt, self._limits)
+            self._raw = None
+        return self._index.line_of(path)
+
+
+class _Loaded:
+    """What loading gave, by the SHA-256 of the bytes (with the file's name, format and limits):
+    a file read again unchanged, by any :class:`PolicyBook` or :func:`load_policy` of this
+    process, is not parsed again. At most :data:`LOADED_CACHE_SIZE` entries, least recently
+    used out; safe across threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[tuple[object, ...], tuple[Policy | None, list[PolicyIssue]]]
+        self._items = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def load(self, source: str, raw: bytes, fmt: PolicyFormat, limits: PolicyLimits) -> LoadResult:
+        key = (hashlib.sha256(raw).hexdigest(), source, fmt, limits)
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
+        if found is not None:
+            return LoadResult(found[0], list(found[1]), _LinesOf(raw, fmt, limits))
+        try:
+            loaded = _parse_bytes(source, raw, fmt, limits)
+        except Exception as exc:  # defense in depth: the core should only ever return issues
+            return LoadResult(None, [_crashed(source, exc)])  # not kept: it may not recur
+        with self._lock:
+            self._items[key] = (loaded.policy, list(loaded.issues))
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return loaded
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+#: The process's cache of loaded policies.
+LOADED = _Loaded(LOADED_CACHE_SIZE)
+
+
 def _load_bytes(source: str, raw: bytes, fmt: PolicyFormat, limits: PolicyLimits) -> LoadResult:
+    """Validate a file's bytes, through the process's cache by content (:data:`LOADED`)."""
+    return LOADED.load(source, raw, fmt, limits)
+
+
+def _parse_bytes(source: str, raw: bytes, fmt: PolicyFormat, limits: PolicyLimits) -> LoadResult:
     if len(raw) > limits.max_bytes:
         return LoadResult(None, [PolicyIssue(source, 1, "", limits.too_big(len(raw)))])
     try:
@@ -85,10 +170,7 @@ def _load_bytes(source: str, raw: bytes, fmt: PolicyFormat, limits: PolicyLimits
         line = raw[: exc.start].count(b"\n") + 1
         message = "the file is not UTF-8 text; save it as UTF-8"
         return LoadResult(None, [PolicyIssue(source, line, "", message)])
-    try:
-        return validate_policy_text(text, source, fmt, hashlib.sha256(raw).hexdigest(), limits)
-    except Exception as exc:  # defense in depth: the core should only ever return issues
-        return LoadResult(None, [_crashed(source, exc)])
+    return validate_policy_text(text, source, fmt, hashlib.sha256(raw).hexdigest(), limits)
 
 
 def _load_file(path: Path, limits: PolicyLimits) -> LoadResult:

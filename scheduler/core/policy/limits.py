@@ -24,7 +24,14 @@ from yaml.composer import ComposerError
 
 from scheduler.core.durations import LONGEST, format_duration
 
-__all__ = ["LIMIT_SETTINGS", "LimitHit", "PolicyLimits", "check_data", "check_yaml_events"]
+__all__ = [
+    "LIMIT_SETTINGS",
+    "LimitHit",
+    "PolicyLimits",
+    "check_data",
+    "check_yaml_events",
+    "scan_yaml_events",
+]
 
 #: The setting that raises each limit, named in messages so an operator knows what to change.
 LIMIT_SETTINGS = {
@@ -157,6 +164,7 @@ class _Open:
     mapping: bool
     children: int = 0  # events read inside (a mapping alternates key, value)
     key: str | int = ""  # a mapping's latest key
+    keys: set[str] | None = None  # a mapping's keys so far (plain scalars)
 
 
 def _path(stack: list[_Open]) -> tuple[str | int, ...]:
@@ -194,6 +202,25 @@ class _Walk:
     #: the mark where the (first) document's content starts
     root: Any = None
     documents: int = 0
+    #: False once a mapping repeats a key, or has a key that is not a plain scalar (an alias,
+    #: a collection): composing would report or could hide a duplicate there.
+    plain_keys: bool = True
+
+    def key(self, event: yaml.Event) -> None:
+        """Note ``event`` if it is a mapping key (the innermost mapping expects a key)."""
+        if not self.stack:
+            return
+        parent = self.stack[-1]
+        if not parent.mapping or parent.children % 2:
+            return
+        if not isinstance(event, yaml.ScalarEvent):
+            self.plain_keys = False
+            return
+        if parent.keys is None:
+            parent.keys = set()
+        elif event.value in parent.keys and event.value != "<<":
+            self.plain_keys = False
+        parent.keys.add(event.value)
 
     def document(self, mark: Any) -> None:
         self.documents += 1
@@ -242,6 +269,20 @@ class _Walk:
 def check_yaml_events(events: Iterable[yaml.Event], limits: PolicyLimits) -> LimitHit | None:
     """Refuse a YAML event stream that breaks a limit; ``None`` when it keeps to all of them.
 
+    See :func:`scan_yaml_events`, which also says whether every mapping key is plain.
+    """
+    return scan_yaml_events(events, limits)[0]
+
+
+def scan_yaml_events(
+    events: Iterable[yaml.Event], limits: PolicyLimits
+) -> tuple[LimitHit | None, bool]:
+    """The limit a YAML event stream breaks (``None``: none), and whether its keys are plain.
+
+    Keys are plain when no mapping repeats a key (merge keys ``<<`` aside) and every key is a
+    scalar written out (no alias, no collection): then no duplicate key can be hidden from
+    loading, and a policy loaded without line positions is the one the positioned loader gives.
+
     Linear in the number of events: nothing is composed or constructed. An alias adds the
     number of values (and the nesting) of what it names, so nested aliases are counted as if
     written out; an alias inside the value it names (a cycle) is refused outright.
@@ -252,48 +293,84 @@ def check_yaml_events(events: Iterable[yaml.Event], limits: PolicyLimits) -> Lim
             composer words it, so that composing a stream that passed cannot fail.
     """
     w = _Walk()
+    stack = w.stack
+    scalar = yaml.ScalarEvent
     for event in events:
-        depth = len(w.stack)  # the path length of the value this event starts
-        mark: Any = event.start_mark
-        line = mark.line + 1 if mark is not None else 1
-        if isinstance(event, yaml.DocumentStartEvent):
-            w.document(mark)
+        # The common event inline: a scalar without anchor after the first node. The same
+        # steps as in _step, in the same order (a broken limit is left to _step to word).
+        if type(event) is not scalar or event.anchor is not None or w.root is None:
+            hit = _step(w, event, limits)
+            if hit is not None:
+                return hit, w.plain_keys
             continue
-        w.anchor(event, mark)
-        if isinstance(event, yaml.ScalarEvent):
-            w.values += 1
-            if len(event.value) > limits.max_string:
-                return LimitHit(limits.too_long(len(event.value)), line, _path(w.stack), True)
-            if event.anchor is not None:
-                w.sizes[event.anchor] = (1, 0)
-            height = 0
-        elif isinstance(event, yaml.CollectionStartEvent):
-            w.values += 1
-            if depth > limits.max_depth:
-                return LimitHit(limits.too_deep(), line, _path(w.stack))
-            if w.values > limits.max_values:
-                return LimitHit(limits.too_many_values(), line, _path(w.stack))
-            mapping = isinstance(event, yaml.MappingStartEvent)
-            w.stack.append(_Open(event.anchor, w.values - 1, depth, depth, mapping))
-            continue
-        elif isinstance(event, yaml.CollectionEndEvent):
-            w.close()
-            continue
-        elif isinstance(event, yaml.AliasEvent):
-            added = w.alias(event, line, mark)
-            if isinstance(added, LimitHit):
-                return added
-            size, height = added
-            w.values += size
-        else:
-            continue
-        if depth + height > limits.max_depth:
+        value: str = event.value
+        depth = len(stack)
+        if len(value) > limits.max_string or depth > limits.max_depth:
+            return _step(w, event, limits), w.plain_keys
+        if w.values + 1 > limits.max_values:
+            return _step(w, event, limits), w.plain_keys
+        w.values += 1
+        if stack:
+            parent = stack[-1]
+            if parent.deepest < depth:
+                parent.deepest = depth
+            if parent.mapping and parent.children % 2 == 0:  # a key
+                if parent.keys is None:
+                    parent.keys = set()
+                elif value in parent.keys and value != "<<":
+                    w.plain_keys = False
+                parent.keys.add(value)
+                parent.key = value
+            parent.children += 1
+    return None, w.plain_keys
+
+
+def _step(w: _Walk, event: yaml.Event, limits: PolicyLimits) -> LimitHit | None:
+    """One event of :func:`scan_yaml_events`: the limit it breaks, or ``None``."""
+    kind = type(event)
+    if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+        w.close()
+        return None
+    depth = len(w.stack)  # the path length of the value this event starts
+    mark: Any = event.start_mark
+    if kind is yaml.DocumentStartEvent:
+        w.document(mark)
+        return None
+    w.anchor(event, mark)
+    if not isinstance(event, yaml.NodeEvent):
+        return None
+    w.key(event)
+    line = mark.line + 1 if mark is not None else 1
+    if isinstance(event, yaml.ScalarEvent):
+        w.values += 1
+        if len(event.value) > limits.max_string:
+            return LimitHit(limits.too_long(len(event.value)), line, _path(w.stack), True)
+        if event.anchor is not None:
+            w.sizes[event.anchor] = (1, 0)
+        height = 0
+    elif isinstance(event, yaml.CollectionStartEvent):
+        w.values += 1
+        if depth > limits.max_depth:
             return LimitHit(limits.too_deep(), line, _path(w.stack))
         if w.values > limits.max_values:
             return LimitHit(limits.too_many_values(), line, _path(w.stack))
-        if w.stack:
-            w.stack[-1].deepest = max(w.stack[-1].deepest, depth + height)
-        _read_child(w.stack, event.value if isinstance(event, yaml.ScalarEvent) else "?")
+        mapping = isinstance(event, yaml.MappingStartEvent)
+        w.stack.append(_Open(event.anchor, w.values - 1, depth, depth, mapping))
+        return None
+    else:  # an alias
+        assert isinstance(event, yaml.AliasEvent)
+        added = w.alias(event, line, mark)
+        if isinstance(added, LimitHit):
+            return added
+        size, height = added
+        w.values += size
+    if depth + height > limits.max_depth:
+        return LimitHit(limits.too_deep(), line, _path(w.stack))
+    if w.values > limits.max_values:
+        return LimitHit(limits.too_many_values(), line, _path(w.stack))
+    if w.stack:
+        w.stack[-1].deepest = max(w.stack[-1].deepest, depth + height)
+    _read_child(w.stack, event.value if isinstance(event, yaml.ScalarEvent) else "?")
     return None
 
 

@@ -7,6 +7,16 @@ problem found; :func:`validate_policy_text` returns them along with the line ind
 The text is untrusted: :class:`~scheduler.core.policy.limits.PolicyLimits` bound its size (checked
 first), nesting, values (YAML aliases counted as copies), texts and stakeholders before the
 expensive steps run, and each broken limit is one ``FILE:LINE`` issue like any other.
+
+**Two paths, one verdict.** A valid YAML policy loads by the fast path: the limits checked on
+libyaml's event stream (:func:`~scheduler.core.policy.limits.scan_yaml_events`, which also
+makes sure no mapping repeats a key), then ``yaml.CSafeLoader`` (``SafeLoader`` where PyYAML has
+no libyaml) and plain validation. Anything the fast path does not accept outright (a broken
+limit, a repeated or non-scalar key, a syntax error, a value or field pydantic refuses) is
+loaded again by the explaining path: the line-positioned loader of :mod:`.safe_yaml` and
+:mod:`.lines`, whose ``FILE:LINE`` issues are the messages. Both build the policy from the same
+data, so a file valid for one is the same policy by the other; line positions of a valid file
+are computed only when asked for (:class:`LoadResult` ``lines``).
 """
 
 from __future__ import annotations
@@ -27,8 +37,16 @@ from scheduler.core.policy.issues import (
     _toml_value_issue,
     _yaml_syntax_issue,
 )
-from scheduler.core.policy.limits import LimitHit, PolicyLimits, check_data
-from scheduler.core.policy.lines import LineIndex, PolicyFormat, _Lines, _TomlLines, _YamlLines
+from scheduler.core.policy.limits import LimitHit, PolicyLimits, check_data, scan_yaml_events
+from scheduler.core.policy.lines import (
+    DocPath,
+    LineIndex,
+    PolicyFormat,
+    _Lines,
+    _TomlLines,
+    _YamlLines,
+    line_index,
+)
 from scheduler.core.policy.safe_yaml import BadValue, LimitExceeded, compose, construct
 from scheduler.core.policy.schema import Policy
 
@@ -44,6 +62,8 @@ __all__ = [
 MAX_ISSUES = 100
 _FORMATTED = 10 * MAX_ISSUES
 _DEFAULT_LIMITS = PolicyLimits()
+#: The fast path's loader: libyaml's parser and composer when PyYAML has them.
+_FAST_LOADER: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclasses.dataclass
@@ -54,6 +74,44 @@ class LoadResult:
     policy: Policy | None
     issues: list[PolicyIssue]
     lines: LineIndex = dataclasses.field(default_factory=_Lines)
+
+
+class _LazyLines(_Lines):
+    """The line index of a valid text, computed on the first look-up (most never need one)."""
+
+    def __init__(self, text: str, fmt: PolicyFormat, limits: PolicyLimits) -> None:
+        super().__init__()
+        self._text: str | None = text
+        self._fmt: PolicyFormat = fmt
+        self._limits = limits
+        self._index: LineIndex | None = None
+
+    def line_of(self, path: DocPath) -> int:
+        if self._index is None:
+            assert self._text is not None
+            self._index = line_index(self._text, self._fmt, self._limits)
+            self._text = None
+        return self._index.line_of(path)
+
+
+def _fast_yaml(text: str, source: str, digest: str, limits: PolicyLimits) -> LoadResult | None:
+    """The policy of a valid YAML text by the fast path; ``None``: explain it the slow way."""
+    try:
+        hit, plain_keys = scan_yaml_events(yaml.parse(text, Loader=_FAST_LOADER), limits)
+        if hit is not None or not plain_keys:
+            return None
+        data = yaml.load(text, Loader=_FAST_LOADER)  # a safe loader
+        if not isinstance(data, dict) or not data:
+            return None
+        people = data.get("stakeholders")
+        if isinstance(people, list) and len(people) > limits.max_stakeholders:
+            return None
+        policy = Policy.model_validate(data, context={"limits": limits})
+    except Exception:  # whatever it is, the explaining path reports it
+        return None
+    policy._source = source
+    policy._content_hash = digest
+    return LoadResult(policy, [], _LazyLines(text, "yaml", limits))
 
 
 def _hit_issue(hit: LimitHit, lines: _Lines, source: str) -> PolicyIssue:
@@ -150,13 +208,18 @@ def validate_policy_text(
     fmt: PolicyFormat,
     digest: str,
     limits: PolicyLimits | None = None,
+    *,
+    fast: bool = True,
 ) -> LoadResult:
     """Validate policy text without raising; ``digest`` becomes the policy's ``content_hash``.
+
+    ``fast=False`` skips the fast path (the module docstring): for tests and benchmarks that
+    compare the two; the verdict and the policy are the same.
 
     ``limits`` (default: the documented :class:`PolicyLimits`) bound what is accepted. Each
     issue is one printable line: keys and values echoed from the file are escaped.
     """
-    loaded = _validate(text, source, fmt, digest, limits or _DEFAULT_LIMITS)
+    loaded = _validate(text, source, fmt, digest, limits or _DEFAULT_LIMITS, fast)
     loaded.issues = [
         dataclasses.replace(i, field=_printable(i.field), message=_printable(i.message))
         for i in loaded.issues
@@ -165,7 +228,7 @@ def validate_policy_text(
 
 
 def _validate(
-    text: str, source: str, fmt: PolicyFormat, digest: str, limits: PolicyLimits
+    text: str, source: str, fmt: PolicyFormat, digest: str, limits: PolicyLimits, fast: bool
 ) -> LoadResult:
     too_big = _size_issue(text, source, limits)
     if too_big is not None:
@@ -173,6 +236,10 @@ def _validate(
     empty = "the file is empty (no settings); expected a policy starting with owner: {...}"
     if not text.strip():
         return LoadResult(None, [PolicyIssue(source, 1, "", empty)], _Lines())
+    if fast and fmt == "yaml":
+        quick = _fast_yaml(text, source, digest, limits)
+        if quick is not None:
+            return quick
     data, lines, issues = _parse(text, source, fmt, limits)
     if issues and data is None:
         return LoadResult(None, issues, lines)

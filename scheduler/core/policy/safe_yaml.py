@@ -44,11 +44,14 @@ class _Constructor(SafeConstructor):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep=deep)
-        except (ValueError, OverflowError, TypeError) as exc:
+        except (ValueError, OverflowError, TypeError, AttributeError) as exc:
             shown = str(node.value) if isinstance(node, yaml.ScalarNode) else node.tag
             text = shown if len(shown) <= 40 else f"{shown[:40]}…"
             kind = _KINDS.get(node.tag.rsplit(":", 1)[-1], "value")
-            reason = str(exc).split(":", 1)[0]
+            # An explicit tag on text of another form (``!!timestamp peer``): PyYAML's own
+            # constructor fails on its regular expression with an AttributeError.
+            reason = "not written as one" if isinstance(exc, AttributeError) else str(exc)
+            reason = reason.split(":", 1)[0]
             message = f"{text!r} is not a valid {kind} ({reason}); fix the value"
             raise BadValue(None, None, message, node.start_mark) from None
 
