@@ -25,6 +25,7 @@ __all__ = [
     "OpsSettings",
     "Settings",
     "SmtpSettings",
+    "WebSettings",
     "new_secret_key",
     "secret_key_problem",
 ]
@@ -44,6 +45,11 @@ _TICK_ROUNDS = {
     "tick_max_failed_rounds": (1, 1000, "/readyz fails after this many tick rounds failed in a "
                                "row"),
 }  # fmt: skip
+#: Web link lifetimes: (least, most, what it is), in seconds.
+_LINK_TTLS = {
+    "link_ttl_s": (60, 86400, "how long an e-mailed sign-in link works"),
+    "action_link_ttl_s": (300, 30 * 86400, "how long an action link in a digest e-mail works"),
+}
 #: The least key material ``GOODWILL_SECRET_KEY`` must carry (random bytes, base64-encoded).
 SECRET_KEY_BYTES = 32
 
@@ -89,6 +95,8 @@ class GoogleSettings(BaseModel):
 
     token_uri: str = "https://oauth2.googleapis.com/token"
     auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
+    #: OpenID Connect discovery document for "Sign in with Google" on the owner's page.
+    discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
     api_endpoint: str = "https://www.googleapis.com/calendar/v3/"
     batch_uri: str = "https://www.googleapis.com/batch/calendar/v3"
     service_account_file: Path | None = None
@@ -133,6 +141,52 @@ class SmtpSettings(BaseModel):
     sender: str | None = None
 
 
+class WebSettings(BaseModel):
+    """The owner's web page (``goodwill serve``, or ``goodwill web`` in scale mode)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    #: The public URL of the page, used in e-mailed links (default ``http://HOST:PORT``).
+    base_url: str | None = None
+    #: How long an e-mailed sign-in link works, in seconds (``GOODWILL_WEB__LINK_TTL_S``).
+    link_ttl_s: int = 900
+    #: How long an action link in a digest works, in seconds: a weekly digest is read days
+    #: later (``GOODWILL_WEB__ACTION_LINK_TTL_S``; one week).
+    action_link_ttl_s: int = 604800
+
+    @field_validator("link_ttl_s", "action_link_ttl_s")
+    @classmethod
+    def _ttl_in_range(cls, value: int, info: ValidationInfo) -> int:
+        name = str(info.field_name)
+        low, high, what = _LINK_TTLS[name]
+        if not low <= value <= high:
+            raise PydanticCustomError(
+                "bad_link_ttl",
+                "{variable} must be a whole number of seconds from {low} to {high}, got {got}: "
+                "it is {what}; unset it for the default {default}",
+                {"variable": f"GOODWILL_WEB__{name.upper()}", "low": low, "high": high,
+                 "got": value, "what": what, "default": cls.model_fields[name].default},
+            )  # fmt: skip
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise PydanticCustomError(
+                "bad_base_url",
+                "GOODWILL_WEB__BASE_URL must start with http:// or https://, got {got!r}: it is "
+                "the public address of the owner's page, used in e-mailed links",
+                {"got": value},
+            )
+        return value.rstrip("/") if value else value
+
+    @property
+    def effective_base_url(self) -> str:
+        """``GOODWILL_WEB__BASE_URL``, or ``http://HOST:PORT`` when it is unset."""
+        return self.base_url or f"http://{self.host}:{self.port}"
+
+
 class OpsSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 9464
@@ -161,6 +215,10 @@ class Limits(BaseModel):
     #: Parsed calendars kept per process (0: none), and the file bytes they may total.
     ics_cache_entries: int = Field(256, ge=0)
     ics_cache_bytes: int = Field(32 * 1024 * 1024, ge=0)
+    #: Calendar clients (API client, HTTP connections, token cache) kept per worker process,
+    #: one per owner, least recently used out; ``GOODWILL_LIMITS__CLIENT_CACHE_SIZE``. Bounds
+    #: the worker's memory: each costs about 0.6 MiB per worker thread. At least 1.
+    client_cache_size: int = 256
     # Policy files (docs/policy.md, "Limits"): each broken limit is one FILE:LINE issue.
     #: A policy file larger than this many bytes is refused before it is parsed.
     policy_max_bytes: int = Field(1024 * 1024, ge=1)
@@ -181,6 +239,18 @@ class Limits(BaseModel):
     #: An e-mail larger than this is refused by ``goodwill replies`` (at most this + 1 byte is
     #: read); ``GOODWILL_LIMITS__MAIL_MAX_BYTES``.
     mail_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+
+    @field_validator("client_cache_size")
+    @classmethod
+    def _some_clients(cls, value: int) -> int:
+        if value < 1:
+            raise PydanticCustomError(
+                "bad_client_cache_size",
+                "GOODWILL_LIMITS__CLIENT_CACHE_SIZE must be at least 1, got {got}: it is how "
+                "many owners' calendar clients a worker keeps (default 256); unset it or raise it",
+                {"got": value},
+            )
+        return value
 
     @model_validator(mode="after")
     def _cadence_range(self) -> Limits:
@@ -228,6 +298,11 @@ class Settings(BaseSettings):
     plan_every_s: float = 12 * 3600.0
     #: When a planning round failed (calendar unreachable) or its message was lost, retry after.
     plan_retry_s: float = 300.0
+    #: The most rows each of the tick's scans claims per round (plans, bookings, syncs).
+    tick_batch: int = Field(500, ge=1, le=100_000)
+    #: The most messages the tick keeps waiting in the broker's queue: under a backlog it sends
+    #: only what brings the queue back to this, so nothing waits longer than its lease.
+    tick_queue_max: int = Field(2000, ge=1, le=1_000_000)
     #: When a user's policy file is removed, planning them stops at once; their open future
     #: meetings are cancelled after this many seconds unless the file comes back.
     policy_removed_grace_s: float = 86400.0
@@ -242,6 +317,7 @@ class Settings(BaseSettings):
     caldav: CalDAVSettings = Field(default_factory=CalDAVSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     limits: Limits = Field(default_factory=Limits)
 
     @field_validator("secret_key")

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
+from dramatiq.common import dq_name
 
 from scheduler.app import booking, conflicts, planning
 from scheduler.app.booking import BookOutcome
 from scheduler.app.pipeline import Pipeline
 
-__all__ = ["QUEUE", "Actors", "declare_actors"]
+__all__ = ["QUEUE", "Actors", "declare_actors", "queue_depth"]
 
 log = logging.getLogger("goodwill.actors")
 
@@ -69,3 +70,24 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> Actors:
         conflicts.sync_pass(pipeline, user_id)
 
     return Actors(plan_user, book_meeting, sync_responses)
+
+
+def queue_depth(broker: dramatiq.Broker, queue: str = QUEUE) -> int | None:
+    """Messages waiting in ``queue`` (delayed ones included), or None when the broker cannot
+    say cheaply. Redis: one ``qsize`` script call (queued and unacknowledged messages);
+    RabbitMQ: a passive declare; the embedded StubBroker: its in-process queues."""
+    try:
+        queues = getattr(broker, "queues", None)
+        if isinstance(queues, dict):  # StubBroker
+            names = (queue, dq_name(queue))
+            return sum(int(q.qsize()) for name, q in queues.items() if name in names)
+        do_qsize = getattr(broker, "do_qsize", None)
+        if do_qsize is not None:  # RedisBroker
+            return int(do_qsize(queue))
+        counts = getattr(broker, "get_queue_message_counts", None)
+        if counts is not None:  # RabbitmqBroker: (ready, delayed, dead-lettered)
+            ready, delayed, _ = counts(queue)
+            return int(ready) + int(delayed)
+    except Exception:  # the depth is a hint: without it the tick paces by its batch alone
+        log.debug("could not read the depth of queue %s", queue, exc_info=True)
+    return None

@@ -6,17 +6,19 @@ message that is lost is simply sent again once its in-flight lease runs out.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from scheduler.app import decisions, planning, responses
 from scheduler.app.pipeline import Pipeline
-from scheduler.core.states import MeetingState
 from workers.actors import Actors
 
 __all__ = ["TICK_HEARTBEAT", "Tick", "TickResult"]
@@ -26,6 +28,33 @@ log = logging.getLogger("goodwill.tick")
 #: The heartbeat row a tick writes at the end of every round it completes (readiness reads it).
 TICK_HEARTBEAT = "tick"
 _ERROR_MAX = 300
+#: Audit ``to_state`` values after which a meeting's answers are followed.
+_FOLLOWED = frozenset(s.value for s in responses.FOLLOWED_STATES)
+
+
+class _Outbox:
+    """The messages this tick sent, oldest first. With the queue ``depth`` known, the last
+    ``depth`` sent are taken to be still waiting in it (one FIFO queue, fed mostly by the
+    tick): such a message is not sent again, even when its database lease has run out."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._seq: OrderedDict[tuple[str, int], int] = OrderedDict()
+        self._last = 0
+
+    def queued(self, key: tuple[str, int], depth: int | None) -> bool:
+        seq = self._seq.get(key)
+        return seq is not None and depth is not None and self._last - seq < depth
+
+    def sent(self, key: tuple[str, int]) -> None:
+        self._last += 1
+        self._seq.pop(key, None)
+        self._seq[key] = self._last
+        while len(self._seq) > self.keep:
+            self._seq.popitem(last=False)
+
+    def forget(self, key: tuple[str, int]) -> None:
+        self._seq.pop(key, None)
 
 
 @dataclass
@@ -46,10 +75,19 @@ class Tick:
     all. Every completed round writes the :data:`TICK_HEARTBEAT` row (at the database's clock);
     every failed round is counted, here (:attr:`failed_rounds`) and in that row.
 
+    Cost and pacing: each scan is an indexed query for what is due, at most ``batch`` rows;
+    with the broker's ``queue_depth`` known, a round sends only what brings the queue back to
+    ``queue_max``, and a claimed row whose message is known to be still queued (among the last
+    ``depth`` this tick sent) is not sent again: under a backlog each unit of work has at most
+    one message waiting, however often its database lease runs out.
+
     Args:
         max_lease_s: the longest tick lease anyone may hold (``GOODWILL_TICK_MAX_LEASE_S``;
             None: 60 s, or two intervals if longer).
         max_clock_skew_s: None: no check (tests on a fixed clock, ``serve --once``).
+        batch: the most rows each scan claims per round (``GOODWILL_TICK_BATCH``).
+        queue_max: the most messages kept queued (``GOODWILL_TICK_QUEUE_MAX``).
+        queue_depth: reads the broker queue's depth (:func:`workers.actors.queue_depth`).
     """
 
     def __init__(
@@ -61,8 +99,12 @@ class Tick:
         holder: str | None = None,
         sync_every: timedelta = timedelta(minutes=15),
         on_round: Callable[[], None] | None = None,
+        owner_mail: Callable[[], object] | None = None,
         max_lease_s: float | None = None,
         max_clock_skew_s: float | None = None,
+        batch: int = 500,
+        queue_max: int = 2000,
+        queue_depth: Callable[[], int | None] | None = None,
     ) -> None:
         if max_lease_s is None:
             max_lease_s = max(60.0, 2 * interval_s)
@@ -85,7 +127,22 @@ class Tick:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.sync_every = sync_every
         self.on_round = on_round
-        self._last_sync: dict[int, datetime] = {}
+        #: Sends the owners' due digests and notices (injected by the runtime; None: none).
+        self.owner_mail = owner_mail
+        #: The most rows each scan claims per round (``GOODWILL_TICK_BATCH``).
+        self.batch = batch
+        #: The most messages kept waiting in the queue (``GOODWILL_TICK_QUEUE_MAX``).
+        self.queue_max = queue_max
+        #: Reads the broker queue's depth (None: unknown; then only ``batch`` paces sends).
+        self.queue_depth = queue_depth
+        #: Claimed rows whose message was still queued, so not sent again.
+        self.skipped_queued = 0
+        self._outbox = _Outbox(keep=max(10 * queue_max, 10_000))
+        self._sync_next: dict[int, datetime] = {}
+        self._sync_heap: list[tuple[datetime, int]] = []
+        self._sync_refreshed: datetime | None = None
+        self._audit_after = 0
+        self._audit_since: datetime | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.heartbeat: datetime | None = None
@@ -108,42 +165,117 @@ class Tick:
         except Exception:
             log.exception("registering policy files failed; planning the users registered before")
         now = p.clock.now()  # after registering, so users new in this round are due in it
-        result.expired = decisions.expire_proposals(p)
-        for user_id in p.store.claim_users_for_planning(now, limit=200, retry_s=p.plan_retry_s):
-            self.actors.plan_user.send(user_id)
-            result.plan_sent.append(user_id)
-        # Owners whose policy file has been gone for the grace period: their round cancels
-        # their open meetings (plan_user plans nothing for them).
-        for user_id in p.store.claim_removed_owners(
-            now - p.policy_removed_grace, now, limit=200, retry_s=p.plan_retry_s
-        ):
-            self.actors.plan_user.send(user_id)
-            result.plan_sent.append(user_id)
-        booking_before = {m.id for m in p.store.meetings_by_state(MeetingState.BOOKING)}
-        for meeting_id in p.store.approved_needing_send(
-            now, limit=500, send_lease_s=p.send_lease_s
-        ):
-            if meeting_id in booking_before:
-                self.redrives += 1
-                if p.metrics is not None:
-                    p.metrics.lease_redrives_total.inc()
-            self.actors.book_meeting.send(meeting_id)
-            result.book_sent.append(meeting_id)
-        followed = {
-            m.user_id for s in responses.FOLLOWED_STATES for m in p.store.meetings_by_state(s)
-        }
-        # A removed policy file stops its owner: answers are followed again once it is back
-        # (and their own round cancelling the meetings never races a sync for them).
-        removed = {u.id for u in p.store.all_users() if u.policy_missing_since is not None}
-        for user_id in sorted(followed - removed):
-            last = self._last_sync.get(user_id)
-            if last is None or now - last >= self.sync_every:
-                self._last_sync[user_id] = now
-                self.actors.sync_responses.send(user_id)
-                result.sync_sent.append(user_id)
+        result.expired = decisions.expire_due_proposals(p, limit=self.batch)
+        depth = self.queue_depth() if self.queue_depth is not None else None
+        # Paced to what the workers drain: never more than brings the queue to queue_max.
+        room = self.batch if depth is None else max(0, min(self.batch, self.queue_max - depth))
+        room = self._send_bookings(now, depth, room, result)
+        room = self._send_plans(now, depth, room, result)
+        self._send_syncs(now, depth, room, result)
+        if self.owner_mail is not None:
+            try:  # claimed per mail before sending; an SMTP or store failure is retried later
+                self.owner_mail()
+            except Exception:
+                log.exception("sending the owners' e-mails failed; retried next round")
         # The round completed: the beat is also the write probe (it fails when writes do).
         p.store.record_heartbeat(TICK_HEARTBEAT, self.holder)
         return result
+
+    # -- sending, paced and without duplicates ------------------------------------------------
+
+    def _send(self, actor: Any, kind: str, item_id: int, depth: int | None) -> bool:
+        """Send one message unless the same one is known to be still queued (False)."""
+        if self._outbox.queued((kind, item_id), depth):
+            self.skipped_queued += 1
+            return False
+        actor.send(item_id)
+        self._outbox.sent((kind, item_id))
+        return True
+
+    def _send_bookings(
+        self, now: datetime, depth: int | None, room: int, result: TickResult
+    ) -> int:
+        p = self.pipeline
+        if room <= 0:
+            return 0
+        redriven = set(p.store.booking_leases_expired(now, limit=self.batch))
+        for meeting_id in p.store.approved_needing_send(
+            now, limit=room, send_lease_s=p.send_lease_s
+        ):
+            if meeting_id in redriven:  # its worker died holding it: it is not in the queue
+                self.redrives += 1
+                if p.metrics is not None:
+                    p.metrics.lease_redrives_total.inc()
+                self._outbox.forget(("book", meeting_id))
+            if self._send(self.actors.book_meeting, "book", meeting_id, depth):
+                result.book_sent.append(meeting_id)
+                room -= 1
+        return room
+
+    def _send_plans(self, now: datetime, depth: int | None, room: int, result: TickResult) -> int:
+        p = self.pipeline
+        claims: tuple[Callable[[int], list[int]], ...] = (
+            lambda n: p.store.claim_users_for_planning(now, limit=n, retry_s=p.plan_retry_s),
+            # Owners whose policy file has been gone for the grace period: their round cancels
+            # their open meetings (plan_user plans nothing for them).
+            lambda n: p.store.claim_removed_owners(
+                now - p.policy_removed_grace, now, limit=n, retry_s=p.plan_retry_s
+            ),
+        )
+        for claim in claims:
+            if room <= 0:
+                break
+            for user_id in claim(room):
+                if self._send(self.actors.plan_user, "plan", user_id, depth):
+                    result.plan_sent.append(user_id)
+                    room -= 1
+        return room
+
+    def _send_syncs(self, now: datetime, depth: int | None, room: int, result: TickResult) -> None:
+        """Follow the answers of every owner with a followed meeting, each every ``sync_every``.
+
+        Who is followed: one query per ``sync_every`` period, plus the audit rows written since
+        the last round (a meeting that became booked, accepted, …); a round reads only those and
+        the owners due, so it costs what is due, not the number of owners.
+        """
+        p = self.pipeline
+        if self._sync_refreshed is None or now - self._sync_refreshed >= self.sync_every:
+            if self._sync_refreshed is None:
+                self._audit_since = now - self.sync_every
+            self._sync_refreshed = now
+            for user_id in p.store.followed_owners(None):
+                self._sync_at(user_id, now, keep=True)
+        assert self._audit_since is not None  # set with the first refresh
+        for event in p.store.events_after(
+            self._audit_after, since=self._audit_since, limit=self.batch
+        ):
+            self._audit_after = max(self._audit_after, event.id)
+            if event.user_id is not None and event.to_state in _FOLLOWED:
+                self._sync_at(event.user_id, now, keep=True)
+        due: list[int] = []
+        while self._sync_heap and self._sync_heap[0][0] <= now and len(due) < min(room, self.batch):
+            at, user_id = heapq.heappop(self._sync_heap)
+            if self._sync_next.get(user_id) == at:
+                due.append(user_id)
+        followed = p.store.followed_owners(due) if due else {}
+        for user_id in sorted(due):
+            if user_id not in followed:  # nothing followed any more: forgotten until there is
+                del self._sync_next[user_id]
+                continue
+            # A removed policy file stops its owner: answers are followed again once it is back
+            # (and their own round cancelling the meetings never races a sync for them).
+            if followed[user_id]:
+                self._sync_at(user_id, now + timedelta(seconds=self.interval_s))
+                continue
+            self._sync_at(user_id, now + self.sync_every)
+            if self._send(self.actors.sync_responses, "sync", user_id, depth):
+                result.sync_sent.append(user_id)
+
+    def _sync_at(self, user_id: int, at: datetime, *, keep: bool = False) -> None:
+        if keep and user_id in self._sync_next:
+            return
+        self._sync_next[user_id] = at
+        heapq.heappush(self._sync_heap, (at, user_id))
 
     def run_round(self) -> TickResult | None:
         """One round of the loop: :meth:`run_once`, with a failure counted (None when it failed).

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from scheduler.app.policies import PolicyBook
+from scheduler.app.policy_scan import PolicyScan
 from scheduler.app.ports import Instruments, StorePort
 from scheduler.app.problems import PolicyProblems
 from scheduler.app.records import StakeholderStatus, User
@@ -71,6 +72,8 @@ class Pipeline:
     metrics: Instruments | None = None
     policy_removed_grace: timedelta = timedelta(days=1)
     problems: PolicyProblems = field(default_factory=PolicyProblems)
+    #: What the last registration round saw in the policy directory (reads only changes).
+    scan: PolicyScan = field(default_factory=PolicyScan)
     #: Keys the HMAC in every new meeting's idempotency key (and so its UID): only someone who
     #: received the invite knows it. The composition root passes the installation's
     #: (:func:`derive_key_secret`); the default, random per Pipeline, suits tests only.

@@ -1,37 +1,50 @@
 """Policy registration: scan the policy directory, register new and edited owners, report bad
-files (each in isolation), follow removed files, and cancel a removed owner's open meetings.
+files (each in isolation), follow removed files.
+
+**By change.** A round lists the directory (one ``stat`` per file) and compares it with what the
+last round saw (:class:`~scheduler.app.policy_scan.PolicyScan`, kept on the pipeline): only a
+file whose stat changed is read and hashed, only one whose hash changed is loaded, and only the
+users of those files (or of files that went away) are read and written, the upserts in batches
+of :data:`REGISTER_BATCH` per transaction. A round in which nothing changed parses nothing and
+makes no store call; a bad file that stays as it is is still counted every round (and its issues
+returned), logged once per change. The first round of a process, and every
+``PolicyScan.full_every``-th, also compares every registered user with the files.
 
 The planning round (:mod:`scheduler.app.planning`) reads each owner's file through
 :func:`load_isolated` and reports problems the same way; ``planning`` re-exports
-:func:`register_policies`, :func:`cancel_removed_owner_meetings` and :data:`OWNER_REMOVED`.
+:func:`register_policies`, :func:`cancel_removed_owner_meetings` and :data:`OWNER_REMOVED`
+(which live in :mod:`scheduler.app.owner_removal`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from scheduler.app.pipeline import Pipeline, revoke
-from scheduler.app.policies import PolicyFile
-from scheduler.app.problems import KnownCrash
-from scheduler.app.records import Meeting, User
-from scheduler.core.errors import (
-    AuthorizationRevoked,
-    ConfigurationError,
-    ConnectorError,
-    PolicyIssue,
-    ResourceGone,
+from scheduler.app.digest import schedule_digest
+from scheduler.app.owner_removal import (
+    AT_PROVIDER,
+    OWNER_REMOVED,
+    cancel_at_provider,
+    cancel_removed_owner_meetings,
 )
-from scheduler.core.policy import Policy
-from scheduler.core.states import MeetingState
+from scheduler.app.pipeline import Pipeline
+from scheduler.app.policies import PolicyFile
+from scheduler.app.policy_scan import FileStat, PolicyScan, Seen, list_policy_files
+from scheduler.app.ports import UserRegistration
+from scheduler.app.problems import KnownCrash
+from scheduler.app.records import User
+from scheduler.core.errors import PolicyIssue
 
 __all__ = [
+    "AT_PROVIDER",
     "OWNER_REMOVED",
     "PLAN_CRASHED",
+    "REGISTER_BATCH",
+    "cancel_at_provider",
     "cancel_removed_owner_meetings",
     "count_policy_error",
     "load_isolated",
@@ -41,11 +54,12 @@ __all__ = [
 
 log = logging.getLogger("goodwill.booking")
 
-_S = MeetingState
+#: Policy files registered per store transaction.
+REGISTER_BATCH = 200
 
 
 def register_policies(p: Pipeline) -> list[PolicyIssue]:
-    """Scan the policy directory: register new users, bring edited ones forward, report bad files.
+    """Register new users, bring edited ones forward, report bad files, follow removed ones.
 
     Each file is handled on its own: *any* exception while loading or registering one (a file
     that crashes the loader, a value the database refuses) is recorded for that file's user,
@@ -53,40 +67,34 @@ def register_policies(p: Pipeline) -> list[PolicyIssue]:
     other files are registered as usual. A registered user whose file is gone is marked
     (``policy_missing_since``): they are no longer planned, and their open future meetings are
     cancelled once :attr:`Pipeline.policy_removed_grace` has passed unless the file comes back.
+    Only what changed since the last round is read, parsed and written (see the module).
 
     Returns every issue found (bad files are reported, never fatal for the other users).
     """
     now = p.clock.now()
-    issues: list[PolicyIssue] = []
-    users = p.store.all_users()
-    scan = _Scan(users)
+    full = p.scan.begin(p.store, p.policies)
     directory = p.policies.directory
-    try:
-        files = p.policies.files()
-    except OSError as exc:  # the directory itself cannot be listed: nobody counts as removed
-        reason = exc.strerror or type(exc).__name__
-        _directory_problem(
-            p, users, f"cannot list the policy directory {directory} ({reason})", "unreadable"
-        )
-        return issues
-    for path in files:
-        try:
-            _register_file(p, path, scan, issues, now)
-        except Exception as exc:  # one file never stops the others
-            _register_failed(p, str(path), scan, exc, issues, now)
     if directory is None:
-        return issues
-    if not directory.is_dir():  # a missing mount must not read as "every file removed"
-        _directory_problem(p, users, f"the policy directory {directory} does not exist", "missing")
-        return issues
-    _follow_removals(p, scan, now)
-    return issues
+        return []
+    try:
+        listing = list_policy_files(directory)
+    except (FileNotFoundError, NotADirectoryError):  # a missing mount is not "all removed"
+        _directory_problem(p, f"the policy directory {directory} does not exist", "missing")
+        return []
+    except OSError as exc:  # the directory cannot be listed: nobody counts as removed
+        reason = exc.strerror or type(exc).__name__
+        what = f"cannot list the policy directory {directory} ({reason})"
+        _directory_problem(p, what, "unreadable")
+        return []
+    registering = _Round(p, p.scan, now, full)
+    registering.run(listing)
+    return registering.issues
 
 
-def _directory_problem(p: Pipeline, users: Sequence[User], what: str, key: str) -> None:
+def _directory_problem(p: Pipeline, what: str, key: str) -> None:
     """The directory cannot be read: an error once users depend on it (a fresh install has
-    none yet, and says so at start-up)."""
-    if not users:
+    none yet, and says so at start-up). The memory of the files stays as it was."""
+    if not p.store.all_users():
         return
     count_policy_error(p, "unreadable")
     if p.problems.first(str(p.policies.directory), "", key):
@@ -95,6 +103,245 @@ def _directory_problem(p: Pipeline, users: Sequence[User], what: str, key: str) 
             "check GOODWILL_POLICY_DIR, the mount and its permissions",
             what,
         )
+
+
+@dataclass
+class _Round:
+    """One registration round: what changed, the users it concerns, what was written."""
+
+    p: Pipeline
+    scan: PolicyScan
+    now: datetime
+    full: bool
+    issues: list[PolicyIssue] = field(default_factory=list)
+    #: Paths read this round (changed or gone) and the owners they held before.
+    paths: set[str] = field(default_factory=set)
+    owners: set[str] = field(default_factory=set)
+    by_email: dict[str, User] = field(default_factory=dict)
+    at_path: dict[str, User] = field(default_factory=dict)
+    users: list[User] = field(default_factory=list)
+
+    def run(self, listing: dict[str, FileStat]) -> None:
+        loaded = [self._load(path, st) for path, st in self._changed(listing)]
+        for path in [path for path in self.scan.seen if path not in listing]:
+            gone = self.scan.seen.pop(path)
+            self.paths.add(path)
+            if gone.owner is not None:
+                self.owners.add(gone.owner)
+        if not self.full and not self.paths:
+            return  # nothing changed: no store call at all
+        emails = self.owners | {
+            pf.policy.owner.email.strip().lower()
+            for _, _, pf in loaded
+            if pf is not None and pf.policy is not None
+        }
+        self._read_users(emails)
+        ready: list[tuple[PolicyFile, FileStat | None]] = []
+        for item in loaded:
+            try:
+                pf = self._unusable(*item)
+                if pf is not None:
+                    ready.append((pf, item[1]))
+            except Exception as exc:  # one file never stops the others
+                self._failed(item[0].path, exc)
+        for start in range(0, len(ready), REGISTER_BATCH):
+            self._register(ready[start : start + REGISTER_BATCH])
+        self._follow_removals(listing)
+
+    # -- what changed ------------------------------------------------------------------------
+
+    def _changed(self, listing: dict[str, FileStat]) -> list[tuple[str, FileStat | None]]:
+        """Files to load; the others' problems are counted (and returned) as they stand."""
+        out: list[tuple[str, FileStat | None]] = []
+        remembered = self.scan.seen
+        for path, st in listing.items():
+            seen = remembered.get(path)
+            if seen is not None and seen.stat == st:  # unchanged (the loop of a quiet round)
+                if seen.reason is not None or seen.issues:
+                    self._as_before(seen)
+                continue
+            trusted = PolicyScan.trusted(st)
+            if seen is not None and seen.digest and seen.digest == _digest(path):
+                self.scan.seen[path] = replace(seen, stat=trusted)  # touched, same content
+                self._as_before(seen)
+                continue
+            self.paths.add(path)
+            if seen is not None and seen.owner is not None:
+                self.owners.add(seen.owner)
+            out.append((path, trusted))
+        return sorted(out)
+
+    def _as_before(self, seen: Seen) -> None:
+        self.issues.extend(seen.issues)
+        if seen.reason is not None:
+            count_policy_error(self.p, seen.reason)
+
+    def _load(
+        self, path: str, st: FileStat | None
+    ) -> tuple[_Loaded, FileStat | None, PolicyFile | None]:
+        loaded = load_isolated(self.p, path)
+        return loaded, st, loaded.file
+
+    def _read_users(self, emails: set[str]) -> None:
+        p = self.p
+        self.users = (
+            p.store.all_users() if self.full else p.store.users_matching(emails, self.paths)
+        )
+        for user in self.users:
+            self.by_email.setdefault(user.email, user)
+            self.at_path.setdefault(user.policy_path, user)
+
+    def _remember(self, path: str, seen: Seen) -> None:
+        self.scan.seen[path] = seen
+        self.issues.extend(seen.issues)
+
+    # -- files with no usable policy -------------------------------------------------------
+
+    def _unusable(
+        self, loaded: _Loaded, st: FileStat | None, pf: PolicyFile | None
+    ) -> PolicyFile | None:
+        """Report a file with no usable policy and remember it; one with a policy is returned."""
+        p, now = self.p, self.now
+        if pf is None:
+            assert loaded.crash is not None
+            issue = PolicyIssue(loaded.path, 1, "", loaded.crash.message)
+            user = self.at_path.get(loaded.path)
+            report_policy_problem(
+                p, loaded.path, loaded.digest, loaded.crash.reason, str(issue),
+                user.id if user else None, now, consequence="its owner is not planned",
+            )  # fmt: skip
+            self._set_error(user, str(issue))
+            seen = Seen(st, loaded.digest, None, loaded.crash.reason, (issue,))
+            self._remember(loaded.path, seen)
+            return None
+        if pf.policy is not None:
+            return pf
+        message = _message(pf)
+        user = self.at_path.get(pf.path)
+        reason = _reason_of(pf)
+        report_policy_problem(
+            p, pf.path, pf.content_hash, reason, message or "unreadable",
+            user.id if user else None, now,
+            consequence="it has no good version, its owner is not planned",
+        )  # fmt: skip
+        self._set_error(user, message)
+        self._remember(pf.path, Seen(st, pf.content_hash, None, reason, pf.issues))
+        return None
+
+    def _set_error(self, user: User | None, message: str | None) -> None:
+        if user is not None and user.policy_error != message:
+            self.p.store.record_policy_error(user.id, message)
+
+    # -- files with a policy: registered in batches ----------------------------------------
+
+    def _register(self, batch: list[tuple[PolicyFile, FileStat | None]]) -> None:
+        prepared = [self._registration(pf) for pf, _ in batch]
+        todo = [reg for reg, write, _ in prepared if write]
+        ids: list[int | None] = []
+        try:
+            written = iter(self.p.store.register_users(todo, now=self.now) if todo else [])
+            ids = [next(written) if w else (b.id if b else None) for _, w, b in prepared]
+        except Exception:  # a value the database refuses fails the batch: find it, one by one
+            log.debug("registering a batch of policy files failed; one at a time", exc_info=True)
+            pairs = zip(batch, prepared, strict=True)
+            ids = [self._register_one(pf, *item) for (pf, _), item in pairs]
+        for (pf, st), (_, _, before), user_id in zip(batch, prepared, ids, strict=True):
+            if user_id is None:
+                continue
+            try:
+                self._registered(pf, st, before, user_id)
+            except Exception as exc:  # one file never stops the others
+                self._failed(pf.path, exc)
+
+    def _registration(self, pf: PolicyFile) -> tuple[UserRegistration, bool, User | None]:
+        """What to write for one file, whether anything differs, and the user before."""
+        policy = pf.policy
+        assert policy is not None
+        email = policy.owner.email.strip().lower()
+        before = self.by_email.get(email)
+        error = _message(pf)
+        if error is None and before is not None and _keeps_plan_crash(before, pf):
+            error = before.policy_error  # the same content crashed its last planning round
+        reg = UserRegistration(email, pf.path, pf.content_hash, error)
+        same = before is not None and (
+            before.policy_path,
+            before.policy_hash,
+            before.policy_error,
+        ) == (pf.path, pf.content_hash, error)
+        return reg, not same, before
+
+    def _register_one(
+        self, pf: PolicyFile, reg: UserRegistration, write: bool, before: User | None
+    ) -> int | None:
+        if not write:
+            return before.id if before is not None else None
+        try:
+            (user_id,) = self.p.store.register_users([reg], now=self.now)
+        except Exception as exc:
+            self._failed(pf.path, exc)
+            return None
+        return user_id
+
+    def _registered(
+        self, pf: PolicyFile, st: FileStat | None, before: User | None, user_id: int
+    ) -> None:
+        p, now, policy = self.p, self.now, pf.policy
+        assert policy is not None
+        schedule_digest(p, user_id, before.next_digest_at if before else None, policy, now)
+        message = _message(pf)
+        reason = None if message is None else _reason_of(pf)
+        if message is not None:
+            assert reason is not None
+            report_policy_problem(
+                p, pf.path, pf.content_hash, reason, message, user_id, now,
+                consequence="using its last good version",
+            )  # fmt: skip
+        elif p.problems.resolved(pf.path):
+            log.info("policy file %s loads again", pf.path)
+        owner = policy.owner.email.strip().lower()
+        self._remember(pf.path, Seen(st, pf.content_hash, owner, reason, pf.issues))
+
+    def _failed(self, path: str, exc: Exception) -> None:
+        """Registering one file failed after it loaded (e.g. the database refused a value):
+        it is tried again next round, and its user (if any) stays."""
+        p, now = self.p, self.now
+        crash = _crash_of(path, exc)
+        issue = PolicyIssue(path, 1, "", crash.message)
+        user = self.at_path.get(path)
+        log.debug("registering %s failed", path, exc_info=exc)
+        report_policy_problem(
+            p, path, _digest(path), "crashed", str(issue), user.id if user else None, now,
+            consequence="its owner is not registered or updated",
+        )  # fmt: skip
+        if user is not None:
+            p.store.record_policy_error(user.id, str(issue))
+        self._remember(path, Seen(None, "", None, "crashed", (issue,)))
+
+    # -- removed files -----------------------------------------------------------------------
+
+    def _follow_removals(self, listing: dict[str, FileStat]) -> None:
+        """Mark users whose file is gone; clear the mark of those whose file came back. Looks
+        at the users of what changed (every user on a full round)."""
+        owners, unowned = self.scan.owners(), self.scan.unowned()
+        for user in self.users:
+            try:
+                present = (
+                    user.email in owners
+                    or user.policy_path in unowned
+                    # A file outside the directory (written by a process with another working
+                    # directory or GOODWILL_POLICY_DIR) still counts while it exists.
+                    or (user.policy_path not in listing and Path(user.policy_path).exists())
+                )
+                if not present and user.policy_missing_since is None:
+                    _mark_removed(self.p, user, self.now)
+                elif present and user.policy_missing_since is not None:
+                    _mark_back(self.p, user, self.now)
+            except Exception:  # one user's bookkeeping never stops the others'
+                log.exception("user %s: following the policy file's removal failed", user.id)
+
+
+def _message(pf: PolicyFile) -> str | None:
+    return "; ".join(str(i) for i in pf.issues[:5]) if pf.issues else None
 
 
 #: Exceptions that mean the file is beyond what the loader can take (nesting, huge numbers).
@@ -107,35 +354,6 @@ _SIZE_LIMIT_SETTINGS = tuple(
 )
 #: Prefix of the ``policy_error`` recorded when a planning round crashed (not the file itself).
 PLAN_CRASHED = "planning crashed"
-#: The detail of a meeting cancelled because its owner's policy file was removed.
-OWNER_REMOVED = "owner removed"
-
-
-@dataclass
-class _Scan:
-    """What one scan of the policy directory found, to tell which users' files are gone."""
-
-    users: list[User]
-    #: Owner e-mails of files that hold a policy (the current or the last good version).
-    owners: set[str] = field(default_factory=set)
-    #: Files with no usable policy: whose they are cannot be told, so their users stay.
-    unowned: set[str] = field(default_factory=set)
-    #: Every policy file found.
-    listed: set[str] = field(default_factory=set)
-
-    def user_at(self, path: str) -> User | None:
-        return next((u for u in self.users if u.policy_path == path), None)
-
-    def user_by_email(self, email: str) -> User | None:
-        email = email.strip().lower()
-        return next((u for u in self.users if u.email == email), None)
-
-    def present(self, user: User) -> bool:
-        if user.email in self.owners or user.policy_path in self.unowned:
-            return True
-        # A file outside the directory (written by a process with another working directory
-        # or GOODWILL_POLICY_DIR) still counts while it exists.
-        return user.policy_path not in self.listed and Path(user.policy_path).exists()
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,88 +446,9 @@ def report_policy_problem(
     )
 
 
-def _register_file(
-    p: Pipeline, path: Path, scan: _Scan, issues: list[PolicyIssue], now: datetime
-) -> None:
-    loaded = load_isolated(p, path)
-    scan.listed.add(loaded.path)
-    pf = loaded.file
-    if pf is None:
-        assert loaded.crash is not None
-        scan.unowned.add(loaded.path)
-        issue = PolicyIssue(loaded.path, 1, "", loaded.crash.message)
-        issues.append(issue)
-        user = scan.user_at(loaded.path)
-        report_policy_problem(
-            p, loaded.path, loaded.digest, loaded.crash.reason, str(issue),
-            user.id if user else None, now, consequence="its owner is not planned",
-        )  # fmt: skip
-        if user is not None:
-            p.store.record_policy_error(user.id, str(issue))
-        return
-    issues.extend(pf.issues)
-    message = "; ".join(str(i) for i in pf.issues[:5]) if pf.issues else None
-    if pf.policy is None:
-        scan.unowned.add(pf.path)
-        user = scan.user_at(pf.path)
-        report_policy_problem(
-            p, pf.path, pf.content_hash, _reason_of(pf), message or "unreadable",
-            user.id if user else None, now,
-            consequence="it has no good version, its owner is not planned",
-        )  # fmt: skip
-        if user is not None:
-            p.store.record_policy_error(user.id, message)
-        return
-    scan.owners.add(pf.policy.owner.email.strip().lower())
-    before = scan.user_by_email(pf.policy.owner.email)
-    user_id = p.store.upsert_user(pf.policy.owner.email, pf.path, pf.content_hash, now=now)
-    if message is not None:
-        report_policy_problem(
-            p, pf.path, pf.content_hash, _reason_of(pf), message, user_id, now,
-            consequence="using its last good version",
-        )  # fmt: skip
-    elif p.problems.resolved(pf.path):
-        log.info("policy file %s loads again", pf.path)
-    if message is None and before is not None and _keeps_plan_crash(before, pf):
-        return  # the same content crashed its last planning round: keep saying so
-    p.store.record_policy_error(user_id, message)
-
-
 def _keeps_plan_crash(user: User, pf: PolicyFile) -> bool:
     error = user.policy_error or ""
     return error.startswith(PLAN_CRASHED) and user.policy_hash == pf.content_hash
-
-
-def _register_failed(
-    p: Pipeline, path: str, scan: _Scan, exc: Exception, issues: list[PolicyIssue], now: datetime
-) -> None:
-    """Registering one file failed after it loaded (e.g. the database refused a value)."""
-    scan.listed.add(path)
-    scan.unowned.add(path)
-    crash = _crash_of(path, exc)
-    issue = PolicyIssue(path, 1, "", crash.message)
-    issues.append(issue)
-    user = scan.user_at(path)
-    log.debug("registering %s failed", path, exc_info=exc)
-    report_policy_problem(
-        p, path, _digest(path), "crashed", str(issue), user.id if user else None, now,
-        consequence="its owner is not registered or updated",
-    )  # fmt: skip
-    if user is not None:
-        p.store.record_policy_error(user.id, str(issue))
-
-
-def _follow_removals(p: Pipeline, scan: _Scan, now: datetime) -> None:
-    """Mark users whose file is gone; clear the mark of those whose file came back."""
-    for user in scan.users:
-        try:
-            present = scan.present(user)
-            if not present and user.policy_missing_since is None:
-                _mark_removed(p, user, now)
-            elif present and user.policy_missing_since is not None:
-                _mark_back(p, user, now)
-        except Exception:  # one user's bookkeeping never stops the others'
-            log.exception("user %s: following the policy file's removal failed", user.id)
 
 
 def _mark_removed(p: Pipeline, user: User, now: datetime) -> None:
@@ -338,105 +477,3 @@ def _mark_back(p: Pipeline, user: User, now: datetime) -> None:
         detail="policy file is back: planning resumes"
         + (", nothing was cancelled" if in_time else ""),
     )  # fmt: skip
-
-
-# -- a removed policy file ----------------------------------------------------------------------
-
-#: Meetings whose event is on the provider's calendar.
-_AT_PROVIDER = frozenset({_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE})
-
-
-def cancel_removed_owner_meetings(p: Pipeline, user: User, now: datetime) -> int:
-    """Cancel the open future meetings of an owner whose policy file was removed.
-
-    Proposed and approved meetings are cancelled; booked, accepted and tentative ones are first
-    cancelled at the provider through the owner's writer (``cancel_event`` with the meeting's
-    event id, or ``cancel_by_key`` when a create was attempted but its id never came back), so
-    the stakeholder gets the provider's cancellation. Each meeting ends with detail
-    ``owner removed``. The writer is built from the last good policy this process holds, else
-    (a fresh process) from the owner's e-mail and the provider stored on the meeting.
-
-    Returns:
-        How many are left for a later round: being booked right now, or the provider failed.
-    """
-    left = 0
-    for m in p.store.open_meetings(user.id):
-        if m.start <= now:
-            continue  # already under way (or past): it completes, or is followed as usual
-        if m.state == _S.BOOKING and m.lease_until is not None and m.lease_until > now:
-            left += 1  # a worker holds it; it lands in booked or approved, then is cancelled
-            continue
-        try:
-            at_provider = m.state in _AT_PROVIDER or m.create_attempted_at is not None
-            if at_provider and not _cancel_at_provider(p, user, m, now):
-                left += 1
-                continue
-            if not p.store.transition(
-                m.id, _S.CANCELLED, actor="planner", now=now, expect=m.state,
-                detail=OWNER_REMOVED,
-            ):  # fmt: skip
-                left += 1  # it changed meanwhile: the next round looks again
-        except Exception:  # one meeting never stops the others
-            log.exception("meeting %s: cancelling for a removed owner failed", m.id)
-            left += 1
-    return left
-
-
-def _owner_policy(p: Pipeline, user: User, provider: str) -> Policy:
-    """The last good policy held in memory, else a stand-in with what the writer needs."""
-    try:
-        policy = p.policies.load(user.policy_path).policy
-    except Exception:  # the path now holds something the loader cannot take
-        policy = None
-    if policy is not None and policy.calendar.provider == provider:
-        return policy
-    name = user.email.split("@", 1)[0]
-    return Policy.model_validate(
-        {
-            "owner": {"email": user.email, "name": name, "timezone": "UTC"},
-            "calendar": {"provider": provider},
-        }
-    )
-
-
-def _cancel_at_provider(p: Pipeline, user: User, m: Meeting, now: datetime) -> bool:
-    """Take the meeting's event back at the provider. False: try again in a later round."""
-    try:
-        policy = _owner_policy(p, user, m.provider)
-        backend = p.backends(policy)
-    except (ConfigurationError, ValueError) as exc:
-        p.store.record_event(
-            now=now, actor="planner", user_id=user.id, meeting_id=m.id,
-            detail=f"{OWNER_REMOVED}: cannot reach the calendar to cancel: {exc}"[:1000],
-        )  # fmt: skip
-        return False
-    writer = backend.writer
-    if writer is None:
-        return True  # a read-only calendar holds no event of ours
-    organizer = policy.owner.person
-    try:
-        if m.provider_event_id:
-            with p.provider_call(backend.provider, "cancel_event"):
-                writer.cancel_event(organizer, m.provider_event_id)
-        else:
-            with p.provider_call(backend.provider, "cancel_by_key"):
-                writer.cancel_by_key(organizer, m.idempotency_key)
-    except AuthorizationRevoked as exc:
-        revoke(p, user.email, backend.provider, str(exc), now)
-        p.store.record_event(
-            now=now, actor="planner", user_id=user.id, meeting_id=m.id,
-            detail=f"{OWNER_REMOVED}: credential revoked, the event is cancelled once the "
-            "calendar is reconnected",
-        )  # fmt: skip
-        return False
-    except ResourceGone:
-        pass  # already gone at the provider: done
-    except ConnectorError as exc:
-        if exc.transient:
-            return False
-        p.store.record_event(
-            now=now, actor="planner", user_id=user.id, meeting_id=m.id,
-            detail=f"{OWNER_REMOVED}: the provider refused the cancel ({type(exc).__name__}); "
-            "the event may still be on the calendars: remove it by hand",
-        )  # fmt: skip
-    return True

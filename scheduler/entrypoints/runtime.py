@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import dramatiq
 from dramatiq.middleware import Middleware
@@ -20,9 +21,12 @@ from dramatiq.middleware import Middleware
 from scheduler.entrypoints.bootstrap import App, bootstrap
 from scheduler.entrypoints.ops import OpsServer
 from scheduler.settings import Settings
-from workers.actors import QUEUE, Actors, declare_actors
+from workers.actors import QUEUE, Actors, declare_actors, queue_depth
 from workers.broker import make_broker
 from workers.tick import Tick
+
+if TYPE_CHECKING:
+    from scheduler.entrypoints.web.server import WebServer
 
 __all__ = ["Runtime", "build_runtime", "wait_for_signal"]
 
@@ -37,6 +41,8 @@ class Runtime:
     tick: Tick | None
     worker: dramatiq.Worker | None
     ops: OpsServer | None = None
+    #: The owner's web page (``goodwill serve``, ``goodwill web``), or None.
+    web: WebServer | None = None
 
     def start(self) -> None:
         if self.worker is not None:
@@ -46,8 +52,12 @@ class Runtime:
         if self.ops is not None:
             self.ops.start()
             log.info("ops endpoint on %s", self.ops.url)
+        if self.web is not None:
+            self.web.start()  # logs the page's address
 
     def stop(self) -> None:
+        if self.web is not None:
+            self.web.stop()  # first: no new owner action starts while the rest stops
         if self.tick is not None:
             self.tick.stop()
         if self.worker is not None:
@@ -84,9 +94,16 @@ def build_runtime(
     worker_threads: int = 4,
     auto_migrate: bool = False,
     app: App | None = None,
+    with_web: bool = False,
 ) -> Runtime:
-    """Wire one process. ``with_ops`` serves /livez, /readyz and /metrics on ``settings.ops``."""
+    """Wire one process. ``with_ops`` serves /livez, /readyz and /metrics on ``settings.ops``;
+    ``with_web`` serves the owner's page on ``settings.web`` (needs ``GOODWILL_SECRET_KEY``)."""
     app = app or bootstrap(settings, auto_migrate=auto_migrate)
+    web = None
+    if with_web:
+        from scheduler.entrypoints.web.server import build_web_server
+
+        web = build_web_server(app)  # binds the socket now: a taken port fails here
     middleware: list[Middleware] = []
     prom: Middleware | None = None
     if with_ops and with_worker:
@@ -103,6 +120,10 @@ def build_runtime(
             interval_s=settings.tick_interval_s,
             max_lease_s=settings.effective_tick_max_lease_s,
             max_clock_skew_s=settings.max_clock_skew_s,
+            owner_mail=owner_mail_round(settings, app),
+            batch=settings.tick_batch,
+            queue_max=settings.tick_queue_max,
+            queue_depth=lambda: queue_depth(broker),
         )
         if with_tick
         else None
@@ -113,7 +134,19 @@ def build_runtime(
         else None
     )
     ops = _ops_server(settings, app, broker, tick, prom) if with_ops else None
-    return Runtime(app, broker, actors, tick, worker, ops)
+    return Runtime(app, broker, actors, tick, worker, ops, web)
+
+
+def owner_mail_round(settings: Settings, app: App) -> Callable[[], object] | None:
+    """What the tick calls each round to send the owners' due digests and notices (None: not
+    configured, see :func:`scheduler.entrypoints.digest_command.owner_mailer`)."""
+    from scheduler.app.digest import send_owner_mails
+    from scheduler.entrypoints.digest_command import owner_mailer
+
+    post = owner_mailer(settings, app)
+    if post is None:
+        return None
+    return lambda: send_owner_mails(app.pipeline, post)
 
 
 def _ops_server(

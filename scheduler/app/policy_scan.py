@@ -1,0 +1,108 @@
+"""What the last registration round saw in the policy directory, so the next one reads only changes.
+
+Per file: its stat (size, mtime, inode, ctime), the SHA-256 of its content, whose policy it holds
+and the problem it had. A round lists the directory (one ``stat`` per file), reads and hashes only
+files whose stat changed, and parses only those whose hash changed; a round in which nothing
+changed reads, parses and writes nothing (see :func:`scheduler.app.registration.register_policies`).
+
+A file modified within :data:`RACY_NS` of the round that saw it is hashed again the next round:
+two writes of the same size inside the file system's timestamp granularity leave the same stat
+("racy" entries, as git calls them). The memory is per process and per (store, policy book): a
+new one of either starts over with a full round, as does every :attr:`PolicyScan.full_every`-th
+round (which also looks at every registered user once, for files outside the directory).
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mode
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scheduler.core.errors import PolicyIssue
+
+__all__ = ["RACY_NS", "FileStat", "PolicyScan", "Seen", "list_policy_files"]
+
+#: A file modified this recently (ns) when it was listed is hashed again in the next round.
+RACY_NS = 2_000_000_000
+_SUFFIXES = (".yaml", ".yml", ".toml")
+
+
+#: A file's ``(size, mtime_ns, inode, ctime_ns)``: a plain tuple, cheap to build and compare.
+FileStat = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One file as the last round left it.
+
+    ``stat`` None: hash it again next round (modified too recently to trust the stat);
+    ``digest`` empty: load it again next round whatever its hash (registering it failed).
+    """
+
+    stat: FileStat | None
+    digest: str
+    #: Lower-cased owner e-mail of the policy in force (maybe the last good one); None: the
+    #: file holds no usable policy, so whose it is cannot be told.
+    owner: str | None
+    #: The problem counted every round while the file stays as it is (None: none).
+    reason: str | None = None
+    issues: tuple[PolicyIssue, ...] = ()
+
+
+def list_policy_files(directory: Path) -> dict[str, FileStat]:
+    """The directory's policy files (``*.yaml``, ``*.yml``, ``*.toml``; symlinks followed) by
+    path (as ``str(directory / name)``), with their stat: one ``stat`` call per file, in
+    directory order. Raises OSError (the directory)."""
+    found: dict[str, FileStat] = {}
+    prefix = str(directory)
+    prefix = prefix if prefix.endswith(os.sep) else prefix + os.sep
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if not entry.name.lower().endswith(_SUFFIXES):
+                continue
+            try:
+                st = entry.stat()
+            except OSError:  # gone between listing and stat, or a dangling link
+                continue
+            if stat_mode.S_ISREG(st.st_mode):
+                found[prefix + entry.name] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+    return found
+
+
+@dataclass
+class PolicyScan:
+    """This process's memory of the policy directory (one per :class:`Pipeline`)."""
+
+    #: Every this many rounds, every registered user is compared with the files (O(users)).
+    full_every: int = 360
+    seen: dict[str, Seen] = field(default_factory=dict)
+    rounds: int = 0
+    _for: tuple[int, int] | None = None
+
+    def begin(self, store: object, book: object) -> bool:
+        """Start a round; True when it is a full one (first, periodic, or a new store/book)."""
+        key = (id(store), id(book))
+        if key != self._for:
+            self._for, self.seen, self.rounds = key, {}, 0
+        full = self.rounds % self.full_every == 0
+        self.rounds += 1
+        return full
+
+    def changed(self, path: str, now_stat: FileStat) -> bool:
+        """Whether ``path`` must be read and hashed this round."""
+        seen = self.seen.get(path)
+        return seen is None or seen.stat is None or seen.stat != now_stat
+
+    @staticmethod
+    def trusted(now_stat: FileStat, wall_ns: int | None = None) -> FileStat | None:
+        """The stat to remember: None when the file was modified too recently to trust it."""
+        wall = time.time_ns() if wall_ns is None else wall_ns
+        return None if wall - now_stat[1] < RACY_NS else now_stat
+
+    def owners(self) -> set[str]:
+        return {s.owner for s in self.seen.values() if s.owner is not None}
+
+    def unowned(self) -> set[str]:
+        return {path for path, s in self.seen.items() if s.owner is None}
