@@ -10,21 +10,23 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
-
-from scheduler.app.policies import PolicyLimits, check_policy_files, load_policy, policy_limits
 from scheduler.core.errors import ConfigurationError, ConnectorError, PolicyError, SchedulerError
-from scheduler.core.planner import Plan
-from scheduler.core.policy import Policy
-from scheduler.entrypoints.rendering import format_table
 
+# Cold start (issue 13): this module imports the standard library and the error tree only;
+# pydantic, the policy schema, the planner, the store and the SDKs load in the command that uses
+# them (`goodwill --help` needs none; tests/unit/test_architecture.py checks what `plan` loads).
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from scheduler.app.planning import StoredState
+    from scheduler.app.policies import PolicyLimits
+    from scheduler.core.planner import Plan
+    from scheduler.core.policy import Policy
     from scheduler.entrypoints.bootstrap import App
 
 __all__ = ["main"]
@@ -98,13 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run one full cycle over the sample organisation (offline)")
     d.add_argument("--examples", type=Path, default=None, metavar="DIR")
     d.add_argument("--data-dir", type=Path, default=Path(".goodwill/demo"), metavar="DIR")
+    d.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the owner's page and run the service on the last demo's data (Ctrl-C stops)",
+    )
 
     sv = sub.add_parser("serve", help="tick + workers + ops endpoint in one process")
     sv.add_argument("--once", action="store_true", help="run cycles until idle, then exit")
     sub.add_parser("worker", help="a worker process (scale mode: Redis or RabbitMQ broker)")
+    sub.add_parser("web", help="the owner's web page alone (scale mode; serve includes it)")
     sub.add_parser("tick", help="the tick alone (scale mode); safe to run on several hosts")
     sub.add_parser("migrate", help="bring the database schema to the latest version")
     sub.add_parser("secret", help="print a new random GOODWILL_SECRET_KEY (32 bytes, base64)")
+    from scheduler.entrypoints.link_command import add_parser as add_link_parser
+
+    add_link_parser(sub)
 
     cn = sub.add_parser("connect", help="sign a user in to Google or Microsoft (stored encrypted)")
     cn.add_argument("provider", choices=["google", "microsoft"])
@@ -133,17 +144,45 @@ def build_parser() -> argparse.ArgumentParser:
                        ("decline", "decline a proposal: no invite is sent")):  # fmt: skip
         a = sub.add_parser(name, help=text)
         a.add_argument("meeting_id", type=int, metavar="ID")
+        a.add_argument("--user", metavar="EMAIL", help="refuse a meeting that is not EMAIL's")
+    dg = sub.add_parser("digest", help="send the owners' digest e-mail now (or one owner's)")
+    dg.add_argument("--user", metavar="EMAIL", help="only this owner (even without notify.digest)")
+    _owner_parsers(sub)
     return parser
+
+
+def _owner_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """``goodwill cancel``, ``pause`` and ``resume`` (scheduler/entrypoints/owner_commands.py)."""
+
+    def parse_day(text: str) -> date:  # imports owner_commands (the use cases) only for --until
+        from scheduler.entrypoints.owner_commands import parse_day as parse
+
+        return parse(text)
+
+    c = sub.add_parser("cancel", help="cancel a meeting (its invite too), or --all of a user's")
+    c.add_argument("meeting_id", type=int, nargs="?", metavar="ID")
+    c.add_argument("--user", metavar="EMAIL", help="refuse a meeting that is not EMAIL's")
+    c.add_argument("--all", action="store_true", help="every open meeting of --user ahead")
+    c.add_argument("--yes", action="store_true", help="with --all: do not ask")
+    pa = sub.add_parser("pause", help="propose and book nothing new for a user until a date")
+    pa.add_argument("--user", required=True, metavar="EMAIL")
+    pa.add_argument("--until", required=True, type=parse_day, metavar="YYYY-MM-DD")
+    pa.add_argument("--cancel-booked", action="store_true", help="also cancel what is ahead")
+    r = sub.add_parser("resume", help="end a user's pause: planning and booking start again")
+    r.add_argument("--user", required=True, metavar="EMAIL")
 
 
 def _policy_limits() -> PolicyLimits:
     """The policy limits from GOODWILL_LIMITS__POLICY_* (a bad value exits 2, as any setting)."""
+    from scheduler.app.policies import policy_limits
     from scheduler.settings import Settings
 
     return policy_limits(Settings().limits)
 
 
 def _cmd_validate(files: Sequence[Path], out: TextIO) -> int:
+    from scheduler.app.policies import check_policy_files
+
     count, issues = check_policy_files(list(files), _policy_limits())
     if count == 0:
         where = ", ".join(str(f) for f in files)
@@ -164,6 +203,7 @@ def _cmd_validate(files: Sequence[Path], out: TextIO) -> int:
 
 def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from scheduler.app.planning import dry_run_plan
+    from scheduler.app.policies import load_policy
     from scheduler.core.clock import SystemClock
 
     policy = load_policy(args.policy, _policy_limits())
@@ -226,6 +266,8 @@ def _stored_plan_state(policy: Policy, now: datetime) -> tuple[App | None, Store
 
 def render_plan(policy: Policy, result: Plan, now: datetime) -> str:
     """Human-readable tables of proposals and skips, times in the owner's zone."""
+    from scheduler.entrypoints.rendering import format_table
+
     zone = ZoneInfo(policy.owner.timezone)
     names = {s.email.lower(): s.name for s in policy.stakeholders}
     lines = [
@@ -258,9 +300,34 @@ def render_plan(policy: Policy, result: Plan, now: datetime) -> str:
             (names.get(s.stakeholder, s.stakeholder), s.reason) for s in result.skipped
         )
         lines.extend(format_table(skip_rows))
+    lines.extend(_render_groups(result, zone))
     lines.append("")
     lines.append("Dry run: nothing was written and no invite was sent.")
     return "\n".join(lines) + "\n"
+
+
+def _render_groups(result: Plan, zone: ZoneInfo) -> list[str]:
+    """Group meetings, introductions and the owner's private notes, for :func:`render_plan`."""
+    from scheduler.entrypoints.rendering import format_table
+
+    lines: list[str] = []
+    if result.group_proposals:
+        lines += ["", f"Group meetings proposed ({len(result.group_proposals)}, ask first):"]
+        rows = [("WHEN", "GROUP", "WHO", "PRESENTER", "WHY")]
+        for g in result.group_proposals:
+            start, end = g.start.astimezone(zone), g.end.astimezone(zone)
+            when = f"{start:%a %d %b %H:%M}-{end:%H:%M}"
+            rows.append((when, g.group, ", ".join(g.attendees), g.presenter or "-", g.reason))
+        lines.extend(format_table(rows))
+    if result.group_skipped:
+        lines += ["", f"Groups skipped ({len(result.group_skipped)}):"]
+        skips = [("GROUP", "WHY"), *((g.group, g.reason) for g in result.group_skipped)]
+        lines.extend(format_table(skips))
+    notes = [(p.name, p.owner_note) for p in result.proposals if p.owner_note]
+    if notes:
+        lines += ["", "Notes for you only (never in an invite):"]
+        lines.extend(f"  with {name}: {note}" for name, note in notes)
+    return lines
 
 
 def _print_settings_errors(exc: ValidationError, err: TextIO) -> None:
@@ -271,6 +338,15 @@ def _print_settings_errors(exc: ValidationError, err: TextIO) -> None:
         if name not in message:
             message = f"{name}: {message}"
         print(f"goodwill: configuration: {message}", file=err)
+
+
+def _validation_error() -> type[ValidationError]:
+    """pydantic's ValidationError, for ``main``'s ``except``: Python evaluates that clause only
+    when an exception gets there, so ``goodwill --help`` (and any clean run) never loads pydantic
+    for it."""
+    from pydantic import ValidationError
+
+    return ValidationError
 
 
 def main(
@@ -289,6 +365,10 @@ def main(
             return _cmd_validate(args.files, out)
         if args.command == "plan":
             return _cmd_plan(args, out, err)
+        if args.command == "link":
+            from scheduler.entrypoints.link_command import run_link
+
+            return run_link(args, out)
         if args.command == "secret":
             from scheduler.settings import new_secret_key
 
@@ -304,7 +384,7 @@ def main(
     except ConfigurationError as exc:
         print(f"goodwill: configuration: {exc}", file=err)
         return EXIT_USAGE
-    except ValidationError as exc:  # a GOODWILL_* setting is malformed (scheduler/settings.py)
+    except _validation_error() as exc:  # a GOODWILL_* setting is malformed (scheduler/settings.py)
         _print_settings_errors(exc, err)
         return EXIT_USAGE
     except ConnectorError as exc:

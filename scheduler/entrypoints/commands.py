@@ -7,7 +7,6 @@ heavy.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from datetime import UTC, datetime
@@ -40,9 +39,16 @@ def _examples_dir(given: Path | None) -> Path:
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     cmd = args.command
     if cmd == "demo":
-        from scheduler.entrypoints.demo import run_demo
+        from scheduler.entrypoints.demo import run_demo, serve_demo
 
-        return run_demo(_examples_dir(args.examples), args.data_dir, out=out)
+        if getattr(args, "serve", False):
+            return serve_demo(_examples_dir(args.examples), args.data_dir, out=out)
+        again = ".venv/bin/goodwill demo --serve"
+        if args.examples is not None:
+            again += f" --examples {args.examples}"
+        if args.data_dir != Path(".goodwill/demo"):
+            again += f" --data-dir {args.data_dir}"
+        return run_demo(_examples_dir(args.examples), args.data_dir, out=out, serve_command=again)
     settings = Settings()
     if cmd == "migrate":
         from scheduler.store import make_engine, migrate
@@ -60,6 +66,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "process can read). Set GOODWILL_BROKER_URL to a Redis (redis://…) or RabbitMQ "
             "(amqp://…) URL, or run `goodwill serve` for one process"
         )
+    if cmd == "web":
+        return _run_web(settings)
     if cmd in ("serve", "worker", "tick"):
         return _run_service(cmd, settings, once=getattr(args, "once", False), out=out)
     if cmd in _NEEDS_DATABASE:
@@ -73,6 +81,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return _replies(app, args, out, err)
     if cmd == "connect":
         return _connect(app, args, out)
+    if cmd == "digest":
+        from scheduler.entrypoints.digest_command import run_digest
+
+        return run_digest(app, args.user, out, err)
     if cmd == "proposals":
         users = [u for u in _users(app, args.user) if u is not None]
         rows = []
@@ -108,6 +120,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     file=out,
                 )
         return 0
+    if cmd in _OWNER_COMMANDS or (cmd in ("approve", "decline") and args.user):
+        from scheduler.entrypoints.owner_commands import run_owner_command
+
+        return run_owner_command(app, args, out, err)
     if cmd in ("approve", "decline"):
         from scheduler.app import decisions
 
@@ -127,7 +143,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 #: Commands that only read or change rows that must already exist: they never create a database.
-_NEEDS_DATABASE = ("report", "proposals", "approve", "decline", "replies")
+_NEEDS_DATABASE = (
+    "report", "proposals", "approve", "decline", "replies", "cancel", "pause", "resume",
+    "digest",
+)  # fmt: skip
+#: The owner's commands (scheduler/entrypoints/owner_commands.py).
+_OWNER_COMMANDS = ("cancel", "pause", "resume")
 
 
 def _require_database(settings: Settings) -> None:
@@ -156,9 +177,9 @@ def _local(app: object, owner_email: str, moment: datetime) -> str:
 
 
 def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
-    from scheduler.app.conflicts import conflict_lines
+    from scheduler.app.owner_view import user_report
     from scheduler.core.report import as_json as report_json
-    from scheduler.core.report import build_report, owner_removed
+    from scheduler.core.report import owner_removed
     from scheduler.entrypoints.bootstrap import App
     from scheduler.entrypoints.rendering import render_text
 
@@ -166,7 +187,6 @@ def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
     now = app.clock.now()
     revoked = app.store.revoked_credentials()
     reports = []
-    far = datetime(9999, 1, 1, tzinfo=UTC)
     for user in _users(app, email):
         if user is None or user.policy_missing_since is not None:
             continue  # a removed owner is listed below, under "owner removed"
@@ -176,23 +196,7 @@ def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
             policy = None
         if policy is None:
             continue
-        reports.append(
-            build_report(
-                policy,
-                now=now,
-                last_contacts=app.store.last_contacts(user.id),
-                meetings=app.store.meetings_between(user.id, datetime(1970, 1, 1, tzinfo=UTC), far),
-                statuses=app.store.stakeholder_statuses(user.id),
-                revoked=revoked,
-                user_email=user.email,
-                held_replies=app.store.held_replies(user.id),
-                conflicts=conflict_lines(app.pipeline, user.id),
-                their_meetings=[
-                    dataclasses.replace(m, stakeholder_email=other)
-                    for other, m in app.store.open_meetings_as_stakeholder(user.email)
-                ],
-            )
-        )
+        reports.append(user_report(app.pipeline, user, policy, now=now, revoked=revoked))
     wanted = email.strip().lower() if email else None
     removed = [
         owner_removed(
@@ -321,12 +325,21 @@ def _run_service(cmd: str, settings: Settings, *, once: bool, out: TextIO) -> in
         )
 
     configure_logging(settings.log_format, settings.log_level)  # type: ignore[arg-type]
+    with_web = cmd == "serve" and not once
+    if with_web and settings.secret_key is None:
+        with_web = False
+        print(
+            "goodwill serve: the owner's page is off: set GOODWILL_SECRET_KEY (`goodwill secret` "
+            "makes one) to serve it on GOODWILL_WEB__HOST:GOODWILL_WEB__PORT",
+            file=sys.stderr,
+        )
     runtime = build_runtime(
         settings,
         with_tick=cmd in ("serve", "tick") and not once,
         with_worker=cmd in ("serve", "worker"),
         with_ops=not once,
         auto_migrate=cmd == "serve" and settings.broker_url == "embedded",
+        with_web=with_web,
     )
     runtime.start()
     if once:
@@ -352,4 +365,28 @@ def _run_service(cmd: str, settings: Settings, *, once: bool, out: TextIO) -> in
     )
     wait_for_signal(runtime.stop)
     print(f"goodwill {cmd}: stopped at {datetime.now(UTC):%H:%M:%S}", file=sys.stderr)
+    return 0
+
+
+def _run_web(settings: Settings) -> int:
+    """``goodwill web``: the owner's page alone (scale mode: workers and tick run elsewhere)."""
+    from scheduler.entrypoints.bootstrap import bootstrap
+    from scheduler.entrypoints.logs import configure_logging
+    from scheduler.entrypoints.runtime import wait_for_signal
+    from scheduler.entrypoints.web.server import build_web_server
+
+    configure_logging(settings.log_format, settings.log_level)  # type: ignore[arg-type]
+    _require_database(settings)
+    app = bootstrap(settings, auto_migrate=settings.broker_url == "embedded")
+    server = build_web_server(app)
+    server.start()
+    print(f"goodwill web: the owner's page is on {server.public_url}; Ctrl-C to stop",
+          file=sys.stderr)  # fmt: skip
+
+    def stop() -> None:
+        server.stop()
+        app.engine.dispose()
+
+    wait_for_signal(stop)
+    print(f"goodwill web: stopped at {datetime.now(UTC):%H:%M:%S}", file=sys.stderr)
     return 0

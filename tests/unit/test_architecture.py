@@ -9,6 +9,8 @@ broker library.
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -379,3 +381,76 @@ def test_the_application_layer_loads_no_heavy_dependency() -> None:
     assert out.returncode == 0, f"import scheduler.app.booking failed:\n{out.stderr}"
     # … then no database, crypto, metrics or broker library was loaded.
     assert out.stdout.strip() == "", f"import scheduler.app.booking loaded: {out.stdout.strip()}"
+
+
+#: What `goodwill plan`/`validate`/`--help` must not load from a cold start (issue 13): the store,
+#: the provider SDKs, the broker, metrics and the web stack load only in the commands that use them.
+CLI_HEAVY = [
+    *HEAVY,
+    "googleapiclient",
+    "google.auth",
+    "msal",
+    "caldav",
+    "requests",
+    "httpx",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "authlib",
+]
+
+_RUN_CLI = """\
+import contextlib, io, json, sys
+heavy = json.loads(sys.argv[1])
+from scheduler.entrypoints.cli import main
+shown = io.StringIO()
+with contextlib.redirect_stdout(shown):
+    try:
+        code = main(sys.argv[2:], out=shown)
+    except SystemExit as exc:  # --help
+        code = exc.code
+loaded = sorted(
+    name for name in sys.modules if any(name == h or name.startswith(h + ".") for h in heavy)
+)
+print(json.dumps({"code": code, "loaded": loaded, "out": shown.getvalue()}))
+"""
+
+
+_PLAN = (
+    "plan --policy examples/policies/alex.yaml --calendars examples/calendars"
+    " --now 2026-12-01T09:00:00Z"
+)
+#: --help builds the parser only: not even pydantic or the policy schema.
+_HELP_HEAVY = [*CLI_HEAVY, "pydantic", "yaml", "icalendar", "scheduler.core.policy"]
+
+
+@pytest.mark.parametrize(
+    ("args", "heavy", "shows"),
+    [
+        (_PLAN.split(), CLI_HEAVY, "Dry run: nothing was written"),
+        (["validate", "examples/policies/alex.yaml"], CLI_HEAVY, "1 file(s) valid"),
+        (["--help"], _HELP_HEAVY, "usage: goodwill"),
+    ],
+    ids=["plan", "validate", "help"],
+)
+def test_the_cli_loads_only_what_the_command_needs(
+    args: list[str], heavy: list[str], shows: str, tmp_path: Path
+) -> None:
+    # Given a fresh interpreter and no database yet (a dry run creates none) …
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOODWILL_")}
+    env["GOODWILL_DATA_DIR"] = str(tmp_path)
+    # … when the command runs in it …
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN_CLI, json.dumps(heavy), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["code"] == 0, (result["out"], proc.stderr)
+    assert shows in result["out"]
+    # … then it loaded none of the store, the SDKs, the broker, metrics or the web stack.
+    assert result["loaded"] == [], f"goodwill {args[0]} loaded {result['loaded']}"
