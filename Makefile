@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit fuzz bench soak clean
+.PHONY: demo test lint typecheck unit fuzz bench bench-process bench-sql bench-cold soak screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "goodwill needs Python 3.11 or newer")'
@@ -36,9 +36,32 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.slots_bench
 
+# Not part of `make test`: per-process costs, old path vs new (BENCH_ARGS="--owners 2000").
+bench-process: $(STAMP)
+	$(BIN)/python -m bench.process_costs $(BENCH_ARGS)
+
+# Not part of `make test`: the end-to-end cost of a user-plan (tick + workers on PostgreSQL +
+# Redis, Google emulator); BENCH_ARGS="--users 100,1000", "--users 20 --store sqlite", "--json".
+bench-pipeline: $(STAMP)
+	$(BIN)/python -m bench.pipeline $(BENCH_ARGS)
+
+# Not part of `make test`: SQL round trips per planning round and per booking on PostgreSQL,
+# the code at git HEAD against the working tree; BENCH_ARGS="--json", "--log".
+bench-sql: $(STAMP)
+	$(BIN)/python -m bench.sql_round_trips $(BENCH_ARGS)
+
+# Not part of `make test`: cold start of `goodwill plan`/`validate`/`--help`, the code at git HEAD
+# against the working tree (median of 15 fresh interpreters); BENCH_ARGS="--runs 30", "--json".
+bench-cold: $(STAMP)
+	$(BIN)/python -m bench.cold_start $(BENCH_ARGS)
+
 # Not part of `make test`: ~30-40 min (SOAK_S=600 per broker); SOAK_ARGS="--broker redis" etc.
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+# docs/screenshots/owner-page-{desktop,phone}.png from a demo run, through Debian's Chromium.
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.browser.screenshots
 
 clean:
 	rm -rf $(VENV) .goodwill .pytest_cache .mypy_cache .ruff_cache

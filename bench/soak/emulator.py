@@ -57,10 +57,13 @@ class FaultStats:
 class RemoteEmulator:
     """Starts ``python -m bench.soak.emulator`` in its own process group and talks to it."""
 
-    def __init__(self, calendars_file: Path, log_path: Path) -> None:
+    def __init__(
+        self, calendars_file: Path, log_path: Path, *, module: str = "bench.soak.emulator"
+    ) -> None:
+        """``module``: the child to run (``bench.pipeline_emulator`` speaks the same protocol)."""
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.soak.emulator", str(calendars_file)],
+            [sys.executable, "-m", module, str(calendars_file)],
             cwd=_ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -70,6 +73,8 @@ class RemoteEmulator:
         )
         self._lock = threading.Lock()
         first = self._read()
+        #: The child's first line (``base_url`` and whatever else it reports).
+        self.hello = first
         self.base_url = str(first["base_url"])
 
     @property
@@ -88,6 +93,10 @@ class RemoteEmulator:
 
     def stats(self) -> FaultStats:
         return _stats(self._command("stats"))
+
+    def ask(self, line: str) -> dict[str, Any]:
+        """Send one command line; its JSON reply."""
+        return self._command(line)
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -242,12 +242,20 @@ class Deployment:
 class ServiceProcess:
     """``python -m scheduler ARGS`` in its own process group, output to ``log_path``."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        module: str = "scheduler",
+    ) -> None:
+        """``module``: run ``python -m MODULE ARGS`` instead (a wrapper that ends in the CLI)."""
         self.args = list(args)
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scheduler", *self.args],
+            [sys.executable, "-m", module, *self.args],
             env=env,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
