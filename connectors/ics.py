@@ -28,6 +28,7 @@ from connectors.attendees import invitees
 from connectors.ical_common import PARTSTAT_BY_STATUS, event_uid, parse_partstat
 from connectors.ics_input import (
     CalendarCache,
+    FileMemo,
     ParsedCalendar,
     ReadBudget,
     file_stamp,
@@ -140,7 +141,7 @@ class IcsDirectory:
         unavailable: dict[str, str] = {}
         for person in query.people:
             try:
-                parsed, budget = self._parsed(person.email)
+                parsed, budget, memo = self._parsed(person.email)
                 blocks[person.email] = parse_busy_blocks(
                     parsed,
                     source=parsed.source,
@@ -150,6 +151,7 @@ class IcsDirectory:
                     max_instances=self._limits.max_instances,
                     limits=self._limits,
                     budget=budget,
+                    memo=memo,
                 )
             except CalendarUnavailable as exc:
                 unavailable[person.email] = str(exc)
@@ -168,7 +170,7 @@ class IcsDirectory:
             CalendarUnavailable: the owner has no file.
             CalendarDataError: the owner's file cannot be parsed (names the file).
         """
-        parsed, budget = self._parsed(owner.email)
+        parsed, budget, memo = self._parsed(owner.email)
         return last_contact_times(
             parsed,
             source=parsed.source,
@@ -180,6 +182,7 @@ class IcsDirectory:
             max_instances=self._limits.max_instances,
             limits=self._limits,
             budget=budget,
+            memo=memo,
         )
 
     def event_state(
@@ -451,12 +454,14 @@ class IcsDirectory:
         except ValueError:
             return False
 
-    def _parsed(self, email: str) -> tuple[ParsedCalendar, ReadBudget]:
-        """The person's file parsed (through the cache) and the budget its read started.
+    def _parsed(self, email: str) -> tuple[ParsedCalendar, ReadBudget, FileMemo | None]:
+        """The person's file parsed (through the cache), the budget its read started, and
+        where its expansions are kept (None when the cache does not keep the file).
 
         A file unmodified for a while and unchanged since it was parsed (same device, inode,
         size and time stamp: :func:`~connectors.ics_input.file_stamp`) is not even read; any
-        other is read, and its digest decides whether it is parsed again.
+        other is read, and its digest decides whether it is parsed again (and its expansions
+        made again: they are kept with the parse).
         """
         path = self._path(email)
         key = str(path.resolve())
@@ -464,13 +469,15 @@ class IcsDirectory:
         if stamp is not None:
             kept = self._cache.unchanged(key, stamp, source=path.name, limits=self._limits)
             if kept is not None:
-                return kept, ReadBudget.of(path.name, self._limits, self._monotonic)
+                budget = ReadBudget.of(path.name, self._limits, self._monotonic)
+                memo = self._cache.memo(key, kept, source=path.name, limits=self._limits)
+                return kept, budget, memo
         data, name = self._read(email)
         budget = ReadBudget.of(name, self._limits, self._monotonic)
         parsed = self._cache.parse(
             key, data, source=name, limits=self._limits, budget=budget, stamp=stamp
         )
-        return parsed, budget
+        return parsed, budget, self._cache.memo(key, parsed, source=name, limits=self._limits)
 
     def _read(self, email: str) -> tuple[bytes, str]:
         path = self._path(email)

@@ -27,11 +27,14 @@ goes wrong must be said in one printable line that names the file and the line. 
   whose events not one can be read is refused in one line.
 * **A parse cache** (:class:`CalendarCache`): parsed calendars keyed by file and content digest,
   least recently used out, bounded by entries and bytes, shared by the threads of a process
-  (:func:`shared_cache`). Readers treat the cached calendars as read-only.
+  (:func:`shared_cache`). Readers treat the cached calendars as read-only. Each kept calendar
+  also keeps what readers derived from it (:meth:`CalendarCache.memo`: the expanded instances
+  of a window), counted in the same byte bound and dropped with it when the file changes.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -39,7 +42,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -54,8 +57,10 @@ from scheduler.core.errors import CalendarDataError
 from scheduler.settings import Limits
 
 __all__ = [
+    "MEMOS_PER_FILE",
     "SETTLED_S",
     "CalendarCache",
+    "FileMemo",
     "ParsedCalendar",
     "ReadBudget",
     "describe",
@@ -184,6 +189,16 @@ steps (limits.ics_max_steps); refused: the calendar is unavailable this round
             seconds=limits.ics_read_budget_s,
             monotonic=monotonic or time.monotonic,
         )
+
+    def trial(self) -> ReadBudget:
+        """A copy to try some work on: this budget's steps so far and its deadline, charged
+        apart, so that work given up on leaves this budget as it was."""
+        return copy.copy(self)
+
+    @property
+    def timed_out(self) -> bool:
+        """The budget refused for its deadline (which depends on the machine), not its steps."""
+        return self.exhausted and self.steps <= self.max_steps
 
     def at(self, line: int | None, what: str = "") -> None:
         """Name the line and the part (``event UID='x'``) being read from now on."""
@@ -631,10 +646,14 @@ class CalendarCache:
     later time stamp, so an equal stamp means the same content (the rule git uses for its
     index); a file modified more recently is read and its digest decides, as for feeds.
 
+    Each entry can also keep a few values derived from its calendar (:meth:`memo`, at most
+    :data:`MEMOS_PER_FILE`): they count towards ``max_bytes`` by their estimated size in
+    memory and go with the entry (a changed file, eviction).
+
     Args:
         max_entries: entries kept (0: nothing is kept).
-        max_bytes: total size of the files kept; a larger file is parsed every time. Parsed
-            calendars take about 15 times their file's size in memory.
+        max_bytes: total size of the files kept plus their memos; a larger file is parsed
+            every time. Parsed calendars take about 15 times their file's size in memory.
     """
 
     def __init__(self, max_entries: int = 256, max_bytes: int = 32 * 1024 * 1024) -> None:
@@ -645,8 +664,12 @@ class CalendarCache:
         self.hits = 0
         #: Hits served by :meth:`unchanged`, without reading the file.
         self.stamp_hits = 0
+        #: Memo values kept (misses) and found (hits), for tests and measurements.
+        self.memo_puts = 0
+        self.memo_hits = 0
         self._entries: OrderedDict[tuple[object, ...], tuple[bytes, int, _Outcome]] = OrderedDict()
         self._stamps: dict[tuple[object, ...], object] = {}
+        self._memos: dict[tuple[object, ...], OrderedDict[Hashable, tuple[object, int]]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -718,6 +741,60 @@ class CalendarCache:
             self.stamp_hits += 1
         return _unpack(found[2])
 
+    def memo(
+        self, key: str, parsed: ParsedCalendar, *, source: str, limits: Limits
+    ) -> FileMemo | None:
+        """Where values derived from ``parsed`` are kept while ``key`` holds it; None when
+        the cache does not keep ``parsed`` (too large, no entries, replaced meanwhile)."""
+        slot = _slot(key, source, limits)
+        with self._lock:
+            found = self._entries.get(slot)
+            if found is None or found[2] is not parsed:
+                return None
+        return FileMemo(self, slot, parsed)
+
+    def _memo_get(
+        self, slot: tuple[object, ...], parsed: ParsedCalendar, name: Hashable
+    ) -> object | None:
+        with self._lock:
+            found = self._entries.get(slot)
+            memos = self._memos.get(slot)
+            if found is None or found[2] is not parsed or memos is None or name not in memos:
+                return None
+            memos.move_to_end(name)
+            self.memo_hits += 1
+            return memos[name][0]
+
+    def _memo_put(
+        self,
+        slot: tuple[object, ...],
+        parsed: ParsedCalendar,
+        name: Hashable,
+        value: object,
+        size: int,
+    ) -> None:
+        with self._lock:
+            found = self._entries.get(slot)
+            if found is None or found[2] is not parsed:
+                return
+            memos = self._memos.setdefault(slot, OrderedDict())
+            old = memos.pop(name, None)
+            if old is not None:
+                self._bytes -= old[1]
+            while len(memos) >= MEMOS_PER_FILE:
+                self._bytes -= memos.popitem(last=False)[1][1]
+            if found[1] + sum(m[1] for m in memos.values()) + size > self.max_bytes:
+                return  # this file and its memos alone would not fit
+            memos[name] = (value, size)
+            self._bytes += size
+            self.memo_puts += 1
+            self._entries.move_to_end(slot)
+            self._evict()
+
+    def _drop_memos(self, slot: tuple[object, ...]) -> None:
+        for _, size in self._memos.pop(slot, {}).values():
+            self._bytes -= size
+
     def _stamp(self, slot: tuple[object, ...], stamp: object | None) -> None:
         if stamp is None:
             self._stamps.pop(slot, None)
@@ -735,6 +812,7 @@ class CalendarCache:
         with self._lock:
             old = self._entries.pop(slot, None)
             self._stamps.pop(slot, None)
+            self._drop_memos(slot)
             if old is not None:
                 self._bytes -= old[1]
             if self.max_entries <= 0 or size > self.max_bytes:
@@ -750,7 +828,34 @@ class CalendarCache:
         ):
             slot, (_, size, _) = self._entries.popitem(last=False)
             self._stamps.pop(slot, None)
+            self._drop_memos(slot)
             self._bytes -= size
+
+
+#: Values kept per calendar file by :meth:`CalendarCache.memo` (windows of its readers).
+MEMOS_PER_FILE = 4
+
+
+class FileMemo:
+    """One kept calendar's memo (:meth:`CalendarCache.memo`): values by key, safe across
+    threads, gone with the calendar (an :class:`~connectors.ics_read.ExpansionMemo`)."""
+
+    __slots__ = ("_cache", "_parsed", "_slot")
+
+    def __init__(
+        self, cache: CalendarCache, slot: tuple[object, ...], parsed: ParsedCalendar
+    ) -> None:
+        self._cache = cache
+        self._slot = slot
+        self._parsed = parsed
+
+    def get(self, key: Hashable) -> object | None:
+        """The value kept under ``key`` for this calendar, or None."""
+        return self._cache._memo_get(self._slot, self._parsed, key)
+
+    def put(self, key: Hashable, value: object, size: int) -> None:
+        """Keep ``value`` (about ``size`` bytes in memory) if the cache's bounds allow."""
+        self._cache._memo_put(self._slot, self._parsed, key, value, size)
 
 
 #: Seconds a file must have gone unmodified before its stamp alone identifies its content.

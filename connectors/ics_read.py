@@ -42,10 +42,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -79,6 +80,7 @@ if TYPE_CHECKING:  # imported where a feed is fetched: the ICS directory never n
 
 __all__ = [
     "EventInstance",
+    "ExpansionMemo",
     "IcsFeed",
     "email_of",
     "expand_instances",
@@ -182,8 +184,31 @@ def expand_instances(
         CalendarDataError: malformed recurrence data, more than ``max_instances`` instances, or
             the budget ran out (names the file, the line and the event).
     """
-    budget = budget or ReadBudget.of(source, Limits())
-    lines = event_lines or {}
+    return _expand(
+        calendars,
+        source=source,
+        zone=zone,
+        window=window,
+        max_instances=max_instances,
+        budget=budget or ReadBudget.of(source, Limits()),
+        lines=event_lines or {},
+        strict=False,
+    )
+
+
+def _expand(
+    calendars: Sequence[icalendar.Calendar],
+    *,
+    source: str,
+    zone: ZoneInfo,
+    window: Interval,
+    max_instances: int,
+    budget: ReadBudget,
+    lines: Mapping[str, int],
+    strict: bool,
+) -> Iterator[EventInstance]:
+    """:func:`expand_instances`; ``strict``: an event that cannot be expanded raises instead
+    of being left out (and logged)."""
     # The library compares floating/all-day series on wall-clock time, so the span is given
     # in the person's zone: it then drops its tzinfo for those and keeps it for aware series.
     span_start = window.start.astimezone(zone)
@@ -238,6 +263,8 @@ def expand_instances(
                     f"{what} skipped: cannot expand its instances ({describe(exc)})",
                     line=line,
                 )
+                if strict:
+                    raise problem from exc
                 log.warning("%s", problem)
                 skipped.append(problem)
                 continue
@@ -475,6 +502,145 @@ def _period_cost(rule: Any) -> int:
     return 4 + days + 2 * max(times, 1) + positions * days
 
 
+class ExpansionMemo(Protocol):
+    """Where one parsed calendar's expansions are kept (:meth:`CalendarCache.memo`): by key,
+    with a size for the cache's byte bound; dropped with the calendar when its file changes."""
+
+    def get(self, key: Hashable) -> object | None:
+        """The value kept under ``key``, or None."""
+
+    def put(self, key: Hashable, value: object, size: int) -> None:
+        """Keep ``value`` (about ``size`` bytes) under ``key`` if the bounds allow."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What the readers need of one expanded instance (no icalendar objects: small to keep).
+
+    Attributes:
+        organizer: the e-mail of the event's one ORGANIZER (None: absent or repeated).
+        attendees: (e-mail, answer) of each ATTENDEE, in file order.
+        ours: the event carries ``X-GOODWILL-KEY`` (``key`` is its non-empty value).
+    """
+
+    start: datetime
+    end: datetime
+    all_day: bool
+    show_as: ShowAs
+    status: EventStatus
+    key: str | None
+    ours: bool
+    organizer: str | None
+    attendees: tuple[tuple[str, AttendeeStatus], ...]
+
+    @classmethod
+    def of(cls, instance: EventInstance) -> _Seen:
+        event = instance.component
+        organizer = event.get("ORGANIZER")
+        return cls(
+            start=instance.start,
+            end=instance.end,
+            all_day=instance.all_day,
+            show_as=_show_as(event),
+            status=_status(event),
+            key=_goodwill_key(event),
+            ours="X-GOODWILL-KEY" in event,
+            organizer=(
+                None if organizer is None or isinstance(organizer, list) else email_of(organizer)
+            ),
+            attendees=tuple(
+                (email_of(a), parse_partstat(getattr(a, "params", {}).get("PARTSTAT")))
+                for a in _attendees(event)
+            ),
+        )
+
+    def response(self, owner: str) -> AttendeeStatus:
+        """The owner's answer: ORGANIZER when they organise it or are not among the attendees."""
+        if self.organizer == owner:
+            return AttendeeStatus.ORGANIZER
+        for email, answer in self.attendees:
+            if email == owner:
+                return answer
+        return AttendeeStatus.ORGANIZER
+
+    def participants(self) -> dict[str, AttendeeStatus]:
+        """The answer per participant; the organizer takes part unless they declined."""
+        answers: dict[str, AttendeeStatus] = {}
+        if self.organizer is not None:
+            answers[self.organizer] = AttendeeStatus.ACCEPTED
+        for email, answer in self.attendees:
+            # An organizer listed among attendees keeps "accepted" unless they declined there.
+            if email not in answers or answer is AttendeeStatus.DECLINED:
+                answers[email] = answer
+        return answers
+
+
+#: Expansions kept in a memo cover whole UTC days: from the window's first midnight, a day
+#: longer than the window needs, so that rounds at other times of the same day find them.
+_DAY = timedelta(days=1)
+#: A record's size in memory, roughly (two datetimes, the slots, the tuple), and per attendee.
+_SEEN_BYTES = 400
+_ATTENDEE_BYTES = 160
+#: Marks a key whose widened expansion failed: such a calendar is expanded window by window.
+_NARROW_ONLY = "narrow only"
+
+
+def _widened(window: Interval) -> Interval:
+    day = window.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    days = -((window.start - window.end) // _DAY) + 1  # whole days in the window, plus one
+    return Interval(day, day + days * _DAY)
+
+
+def _instances(
+    parsed: ParsedCalendar,
+    *,
+    source: str,
+    zone: ZoneInfo,
+    window: Interval,
+    max_instances: int,
+    budget: ReadBudget,
+    memo: ExpansionMemo | None,
+) -> list[_Seen]:
+    """The instances overlapping ``window`` (UTC), expanded or from ``memo``.
+
+    With a memo and a window of a day or more, the calendar is expanded once over the
+    widened window (:func:`_widened`) and each read takes its part; the result is the same as
+    expanding ``window`` itself, because an expansion of the wider span that succeeds (within
+    the budget and ``max_instances``, no event skipped) holds every instance of the narrower
+    one. When the wider expansion fails, ``window`` itself is expanded with the read's budget
+    untouched, and the failure (unless it was only the clock) is remembered so that later
+    reads do not try again.
+    """
+    expand = partial(
+        _expand,
+        parsed.calendars,
+        source=source,
+        zone=zone,
+        max_instances=max_instances,
+        lines=parsed.event_lines,
+    )
+    if memo is None or window.end - window.start < _DAY:
+        return [_Seen.of(i) for i in expand(window=window, budget=budget, strict=False)]
+    wide = _widened(window)
+    key = ("instances", str(zone), wide.start, wide.end, max_instances, budget.max_steps)
+    kept = memo.get(key)
+    if kept is None:
+        trial = budget.trial()
+        try:
+            records = tuple(_Seen.of(i) for i in expand(window=wide, budget=trial, strict=True))
+        except CalendarDataError:
+            if not trial.timed_out:  # what the file holds decided: remember it
+                memo.put(key, _NARROW_ONLY, 64)
+            kept = _NARROW_ONLY
+        else:
+            size = sum(_SEEN_BYTES + _ATTENDEE_BYTES * len(r.attendees) for r in records)
+            memo.put(key, records, size)
+            kept = records
+    if not isinstance(kept, tuple):
+        return [_Seen.of(i) for i in expand(window=window, budget=budget, strict=False)]
+    return [r for r in kept if r.start < window.end and window.start < r.end]
+
+
 def parse_busy_blocks(
     data: bytes | ParsedCalendar,
     *,
@@ -486,6 +652,7 @@ def parse_busy_blocks(
     limits: Limits | None = None,
     budget: ReadBudget | None = None,
     monotonic: Callable[[], float] | None = None,
+    memo: ExpansionMemo | None = None,
 ) -> list[BusyBlock]:
     """Turn one person's iCalendar data into busy blocks within ``window`` (module rules).
 
@@ -499,6 +666,7 @@ def parse_busy_blocks(
         limits: the other caps and the read budget (default :class:`~scheduler.settings.Limits`).
         budget: the read's budget when the caller started it (a parse it already paid for).
         monotonic: the clock of a budget made here (default ``time.monotonic``).
+        memo: where the parsed ``data``'s expansions are kept (see :func:`_instances`).
 
     Returns:
         Blocks sorted by start, aware UTC, each with ``start < end`` inside ``window``.
@@ -512,28 +680,27 @@ def parse_busy_blocks(
     owner = email_of(owner_email)
     window = window.to_utc()
     parsed, budget = _parsed(data, source, limits, budget, monotonic)
-    blocks: list[BusyBlock] = []
-    for instance in expand_instances(
-        parsed.calendars,
+    found = _instances(
+        parsed,
         source=source,
         zone=tz,
         window=window,
         max_instances=max_instances,
         budget=budget,
-        event_lines=parsed.event_lines,
-    ):
-        event = instance.component
-        blocks.append(
-            BusyBlock(
-                start=max(instance.start, window.start),
-                end=min(instance.end, window.end),
-                show_as=_show_as(event),
-                status=_status(event),
-                response=_response(event, owner),
-                all_day=instance.all_day,
-                key=_goodwill_key(event),
-            )
+        memo=memo,
+    )
+    blocks = [
+        BusyBlock(
+            start=max(seen.start, window.start),
+            end=min(seen.end, window.end),
+            show_as=seen.show_as,
+            status=seen.status,
+            response=seen.response(owner),
+            all_day=seen.all_day,
+            key=seen.key,
         )
+        for seen in found
+    ]
     blocks.sort(key=lambda b: (b.start, b.end))
     return blocks
 
@@ -565,6 +732,7 @@ def last_contact_times(
     limits: Limits | None = None,
     budget: ReadBudget | None = None,
     monotonic: Callable[[], float] | None = None,
+    memo: ExpansionMemo | None = None,
 ) -> dict[str, datetime]:
     """Find the latest meeting the owner had with each of ``emails`` (organic contact).
 
@@ -584,6 +752,7 @@ def last_contact_times(
         limits: the other caps and the read budget, as for :func:`parse_busy_blocks`.
         budget: the read's budget when the caller started it.
         monotonic: the clock of a budget made here.
+        memo: where the parsed ``data``'s expansions are kept, as for :func:`parse_busy_blocks`.
 
     Returns:
         The latest meeting end (aware UTC) per e-mail as given in ``emails``; absent = none.
@@ -596,33 +765,33 @@ def last_contact_times(
         return latest
     window = Interval(since, until).to_utc()
     parsed, budget = _parsed(data, source, limits, budget, monotonic)
-    for instance in expand_instances(
-        parsed.calendars,
+    found = _instances(
+        parsed,
         source=source,
         zone=tz,
         window=window,
         max_instances=max_instances,
         budget=budget,
-        event_lines=parsed.event_lines,
-    ):
-        if instance.start < window.start or instance.end > window.end:
+        memo=memo,
+    )
+    for seen in found:
+        if seen.start < window.start or seen.end > window.end:
             continue
-        event = instance.component
-        if _status(event) is EventStatus.CANCELLED:
+        if seen.status is EventStatus.CANCELLED:
             continue
-        if "X-GOODWILL-KEY" in event:
+        if seen.ours:
             # goodwill's own invites are followed by the pipeline (completed only once accepted);
             # an unanswered or declined one must not reset the clock as "organic" contact.
             continue
-        answers = _participants(event)
+        answers = seen.participants()
         if owner not in answers or answers[owner] is AttendeeStatus.DECLINED:
             continue
         for email, answer in answers.items():
             if email == owner or email not in wanted or answer is AttendeeStatus.DECLINED:
                 continue
             key = wanted[email]
-            if key not in latest or instance.end > latest[key]:
-                latest[key] = instance.end
+            if key not in latest or seen.end > latest[key]:
+                latest[key] = seen.end
     return latest
 
 
@@ -844,28 +1013,3 @@ def _attendees(event: icalendar.Component) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
-
-
-def _participants(event: icalendar.Component) -> dict[str, AttendeeStatus]:
-    """The answer per participant e-mail; the organizer counts as taking part unless declined."""
-    answers: dict[str, AttendeeStatus] = {}
-    organizer = event.get("ORGANIZER")
-    if organizer is not None and not isinstance(organizer, list):
-        answers[email_of(organizer)] = AttendeeStatus.ACCEPTED
-    for attendee in _attendees(event):
-        answer = parse_partstat(getattr(attendee, "params", {}).get("PARTSTAT"))
-        email = email_of(attendee)
-        # An organizer listed among attendees keeps "accepted" unless they declined there.
-        if email not in answers or answer is AttendeeStatus.DECLINED:
-            answers[email] = answer
-    return answers
-
-
-def _response(event: icalendar.Component, owner: str) -> AttendeeStatus:
-    organizer = event.get("ORGANIZER")
-    if organizer is not None and not isinstance(organizer, list) and email_of(organizer) == owner:
-        return AttendeeStatus.ORGANIZER
-    for attendee in _attendees(event):
-        if email_of(attendee) == owner:
-            return parse_partstat(getattr(attendee, "params", {}).get("PARTSTAT"))
-    return AttendeeStatus.ORGANIZER

@@ -6,19 +6,24 @@ passphrase and the key is never stored. Each token is bound to its row: the plai
 row's context (``user e-mail + provider``), and :meth:`SecretBox.decrypt` refuses a token that
 was copied onto another row. Old secrets can be kept for rotation: tokens are read with any of
 them and written with the first.
+
+``cryptography`` is imported when a box is first built, not with the module: a store opened
+without ``GOODWILL_SECRET_KEY`` (and every command that imports ``scheduler.store``) does not
+pay for it.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from typing import TYPE_CHECKING
 
 from scheduler.core.errors import ConfigurationError, CredentialDecryptError
-from scheduler.settings import Settings
+
+if TYPE_CHECKING:  # imported where used: building a box is what needs cryptography
+    from cryptography.fernet import Fernet, MultiFernet
+
+    from scheduler.settings import Settings
 
 __all__ = ["CredentialDecryptError", "SecretBox"]
 
@@ -30,6 +35,10 @@ _SEP = b"\x00"
 
 
 def _fernet(secret: str | bytes) -> Fernet:
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     raw = secret.encode() if isinstance(secret, str) else secret
     if not raw:
         raise ConfigurationError("the secret key is empty: set GOODWILL_SECRET_KEY")
@@ -46,7 +55,11 @@ class SecretBox:
     """
 
     def __init__(self, secret: str | bytes, *, old_secrets: tuple[str | bytes, ...] = ()) -> None:
-        self._fernet = MultiFernet([_fernet(secret), *(_fernet(s) for s in old_secrets)])
+        from cryptography.fernet import MultiFernet
+
+        self._fernet: MultiFernet = MultiFernet(
+            [_fernet(secret), *(_fernet(s) for s in old_secrets)]
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
@@ -72,6 +85,8 @@ class SecretBox:
         Raises:
             CredentialDecryptError: wrong key, tampered token, or a token from another row.
         """
+        from cryptography.fernet import InvalidToken
+
         try:
             payload = self._fernet.decrypt(token)
         except InvalidToken as exc:
@@ -86,6 +101,8 @@ class SecretBox:
 
     def rotate(self, token: bytes) -> bytes:
         """Re-encrypt ``token`` under the current secret (after adding a new key)."""
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.rotate(token)
         except InvalidToken as exc:
