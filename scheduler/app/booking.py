@@ -64,10 +64,10 @@ class _Ending:
 def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
     """Book one approved meeting: claim it, re-check both calendars, create the event."""
     now = p.clock.now()
-    m = p.store.claim_for_booking(meeting_id, now, p.lease_s)
-    if m is None:
+    claim = p.store.claim_booking(meeting_id, now, p.lease_s)  # with the owner's row
+    if claim is None:
         return BookResult(BookOutcome.ALREADY)
-    user = p.store.get_user(m.user_id)
+    m, user = claim.meeting, claim.owner
     if user is not None and user.paused_at(now) and m.create_attempted_at is None:
         return _held_by_pause(p, m, now, user.paused_until or now)
     policy = policy_for(p, user)

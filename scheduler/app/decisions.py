@@ -7,6 +7,7 @@ changes nothing and says so (False).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from scheduler.app.booking import other_side_meeting
@@ -121,13 +122,23 @@ def pending_proposals(p: Pipeline, *, user_id: int | None = None) -> list[Meetin
 
 
 def expire_proposals(
-    p: Pipeline, *, user_id: int | None = None, policy: Policy | None = None
+    p: Pipeline,
+    *,
+    user_id: int | None = None,
+    policy: Policy | None = None,
+    pending: Sequence[Meeting] | None = None,
 ) -> int:
-    """Expire proposals not approved in time: half the minimum notice before the slot starts."""
+    """Expire proposals not approved in time: half the minimum notice before the slot starts.
+
+    ``pending``: the user's proposals, already read (each expiry is a compare-and-set, so a
+    proposal decided meanwhile is left alone).
+    """
     now = p.clock.now()
     notice = policy.availability.min_notice if policy else _DEFAULT_NOTICE
     expired = 0
-    for m in pending_proposals(p, user_id=user_id):
+    if pending is None:
+        pending = pending_proposals(p, user_id=user_id)
+    for m in pending:
         if m.start - notice / 2 <= now and p.store.transition(
             m.id,
             _S.EXPIRED,

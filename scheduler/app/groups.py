@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from scheduler.app.pipeline import Pipeline, idempotency_key
 from scheduler.app.ports import StorePort
-from scheduler.app.records import ContactSource, Meeting, NewMeeting
+from scheduler.app.records import ContactSource, Meeting, NewMeeting, RoundMeetings
 from scheduler.core.busy import apply_busy_rules
 from scheduler.core.group_members import MemberLoad
 from scheduler.core.groups import GroupHistory, GroupProposal, group_people
@@ -117,6 +117,7 @@ def group_history(
     *,
     backoff_until: Mapping[str, datetime] | None = None,
     load: MemberLoad | None = None,
+    meetings: RoundMeetings | None = None,
 ) -> GroupHistory:
     """What the planner needs to know of the owner's group meetings and one-to-ones.
 
@@ -124,7 +125,9 @@ def group_history(
     counts as having presented then; a meeting that ended while being booked (claimed, then
     cancelled without an event: the slot was taken) is a slot not to propose again. Read in two
     queries, by user. ``backoff_until``: the user's back-offs by status key (a declined group's
-    under :func:`group_backoff_key`); ``load``: what members have from other owners.
+    under :func:`group_backoff_key`); ``load``: what members have from other owners;
+    ``meetings``: the round's meetings, read with ``history_since = now - HISTORY_LOOKBACK``
+    (then nothing is read here).
     """
     since = now - HISTORY_LOOKBACK
     last_held: dict[str, datetime] = {}
@@ -132,7 +135,8 @@ def group_history(
     presented: dict[str, dict[str, datetime]] = {}
     open_intros: set[str] = set()
     taken: dict[str, list[Interval]] = {}
-    for m in store.group_meetings(user_id, since=since):
+    groups = meetings.groups if meetings is not None else store.group_meetings(user_id, since=since)
+    for m in groups:
         name = m.group_name or ""
         if m.state == _S.CANCELLED and m.attempts and m.end > now and not m.provider_event_id:
             taken.setdefault(name, []).append(Interval(m.start, m.end))
@@ -148,7 +152,11 @@ def group_history(
         if m.presenter:
             seen = presented.setdefault(name, {})
             seen[m.presenter] = max(m.start, seen.get(m.presenter, m.start))
-    completed = store.meetings_between(user_id, since, now, states=[_S.COMPLETED])
+    completed = (
+        meetings.completed
+        if meetings is not None
+        else store.meetings_between(user_id, since, now, states=[_S.COMPLETED])
+    )
     return GroupHistory(
         last_held=last_held,
         open_groups=open_groups,

@@ -18,7 +18,7 @@ from scheduler.app.groups import group_busy_people, group_history, group_new_mee
 from scheduler.app.pipeline import Pipeline, idempotency_key, revoke
 from scheduler.app.ports import StorePort
 from scheduler.app.problems import POLICY_ERROR_REASONS as POLICY_ERROR_REASONS
-from scheduler.app.records import ContactSource, NewMeeting, User
+from scheduler.app.records import ContactSource, NewMeeting, RoundMeetings, User
 from scheduler.app.registration import OWNER_REMOVED as OWNER_REMOVED
 from scheduler.app.registration import (
     PLAN_CRASHED,
@@ -30,7 +30,7 @@ from scheduler.app.registration import (
     cancel_removed_owner_meetings as cancel_removed_owner_meetings,
 )
 from scheduler.app.registration import register_policies as register_policies
-from scheduler.app.responses import sync_responses
+from scheduler.app.responses import read_round_meetings, sync_responses
 from scheduler.core.cadence import assess
 from scheduler.core.errors import (
     AuthorizationRevoked,
@@ -172,31 +172,43 @@ class StoredState:
 
 
 def stored_state(
-    store: StorePort, user_id: int, policy: Policy, now: datetime, *, weekly_cap: int
+    store: StorePort,
+    user_id: int,
+    policy: Policy,
+    now: datetime,
+    *,
+    weekly_cap: int,
+    user: User | None = None,
+    meetings: RoundMeetings | None = None,
 ) -> StoredState:
     """The user's open meetings (and those booked with them by stakeholders who use goodwill),
-    back-offs, pauses, recorded contacts and what their stakeholders have from other owners."""
+    back-offs, pauses, recorded contacts and what their stakeholders have from other owners.
+
+    ``user`` and ``meetings`` (:func:`read_round_meetings` at ``now``): already read this round;
+    what is not given is read here (the meetings in one query).
+    """
+    if meetings is None:
+        meetings = read_round_meetings(store, user_id, policy.owner.email, now)
+    if user is None:
+        user = store.get_user(user_id)
     statuses = store.stakeholder_statuses(user_id)
     # A group meeting blocks its slot and counts once, as nobody's open one-to-one.
-    existing = [
-        ExistingMeeting(slot_holder(m), m.start, m.end) for m in store.open_meetings(user_id)
-    ]
+    existing = [ExistingMeeting(slot_holder(m), m.start, m.end) for m in meetings.open]
     # A stakeholder's own meeting with this owner blocks its slot and counts as the pair's
     # open meeting.
     existing += [
         ExistingMeeting(slot_holder(m) if m.is_group else other_owner, m.start, m.end)
-        for other_owner, m in store.open_meetings_as_stakeholder(policy.owner.email)
+        for other_owner, m in meetings.as_stakeholder
     ]
     contacts = store.last_contacts(user_id)
     # Group members who are not stakeholders are capped across owners too.
     emails = {s.email.lower() for s in policy.stakeholders} | set(group_people(policy, contacts))
-    user = store.get_user(user_id)
     window = Interval(now - _WEEK, now + policy.availability.horizon + _WEEK)
-    meetings, invited = store.stakeholder_load(
+    their_meetings, invited = store.stakeholder_load(
         sorted(emails), window.start, window.end, exclude_user_id=user_id,
         invited_since=now - _DAY,
     )  # fmt: skip
-    load = StakeholderLoad(weekly_cap, meetings, invited)
+    load = StakeholderLoad(weekly_cap, their_meetings, invited)
     backoff = {e: st.backoff_until for e, st in statuses.items() if st.backoff_until}
     return StoredState(
         goodwill_contacts=contacts,
@@ -209,7 +221,9 @@ def stored_state(
         },
         load=load,
         owner_paused_until=user.paused_until if user is not None else None,
-        group_history=group_history(store, user_id, now, backoff_until=backoff, load=load),
+        group_history=group_history(
+            store, user_id, now, backoff_until=backoff, load=load, meetings=meetings
+        ),
     )
 
 
@@ -284,11 +298,17 @@ def _plan_user(p: Pipeline, user_id: int) -> PlanRun:
     backend = _backend_or_none(p, user_id, policy, now)
     if backend is None:
         return PlanRun(user_id, None, error="not configured")
-    _follow_answers(p, user_id, policy, backend)
-    expire_proposals(p, user_id=user_id, policy=policy)
-    _withdraw_covered_proposals(p, user_id, policy, now)
+    # ONE read of the round's meetings serves every step below while none of them writes.
+    meetings: RoundMeetings | None = read_round_meetings(p.store, user_id, policy.owner.email, now)
+    assert meetings is not None
+    pending = [m for m in meetings.open if m.state == _S.PROPOSED]
+    wrote = _follow_answers(p, user_id, policy, backend, meetings)
+    wrote |= bool(expire_proposals(p, user_id=user_id, policy=policy, pending=pending))
+    wrote |= _withdraw_covered_proposals(p, meetings, policy, now)
+    if wrote:
+        meetings = None  # read again by the stored state
     try:
-        plan = _read_and_plan(p, user_id, policy, backend, now)
+        plan = _read_and_plan(p, user, policy, backend, now, meetings)
     except AuthorizationRevoked as exc:
         revoke(p, policy.owner.email, backend.provider, str(exc), now)
         p.store.set_next_plan(user_id, now + _RECONNECT_RETRY)
@@ -371,28 +391,47 @@ def _backend_or_none(
         return None
 
 
-def _follow_answers(p: Pipeline, user_id: int, policy: Policy, backend: CalendarBackend) -> None:
-    """Following answers is best effort: planning still runs when the provider fails here."""
+def _follow_answers(
+    p: Pipeline, user_id: int, policy: Policy, backend: CalendarBackend, meetings: RoundMeetings
+) -> bool:
+    """Following answers is best effort: planning still runs when the provider fails here.
+    Returns whether it may have written (then the round's meetings are read again)."""
     try:
-        sync_responses(p, user_id, policy=policy, backend=backend)
+        return bool(sync_responses(p, user_id, policy=policy, backend=backend, meetings=meetings))
     except ConnectorError as exc:
         log.warning("user %s: following responses failed: %s", user_id, type(exc).__name__)
+        return True
 
 
-def _withdraw_covered_proposals(p: Pipeline, user_id: int, policy: Policy, now: datetime) -> None:
-    """A pending proposal whose pair the stakeholder's own side already booked is withdrawn."""
-    for mine in p.store.open_meetings(user_id):
-        if mine.state == _S.PROPOSED and other_side_meeting(p, policy.owner.email, mine):
-            p.store.transition(
+def _withdraw_covered_proposals(
+    p: Pipeline, meetings: RoundMeetings, policy: Policy, now: datetime
+) -> bool:
+    """A pending proposal whose pair the stakeholder's own side already booked is withdrawn.
+    Returns whether one was."""
+    wrote = False
+    for mine in meetings.open:
+        if mine.state == _S.PROPOSED and other_side_meeting(
+            p, policy.owner.email, mine, known=meetings.as_stakeholder
+        ):
+            wrote |= p.store.transition(
                 mine.id, _S.CANCELLED, actor="planner", now=now, expect=_S.PROPOSED,
                 detail=WITHDRAWN_PAIR,
             )  # fmt: skip
+    return wrote
 
 
 def _read_and_plan(
-    p: Pipeline, user_id: int, policy: Policy, backend: CalendarBackend, now: datetime
+    p: Pipeline,
+    user: User,
+    policy: Policy,
+    backend: CalendarBackend,
+    now: datetime,
+    meetings: RoundMeetings | None,
 ) -> Plan:
-    """Record organic contact, then read busy time once and plan. Raises ConnectorError."""
+    """Record organic contact, then read busy time once and plan. Raises ConnectorError.
+
+    ``meetings``: the round's meetings when nothing was written since they were read."""
+    user_id = user.id
     if backend.history is not None:
         emails = [s.email for s in policy.stakeholders]
         with p.provider_call(backend.provider, "read_history"):
@@ -403,7 +442,10 @@ def _read_and_plan(
             )
         for email, met_at in organic.items():
             p.store.record_contact(user_id, email, met_at, ContactSource.ORGANIC)
-    known = stored_state(p.store, user_id, policy, now, weekly_cap=p.stakeholder_weekly_cap)
+    known = stored_state(
+        p.store, user_id, policy, now, weekly_cap=p.stakeholder_weekly_cap, user=user,
+        meetings=meetings,
+    )  # fmt: skip
     with p.provider_call(backend.provider, "read_busy"):
         return dry_run_plan(
             policy,

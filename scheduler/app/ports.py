@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, Protocol
 
 from scheduler.app.records import (
     AuditEntry,
+    BookingClaim,
     ContactSource,
     Heartbeat,
     HeldReply,
@@ -24,6 +25,7 @@ from scheduler.app.records import (
     OwnerMail,
     OwnerMailKind,
     RevokedCredential,
+    RoundMeetings,
     StakeholderStatus,
     User,
 )
@@ -105,6 +107,23 @@ class StorePort(Protocol):
     def meeting_by_event_id(self, provider_event_id: str) -> Meeting | None: ...
     def open_meetings(self, user_id: int) -> list[Meeting]: ...
     def open_meetings_as_stakeholder(self, email: str) -> list[tuple[str, Meeting]]: ...
+    def round_meetings(
+        self,
+        user_id: int,
+        owner_email: str,
+        *,
+        now: datetime,
+        declined_since: datetime,
+        declined_until: datetime,
+        history_since: datetime,
+    ) -> RoundMeetings:
+        """What a planning round reads of meetings, in ONE query: the user's open ones, their
+        declined ones overlapping ``[declined_since, declined_until)``, their group meetings
+        starting at ``history_since`` or later, their completed ones overlapping
+        ``[history_since, now)``, and the open ones other owners have with ``owner_email`` as
+        the stakeholder (each list as the single-purpose read returns it)."""
+        ...
+
     def stakeholder_load(
         self,
         emails: Collection[str],
@@ -176,6 +195,13 @@ class StorePort(Protocol):
     def claim_for_booking(
         self, meeting_id: int, now: datetime, lease_s: float, *, actor: str = "worker"
     ) -> Meeting | None: ...
+    def claim_booking(
+        self, meeting_id: int, now: datetime, lease_s: float, *, actor: str = "worker"
+    ) -> BookingClaim | None:
+        """:meth:`claim_for_booking` that also returns the owner's row (one statement on
+        PostgreSQL)."""
+        ...
+
     def mark_create_attempted(self, meeting_id: int, now: datetime, *, attempt: int) -> bool: ...
     def approved_needing_send(
         self, now: datetime, limit: int, *, send_lease_s: float = 120.0

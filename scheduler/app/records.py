@@ -11,6 +11,7 @@ from scheduler.core.states import MeetingState
 
 __all__ = [
     "AuditEntry",
+    "BookingClaim",
     "ContactSource",
     "Heartbeat",
     "HeldReply",
@@ -21,6 +22,7 @@ __all__ = [
     "OwnerMail",
     "OwnerMailKind",
     "RevokedCredential",
+    "RoundMeetings",
     "StakeholderStatus",
     "User",
 ]
@@ -135,6 +137,33 @@ class Meeting:
     def is_group(self) -> bool:
         """A meeting with several attendees (a lunch group or an introduction)."""
         return self.group_name is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RoundMeetings:
+    """The meetings one planning round reads, in ONE query (``StorePort.round_meetings``).
+
+    Each list is what the single-purpose read returns, in its order (by start, then id).
+    """
+
+    #: ``open_meetings(user_id)``.
+    open: list[Meeting]
+    #: ``meetings_between(user_id, declined_since, declined_until, states=[DECLINED])``.
+    declined: list[Meeting]
+    #: ``group_meetings(user_id, since=history_since)``.
+    groups: list[Meeting]
+    #: ``meetings_between(user_id, history_since, now, states=[COMPLETED])``.
+    completed: list[Meeting]
+    #: ``open_meetings_as_stakeholder(owner_email)``: (the other owner's e-mail, meeting).
+    as_stakeholder: list[tuple[str, Meeting]]
+
+
+@dataclass(frozen=True, slots=True)
+class BookingClaim:
+    """A claimed meeting and its owner's row, read by the claim itself."""
+
+    meeting: Meeting
+    owner: User | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from scheduler.app.groups import follow_group
+from scheduler.app.groups import HISTORY_LOOKBACK, follow_group
 from scheduler.app.pipeline import Pipeline, policy_for, with_status
-from scheduler.app.records import ContactSource, Meeting, StakeholderStatus
+from scheduler.app.ports import StorePort
+from scheduler.app.records import ContactSource, Meeting, RoundMeetings, StakeholderStatus
 from scheduler.core.cadence import backoff_after_decline
 from scheduler.core.errors import ConnectorError, ResourceGone
 from scheduler.core.model import AttendeeStatus
@@ -28,6 +29,7 @@ __all__ = [
     "STALE",
     "ReplyOutcome",
     "ReplyResult",
+    "read_round_meetings",
     "record_reply",
     "sync_responses",
 ]
@@ -40,6 +42,22 @@ _DECLINED_LOOKBACK = timedelta(days=30)
 _DECLINED_LOOKAHEAD = timedelta(days=400)
 #: How long a stakeholder is paused after too many unanswered invites in a row.
 _UNANSWERED_PAUSE = timedelta(weeks=12)
+
+
+def read_round_meetings(
+    store: StorePort, user_id: int, owner_email: str, now: datetime
+) -> RoundMeetings:
+    """Every meeting read a planning round makes (following answers, expiring and withdrawing
+    proposals, the stored state, the group history), in ONE store query."""
+    return store.round_meetings(
+        user_id,
+        owner_email,
+        now=now,
+        declined_since=now - _DECLINED_LOOKBACK,
+        declined_until=now + _DECLINED_LOOKAHEAD,
+        history_since=now - HISTORY_LOOKBACK,
+    )
+
 
 _ANSWER = {
     AttendeeStatus.ACCEPTED: _S.ACCEPTED,
@@ -55,8 +73,11 @@ def sync_responses(
     policy: Policy | None = None,
     backend: CalendarBackend | None = None,
     on_counter: Callable[[Meeting, datetime, datetime], int] | None = None,
+    meetings: RoundMeetings | None = None,
 ) -> int:
     """Follow the answers to the user's invites. Returns how many meetings changed.
+
+    ``meetings``: the round's meetings (:func:`read_round_meetings`), already read.
 
     A transient provider error is raised (the caller retries); an event that is gone at the
     provider cancels its meeting. A new time the attendee proposed (Graph ``proposedNewTime``)
@@ -71,7 +92,7 @@ def sync_responses(
     if backend.responses is None:
         return 0
     changed = 0
-    for m in _followed_meetings(p, user_id, now):
+    for m in _followed_meetings(p, user_id, now, meetings):
         try:
             states = {
                 email: _event_state(p, policy, backend.provider, backend.responses, m, email)
@@ -99,13 +120,14 @@ def _event_state(
         return reader.event_state(policy.owner.person, m.provider_event_id or "", email)
 
 
-def _followed_meetings(p: Pipeline, user_id: int, now: datetime) -> list[Meeting]:
-    recent_declines = p.store.meetings_between(
-        user_id, now - _DECLINED_LOOKBACK, now + _DECLINED_LOOKAHEAD, states=[_S.DECLINED]
-    )
+def _followed_meetings(
+    p: Pipeline, user_id: int, now: datetime, meetings: RoundMeetings | None
+) -> list[Meeting]:
+    if meetings is None:
+        meetings = read_round_meetings(p.store, user_id, "", now)
     return [
         m
-        for m in p.store.open_meetings(user_id) + recent_declines
+        for m in meetings.open + meetings.declined
         if m.state in FOLLOWED_STATES and m.provider_event_id
     ]
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     CursorResult,
     Engine,
     Executable,
+    Row,
     Table,
     and_,
     delete,
@@ -34,11 +35,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.app.ports import UserRegistration
-from scheduler.app.records import OwnerMail, OwnerMailKind
+from scheduler.app.records import BookingClaim, OwnerMail, OwnerMailKind, RoundMeetings
 from scheduler.core.errors import ConfigurationError, UnknownMeeting
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import INITIAL_STATES, OPEN_STATES, TERMINAL_STATES, MeetingState
 from scheduler.core.states import transition as check_transition
+from scheduler.store import single
 from scheduler.store.crypto import SecretBox
 from scheduler.store.engine import READ_ONLY, make_session_factory
 from scheduler.store.records import (
@@ -143,6 +145,8 @@ class Store:
             engine.execution_options(**read_options)
         )
         self._secrets = secrets
+        # One-statement writes (PostgreSQL): autocommit, each statement its own transaction.
+        self._single_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -156,6 +160,16 @@ class Store:
     def _read(self) -> Iterator[Session]:
         with self._read_sessions() as session:
             yield session
+
+    def _single(self, statement: Executable) -> Row[Any]:
+        """Run ONE statement in autocommit (PostgreSQL only) and return its one row: the
+        statement is atomic on its own, so no BEGIN/COMMIT round trips (:mod:`.single`)."""
+        with self._single_engine.connect() as conn:
+            return conn.execute(statement).one()
+
+    def _single_or_none(self, statement: Executable) -> Row[Any] | None:
+        with self._single_engine.connect() as conn:
+            return conn.execute(statement).one_or_none()
 
     def _insert(self, row_class: type[Base]) -> postgresql.Insert | sqlite.Insert:
         # INSERT … ON CONFLICT exists on both backends, with per-dialect constructs. Core
@@ -651,6 +665,66 @@ class Store:
             ).all()
             return [(owner, meeting_from_row(m)) for owner, m in rows]
 
+    def round_meetings(
+        self,
+        user_id: int,
+        owner_email: str,
+        *,
+        now: datetime,
+        declined_since: datetime,
+        declined_until: datetime,
+        history_since: datetime,
+    ) -> RoundMeetings:
+        """A planning round's meeting reads in ONE query (see ``StorePort.round_meetings``):
+        the rows of all five reads, each row once, split here by the same conditions."""
+        owner = _email(owner_email)
+        declined = and_(
+            MeetingRow.state == MeetingState.DECLINED,
+            MeetingRow.start < declined_until,
+            MeetingRow.end > declined_since,
+        )
+        grouped = and_(MeetingRow.group_name.is_not(None), MeetingRow.start >= history_since)
+        completed = and_(
+            MeetingRow.state == MeetingState.COMPLETED,
+            MeetingRow.start < now,
+            MeetingRow.end > history_since,
+        )
+        mine = and_(
+            MeetingRow.user_id == user_id,
+            or_(MeetingRow.state.in_(OPEN_STATES), declined, grouped, completed),
+        )
+        theirs = and_(MeetingRow.stakeholder_email == owner, MeetingRow.state.in_(OPEN_STATES))
+        with self._read() as s:
+            rows = s.execute(
+                select(UserRow.email, MeetingRow)
+                .join(UserRow, UserRow.id == MeetingRow.user_id)
+                .where(or_(mine, theirs))
+                .order_by(MeetingRow.start, MeetingRow.id)
+            ).all()
+            found = [(email, meeting_from_row(m)) for email, m in rows]
+        own = [m for _, m in found if m.user_id == user_id]
+        return RoundMeetings(
+            open=[m for m in own if m.state in OPEN_STATES],
+            declined=[
+                m
+                for m in own
+                if m.state == MeetingState.DECLINED
+                and m.start < declined_until
+                and m.end > declined_since
+            ],
+            groups=[m for m in own if m.group_name is not None and m.start >= history_since],
+            completed=[
+                m
+                for m in own
+                if m.state == MeetingState.COMPLETED and m.start < now and m.end > history_since
+            ],
+            as_stakeholder=[
+                (email, m)
+                for email, m in found
+                if m.stakeholder_email == owner and m.state in OPEN_STATES
+            ],
+        )
+
     def stakeholder_load(
         self,
         emails: Collection[str],
@@ -665,23 +739,31 @@ class Store:
 
         Returns:
             (e-mail -> starts of the open, booked or completed goodwill meetings other owners
-            have with them in ``[start, end)``; the e-mails who got a new goodwill meeting from
-            another owner since ``invited_since``). Lower-cased e-mails; one query, both halves
-            by index (``stakeholder_email``; ``ix_meeting_attendees_email``).
+            have with them in ``[start, end)``, proposals awaiting approval included; the
+            e-mails another owner's goodwill invite went to since ``invited_since`` or is going
+            to now). Lower-cased e-mails; one query, both halves by index
+            (``stakeholder_email``; ``ix_meeting_attendees_email``).
+
+        An invite counts by ``create_attempted_at`` (the first time its create may have reached
+        the provider; it never moves later); an approved or booking meeting not attempted yet
+        counts as going out now. A proposal awaiting approval is no invite.
         """
         wanted = [_email(e) for e in emails]
         if not wanted:
             return {}, set()
         counted = [*OPEN_STATES, MeetingState.COMPLETED]
+        sent_at = MeetingRow.create_attempted_at
+        going = (MeetingState.APPROVED, MeetingState.BOOKING)
+        invite = and_(
+            MeetingRow.state.in_([s for s in OPEN_STATES if s != MeetingState.PROPOSED]),
+            or_(sent_at > invited_since, and_(sent_at.is_(None), MeetingRow.state.in_(going))),
+        )
         common = and_(
             MeetingRow.user_id != exclude_user_id,
             MeetingRow.state.in_(counted),
-            or_(
-                and_(MeetingRow.start < end, MeetingRow.end > start),
-                MeetingRow.created_at > invited_since,
-            ),
+            or_(and_(MeetingRow.start < end, MeetingRow.end > start), invite),
         )
-        times = (MeetingRow.start, MeetingRow.end, MeetingRow.created_at)
+        times = (MeetingRow.start, MeetingRow.end, invite.label("invited"))
         one_to_ones = select(MeetingRow.stakeholder_email.label("email"), *times).where(
             MeetingRow.stakeholder_email.in_(wanted), MeetingRow.group_name.is_(None), common
         )
@@ -695,10 +777,10 @@ class Store:
             rows = s.execute(select(both).order_by(both.c.start)).all()
         meetings: dict[str, list[datetime]] = {}
         invited: set[str] = set()
-        for email, begins, ends, created in rows:
+        for email, begins, ends, sent in rows:
             if begins < end and ends > start:
                 meetings.setdefault(email, []).append(begins)
-            if created > invited_since:
+            if sent:
                 invited.add(email)
         return meetings, invited
 
@@ -962,6 +1044,15 @@ class Store:
         values: dict[str, Any] = {"state": target, "updated_at": now, **fields}
         if target != MeetingState.BOOKING:
             values.setdefault("lease_until", None)
+        if self._postgres:  # one statement: the compare-and-set UPDATE feeds its audit row
+            statement = single.transition_statement(
+                meeting_id, expect, target, actor=actor, now=now, detail=detail,
+                attempt=attempt, values=values,
+            )  # fmt: skip
+            outcome = self._single(statement)
+            if not outcome.moved and not outcome.known:
+                raise UnknownMeeting(f"no meeting with id {meeting_id}")
+            return bool(outcome.moved)
         fence = [MeetingRow.id == meeting_id, MeetingRow.state == expect]
         if attempt is not None:
             fence.append(MeetingRow.attempts == attempt)
@@ -1047,6 +1138,28 @@ class Store:
             )  # fmt: skip
             return meeting_from_row(claimed)
 
+    def claim_booking(
+        self, meeting_id: int, now: datetime, lease_s: float, *, actor: str = "worker"
+    ) -> BookingClaim | None:
+        """:meth:`claim_for_booking` and the owner's row. On PostgreSQL a due ``approved``
+        meeting is claimed in ONE statement (the claim, its audit row, its attendees and its
+        owner); anything else (a lease to re-claim, nothing to claim) takes the portable way."""
+        if lease_s <= 0:
+            raise ValueError("lease_s must be positive")
+        if self._postgres:
+            row = self._single_or_none(
+                single.claim_statement(meeting_id, now, lease_s, actor=actor)
+            )
+            if row is not None:
+                meeting, owner = single.claimed_rows(row)
+                return BookingClaim(
+                    meeting_from_row(meeting), user_from_row(owner) if owner else None
+                )
+        claimed = self.claim_for_booking(meeting_id, now, lease_s, actor=actor)
+        if claimed is None:
+            return None
+        return BookingClaim(claimed, self.get_user(claimed.user_id))
+
     def renew_lease(self, meeting_id: int, now: datetime, lease_s: float, *, attempt: int) -> bool:
         """Extend the booking lease to ``now + lease_s``, only if claim number ``attempt`` holds it.
 
@@ -1078,6 +1191,11 @@ class Store:
         Returns:
             False when the caller no longer holds the claim (it must not call the provider).
         """
+        if self._postgres:  # one statement: the fenced UPDATE feeds its audit row
+            outcome = self._single(
+                single.create_attempted_statement(meeting_id, now, attempt=attempt)
+            )
+            return bool(outcome.moved)
         with self._write() as s:
             row = s.execute(
                 update(MeetingRow)

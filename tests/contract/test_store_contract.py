@@ -1264,3 +1264,145 @@ def test_stakeholder_load_counts_every_attendee_of_another_owners_group_meeting(
     # the asking owner's own group meeting and a cancelled one are not counted.
     assert meetings == {KIM: [start], MAX: [start], LEE: [start]}
     assert invited == {KIM, MAX, LEE}
+
+
+# -- issue 13: one query per round's meetings, one statement per booking write ----------------
+
+
+def test_round_meetings_is_the_five_meeting_reads_of_a_round_in_one(
+    store: InspectableStore,
+) -> None:
+    alex, kim, sam = new_user(store), new_user(store, KIM), new_user(store, SAM)
+    now = T0 + timedelta(days=10)
+    since, until, history = now - timedelta(days=30), now + timedelta(days=400), T0
+    open_one = new_meeting(store, "open", user_id=alex, state=S.PROPOSED, day=12)
+    declined = booked(store, "declined", user_id=alex, day=11)
+    store.transition(declined, S.DECLINED, actor="sync", now=T0)
+    old_decline = booked(store, "old-decline", user_id=alex, start=since - timedelta(days=2))
+    store.transition(old_decline, S.DECLINED, actor="sync", now=T0)
+    done = booked(store, "done", user_id=alex, day=2)
+    store.transition(done, S.ACCEPTED, actor="sync", now=T0)
+    store.transition(done, S.COMPLETED, actor="sync", now=T0)
+    [group] = store.add_meetings(alex, [group_proposal("grp", day=13)], now=T0)
+    new_meeting(store, "before-history", user_id=alex, state=S.PROPOSED, day=-1)
+    new_meeting(store, "kims-alex", user_id=kim, email=ALEX, state=S.PROPOSED, day=14)
+    new_meeting(store, "sams-alex", user_id=sam, email=ALEX, day=13)
+    new_meeting(store, "kims-sam", user_id=kim, email=SAM, day=13)  # nobody's business here
+    got = store.round_meetings(
+        alex, "Alex@Corp.Example", now=now, declined_since=since, declined_until=until,
+        history_since=history,
+    )  # fmt: skip
+    assert got.open == store.open_meetings(alex)
+    assert got.declined == store.meetings_between(alex, since, until, states=[S.DECLINED])
+    assert got.groups == store.group_meetings(alex, since=history)
+    assert got.completed == store.meetings_between(alex, history, now, states=[S.COMPLETED])
+    assert got.as_stakeholder == store.open_meetings_as_stakeholder(ALEX)
+    # and they are not empty: each part was really read
+    assert {open_one, group} <= {m.id for m in got.open}
+    assert [m.id for m in got.declined] == [declined]
+    assert [m.id for m in got.groups] == [group]
+    assert got.groups[0].attendees == (KIM, LEE, MAX)
+    assert [m.id for m in got.completed] == [done]
+    assert [(o, m.idempotency_key) for o, m in got.as_stakeholder] == [
+        (SAM, "sams-alex"),
+        (KIM, "kims-alex"),
+    ]
+    nobody = store.round_meetings(
+        999, "nobody@corp.example", now=now, declined_since=since, declined_until=until,
+        history_since=history,
+    )  # fmt: skip
+    assert (nobody.open, nobody.declined, nobody.groups, nobody.completed) == ([], [], [], [])
+    assert nobody.as_stakeholder == []
+
+
+def test_claim_booking_claims_as_claim_for_booking_and_brings_the_owner(
+    store: InspectableStore,
+) -> None:
+    alex = new_user(store)
+    meeting_id = new_meeting(store, user_id=alex)
+    claim = store.claim_booking(meeting_id, T0, 60, actor="w1")
+    assert claim is not None
+    assert claim.owner == store.get_user(alex)
+    assert claim.meeting == get(store, meeting_id)
+    assert (claim.meeting.state, claim.meeting.attempts, claim.meeting.lease_until) == (
+        S.BOOKING,
+        1,
+        T0 + timedelta(seconds=60),
+    )
+    assert store.audit_trail(meeting_id)[-1].detail == "claimed"
+    assert trail(store, meeting_id)[-1] == ("w1", "approved", "booking")
+    assert len(store.audit_trail(meeting_id)) == 2  # created, claimed: one audit row per claim
+    # Leased: not claimable again before the lease ends; then re-claimed, the old lease named
+    assert store.claim_booking(meeting_id, T0 + timedelta(seconds=59), 60) is None
+    lease_end = T0 + timedelta(seconds=60)
+    again = store.claim_booking(meeting_id, lease_end, 10, actor="w2")
+    assert again is not None
+    assert (again.meeting.attempts, again.owner) == (2, store.get_user(alex))
+    entry = store.audit_trail(meeting_id)[-1]
+    assert (entry.actor, entry.from_state, entry.to_state) == ("w2", "booking", "booking")
+    assert entry.detail == f"lease expired at {lease_end.isoformat()}: re-claimed"
+    # Not due, not approved, unknown: nothing claimed, nothing written
+    retry_at = T0 + timedelta(hours=1)
+    waiting = new_meeting(store, "w", user_id=alex)
+    assert store.claim_booking(waiting, T0, 60) is not None
+    store.transition(waiting, S.APPROVED, actor="worker", now=T0, next_attempt_at=retry_at)
+    assert store.claim_booking(waiting, retry_at - timedelta(seconds=1), 60) is None
+    assert get(store, waiting).state == S.APPROVED
+    proposed = new_meeting(store, "p", user_id=alex, state=S.PROPOSED)
+    assert store.claim_booking(proposed, T0, 60) is None
+    assert store.claim_booking(proposed + 99, T0, 60) is None
+    assert len(store.audit_trail(proposed)) == 1
+    with pytest.raises(ValueError, match="lease_s"):
+        store.claim_booking(proposed, T0, 0)
+
+
+def test_claim_booking_reads_a_group_meeting_with_its_attendees(store: InspectableStore) -> None:
+    alex = new_user(store)
+    [gid] = store.add_meetings(alex, [group_proposal(state=S.APPROVED)], now=T0)
+    claim = store.claim_booking(gid, T0, 60)
+    assert claim is not None
+    assert claim.meeting == get(store, gid)
+    assert claim.meeting.attendees == (KIM, LEE, MAX)
+    assert claim.meeting.attendee_status == (
+        (KIM, "needsAction"), (LEE, "needsAction"), (MAX, "needsAction"),
+    )  # fmt: skip
+
+
+def test_concurrent_claim_bookings_have_exactly_one_winner(store: InspectableStore) -> None:
+    user_id = new_user(store)
+    ids = store.add_meetings(
+        user_id, [proposal(f"k{i}", day=i + 1, state=S.APPROVED) for i in range(5)], now=T0
+    )
+    winners: defaultdict[int, list[int]] = defaultdict(list)
+    lock = threading.Lock()
+
+    def work(worker: int, barrier: threading.Barrier) -> None:
+        for meeting_id in ids:
+            barrier.wait()
+            if store.claim_booking(meeting_id, T0, 60, actor=f"w{worker}") is not None:
+                with lock:
+                    winners[meeting_id].append(worker)
+
+    run_together(4, work)
+    assert {mid: len(w) for mid, w in winners.items()} == dict.fromkeys(ids, 1)
+    assert {get(store, mid).attempts for mid in ids} == {1}
+    assert {len(store.audit_trail(mid)) for mid in ids} == {2}  # created, claimed once
+
+
+def test_a_fenced_transition_of_an_unknown_meeting_raises_and_a_miss_writes_nothing(
+    store: InspectableStore,
+) -> None:
+    with pytest.raises(Exception, match="no meeting with id 12345") as raised:
+        store.transition(12345, S.CANCELLED, actor="x", now=T0, expect=S.PROPOSED)
+    assert type(raised.value).__name__ == "UnknownMeeting"  # the fake has its own class
+    meeting_id = new_meeting(store, state=S.PROPOSED)
+    assert not store.transition(meeting_id, S.CANCELLED, actor="x", now=T0, expect=S.APPROVED)
+    assert len(store.audit_trail(meeting_id)) == 1
+    assert store.transition(
+        meeting_id, S.CANCELLED, actor="x", now=T0, expect=S.PROPOSED, detail="why"
+    )
+    entry = store.audit_trail(meeting_id)[-1]
+    assert (entry.actor, entry.from_state, entry.to_state, entry.detail) == (
+        "x", "proposed", "cancelled", "why",
+    )  # fmt: skip
+    assert get(store, meeting_id).state == S.CANCELLED

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from scheduler.app.ports import StorePort, UserRegistration
 from scheduler.app.records import (
     AuditEntry,
+    BookingClaim,
     ContactSource,
     Heartbeat,
     HeldReply,
@@ -36,6 +37,7 @@ from scheduler.app.records import (
     OwnerMail,
     OwnerMailKind,
     RevokedCredential,
+    RoundMeetings,
     StakeholderStatus,
     User,
 )
@@ -480,10 +482,20 @@ class FakeStore:
                 ),
                 key=lambda row: row[1].start,
             )
+            sending = (_S.APPROVED, _S.BOOKING)
             for email, m in rows:
                 if m.start < end and m.end > start:
                     meetings.setdefault(email, []).append(m.start)
-                if m.created_at > invited_since:
+                # an invite: sent since invited_since, or going out now (not a proposal)
+                sent = m.create_attempted_at
+                if (
+                    m.state != _S.PROPOSED
+                    and m.state in OPEN_STATES
+                    and (
+                        (sent is not None and sent > invited_since)
+                        or (sent is None and m.state in sending)
+                    )
+                ):
                     invited.add(email)
         return meetings, invited
 
@@ -499,6 +511,29 @@ class FakeStore:
                 key=lambda m: (m.start, m.id),
             )
             return [(self._users[m.user_id].email, m) for m in found]
+
+    def round_meetings(
+        self,
+        user_id: int,
+        owner_email: str,
+        *,
+        now: datetime,
+        declined_since: datetime,
+        declined_until: datetime,
+        history_since: datetime,
+    ) -> RoundMeetings:
+        with self._atomic():
+            return RoundMeetings(
+                open=self.open_meetings(user_id),
+                declined=self.meetings_between(
+                    user_id, declined_since, declined_until, states=[_S.DECLINED]
+                ),
+                groups=self.group_meetings(user_id, since=history_since),
+                completed=self.meetings_between(
+                    user_id, history_since, now, states=[_S.COMPLETED]
+                ),
+                as_stakeholder=self.open_meetings_as_stakeholder(owner_email),
+            )
 
     def booking_rivals(
         self,
@@ -736,6 +771,15 @@ class FakeStore:
                 from_state=current, to_state=_S.BOOKING, detail=detail,
             )  # fmt: skip
             return claimed
+
+    def claim_booking(
+        self, meeting_id: int, now: datetime, lease_s: float, *, actor: str = "worker"
+    ) -> BookingClaim | None:
+        with self._atomic():
+            claimed = self.claim_for_booking(meeting_id, now, lease_s, actor=actor)
+            if claimed is None:
+                return None
+            return BookingClaim(claimed, self._users.get(claimed.user_id))
 
     def mark_create_attempted(self, meeting_id: int, now: datetime, *, attempt: int) -> bool:
         now = _utc(now)
