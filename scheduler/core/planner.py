@@ -99,12 +99,10 @@ def plan(
         groups = skip_groups(policy, last_contacts, "paused", reason)
         return Plan((), tuple(skipped), group_skipped=groups)
     r = Round.start(policy, now, busy, open_existing)
-    owner_key = policy.owner.email.lower()
-    if owner_key in r.unavailable:
-        reason = f"your calendar is unavailable: {r.unavailable[owner_key]}"
-        skipped.extend(
-            Skip(d.stakeholder.email.lower(), SkipCode.CALENDAR_UNAVAILABLE, reason) for d in due
-        )
+    if (owner_down := r.unavailable.get(policy.owner.email.lower())) is not None:
+        reason = f"your calendar is unavailable: {owner_down}"
+        code = SkipCode.CALENDAR_UNAVAILABLE
+        skipped.extend(Skip(d.stakeholder.email.lower(), code, reason) for d in due)
         groups = skip_groups(policy, last_contacts, "calendar_unavailable", reason)
         return Plan((), tuple(skipped), group_skipped=groups)
     # Groups first: a group meets every few weeks and serves several relationships in one slot;
@@ -116,14 +114,11 @@ def plan(
     )
     for g in group_proposals:
         r.take(Candidate(g.start, g.end, preferred=False, score=0.0, reason=g.group))
-    proposals: list[Proposal] = []
-    for d in due:
-        outcome = plan_one(r, d, load, stop_at_caps=_stop_at_caps)
-        if isinstance(outcome, Skip):
-            skipped.append(outcome)
-        else:
-            proposals.append(outcome)
-    proposals.sort(key=lambda p: (p.start, p.stakeholder))
+    outcomes = [plan_one(r, d, load, stop_at_caps=_stop_at_caps) for d in due]  # in due order
+    skipped.extend(o for o in outcomes if isinstance(o, Skip))
+    proposals = sorted(
+        (o for o in outcomes if not isinstance(o, Skip)), key=lambda p: (p.start, p.stakeholder)
+    )
     notes, buffer = introduction_notes(policy, last_contacts), policy.availability.buffer
     settled = [
         replace(

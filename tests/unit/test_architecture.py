@@ -63,6 +63,51 @@ def test_the_checker_sees_the_whole_project() -> None:
     assert any(edge.importer.startswith("connectors.") for edge in scan(REPO_ROOT).edges)
 
 
+#: The size rules of the core and application layers (docs/architecture.md): a module a reader
+#: can hold in their head, a function that fits on a screen.
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 500, 80
+
+
+def oversized(root: Path) -> list[str]:
+    """Modules of ``scheduler/core`` and ``scheduler/app`` over the size rules, as FILE:LINE."""
+    import ast
+
+    found: list[str] = []
+    for package in ("scheduler/core", "scheduler/app"):
+        for path in sorted((root / package).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            name = path.relative_to(root)
+            if (lines := text.count("\n")) > MAX_MODULE_LINES:
+                found.append(f"{name}: {lines} lines (at most {MAX_MODULE_LINES}): split it")
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    length = (node.end_lineno or node.lineno) - node.lineno + 1
+                    if length > MAX_FUNCTION_LINES:
+                        found.append(
+                            f"{name}:{node.lineno}: {node.name} is {length} lines "
+                            f"(at most {MAX_FUNCTION_LINES}): give its steps names"
+                        )
+    return found
+
+
+def test_core_and_app_modules_and_functions_stay_small() -> None:
+    assert oversized(REPO_ROOT) == []
+
+
+def test_the_size_check_names_an_oversized_module_and_function(tmp_path: Path) -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    module = tmp_path / "scheduler" / "core" / "big.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("def long():\n" + body + "\n" * MAX_MODULE_LINES, encoding="utf-8")
+    (tmp_path / "scheduler" / "app").mkdir()
+    assert oversized(tmp_path) == [
+        f"scheduler/core/big.py: {MAX_MODULE_LINES + MAX_FUNCTION_LINES + 1} lines (at most "
+        f"{MAX_MODULE_LINES}): split it",
+        f"scheduler/core/big.py:1: long is {MAX_FUNCTION_LINES + 1} lines (at most "
+        f"{MAX_FUNCTION_LINES}): give its steps names",
+    ]
+
+
 # --- each rule fires on a synthetic tree --------------------------------------------------------
 
 
