@@ -57,6 +57,8 @@ class SkipCode(StrEnum):
     #: The stakeholder already has enough goodwill coffees that week (or, for a senior, a new
     #: goodwill invite today) across every owner.
     STAKEHOLDER_BUSY = "stakeholder_busy"
+    #: ``status: to_meet``, not met yet: never invited cold, waiting for the introduction.
+    TO_MEET = "to_meet"
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,7 +93,7 @@ def hold_back_unmet(
     for d in due:
         if is_unmet(d.stakeholder, last_contacts):
             reason = waiting_reason(policy, d.stakeholder)
-            skipped.append(Skip(d.stakeholder.email.lower(), SkipCode.NOT_DUE, reason))
+            skipped.append(Skip(d.stakeholder.email.lower(), SkipCode.TO_MEET, reason))
         else:
             keep.append(d)
     return keep

@@ -86,6 +86,8 @@ class Plan:
                     "mode": p.mode,
                     "reason": p.reason,
                     "alternatives": [[_z(a), _z(b)] for a, b in p.alternatives],
+                    # private to the owner ("" when none); the JSON is the owner's own output
+                    "owner_note": p.owner_note,
                 }
                 for p in self.proposals
             ],

@@ -745,18 +745,16 @@ class Store:
             (``stakeholder_email``; ``ix_meeting_attendees_email``).
 
         An invite counts by ``create_attempted_at`` (the first time its create may have reached
-        the provider; it never moves later); an approved or booking meeting not attempted yet
-        counts as going out now. A proposal awaiting approval is no invite.
+        the provider; it never moves later), or, for an approved meeting not sent yet, by
+        ``updated_at`` (its approval, or a later retry). A proposal awaiting approval is none.
         """
         wanted = [_email(e) for e in emails]
         if not wanted:
             return {}, set()
         counted = [*OPEN_STATES, MeetingState.COMPLETED]
-        sent_at = MeetingRow.create_attempted_at
-        going = (MeetingState.APPROVED, MeetingState.BOOKING)
         invite = and_(
             MeetingRow.state.in_([s for s in OPEN_STATES if s != MeetingState.PROPOSED]),
-            or_(sent_at > invited_since, and_(sent_at.is_(None), MeetingRow.state.in_(going))),
+            func.coalesce(MeetingRow.create_attempted_at, MeetingRow.updated_at) > invited_since,
         )
         common = and_(
             MeetingRow.user_id != exclude_user_id,

@@ -85,6 +85,13 @@ def test_a_senior_is_asked_once_a_day_and_twice_a_week_across_owners(app: App) -
     first = _plan(app, "ann")
     assert first.plan is not None
     assert [p.stakeholder for p in first.plan.proposals] == [SENIOR]
+    # And Ann approves it (the invite goes out)
+    ann = app.store.get_user_by_email("ann@corp.example")
+    assert ann is not None
+    (proposed,) = app.store.meetings_between(
+        ann.id, NOW, NOW + timedelta(days=30), states=[MeetingState.PROPOSED]
+    )
+    assert app.store.transition(proposed.id, MeetingState.APPROVED, actor="user:ann", now=NOW)
     # When Bo plans the same day, Sam is not asked again today, and the reason names no owner
     code, reason = _skip_codes(_plan(app, "bo"))[SENIOR]
     assert code == "stakeholder_busy"
@@ -106,7 +113,7 @@ def test_a_senior_is_asked_once_a_day_and_twice_a_week_across_owners(app: App) -
             app.store.get_user_by_email(f"{owner}@corp.example").id,  # type: ignore[union-attr]
             NOW - timedelta(days=1),
             NOW + timedelta(days=30),
-            states=[MeetingState.PROPOSED],
+            states=[MeetingState.PROPOSED, MeetingState.APPROVED],
         )
     ]
     weeks = [s.isocalendar()[:2] for s in starts]
@@ -135,3 +142,17 @@ def test_a_weekly_cap_of_zero_stops_the_service_at_start_up_naming_the_variable(
     assert "GOODWILL_STAKEHOLDER_WEEKLY_CAP" in err
     assert "Traceback" not in err
     assert not (tmp_path / ".goodwill").exists()
+
+
+def test_proposals_awaiting_approval_are_no_invite_for_a_senior(app: App) -> None:
+    # Given Ann's round proposed a coffee with Sam (a senior) that Ann has not approved
+    first = _plan(app, "ann")
+    assert first.plan is not None
+    assert [p.stakeholder for p in first.plan.proposals] == [SENIOR]
+    # When Bo plans the same day, no invite went to Sam yet: Bo may propose too
+    second = _plan(app, "bo")
+    assert second.plan is not None, second.error
+    assert [p.stakeholder for p in second.plan.proposals] == [SENIOR]
+    # And with two open meetings in the week the weekly cap's reason speaks of no invite
+    reasons = [s.reason for s in (_plan(app, "cy").plan or first.plan).skipped]
+    assert all("invite" not in r for r in reasons), reasons

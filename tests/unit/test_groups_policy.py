@@ -226,3 +226,49 @@ def test_via_chains_that_loop_are_errors_and_chains_that_end_are_not() -> None:
 
 def test_an_unknown_introductions_mode_is_an_error() -> None:
     one(issues(HEAD + "introductions: {mode: email}\n"), 9, "introductions.mode", "expected one of")
+
+
+# -- every meeting must be placeable; every problem in one run (review findings) -------------
+
+
+def test_a_group_meeting_longer_than_working_hours_is_an_error() -> None:
+    text = HEAD + (
+        "groups:\n  - {name: g, members: [a@corp.example], size: 1, kind: coffee, duration: 10h}\n"
+    )
+    one(issues(text), 10, "groups[0].duration", "longer than every working-hours range")
+
+
+@pytest.mark.parametrize(
+    ("section", "fragment"),
+    [
+        ("{mode: meeting, kind: lunch, duration: 5h}", "does not fit the lunch window"),
+        ("{mode: meeting, kind: coffee, duration: 10h}", "longer than every working-hours range"),
+    ],
+)
+def test_an_introduction_meeting_that_cannot_be_placed_is_an_error(
+    section: str, fragment: str
+) -> None:
+    one(issues(HEAD + f"introductions: {section}\n"), 9, "introductions.duration", fragment)
+
+
+def test_an_unused_introduction_length_in_note_mode_is_no_error() -> None:
+    text = HEAD + "introductions: {mode: note, kind: lunch, duration: 5h}\n"
+    assert load_policy_text(text, source="p", fmt="yaml").introductions.mode == "note"
+
+
+def test_one_bad_field_hides_no_other_problem_of_the_groups() -> None:
+    text = HEAD + (
+        "groups:\n"
+        "  - {name: g, members: [a@corp.example, a@corp.example], size: x, quorum: 1.5}\n"
+        "  - {name: G, members: [b@corp.example, b@corp.example], size: 1, duration: 3h}\n"
+        "  - {name: h, members: [c@corp.example], size: 1, quorum: 1.5}\n"
+    )
+    found = issues(text)
+    one(found, 10, "groups[0].size", "expected a size")
+    one(found, 10, "groups[0].members[1]", "listed twice")
+    one(found, 10, "groups[0].quorum", "at most 1")
+    one(found, 11, "groups[1].name", "used by groups[0] too")
+    one(found, 11, "groups[1].members[1]", "listed twice")
+    one(found, 11, "groups[1].duration", "does not fit the lunch window")
+    one(found, 12, "groups[2].quorum", "at most 1")
+    assert not [i for i in found if i.field == "groups[0].size" and "needs at least" in i.message]

@@ -45,10 +45,15 @@ def test_the_to_meet_person_is_never_invited_and_y_carries_the_owner_note() -> N
     assert y.owner_note == "ask Yan to introduce you to Xia X (x@corp.example)"
     assert "introduce" not in y.reason
     skip = next(s for s in result.skipped if s.stakeholder == "x@corp.example")
-    assert skip.code is SkipCode.NOT_DUE
+    assert skip.code is SkipCode.TO_MEET
     assert "waiting for Yan Y to introduce you" in skip.reason
     assert result.group_proposals == ()  # mode: note
-    assert "ask Yan" not in str(result.as_json())  # the note is not in plan --json
+    # plan --json is the owner's own output: it carries the private note, and the skip code
+    data = result.as_json()
+    assert [p["owner_note"] for p in data["proposals"]] == [y.owner_note]
+    assert {"stakeholder": "x@corp.example", "code": "to_meet"}.items() <= next(
+        s for s in data["skipped"] if s["stakeholder"] == "x@corp.example"
+    ).items()
 
 
 def test_mode_meeting_proposes_a_three_person_introduction() -> None:

@@ -152,3 +152,27 @@ def test_at_most_does_not_move_planning_but_moves_lateness(policy: Policy) -> No
     # Planning starts at `every`: met 5 weeks ago, Sam (every 4w) is due now.
     due, _ = assess(policy, now=NOW, last_contacts={"sam@corp.example": last})
     assert "sam@corp.example" in {d.stakeholder.email for d in due}
+
+
+def test_a_stakeholders_hours_error_names_the_tiers_length_and_field() -> None:
+    from scheduler.core.errors import PolicyError
+    from scheduler.core.policy import load_policy_text
+
+    text = (
+        "owner: {email: alex@corp.example, name: Alex Doe, timezone: Europe/London}\n"
+        "tiers:\n"
+        "  x: {every: 8w, meeting: {duration: 2h}}\n"
+        "stakeholders:\n"
+        '  - {email: b@corp.example, name: Bo, tier: x, working_hours: {mon-fri: "10:00-10:20"}}\n'
+    )
+    with pytest.raises(PolicyError) as info:
+        load_policy_text(text, source="p.yaml", fmt="yaml")
+    (issue,) = info.value.issues
+    assert (issue.line, issue.field) == (5, "stakeholders[0].working_hours")
+    assert "a 2h meeting" in issue.message
+    assert "tiers.x.meeting.duration" in issue.message
+    # When the tier itself is wrong, the stakeholder is not blamed for a length it does not have
+    bad_tier = text.replace("tiers:\n", 'availability: {windows: ["10:00-11:00"]}\ntiers:\n')
+    with pytest.raises(PolicyError) as info:
+        load_policy_text(bad_tier, source="p.yaml", fmt="yaml")
+    assert [i.field for i in info.value.issues] == ["tiers.x.meeting.duration"]

@@ -272,7 +272,16 @@ def test_json_shape() -> None:
     policy = make_policy(peers(1))
     out = plan(policy, now=NOW, busy=free_for(policy), last_contacts={}).as_json()
     (p,) = out["proposals"]
-    assert set(p) == {"stakeholder", "start", "end", "kind", "mode", "reason", "alternatives"}
+    assert set(p) == {
+        "stakeholder",
+        "start",
+        "end",
+        "kind",
+        "mode",
+        "reason",
+        "alternatives",
+        "owner_note",
+    }
     assert p["start"].endswith("Z")
     assert p["end"].endswith("Z")
     assert datetime.fromisoformat(p["start"].replace("Z", "+00:00")).tzinfo is not None

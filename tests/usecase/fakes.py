@@ -482,20 +482,12 @@ class FakeStore:
                 ),
                 key=lambda row: row[1].start,
             )
-            sending = (_S.APPROVED, _S.BOOKING)
             for email, m in rows:
                 if m.start < end and m.end > start:
                     meetings.setdefault(email, []).append(m.start)
-                # an invite: sent since invited_since, or going out now (not a proposal)
-                sent = m.create_attempted_at
-                if (
-                    m.state != _S.PROPOSED
-                    and m.state in OPEN_STATES
-                    and (
-                        (sent is not None and sent > invited_since)
-                        or (sent is None and m.state in sending)
-                    )
-                ):
+                # an invite sent, or approved to go out, since invited_since (not a proposal)
+                sent = m.create_attempted_at or m.updated_at
+                if m.state != _S.PROPOSED and m.state in OPEN_STATES and sent > invited_since:
                     invited.add(email)
         return meetings, invited
 

@@ -469,10 +469,10 @@ def test_a_senior_member_another_owner_invited_today_waits_until_tomorrow(world:
     assert world.store.claim_for_booking(done, NOW, 300) is not None
     assert world.store.transition(done, S.BOOKED, actor="test", now=NOW)
     assert world.store.transition(done, S.COMPLETED, actor="test", now=NOW)
-    # ... but Priya's goodwill invite reached Sam today.
+    # ... but Priya's goodwill invite to Sam was approved today (going out).
     world.write_policy(PRIYA, PRIYA_POLICY)
     world.register()
-    world.add_meeting(PRIYA, SAM, NOW + timedelta(days=3), state=S.PROPOSED, key="priya-sam")
+    world.add_meeting(PRIYA, SAM, NOW + timedelta(days=3), state=S.APPROVED, key="priya-sam")
     group = GROUP.replace("members: [kim", "members: [sam@corp.example, kim").replace(
         'size: "3..4"', 'size: "5"'
     )

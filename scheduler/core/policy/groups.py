@@ -39,15 +39,19 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     model_validator,
 )
 
 from scheduler.core.durations import SpecError, SubPath, format_duration
 from scheduler.core.policy.fields import Cadence, Email, MeetingLength, _domain, _outside
+from scheduler.core.policy.meetings import fit_problems
 
 if TYPE_CHECKING:
     from scheduler.core.policy.people import Stakeholder
+    from scheduler.core.policy.schema import Availability
 
 __all__ = [
     "INTRODUCTION",
@@ -56,8 +60,12 @@ __all__ = [
     "Group",
     "Introductions",
     "SizeRange",
+    "cross_problems",
     "group_problems",
+    "introduction_problems",
     "member_problems",
+    "salvage_group",
+    "unparsed_group_problems",
     "via_problems",
 ]
 
@@ -68,6 +76,17 @@ MAX_GROUP_SIZE = 50
 #: Most entries under ``groups``.
 MAX_GROUPS = 50
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,79}")
+#: Validation context key: build a :class:`Group` without raising its own problems.
+_LENIENT = "goodwill_lenient_group"
+#: Which checks of a group read which fields: a field that failed to parse silences them.
+_READS: dict[str, frozenset[str]] = {
+    "name": frozenset({"name"}),
+    "members": frozenset({"members"}),
+    "avoid_together": frozenset({"avoid_together", "members"}),
+    "quorum": frozenset({"quorum"}),
+    "size": frozenset({"size", "members"}),
+    "duration": frozenset({"duration", "kind"}),
+}
 
 
 class Section(BaseModel):
@@ -129,7 +148,16 @@ class Group(Section):
     video: Literal["meet", "teams", "none"] = "none"
 
     @model_validator(mode="after")
-    def _consistent(self) -> Group:
+    def _consistent(self, info: ValidationInfo) -> Group:
+        if info.context and info.context.get(_LENIENT):
+            return self  # salvage_group reports these problems itself
+        problems = self.own_problems()
+        if problems:
+            raise SpecError(problems)
+        return self
+
+    def own_problems(self) -> list[tuple[SubPath, str]]:
+        """The checks that need only this group, each at its sub-path within the group."""
         problems: list[tuple[SubPath, str]] = []
         if not _NAME.fullmatch(self.name):
             problems.append(
@@ -164,9 +192,7 @@ class Group(Section):
                     f"{len(first)}; add members or lower the size",
                 )
             )
-        if problems:
-            raise SpecError(problems)
-        return self
+        return problems
 
     def _pair_problems(self, members: set[str]) -> list[tuple[SubPath, str]]:
         problems: list[tuple[SubPath, str]] = []
@@ -205,34 +231,102 @@ class Introductions(Section):
     duration: MeetingLength = timedelta(minutes=30)
 
 
+def introduction_problems(
+    value: Introductions, availability: Availability | None
+) -> list[tuple[SubPath, str]]:
+    """In ``mode: meeting``, the three-person meeting must fit like any other: working hours,
+    preferred windows, a lunch in the lunch window (``mode: note`` proposes no meeting)."""
+    if value.mode != "meeting" or availability is None:
+        return []
+    return fit_problems(value.duration, value.kind, availability, at=("duration",))
+
+
 def group_problems(groups: Sequence[Group], data: Mapping[str, Any]) -> SpecError | None:
     """Checks across the policy, given the fields validated so far (``info.data``)."""
-    availability = data.get("availability")
-    problems: list[tuple[SubPath, str]] = []
-    if len(groups) > MAX_GROUPS:
-        problems.append(((), f"{len(groups)} groups; list at most {MAX_GROUPS}"))
-    names: dict[str, int] = {}
+    problems = cross_problems([(i, g, frozenset()) for i, g in enumerate(groups)], data)
     for index, group in enumerate(groups):
-        key = group.name.lower()
-        if key in names:
-            message = f"group name {group.name!r} is used by groups[{names[key]}] too; rename one"
-            problems.append(((index, "name"), message))
-        names.setdefault(key, index)
         problems.extend(member_problems(index, group.members, data))
-        if (
-            availability is not None
-            and group.kind == "lunch"
-            and group.duration > availability.lunch_window.duration
-        ):
+    return SpecError(problems) if problems else None
+
+
+def cross_problems(
+    entries: Sequence[tuple[int, Group, frozenset[str]]], data: Mapping[str, Any]
+) -> list[tuple[SubPath, str]]:
+    """Unique names, and each group's meeting fitting the policy's hours (working hours,
+    preferred windows, a lunch in the lunch window), for ``(index, group, unparsed fields)``:
+    a check that reads a field which failed to parse is left out."""
+    availability: Availability | None = data.get("availability")
+    problems: list[tuple[SubPath, str]] = []
+    count = max((i for i, _, _ in entries), default=-1) + 1
+    if count > MAX_GROUPS:
+        problems.append(((), f"{count} groups; list at most {MAX_GROUPS}"))
+    names: dict[str, int] = {}
+    for index, group, bad in entries:
+        if "name" not in bad:
+            key = group.name.lower()
+            if key in names:
+                message = f"group name {group.name!r} is used by groups[{names[key]}] too"
+                problems.append(((index, "name"), message + "; rename one"))
+            names.setdefault(key, index)
+        if availability is None or bad & _READS["duration"]:
+            continue
+        at: SubPath = (index, "duration")
+        # The working-hours and preferred-window rules of every meeting; the lunch one below.
+        problems.extend(fit_problems(group.duration, "coffee", availability, at=at))
+        if group.kind == "lunch" and group.duration > availability.lunch_window.duration:
             problems.append(
                 (
-                    (index, "duration"),
+                    at,
                     f"a {format_duration(group.duration)} lunch does not fit the lunch window "
                     f"{availability.lunch_window}; shorten duration or widen "
                     f"availability.lunch_window",
                 )
             )
-    return SpecError(problems) if problems else None
+    return problems
+
+
+def unparsed_group_problems(
+    raws: Sequence[object], data: Mapping[str, Any]
+) -> list[tuple[SubPath, str]]:
+    """When some entry of ``groups`` fails to parse: every problem its parse errors would hide,
+    of it and of the other entries (their own checks, unique names, fit, members)."""
+    problems: list[tuple[SubPath, str]] = []
+    entries: list[tuple[int, Group, frozenset[str]]] = []
+    for index, raw in enumerate(raws):
+        group, bad, hidden = salvage_group(raw)
+        problems.extend(((index, *at), message) for at, message in hidden)
+        if group is not None:
+            entries.append((index, group, bad))
+    problems.extend(cross_problems(entries, data))
+    for index, raw in enumerate(raws):
+        if isinstance(raw, Mapping) and isinstance(raw.get("members"), list):
+            problems.extend(member_problems(index, raw["members"], data))
+    return problems
+
+
+def salvage_group(raw: object) -> tuple[Group | None, frozenset[str], list[tuple[SubPath, str]]]:
+    """A group entry as far as it parses, for reporting every problem in one run.
+
+    Returns the group with each field that failed to parse at its default (``None`` when even
+    that fails), those fields, and the group's own problems (:meth:`Group.own_problems`) that
+    the parse errors hid — on the fields that parsed, and none when the entry parsed (its own
+    problems are then reported already)."""
+    if not isinstance(raw, Mapping):
+        return None, frozenset(), []
+    lenient = {_LENIENT: True}
+    try:
+        return Group.model_validate(raw, context=lenient), frozenset(), []
+    except ValidationError as exc:
+        bad = frozenset(str(e["loc"][0]) for e in exc.errors() if e["loc"])
+    kept: dict[str, Any] = {str(k): v for k, v in raw.items() if str(k) not in bad}
+    kept.setdefault("name", "-")
+    kept.setdefault("members", [])
+    try:
+        group = Group.model_validate(kept, context=lenient)
+    except ValidationError:
+        return None, bad, []
+    hidden = [p for p in group.own_problems() if not _READS.get(str(p[0][0]), frozenset()) & bad]
+    return group, bad, hidden
 
 
 def member_problems(

@@ -160,6 +160,7 @@ def stakeholder_problems(
             problems.extend(_meeting_problems(index, person, data))
         elif (
             meeting is not None
+            and tiers is not None  # when tiers failed, a tier's meeting length is unknown
             and person.working_hours is not None
             and not _fits(meeting.duration, _all_ranges(person.working_hours))
         ):
@@ -183,20 +184,31 @@ def _meeting_problems(
         return []
     effective = merge_meeting(meeting, tier.meeting if tier else None, person.meeting)
     own = person.meeting
-    if own is not None and (own.duration is not None or own.kind is not None):
-        at: SubPath = (index, "meeting", "kind" if own.duration is None else "duration")
+    if own is not None and own.duration is not None:
+        at: SubPath = (index, "meeting", "duration")
         hours = person.working_hours
         return fit_problems(effective.duration, effective.kind, availability, at=at, hours=hours)
+    problems: list[tuple[SubPath, str]] = []
+    if own is not None and own.kind is not None:
+        problems = fit_problems(
+            effective.duration, effective.kind, availability, at=(index, "meeting", "kind")
+        )
+    if tier is not None and tier.meeting is not None and tier.meeting.duration is not None:
+        source = f"tiers.{person.tier}.meeting.duration"
+    elif "tiers" in data:
+        source = "meeting.duration"
+    else:
+        return problems  # tiers failed: which length applies is unknown until they are fixed
     # The tier's meeting was checked with the tier: only the person's own hours are left.
     if person.working_hours is not None and not _fits(
         effective.duration, _all_ranges(person.working_hours)
     ):
         message = (
             f"a {format_duration(effective.duration)} meeting fits in none of these "
-            f"working-hours ranges; lengthen them or shorten the meeting's duration"
+            f"working-hours ranges; lengthen them or shorten {source}"
         )
-        return [((index, "working_hours"), message)]
-    return []
+        problems.append(((index, "working_hours"), message))
+    return problems
 
 
 #: The most aliases one stakeholder may list.

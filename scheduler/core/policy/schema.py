@@ -54,7 +54,13 @@ from scheduler.core.policy.fields import (
     _fits,
     _outside,
 )
-from scheduler.core.policy.groups import Group, Introductions, group_problems, member_problems
+from scheduler.core.policy.groups import (
+    Group,
+    Introductions,
+    group_problems,
+    introduction_problems,
+    unparsed_group_problems,
+)
 from scheduler.core.policy.insights import Insights, check_power_sources
 from scheduler.core.policy.meetings import merge_meeting, tier_meeting_problems
 from scheduler.core.policy.notify import Notify
@@ -404,14 +410,8 @@ class Policy(_Section):
         try:
             groups: tuple[Group, ...] = handler(value)
         except ValidationError as exc:
-            # A group with its own problems still gets its members checked against the policy.
-            raws = value if isinstance(value, list) else []
-            found = [
-                p
-                for i, raw in enumerate(raws)
-                if isinstance(raw, Mapping) and isinstance(raw.get("members"), list)
-                for p in member_problems(i, raw["members"], info.data)
-            ]
+            # One bad field must hide no other problem: check every entry as far as it parses.
+            found = unparsed_group_problems(value if isinstance(value, list) else [], info.data)
             if not found:
                 raise
             details: list[InitErrorDetails] = [
@@ -429,6 +429,14 @@ class Policy(_Section):
         if problems:
             raise problems
         return groups
+
+    @field_validator("introductions")
+    @classmethod
+    def _introductions_fit(cls, value: Introductions, info: ValidationInfo) -> Introductions:
+        problems = introduction_problems(value, info.data.get("availability"))
+        if problems:
+            raise SpecError(problems)
+        return value
 
     # -- what the planner asks ------------------------------------------------------------
 
