@@ -428,9 +428,11 @@ def test_stakeholder_load_counts_other_owners_meetings_and_fresh_invites(
     cancelled = new_meeting(store, "gone", user_id=bo, day=2)
     store.transition(cancelled, S.CANCELLED, actor="user", now=T0)
     new_meeting(store, "ending", user_id=bo, start=T0 - timedelta(minutes=30))  # ends at start
-    # Cy invited Kim an hour ago for a slot far outside the window
-    fresh = proposal("fresh", email=KIM, day=40)
-    store.add_meetings(cy, [fresh], now=T0 + timedelta(hours=2))
+    # Cy invited Kim an hour ago (approved: the invite is going out) for a slot far outside the
+    # window; a proposal still waiting for Cy's approval is no invite yet
+    fresh = proposal("fresh", email=KIM, day=40, state=S.APPROVED)
+    waiting = proposal("waiting", email="nobody@corp.example", day=41)
+    store.add_meetings(cy, [fresh, waiting], now=T0 + timedelta(hours=2))
     meetings, invited = store.stakeholder_load(
         ["Sam@corp.example", "KIM@corp.example", "nobody@corp.example"],
         T0,
@@ -1248,7 +1250,8 @@ def test_stakeholder_load_counts_every_attendee_of_another_owners_group_meeting(
     store: InspectableStore,
 ) -> None:
     alex, bo = new_user(store), new_user(store, "bo@corp.example")
-    [gid] = store.add_meetings(bo, [group_proposal()], now=T0 + timedelta(hours=2))
+    # approved an hour after invited_since: its invite is going out to every attendee
+    [gid] = store.add_meetings(bo, [group_proposal(state=S.APPROVED)], now=T0 + timedelta(hours=2))
     store.add_meetings(alex, [group_proposal("g-mine", day=4)], now=T0 + timedelta(hours=2))
     [gone] = store.add_meetings(bo, [group_proposal("g-gone", day=5)], now=T0)
     store.transition(gone, S.CANCELLED, actor="user", now=T0)
