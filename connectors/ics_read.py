@@ -25,7 +25,9 @@ Mapping rules (one VEVENT instance → one :class:`~scheduler.core.model.BusyBlo
   and everything else (RFC 5545 default OPAQUE) is BUSY.
 * ``status``: the event's STATUS (CONFIRMED when absent or unknown).
 * ``key``: the ``X-GOODWILL-KEY`` goodwill writes on the events it books (None on others), so
-  the conflict watch never counts our own event.
+  the conflict watch never counts our own event; ``participants``: on those events only, who
+  takes part and did not decline (organizer and attendees), so a dry run without a database
+  knows the pair a booked coffee is for.
 * ``response``: ORGANIZER when the person organises the event or is not among its attendees
   (their own entry); otherwise their ATTENDEE PARTSTAT, read by
   :func:`connectors.ical_common.parse_partstat` (NEEDS-ACTION when absent, as RFC 5545 says;
@@ -563,6 +565,11 @@ class _Seen:
                 return answer
         return AttendeeStatus.ORGANIZER
 
+    def taking_part(self) -> frozenset[str]:
+        """The participants who did not decline (``BusyBlock.participants``)."""
+        answers = self.participants().items()
+        return frozenset(e for e, a in answers if a is not AttendeeStatus.DECLINED)
+
     def participants(self) -> dict[str, AttendeeStatus]:
         """The answer per participant; the organizer takes part unless they declined."""
         answers: dict[str, AttendeeStatus] = {}
@@ -698,6 +705,7 @@ def parse_busy_blocks(
             response=seen.response(owner),
             all_day=seen.all_day,
             key=seen.key,
+            participants=seen.taking_part() if seen.key else frozenset(),
         )
         for seen in found
     ]

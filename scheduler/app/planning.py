@@ -31,6 +31,7 @@ from scheduler.app.registration import (
 )
 from scheduler.app.registration import register_policies as register_policies
 from scheduler.app.responses import read_round_meetings, sync_responses
+from scheduler.core.booked import calendar_meetings
 from scheduler.core.cadence import assess
 from scheduler.core.errors import (
     AuthorizationRevoked,
@@ -133,6 +134,8 @@ def dry_run_plan(
     people = _distinct(policy.owner.person, *(policy.person_of(d.stakeholder) for d in due))
     people = _distinct(*people, *members)
     busy: BusyResult = source.busy(BusyQuery(window=window, people=people))
+    if known is None:  # no store: goodwill's future events on the calendars are the open ones
+        existing = [*existing, *calendar_meetings(busy, policy.owner.email, emails, now)]
     return plan(
         policy,
         now=now,

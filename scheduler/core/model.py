@@ -145,6 +145,9 @@ class BusyBlock:
     #: The goodwill idempotency key when this block is one of goodwill's own events and the
     #: provider shows it (ICS/CalDAV UID, Google/Graph extended property); None otherwise.
     key: str | None = None
+    #: Who takes part in one of goodwill's own events (lower-cased e-mails: the organizer and
+    #: the attendees) when the provider shows them (ICS, CalDAV); empty otherwise.
+    participants: frozenset[str] = frozenset()
 
     @property
     def interval(self) -> Interval:
