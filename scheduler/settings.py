@@ -11,6 +11,7 @@ import binascii
 import math
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -169,22 +170,56 @@ class WebSettings(BaseModel):
             )  # fmt: skip
         return value
 
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port_number(cls, value: object) -> int:
+        return _port(value, "GOODWILL_WEB__PORT", 8080)
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise PydanticCustomError(
                 "bad_base_url",
-                "GOODWILL_WEB__BASE_URL must start with http:// or https://, got {got!r}: it is "
-                "the public address of the owner's page, used in e-mailed links",
-                {"got": value},
+                "GOODWILL_WEB__BASE_URL must be an http:// or https:// address with a host, got "
+                "{got}: it is the public address of the owner's page, used in e-mailed links "
+                "(for example https://goodwill.corp.example)",
+                {"got": repr(value)},
             )
-        return value.rstrip("/") if value else value
+        return value.rstrip("/")
 
     @property
     def effective_base_url(self) -> str:
-        """``GOODWILL_WEB__BASE_URL``, or ``http://HOST:PORT`` when it is unset."""
-        return self.base_url or f"http://{self.host}:{self.port}"
+        """``GOODWILL_WEB__BASE_URL``, or ``http://HOST:PORT`` when it is unset (an IPv6 host in
+        brackets: ``http://[::1]:8080``)."""
+        if self.base_url:
+            return self.base_url
+        host = self.host.strip("[]")
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
+    def base_url_unreachable(self) -> bool:
+        """No ``GOODWILL_WEB__BASE_URL`` and a wildcard host (``0.0.0.0``, ``::``): e-mailed
+        links would point at an address no one can open."""
+        return self.base_url is None and self.host.strip("[]") in ("0.0.0.0", "::", "")
+
+
+def _port(value: object, variable: str, default: int) -> int:
+    """``value`` as a TCP port (0..65535), else an error naming the variable, value and fix."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.isascii() and text.isdigit():
+        text = int(text)
+    if isinstance(text, int) and not isinstance(text, bool) and 0 <= text <= 65535:
+        return text
+    raise PydanticCustomError(
+        "bad_port",
+        "{variable} must be a whole number from 0 to 65535, got {got}: set it to the TCP port "
+        "to listen on, or unset it for {default}",
+        {"variable": variable, "got": repr(str(value)), "default": default},
+    )
 
 
 class OpsSettings(BaseModel):

@@ -69,7 +69,7 @@ _ERROR_MAX = 300
 class DigestLinks(Protocol):
     """Signed links in the owner's e-mails (``scheduler.entrypoints.web`` ``LinkTokens``)."""
 
-    def sign_in(self, email: str) -> str: ...  # a signed sign-in link to the page
+    def page(self) -> str: ...  # a plain link to the page (it asks to sign in); never expires
 
     def action(self, email: str, meeting_id: int, action: str) -> str: ...  # approve|decline
 
@@ -336,7 +336,7 @@ def compose_digest(
         owner_email=email,
         owner_name=policy.owner.name,
         zone=zone,
-        sign_in_url=post.links.sign_in(email),
+        page_url=post.links.page(),
         proposals=tuple(
             WaitingProposal(
                 meeting_id=m.id,
@@ -469,7 +469,7 @@ def _notice_composer(
             owner_name=policy.owner.name,
             subject=subject,
             line=line,
-            sign_in_url=post.links.sign_in(email),
+            page_url=post.links.page(),
             actions=actions,
         )
         return render_notice(notice, sender=post.sender, now=now)

@@ -71,7 +71,7 @@ class DigestContent:
     owner_email: str
     owner_name: str
     zone: str
-    sign_in_url: str
+    page_url: str
     proposals: tuple[WaitingProposal, ...] = ()
     conflicts: tuple[WaitingConflict, ...] = ()
     held: tuple[HeldAnswer, ...] = ()
@@ -95,7 +95,7 @@ class Notice:
     owner_name: str
     subject: str
     line: str
-    sign_in_url: str
+    page_url: str
     actions: tuple[tuple[str, str], ...] = field(default=())  # (label, url)
 
 
@@ -167,7 +167,7 @@ def _digest_text(c: DigestContent) -> str:
         lines.append("")
     lines.append("Since your last digest:" if c.since else "Lately:")
     lines += [f"- {h.text}" for h in c.happened] or ["- nothing new"]
-    lines += ["", f"Your page: {c.sign_in_url}", "", f"Times are on your clock ({c.zone})."]
+    lines += ["", f"Your page: {c.page_url}", "", f"Times are on your clock ({c.zone})."]
     return "\n".join(lines) + "\n"
 
 
@@ -202,7 +202,7 @@ def _digest_html(c: DigestContent) -> str:
     body.append(f"<h2>{'Since your last digest' if c.since else 'Lately'}</h2><ul>")
     body += [f"<li>{_e(h.text)}</li>" for h in c.happened] or ["<li>Nothing new.</li>"]
     body.append("</ul>")
-    body.append(f"<p>{_link(c.sign_in_url, 'Open your goodwill page')}</p>")
+    body.append(f"<p>{_link(c.page_url, 'Open your goodwill page')}</p>")
     body.append(f"<p><small>Times are on your clock ({_e(c.zone)}).</small></p>")
     return _page(c.subject, body)
 
@@ -223,12 +223,12 @@ def render_notice(n: Notice, *, sender: str, now: datetime) -> EmailMessage:
     """One event's short notice, text and HTML."""
     text = [f"Hello {n.owner_name},", "", n.line, ""]
     text += [f"{label}: {url}" for label, url in n.actions]
-    text += [f"Your page: {n.sign_in_url}"]
+    text += [f"Your page: {n.page_url}"]
     links = " · ".join(_link(url, label) for label, url in n.actions)
     body = [f"<p>Hello {_e(n.owner_name)},</p>", f"<p>{_e(n.line)}</p>"]
     if links:
         body.append(f"<p>{links}</p>")
-    body.append(f"<p>{_link(n.sign_in_url, 'Open your goodwill page')}</p>")
+    body.append(f"<p>{_link(n.page_url, 'Open your goodwill page')}</p>")
     return _envelope(
         n.subject,
         sender=sender,

@@ -70,6 +70,8 @@ __all__ = [
 ]
 
 _S = MeetingState
+#: What "pause, also cancel everything goodwill booked" cancels: booked, or about to be.
+_BOOKED_AHEAD = frozenset({_S.APPROVED, _S.BOOKED, _S.ACCEPTED, _S.TENTATIVE})
 #: How long an owner may snooze a stakeholder, in weeks.
 SNOOZE_WEEKS = (2, 4, 8)
 #: The reason recorded on a stakeholder the owner snoozed.
@@ -375,8 +377,16 @@ def to_cancel(p: Pipeline, user_id: int) -> list[Meeting]:
     return [m for m in p.store.open_meetings(user_id) if m.state in CANCELLABLE and m.start > now]
 
 
-def cancel_all(p: Pipeline, user_id: int, *, actor: str = "owner") -> list[ActionResult]:
-    return [cancel(p, user_id, m.id, actor=actor) for m in to_cancel(p, user_id)]
+def cancel_all(
+    p: Pipeline, user_id: int, *, actor: str = "owner", booked_only: bool = False
+) -> list[ActionResult]:
+    """Cancel what :func:`to_cancel` lists; ``booked_only``: only what was booked or is about
+    to be (approved, booked, accepted, tentative), proposals stay."""
+    return [
+        cancel(p, user_id, m.id, actor=actor)
+        for m in to_cancel(p, user_id)
+        if not booked_only or m.state in _BOOKED_AHEAD
+    ]
 
 
 # -- pausing ---------------------------------------------------------------------------------
@@ -391,7 +401,8 @@ def pause(
     actor: str = "owner",
 ) -> ActionResult:
     """Nothing new is proposed or booked for this owner until ``until`` (in the owner's zone,
-    inclusive); booked meetings stay unless ``cancel_booked``."""
+    inclusive); booked meetings stay unless ``cancel_booked`` (then what was booked or approved
+    is cancelled; proposals stay, waiting)."""
     user = p.store.get_user(user_id)
     if user is None:
         return ActionResult(Outcome.NOT_FOUND, "There is no such owner.")
@@ -406,11 +417,12 @@ def pause(
     message += ": nothing new is proposed or booked."
     if not cancel_booked:
         return ActionResult(Outcome.DONE, message + " Booked meetings stay.")
-    results = cancel_all(p, user_id, actor=actor)
+    results = cancel_all(p, user_id, actor=actor, booked_only=True)
     done = sum(r.outcome == Outcome.DONE for r in results)
-    message += f" {done} meeting{'s' if done != 1 else ''} cancelled."
+    message += f" {done} booked meeting{'s' if done != 1 else ''} cancelled."
     if done < len(results):
         message += f" {len(results) - done} could not be cancelled yet; try again shortly."
+    message += " Proposals stay and wait for you; none is booked while paused."
     return ActionResult(Outcome.DONE, message)
 
 

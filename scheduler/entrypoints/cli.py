@@ -167,7 +167,11 @@ def _owner_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     pa = sub.add_parser("pause", help="propose and book nothing new for a user until a date")
     pa.add_argument("--user", required=True, metavar="EMAIL")
     pa.add_argument("--until", required=True, type=parse_day, metavar="YYYY-MM-DD")
-    pa.add_argument("--cancel-booked", action="store_true", help="also cancel what is ahead")
+    pa.add_argument(
+        "--cancel-booked",
+        action="store_true",
+        help="also cancel what is booked or approved ahead (proposals stay)",
+    )
     r = sub.add_parser("resume", help="end a user's pause: planning and booking start again")
     r.add_argument("--user", required=True, metavar="EMAIL")
 

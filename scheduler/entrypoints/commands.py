@@ -11,11 +11,14 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from scheduler.core.errors import ConfigurationError
 from scheduler.core.states import MeetingState
 from scheduler.settings import Settings
+
+if TYPE_CHECKING:
+    from scheduler.app.records import Meeting
 
 __all__ = ["run"]
 
@@ -103,6 +106,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                         "end": m.end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                         "kind": m.kind,
                         "reason": m.reason,
+                        "group": m.group_name,  # None for a one-to-one
+                        "attendees": list(m.attendees) or [m.stakeholder_email],
                     }
                     for m, email in rows
                 ],
@@ -115,7 +120,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         else:
             for m, email in rows:
                 print(
-                    f"{m.id:>5}  {_local(app, email, m.start)}  {email} → {m.stakeholder_email}  "
+                    f"{m.id:>5}  {_local(app, email, m.start)}  {email} → {_with(m)}  "
                     f"{m.reason}",
                     file=out,
                 )
@@ -161,6 +166,14 @@ def _require_database(settings: Settings) -> None:
             f"no database yet at {path}: run goodwill serve or goodwill migrate first "
             "(or set GOODWILL_DATA_DIR / GOODWILL_DATABASE_URL to the one you use)"
         )
+
+
+def _with(m: Meeting) -> str:
+    """Who a proposal is with: the stakeholder, or ``lunch team-lunch: a@x, b@x`` (a group:
+    its kind, name and every attendee)."""
+    if not m.is_group:
+        return m.stakeholder_email
+    return f"{m.kind} {m.group_name}: {', '.join(m.attendees)}"
 
 
 def _local(app: object, owner_email: str, moment: datetime) -> str:
@@ -373,8 +386,10 @@ def _run_web(settings: Settings) -> int:
     from scheduler.entrypoints.bootstrap import bootstrap
     from scheduler.entrypoints.logs import configure_logging
     from scheduler.entrypoints.runtime import wait_for_signal
+    from scheduler.entrypoints.web.app import require_secret_key
     from scheduler.entrypoints.web.server import build_web_server
 
+    require_secret_key(settings)  # before bootstrap migrates or makes the meeting-key file
     configure_logging(settings.log_format, settings.log_level)  # type: ignore[arg-type]
     _require_database(settings)
     app = bootstrap(settings, auto_migrate=settings.broker_url == "embedded")

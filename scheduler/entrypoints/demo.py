@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
@@ -30,6 +30,7 @@ from pydantic import SecretStr
 
 from scheduler.core.errors import ConfigurationError
 from scheduler.core.states import MeetingState
+from scheduler.entrypoints.logs import configure_logging
 from scheduler.entrypoints.rendering import format_table
 from scheduler.entrypoints.runtime import build_runtime, wait_for_signal
 from scheduler.settings import Settings, WebSettings, new_secret_key, secret_key_problem
@@ -271,6 +272,7 @@ def serve_demo(
     if port is not None:
         more["web"] = WebSettings(host="127.0.0.1", port=port)
     settings = _settings(examples, data_dir, key_file.read_text().strip(), **more)
+    configure_logging(settings.log_format, settings.log_level)  # type: ignore[arg-type]
     runtime = build_runtime(settings, auto_migrate=True, with_web=True)
     runtime.start()
     assert runtime.web is not None
@@ -283,6 +285,7 @@ def serve_demo(
         print(f"Sign in as {name} <{email}>: {_sign_in_link(runtime.app, url, email)}", file=out)
     out.flush()
     wait(runtime.stop)
+    print(f"goodwill demo --serve: stopped at {datetime.now(UTC):%H:%M:%S}", file=out)
     return 0
 
 

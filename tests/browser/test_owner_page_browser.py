@@ -192,8 +192,13 @@ def test_a_forwarded_link_cannot_act_after_its_first_use(org: Org, new_context: 
     owner, laptop, forwarded = (new_context().new_page() for _ in range(3))
     owner.goto(action)
     owner.get_by_role("button", name="Approve").click()
-    _expect()(_status(owner)).to_contain_text("Approved: the invite to Sam Lee")
+    _expect()(owner.get_by_role("heading", level=1)).to_contain_text(
+        "Approved: the invite to Sam Lee"
+    )
     assert org.meeting(mid).state == MeetingState.APPROVED
+    # The action link did that one thing and signed nobody in: its page link asks to sign in.
+    owner.get_by_role("link", name="Open your goodwill page").click()
+    _expect()(owner).to_have_url(org.url + "/signin")
     laptop.goto(signin)
     laptop.get_by_role("button", name="Sign in").click()
     _expect()(laptop.get_by_role("heading", level=1)).to_have_text("Alex Doe's coffees")

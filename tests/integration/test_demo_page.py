@@ -5,6 +5,7 @@ that page on the demo's data, and both the printed link and the fresh one it pri
 from __future__ import annotations
 
 import io
+import logging
 import re
 import stat
 import threading
@@ -17,6 +18,7 @@ import pytest
 
 from scheduler.core.errors import ConfigurationError
 from scheduler.entrypoints.demo import SECRET_FILE, run_demo, serve_demo
+from scheduler.entrypoints.logs import _HANDLER_MARK
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 _LINK = re.compile(r"(http://\S+/signin/link\?token=\S+)")
@@ -40,7 +42,22 @@ def _signs_in(base_url: str, link: str) -> str:
         return home.text
 
 
-def test_the_printed_link_and_the_served_page_sign_in(tmp_path: Path) -> None:
+def test_the_page_starts_without_authlibs_httpx_deprecation_warning() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", "import scheduler.entrypoints.web.signin_oidc"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "AuthlibDeprecationWarning" not in done.stderr
+    assert "httpx module is deprecated" not in done.stderr
+
+
+def test_the_printed_link_and_the_served_page_sign_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "demo"
     out = io.StringIO()
     assert run_demo(EXAMPLES, data, out=out, serve_command="goodwill demo --serve") == 0
@@ -91,7 +108,12 @@ def test_the_printed_link_and_the_served_page_sign_in(tmp_path: Path) -> None:
     finally:
         stop.set()
         thread.join(60)
+        for handler in [h for h in logging.getLogger().handlers if hasattr(h, _HANDLER_MARK)]:
+            logging.getLogger().removeHandler(handler)  # it writes to this test's capture
     assert not thread.is_alive()
+    assert "goodwill demo --serve: stopped at " in served.getvalue()
+    logged = capsys.readouterr().err
+    assert "owner's page on http://127.0.0.1:" in logged  # goodwill's logging, as `serve` has
 
 
 def test_the_demo_shows_a_lunch_group_proposal_and_an_introduction(tmp_path: Path) -> None:

@@ -109,7 +109,8 @@ def test_the_tick_sends_the_due_digest_through_smtp(env: Env, smtp_sink: SmtpSin
     assert message["Subject"] == "goodwill: your digest (nothing waits for you)"
     html = message.get_body(preferencelist=("html",))
     assert html is not None
-    assert 'href="https://goodwill.corp.example/signin/link?token=' in str(html.get_content())
+    assert 'href="https://goodwill.corp.example/"' in str(html.get_content())  # the page itself
+    assert "/signin/link" not in str(html.get_content())  # no 15-minute link in a digest
     user = env.app.store.get_user_by_email(ALEX)
     assert user is not None
     assert user.next_digest_at == DUE + timedelta(weeks=1)

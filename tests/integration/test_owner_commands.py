@@ -194,7 +194,7 @@ def test_pause_with_cancel_booked_cancels_what_is_ahead(setup: Setup) -> None:
         ["pause", "--user", ALEX, "--until", until.isoformat(), "--cancel-booked"]
     )
     assert code == 0, err
-    assert f"{len(ids)} meetings cancelled" in out
+    assert f"{len(ids)} booked meeting{'s' if len(ids) != 1 else ''} cancelled" in out
     assert setup.deletes() == len(ids)
 
 
@@ -224,3 +224,37 @@ def test_approve_and_decline_with_user_refuse_another_owners_meeting(setup: Setu
     assert setup.state(mine) is S.APPROVED
     code, _, err = _run(["approve", str(mine), "--user", ALEX])
     assert (code, err.strip()) == (1, "goodwill: This proposal was already approved.")
+
+
+def test_proposals_lists_a_group_with_its_name_and_every_attendee(setup: Setup) -> None:
+    user_id = setup.user_id(ALEX)
+    start = (datetime.now(UTC) + timedelta(days=5)).replace(hour=12, minute=0, microsecond=0)
+    people = (KIM, JO, BEA)
+    lunch = NewMeeting(
+        stakeholder_email=KIM,
+        kind="lunch",
+        start=start,
+        end=start + timedelta(hours=1),
+        mode="propose",
+        idempotency_key=idempotency_key(
+            user_id, "group:team-lunch", start, secret=setup.app.pipeline.key_secret
+        ),
+        provider="google",
+        attendees=people,
+        group_name="team-lunch",
+        presenter=KIM,
+    )
+    (mid,) = setup.app.store.add_meetings(user_id, [lunch], now=datetime.now(UTC))
+    stored = setup.app.store.get_meeting(mid)
+    assert stored is not None
+    people = stored.attendees  # presenter first, as stored
+    assert sorted(people) == sorted((KIM, JO, BEA))
+    code, out, err = _run(["proposals", "--user", ALEX])
+    assert code == 0, err
+    (line,) = [row for row in out.splitlines() if row.strip().startswith(str(mid))]
+    assert f"{ALEX} → lunch team-lunch: {', '.join(people)}" in line
+    code, out, err = _run(["proposals", "--user", ALEX, "--json"])
+    import json
+
+    (row,) = [r for r in json.loads(out) if r["id"] == mid]
+    assert (row["group"], row["attendees"]) == ("team-lunch", list(people))

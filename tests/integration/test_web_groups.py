@@ -23,7 +23,7 @@ from scheduler.app import owner
 from scheduler.app.owner import OwnerView, ProposalView
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import MeetingState
-from scheduler.entrypoints.web.common import slot_label
+from scheduler.entrypoints.web.common import slot_label, when_label
 from tests.integration.web_page_support import ALEX, BEA, Org, make_org
 
 ALEX_GROUPS = """\
@@ -136,6 +136,32 @@ def test_a_group_proposal_shows_the_group_its_people_and_the_invite_as_sent(org:
     assert f"/proposals/{m.id}/approve" in page.text
     assert f"/proposals/{m.id}/decline" in page.text
     assert lunch.alternatives == ()  # a group has none: the page offers none
+
+
+def _and(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def test_a_digest_link_to_a_group_names_the_group_its_kind_and_everyone(org: Org) -> None:
+    view = _view(org)
+    lunch, intro = _one(view, "design-data-lunch"), _one(view, "introduction")
+    questions = {}
+    for p in (lunch, intro):
+        link = org.links.action(ALEX, p.meeting.id, "approve").split("/action", 1)[1]
+        page = org.client().get("/action" + link)
+        assert page.status_code == 200
+        questions[p.group_name] = html.unescape(page.text)
+    when = when_label(lunch.meeting.start, "Europe/London")
+    names = _and([a.name for a in lunch.attendees])
+    assert len(lunch.attendees) >= 2
+    assert f"Approve the lunch design-data-lunch with {names} on {when}?" in questions[
+        "design-data-lunch"
+    ]
+    when = when_label(intro.meeting.start, "Europe/London")
+    assert (
+        "Approve the introduction (Maria Garcia introduces you to Nina Park) with "
+        f"{_and([a.name for a in intro.attendees])} on {when}?"
+    ) in questions["introduction"]
 
 
 def test_the_introduction_and_the_owner_note_are_for_alex_only(org: Org) -> None:

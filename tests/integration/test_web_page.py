@@ -144,6 +144,19 @@ def test_alternative_moves_and_approves(org: Org) -> None:
     assert "index" in bad.text
 
 
+def test_an_alternative_that_does_not_exist_is_a_400_naming_the_choices(org: Org) -> None:
+    c = org.signed_in(ALEX)
+    kim = _kim(org)
+    n = len(org.meeting(kim).alternatives)
+    assert 1 <= n < 9
+    before = org.snapshot()
+    bad = org.post(c, f"/proposals/{kim}/alternative", index="9")
+    assert bad.status_code == 400
+    text = html.unescape(bad.text)
+    assert f"must be one of {', '.join(str(i) for i in range(n))}, got '9'" in text
+    assert org.snapshot() == before
+
+
 def _kim(org: Org) -> int:
     (m,) = [m for m in org.proposals() if m.stakeholder_email == "kim@corp.example"]
     return m.id
@@ -241,7 +254,7 @@ def test_post_without_csrf_is_refused(org: Org) -> None:
         assert got.status_code == 403
         assert "reload the page" in html.unescape(got.text)
     other = org.client()  # a session of its own: its token is not Alex's
-    token = csrf_of(other.get("/signin").text)
+    token = csrf_of(other.get(local(org.links.action(ALEX, mid, "approve"))).text)
     assert c.post(f"/proposals/{mid}/approve", data={"csrf_token": token}).status_code == 403
     assert org.snapshot() == before
 
@@ -274,14 +287,16 @@ def test_action_link_confirms_then_acts_once(org: Org) -> None:
     token = re.search(r'name="token" value="([^"]+)"', page.text)
     assert token is not None
     done = c.post("/action", data={"csrf_token": csrf_of(page.text), "token": token.group(1)})
-    assert done.status_code == 303
+    assert done.status_code == 200
     assert org.meeting(mid).state == MeetingState.APPROVED
+    assert "Approved: the invite to Sam Lee" in done.text  # the result, on its own page
+    assert '<a href="/">Open your goodwill page</a>' in done.text
+    # The link did that one action and signed nobody in: the page asks to sign in.
     home = c.get("/")
-    assert home.status_code == 200
-    assert "Approved: the invite to Sam Lee" in home.text
+    assert (home.status_code, home.headers["location"]) == (303, "/signin")
     # used: the same link works no more
     assert c.get(link).status_code == 410
-    again = c.post("/action", data={"csrf_token": csrf_of(home.text), "token": token.group(1)})
+    again = c.post("/action", data={"csrf_token": csrf_of(page.text), "token": token.group(1)})
     assert again.status_code == 410
 
 

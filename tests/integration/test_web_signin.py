@@ -94,6 +94,8 @@ def build_site(
     google: GoogleEmulator | None = None,
     graph: GraphEmulator | None = None,
     clock: FixedClock | None = None,
+    sender: str | None = "goodwill@corp.example",
+    mailer: Any = None,
 ) -> Site:
     secret = secret or new_secret_key()
     clock = clock or FixedClock(NOW)
@@ -102,7 +104,7 @@ def build_site(
         data_dir=tmp_path / "data",
         policy_dir=tmp_path / "policies",
         secret_key=secret,
-        smtp=SmtpSettings(sender="goodwill@corp.example"),
+        smtp=SmtpSettings(sender=sender),
         web=WebSettings(base_url=server.base_url),
         google=GoogleSettings(
             client_id=google.oidc_client_id if google else None,
@@ -118,7 +120,7 @@ def build_site(
     assert gone is not None
     app.store.mark_policy_missing(gone.id, now=NOW)
     links = LinkTokens(secret, server.base_url, app.store, clock)
-    mailer = RecordingMailer()
+    mailer = mailer or RecordingMailer()
     deps = WebDeps(
         app=app,
         templates=make_templates(),
@@ -300,6 +302,55 @@ def test_the_email_form_sends_a_link_only_to_a_policy_owner(site: Site) -> None:
         signed = use_link(reader, link)
         assert (signed.status_code, signed.headers["location"]) == (303, "/me")
         assert whoami(reader) == OWNER
+
+
+def test_without_a_sender_no_email_form_is_offered_and_none_is_sent(
+    web_server: WebServer, tmp_path: Path
+) -> None:
+    site = build_site(web_server, tmp_path, sender=None)
+    with site.client() as client:
+        page = client.get("/signin")
+        assert page.status_code == 200
+        assert "E-mail me a sign-in link" not in page.text
+        assert 'action="/signin/email"' not in page.text
+        assert "goodwill link --user" in page.text  # what to do instead
+        token = csrf_of(client.get(site.links.sign_in(OWNER)))  # a page that has a form
+        answer = client.post("/signin/email", data={"csrf_token": token, "email": OWNER})
+        assert answer.status_code == 404
+    assert site.mailer.sent == []
+
+
+@dataclass
+class RefusingMailer:
+    """A Mailer whose server refuses the recipient, naming it (as SMTP servers do)."""
+
+    tried: threading.Event = field(default_factory=threading.Event)
+    sent: list[EmailMessage] = field(default_factory=list)
+
+    def send(self, message: EmailMessage) -> None:
+        self.tried.set()
+        raise ConnectionRefusedError(f"550 5.1.1 <{message['To']}> mailbox unavailable")
+
+
+def test_a_failed_link_mail_logs_the_error_and_reason_without_address_or_token(
+    web_server: WebServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = build_site(web_server, tmp_path, mailer=RefusingMailer())
+    with caplog.at_level("WARNING"), site.client() as client:
+        page = client.get("/signin")
+        answer = client.post("/signin/email", data={"csrf_token": csrf_of(page), "email": OWNER})
+        assert answer.status_code == 200
+        assert site.mailer.tried.wait(20)
+        for _ in range(200):  # the warning follows the send in the same background task
+            if any("sign-in link" in r.getMessage() for r in caplog.records):
+                break
+            threading.Event().wait(0.05)
+    (record,) = [r for r in caplog.records if "sign-in link" in r.getMessage()]
+    line = record.getMessage()
+    assert "ConnectionRefusedError" in line
+    assert "mailbox unavailable" in line
+    assert OWNER not in line
+    assert "token" not in line
 
 
 def test_the_email_form_bounds_its_input(site: Site) -> None:

@@ -35,8 +35,8 @@ FIRST_DIGEST = datetime(2027, 3, 8, 3, 0, tzinfo=UTC)  # Monday 08:30 in Kolkata
 
 
 class FakeLinks:
-    def sign_in(self, email: str) -> str:
-        return f"https://gw.example/signin?e={email}&t=1"
+    def page(self) -> str:
+        return "https://gw.example/?from=mail&x=1"
 
     def action(self, email: str, meeting_id: int, action: str) -> str:
         return f"https://gw.example/action/{meeting_id}/{action}?e={email}"
@@ -111,13 +111,14 @@ def test_the_digest_lists_what_waits_with_links_and_escapes_names(world: World) 
         assert "Wed 10 Mar 10:30 (Asia/Kolkata)" in part  # 05:00 UTC on Alex's clock
         assert f"https://gw.example/action/{meeting_id}/approve" in part
         assert f"https://gw.example/action/{meeting_id}/decline" in part
-        assert "https://gw.example/signin?e=alex@corp.example" in part
+        assert "https://gw.example/?from=mail" in part  # a plain link to the page, never dies
+        assert "signin" not in part  # no short-lived sign-in link in a weekly mail
         for private in ("SECRET-NOTE-42", "mentor", "knowledge", "Finance"):
             assert private not in part
     assert "Sam <b>Lee</b> & Co" in text
     assert "Sam &lt;b&gt;Lee&lt;/b&gt; &amp; Co" in page
     assert "<b>Lee</b>" not in page
-    assert "signin?e=alex@corp.example&amp;t=1" in page  # attribute escaped too
+    assert "gw.example/?from=mail&amp;x=1" in page  # attribute escaped too
     # The next digest is a week later, and this period is never sent again.
     assert world.user(ALEX).next_digest_at == FIRST_DIGEST + timedelta(weeks=1)
     assert digest.send_due_digests(world.p, _post(mailer)) == []

@@ -229,10 +229,18 @@ def test_a_booking_already_queued_when_the_owner_pauses_waits_for_the_pause(worl
 def test_a_pause_ends_by_itself_and_can_cancel_what_is_booked(world: World) -> None:
     world.plan()
     world.book_all()
+    booked = [m.id for m in world.meetings() if m.state is S.BOOKED]
+    proposed = [m.id for m in world.meetings() if m.state is S.PROPOSED]
+    assert booked  # both kinds, so the test can tell them apart
+    assert proposed
     result = owner.pause(world.p, world.user_id(), date(2027, 3, 2), cancel_booked=True)
     assert result.outcome is Outcome.DONE
-    assert "3 meetings cancelled" in result.message
+    n = len(booked)
+    assert f"{n} booked meeting{'s' if n != 1 else ''} cancelled" in result.message
+    assert "Proposals stay" in result.message
     assert world.calendar.events() == []
+    assert all(world.meeting(i).state is S.CANCELLED for i in booked)
+    assert all(world.meeting(i).state is S.PROPOSED for i in proposed)  # they wait
     past_day = owner.pause(world.p, world.user_id(), date(2027, 2, 28))
     assert past_day.outcome is Outcome.CONFLICT
     world.advance(timedelta(days=2))  # past the end of Tue 2 Mar

@@ -8,7 +8,8 @@ meeting is a 404, exactly like a missing one), every result mapped to one status
 - SLOT_GONE → 409 offering the next slots as buttons.
 
 Also the digest's one-click links: ``GET /action?token=`` asks for confirmation (a GET changes
-nothing), ``POST /action`` uses the token once, signs its owner in and acts for them.
+nothing), ``POST /action`` uses the token once and does that one action; it signs nobody in
+(the result page links to the page, which asks to sign in).
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ from starlette.routing import BaseRoute, Route
 
 from scheduler.app import owner
 from scheduler.app.owner import ActionResult, Outcome
+from scheduler.app.owner_model import ProposalView, UpcomingView
 from scheduler.app.pipeline import Pipeline
 from scheduler.app.records import Meeting, User
+from scheduler.core.policy.groups import INTRODUCTION
+from scheduler.core.states import MeetingState
 from scheduler.entrypoints.web.common import (
     FLASH,
     bad_input,
@@ -41,7 +45,7 @@ from scheduler.entrypoints.web.common import (
     when_label,
 )
 from scheduler.entrypoints.web.deps import deps_of
-from scheduler.entrypoints.web.session import check_csrf, sign_in
+from scheduler.entrypoints.web.session import check_csrf
 
 __all__ = ["LINK_ACTIONS", "MAX_PAUSE_DAYS", "SNOOZE_WEEKS", "routes"]
 
@@ -151,9 +155,22 @@ async def alternative(request: Request) -> Response:
         chosen.append(_small_int(form, "index", range(10)))
 
     def act(p: Pipeline, u: int, m: int) -> ActionResult:
+        found = owner.meeting_for_owner(p, u, m)  # the owner's own (checked just before)
+        if found is not None and found.state is MeetingState.PROPOSED and chosen[0] >= len(
+            found.alternatives
+        ):
+            _no_such_alternative(chosen[0], len(found.alternatives))
         return owner.choose_alternative(p, u, m, chosen[0], actor=ACTOR)
 
     return await _on_meeting(request, act, read)
+
+
+def _no_such_alternative(index: int, count: int) -> None:
+    """A 400 naming the alternatives this proposal has (an index past them is bad input)."""
+    if count == 0:
+        raise bad_input("This proposal has no other times to choose from.")
+    choices = ", ".join(str(i) for i in range(count))
+    raise bad_input(f"'index' must be one of {choices}, got {str(index)!r}.")
 
 
 async def snooze(request: Request) -> Response:
@@ -215,8 +232,26 @@ async def resume(request: Request) -> Response:
 # --- the digest's one-click links ------------------------------------------------------------
 
 
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _what(meeting: Meeting, name: str, headline: str, attendees: tuple[Any, ...]) -> str:
+    """The meeting in a question: "the coffee with Sam Lee", "the lunch design-data-lunch with
+    Maria Garcia, Jon Berg and Chloe Martin", "the introduction (Maria Garcia introduces you to
+    Nina Park) with Maria Garcia and Nina Park"."""
+    if not meeting.is_group:
+        return f"the {meeting.kind} with {name}"
+    people = _and([a.name for a in attendees] or list(meeting.attendees) or [name])
+    if meeting.group_name == INTRODUCTION:
+        about = headline.partition(": ")[2] or "an introduction"
+        return f"the introduction ({about}) with {people}"
+    return f"the {meeting.kind} {meeting.group_name} with {people}"
+
+
 def _link_target(request: Request, claim: Any) -> tuple[User, Meeting, str, str] | None:
-    """The owner, meeting, stakeholder name and owner's zone a link's claim points at."""
+    """The owner, meeting, what the meeting is (:func:`_what`) and owner's zone a link's claim
+    points at."""
     app = deps_of(request).app
     if claim.action not in LINK_ACTIONS or not isinstance(claim.meeting_id, int):
         return None
@@ -228,10 +263,14 @@ def _link_target(request: Request, claim: Any) -> tuple[User, Meeting, str, str]
         return None
     view = owner.owner_view(app.pipeline, user.id)
     zone = view.zone if view is not None else "UTC"
-    names = {p.meeting.id: p.stakeholder_name for p in (view.proposals if view else ())}
-    names.update({u.meeting.id: u.stakeholder_name for u in (view.upcoming if view else ())})
-    name = names.get(meeting.id, meeting.stakeholder_email)
-    return user, meeting, name, zone
+    shown: list[ProposalView | UpcomingView] = [
+        *(view.proposals if view else ()),
+        *(view.upcoming if view else ()),
+    ]
+    row = next((v for v in shown if v.meeting.id == meeting.id), None)
+    if row is None:
+        return user, meeting, _what(meeting, meeting.stakeholder_email, "", ()), zone
+    return user, meeting, _what(meeting, row.stakeholder_name, row.headline, row.attendees), zone
 
 
 def _token(value: object) -> str | None:
@@ -245,9 +284,9 @@ async def action_page(request: Request) -> Response:
     target = await run_in_threadpool(_link_target, request, claim) if claim else None
     if token is None or claim is None or target is None:
         return gone(request)
-    _, meeting, name, zone = target
+    _, meeting, what, zone = target
     verb = LINK_ACTIONS[claim.action].verb
-    question = f"{verb} the {meeting.kind} with {name} on {when_label(meeting.start, zone)}?"
+    question = f"{verb} {what} on {when_label(meeting.start, zone)}?"
     return render(request, "action.html", {"question": question, "verb": verb, "token": token})
 
 
@@ -262,11 +301,17 @@ async def action_post(request: Request) -> Response:
     if claim is None or target is None:
         return gone(request)
     user, meeting, _, _ = target
-    sign_in(request, claim.email)
-    log.info("web: user %s signed in by an action link", user.id)
     act = LINK_ACTIONS[claim.action].act
     result = await run_in_threadpool(act, deps.app.pipeline, user.id, meeting.id, LINK_ACTOR)
-    return await _result(request, user, meeting.id, result)
+    log.info("web: user %s, meeting %s by an action link: %s", user.id, meeting.id,
+             result.outcome.value)  # fmt: skip
+    # The link does its one action and nothing more: no session (a forwarded digest must not
+    # be a week-long password). The page it links to asks to sign in.
+    if result.outcome == Outcome.NOT_FOUND:
+        return not_found(request)
+    status = 200 if result.outcome == Outcome.DONE else 409
+    title = "Done" if status == 200 else "Not done"
+    return render(request, "action_done.html", {"message": result.message, "title": title}, status)
 
 
 def routes() -> list[BaseRoute]:

@@ -24,8 +24,9 @@ from scheduler.entrypoints.web.templating import make_templates
 
 if TYPE_CHECKING:
     from scheduler.entrypoints.bootstrap import App
+    from scheduler.settings import Settings
 
-__all__ = ["MAX_BODY_BYTES", "create_web_app"]
+__all__ = ["MAX_BODY_BYTES", "create_web_app", "require_secret_key"]
 
 log = logging.getLogger("goodwill.web")
 
@@ -93,6 +94,16 @@ def _signin_routes() -> list[BaseRoute]:
     return list(signin_routes())
 
 
+def require_secret_key(settings: Settings) -> None:
+    """Raise the ConfigurationError naming the fix when ``GOODWILL_SECRET_KEY`` is unset; the
+    page's commands call it before anything is migrated or created."""
+    if settings.secret_key is None:
+        raise ConfigurationError(
+            "the owner's page needs GOODWILL_SECRET_KEY (it signs the session cookie and the "
+            "e-mailed links): run `goodwill secret` and set GOODWILL_SECRET_KEY to its output"
+        )
+
+
 def create_web_app(app: App, *, links: Any, oidc: Any = None, mailer: Any = None) -> Starlette:
     """The owner's page for ``app``'s store and pipeline.
 
@@ -105,11 +116,8 @@ def create_web_app(app: App, *, links: Any, oidc: Any = None, mailer: Any = None
         ConfigurationError: ``GOODWILL_SECRET_KEY`` is not set (it signs the session cookie).
     """
     settings = app.settings
-    if settings.secret_key is None:
-        raise ConfigurationError(
-            "the owner's page needs GOODWILL_SECRET_KEY (it signs the session cookie and the "
-            "e-mailed links): run `goodwill secret` and set GOODWILL_SECRET_KEY to its output"
-        )
+    require_secret_key(settings)
+    assert settings.secret_key is not None
     base_url = settings.web.effective_base_url
     templates = make_templates()
     common.add_filters(templates.env)

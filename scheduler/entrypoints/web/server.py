@@ -21,8 +21,9 @@ from scheduler.core.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from scheduler.entrypoints.bootstrap import App
+    from scheduler.settings import WebSettings
 
-__all__ = ["WebServer", "build_web_server"]
+__all__ = ["WebServer", "build_web_server", "warn_unreachable_links"]
 
 log = logging.getLogger("goodwill.web")
 
@@ -112,6 +113,18 @@ class WebServer:
         self._sock.close()
 
 
+def warn_unreachable_links(web: WebSettings) -> None:
+    """Warn (once per start) when e-mailed links would point at a wildcard address."""
+    if web.base_url_unreachable:
+        log.warning(
+            "GOODWILL_WEB__HOST is %s and GOODWILL_WEB__BASE_URL is unset: e-mailed links point "
+            "at %s, an unreachable address; set GOODWILL_WEB__BASE_URL to the page's public "
+            "address (for example https://goodwill.corp.example)",
+            web.host,
+            web.effective_base_url,
+        )
+
+
 def build_web_server(app: App) -> WebServer:
     """The owner's page for ``app``, with e-mailed links, Google/Microsoft sign-in and SMTP.
 
@@ -135,7 +148,8 @@ def build_web_server(app: App) -> WebServer:
         sign_in_ttl=timedelta(seconds=web.link_ttl_s),
         action_ttl=timedelta(seconds=web.action_link_ttl_s),
     )
-    asgi = create_web_app(
-        app, links=links, oidc=OidcClients(settings), mailer=ImipSender(settings.smtp)
-    )
+    warn_unreachable_links(web)
+    # Sign-in links are e-mailed only from GOODWILL_SMTP__SENDER: without it, no form is offered.
+    mailer = ImipSender(settings.smtp) if settings.smtp.sender else None
+    asgi = create_web_app(app, links=links, oidc=OidcClients(settings), mailer=mailer)
     return WebServer(asgi, web.host, web.port, public_url=web.effective_base_url)

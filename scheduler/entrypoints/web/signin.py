@@ -12,9 +12,10 @@ Re-exports :class:`LinkTokens`/:class:`LinkClaim` (``signin_links``) and :class:
 from __future__ import annotations
 
 import logging
+import re
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from scheduler.core.errors import ConfigurationError
 from scheduler.entrypoints.web.deps import WebDeps, deps_of
 from scheduler.entrypoints.web.session import check_csrf, current_email, sign_in, sign_out
 from scheduler.entrypoints.web.signin_links import LinkClaim, LinkProblem, LinkTokens, local_path
@@ -92,7 +94,7 @@ async def signin_page(request: Request) -> Response:
         request,
         "signin.html",
         providers=[(p, NAMES[p], f"/signin/{p}{query}") for p in providers],
-        email_enabled=deps.mailer is not None,
+        email_enabled=_email_enabled(deps),
         next_path=next_path,
         max_email=MAX_EMAIL,
     )
@@ -122,6 +124,8 @@ async def email_link(request: Request) -> Response:
     goes out after the response, so neither the page nor its timing tells who has a policy)."""
     form = await _small_form(request)
     deps = deps_of(request)
+    if not _email_enabled(deps):
+        raise HTTPException(404, "E-mailed sign-in links are not set up here.")
     email = _address(form.get("email"))
     if email is None:
         return _problem(request, 400, "That is not an e-mail address",
@@ -133,27 +137,49 @@ async def email_link(request: Request) -> Response:
     return response
 
 
+def _email_enabled(deps: WebDeps) -> bool:
+    """A link can be e-mailed: a mailer exists and ``GOODWILL_SMTP__SENDER`` is set."""
+    return deps.mailer is not None and bool(deps.app.settings.smtp.sender)
+
+
 def _minutes(deps: WebDeps) -> int:
     return max(1, deps.app.settings.web.link_ttl_s // 60)
 
 
 def _send_link(deps: WebDeps, email: str, next_path: str) -> None:
     user = deps.app.store.get_user_by_email(email)
-    if user is None or user.policy_missing_since is not None or deps.mailer is None:
+    if user is None or user.policy_missing_since is not None or not _email_enabled(deps):
         return
     link = deps.links.sign_in(user.email, next_path)
     try:
         deps.mailer.send(link_mail(deps, user.email, link))
     except Exception as exc:  # a mail server problem must not reach the visitor
-        log.warning("sign-in link mail failed", extra={"error": type(exc).__name__})
+        reason = _scrubbed(str(exc), user.email, link)
+        log.warning(
+            "a sign-in link mail failed: %s: %s", type(exc).__name__, reason,
+            extra={"error": type(exc).__name__},
+        )  # fmt: skip
+
+
+_ADDRESS = re.compile(r"[^\s<>\"'@]+@[^\s<>\"']+")
+
+
+def _scrubbed(reason: str, email: str, link: str) -> str:
+    """``reason`` without the address, the link or its token (and any other address)."""
+    token = link.partition("token=")[2]
+    for secret in (link, token, email):
+        if secret:
+            reason = reason.replace(secret, "…")
+    return _ADDRESS.sub("…", reason)[:300] or "no reason given"
 
 
 def link_mail(deps: WebDeps, email: str, link: str) -> EmailMessage:
-    """The plain-text e-mail that carries a sign-in link."""
+    """The plain-text e-mail that carries a sign-in link (From ``GOODWILL_SMTP__SENDER``)."""
     settings = deps.app.settings
-    host = urlsplit(deps.base_url).hostname or "localhost"
+    if not settings.smtp.sender:
+        raise ConfigurationError("e-mailed sign-in links need GOODWILL_SMTP__SENDER")
     message = EmailMessage()
-    message["From"] = settings.smtp.sender or f"goodwill@{host}"
+    message["From"] = settings.smtp.sender
     message["To"] = email
     message["Subject"] = "Your goodwill sign-in link"
     message.set_content(

@@ -97,6 +97,10 @@ class LinkTokens:
 
     # -- making links ------------------------------------------------------------------------
 
+    def page(self) -> str:
+        """A plain link to the page (no token): it never expires and asks to sign in."""
+        return f"{self._base_url}/"
+
     def sign_in(self, email: str, next_path: str = "/") -> str:
         """A sign-in link for ``email`` that lands on ``next_path`` (a local path, else "/")."""
         token = self._dump("signin", email, {"next": local_path(next_path)})

@@ -12,18 +12,28 @@ from __future__ import annotations
 
 import logging
 import ssl
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.starlette_client import OAuth
-from joserfc.errors import JoseError
-from starlette.requests import Request
-from starlette.responses import Response
+from authlib.deprecate import AuthlibDeprecationWarning
 
-from scheduler.core.errors import SchedulerError
-from scheduler.settings import Settings
+# authlib's Starlette client imports its httpx client, which warns at import that "the httpx
+# module is deprecated" (in favour of httpx2, which goodwill does not use): printed at every
+# start of the page, with nothing for an operator to do. Only that one warning is silenced.
+warnings.filterwarnings(
+    "ignore", message=r"The httpx module is deprecated", category=AuthlibDeprecationWarning
+)
+
+from authlib.common.errors import AuthlibBaseError  # noqa: E402  (after the filter above)
+from authlib.integrations.starlette_client import OAuth  # noqa: E402
+from joserfc.errors import JoseError  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
+
+from scheduler.core.errors import SchedulerError  # noqa: E402
+from scheduler.settings import Settings  # noqa: E402
 
 __all__ = ["OidcClients", "OidcIdentity", "OidcRefused"]
 
