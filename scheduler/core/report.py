@@ -18,10 +18,14 @@ Definitions (also in docs/operations.md):
   at or before ``now``; **due soon**: not late and due within the next 14 days (already due
   but not yet late, between ``every`` and ``at_most``, counts here). Never met = late now.
   Paused stakeholders appear under *paused*, not in these lists.
+- **to meet**: a ``status: to_meet`` stakeholder never met yet (no contact, no completed
+  meeting) is never invited cold (:mod:`scheduler.core.introductions`): listed under *to_meet*
+  with how the introduction stands (:class:`ToMeetLine`), never overdue or due soon, and not
+  counted in coverage. Once a meeting with them completed, they are ordinary stakeholders.
 - **next meeting**: the earliest goodwill meeting still ahead in ``booked``, ``tentative`` or
   ``accepted``.
 - **coverage**: share of stakeholders met and not late (last met + ``at_most`` or interval
-  > now).
+  > now), among those not *to meet*.
 - **insights**: sources of power, meetings outside the owner's department, mentor suggestions
   (:mod:`scheduler.core.insights`).
 - **rates**: over invites that reached the provider (booked, tentative, accepted, declined,
@@ -41,6 +45,7 @@ from zoneinfo import ZoneInfo
 from scheduler.core.cadence import late_at, next_due
 from scheduler.core.insights import build_insights
 from scheduler.core.policy import Policy, Stakeholder
+from scheduler.core.policy.groups import INTRODUCTION
 from scheduler.core.report_json import as_json as as_json
 from scheduler.core.report_json import owner_removed_json as owner_removed_json
 from scheduler.core.report_json import report_json as report_json
@@ -54,6 +59,7 @@ from scheduler.core.report_model import (
     Rates,
     RemovedMeeting,
     StakeholderLine,
+    ToMeetLine,
     UserReport,
 )
 from scheduler.core.states import OPEN_STATES, MeetingState
@@ -73,6 +79,7 @@ __all__ = [
     "RevokedLike",
     "StakeholderLine",
     "StatusLike",
+    "ToMeetLine",
     "UserReport",
     "as_json",
     "build_report",
@@ -204,12 +211,16 @@ def build_report(
 
     lines: list[StakeholderLine] = []
     met_in_time: dict[str, bool] = {}
+    unmet: set[str] = set()
     for s in policy.stakeholders:
         line = _line(policy, s, now, last_contacts.get(s.email), by_email.get(s.email, []))
         lines.append(line)
         met_in_time[s.email] = line.last_met is not None and line.late > now
+        if s.status == "to_meet" and line.last_met is None:
+            unmet.add(s.email)
+    counted = [s for s in policy.stakeholders if s.email not in unmet]
 
-    active = [line for line in lines if line.email not in paused_emails]
+    active = [line for line in lines if line.email not in paused_emails | unmet]
     overdue = sorted(
         (line for line in active if line.late <= now),
         key=lambda line: (line.last_met is not None, line.late, line.email),
@@ -226,10 +237,10 @@ def build_report(
         overdue=tuple(overdue),
         due_soon=tuple(due_soon),
         coverage_by_tier=_coverage(
-            ((s.tier, met_in_time[s.email]) for s in policy.stakeholders), order=list(policy.tiers)
+            ((s.tier, met_in_time[s.email]) for s in counted), order=list(policy.tiers)
         ),
         coverage_by_department=_coverage(
-            (s.department or NO_DEPARTMENT, met_in_time[s.email]) for s in policy.stakeholders
+            (s.department or NO_DEPARTMENT, met_in_time[s.email]) for s in counted
         ),
         rates=_rates(meetings),
         paused=tuple(paused),
@@ -237,7 +248,73 @@ def build_report(
         held_replies=_held(held_replies, meetings),
         conflicts=tuple(sorted(conflicts, key=lambda c: (c.at, c.meeting_id))),
         insights=build_insights(policy, now=now, meetings=[*meetings, *their_meetings]),
+        to_meet=_to_meet(policy, now, unmet, meetings),
     )
+
+
+def _to_meet(
+    policy: Policy, now: datetime, unmet: set[str], meetings: Sequence[MeetingLike]
+) -> tuple[ToMeetLine, ...]:
+    """How each unmet ``to_meet`` stakeholder's introduction stands, from the owner's own
+    meetings (another owner's meeting carries that owner's notes, never this one's)."""
+    ahead = sorted(
+        (m for m in meetings if m.start >= now and m.state in UPCOMING_STATES | PENDING_STATES),
+        key=lambda m: m.start,
+    )
+    out: list[ToMeetLine] = []
+    for s in policy.stakeholders:
+        if s.email not in unmet:
+            continue
+        via = policy.stakeholder(s.via) if s.via else None
+        via_email = via.email if via is not None else (s.via or "")
+        status, m = _introduction_state(s.email, via_email, via_email in unmet, ahead)
+        out.append(
+            ToMeetLine(
+                email=s.email,
+                name=s.name,
+                via=via_email,
+                via_name=via.name if via is not None else via_email,
+                status=status,
+                meeting_start=m.start if m is not None else None,
+                meeting_state=str(m.state) if m is not None else None,
+                via_kind=policy.meeting_of(via).kind if via is not None else "coffee",
+            )
+        )
+    return tuple(out)
+
+
+def _introduction_state(
+    email: str, via: str, via_unmet: bool, ahead: Sequence[MeetingLike]
+) -> tuple[str, MeetingLike | None]:
+    """(status, the meeting it names) for :class:`ToMeetLine`; ``ahead`` is sorted by start."""
+    intros = [
+        m
+        for m in ahead
+        if getattr(m, "group_name", None) == INTRODUCTION
+        and email in (a.lower() for a in getattr(m, "attendees", ()))
+    ]
+    for states, status in (
+        (UPCOMING_STATES, "introduction_booked"),
+        (PENDING_STATES, "introduction_proposed"),
+    ):
+        found = next((m for m in intros if m.state in states), None)
+        if found is not None:
+            return status, found
+    if via_unmet:
+        return "waiting_for_via", None
+    note = next(
+        (
+            m
+            for m in ahead
+            if getattr(m, "group_name", None) is None
+            and m.stakeholder_email.lower() == via.lower()
+            and email in str(getattr(m, "owner_note", "") or "").lower()
+        ),
+        None,
+    )
+    if note is not None:
+        return "note_on_next_coffee", note
+    return "waiting_for_coffee", None
 
 
 def _held(

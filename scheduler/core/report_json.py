@@ -124,6 +124,18 @@ def report_json(report: UserReport) -> dict[str, Any]:
             for c in report.conflicts
         ],
         "insights": insights_json(report.insights),
+        "to_meet": [
+            {
+                "email": x.email,
+                "name": x.name,
+                "via": x.via,
+                "via_name": x.via_name,
+                "status": x.status,
+                "meeting_start": _iso(x.meeting_start),
+                "meeting_state": x.meeting_state,
+            }
+            for x in report.to_meet
+        ],
     }
 
 

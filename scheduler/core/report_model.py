@@ -17,6 +17,7 @@ __all__ = [
     "Rates",
     "RemovedMeeting",
     "StakeholderLine",
+    "ToMeetLine",
     "UserReport",
 ]
 
@@ -46,6 +47,45 @@ class StakeholderLine:
     def days_late(self, now: datetime) -> int:
         """Whole days past :attr:`late` (negative while not late)."""
         return (now - self.late).days
+
+
+@dataclass(frozen=True, slots=True)
+class ToMeetLine:
+    """A ``status: to_meet`` stakeholder not met yet: never invited cold, so neither overdue nor
+    due soon, and not counted in coverage, until a meeting with them has completed.
+
+    ``status`` (with ``meeting_start``/``meeting_state`` of the meeting it names, else None):
+
+    - ``introduction_booked``: an introduction meeting (you, ``via``, them) is booked ahead;
+    - ``introduction_proposed``: one is proposed (or approved, being booked) ahead;
+    - ``note_on_next_coffee``: your next one-to-one with ``via`` carries the private note
+      "ask … to introduce you";
+    - ``waiting_for_coffee``: the note goes on your next one-to-one proposal with ``via``;
+    - ``waiting_for_via``: ``via`` is to be met through an introduction first.
+    """
+
+    email: str
+    name: str
+    via: str
+    via_name: str
+    status: str
+    meeting_start: datetime | None = None
+    meeting_state: str | None = None
+    #: The kind of your one-to-ones with ``via`` (``coffee``, ``lunch``).
+    via_kind: str = "coffee"
+
+    def state_text(self, when: str) -> str:
+        """The state in words; ``when`` is :attr:`meeting_start` as the reader's clock shows it."""
+        via, state = self.via_name, self.meeting_state
+        if self.status == "introduction_booked":
+            return f"introduction meeting with {via} booked for {when} ({state})"
+        if self.status == "introduction_proposed":
+            return f"introduction meeting with {via} proposed for {when} ({state})"
+        if self.status == "note_on_next_coffee":
+            return f"note for you on your {self.via_kind} with {via} on {when} ({state})"
+        if self.status == "waiting_for_via":
+            return f"waiting: {via} is to be met through an introduction first"
+        return f"the note to ask {via} goes on your next {self.via_kind} proposal with them"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,3 +212,6 @@ class UserReport:
     conflicts: tuple[ConflictLine, ...] = ()
     #: Sources of power, meetings outside the department, mentor suggestions (owner only).
     insights: Insights | None = None
+    #: Unmet ``status: to_meet`` stakeholders, in policy order: not in ``overdue``,
+    #: ``due_soon`` or the coverage (they are still in ``stakeholders``).
+    to_meet: tuple[ToMeetLine, ...] = ()

@@ -83,6 +83,40 @@ def _insights(insights: Insights) -> list[str]:
     return out
 
 
+def _to_meet(report: UserReport, zone: ZoneInfo) -> list[str]:
+    """Stakeholders not met yet, waiting for an introduction (none: no section)."""
+    if not report.to_meet:
+        return []
+    out = [
+        "",
+        f"To meet through an introduction ({len(report.to_meet)})",
+        "  not overdue and not counted in coverage until you have met them; never invited cold",
+    ]
+    rows = [[x.email, x.via, x.state_text(_when(x.meeting_start, zone))] for x in report.to_meet]
+    out.extend(_table(["stakeholder", "via", "state"], rows))
+    return out
+
+
+def _coverage(report: UserReport) -> list[str]:
+    """Coverage by tier and by department, saying how many to meet are not counted."""
+    uncounted = (
+        f"; {len(report.to_meet)} to meet through an introduction not counted"
+        if report.to_meet
+        else ""
+    )
+    out: list[str] = []
+    for title, cov in (
+        ("tier", report.coverage_by_tier),
+        ("department", report.coverage_by_department),
+    ):
+        out.append("")
+        out.append(f"Coverage by {title} (met within their interval{uncounted})")
+        out.extend(_table([title, "met", "total", "coverage"], [
+            [c.group, str(c.met), str(c.total), f"{c.percent:.0f}%"] for c in cov
+        ]))  # fmt: skip
+    return out
+
+
 def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.0f}%"
 
@@ -128,15 +162,8 @@ def _render_one(report: UserReport) -> list[str]:
 
     people("Overdue", report.overdue, True)
     people(f"Due in the next {DUE_SOON.days} days", report.due_soon, False)
-    for title, cov in (
-        ("tier", report.coverage_by_tier),
-        ("department", report.coverage_by_department),
-    ):
-        out.append("")
-        out.append(f"Coverage by {title} (met within their interval)")
-        out.extend(_table([title, "met", "total", "coverage"], [
-            [c.group, str(c.met), str(c.total), f"{c.percent:.0f}%"] for c in cov
-        ]))  # fmt: skip
+    out.extend(_to_meet(report, zone))
+    out.extend(_coverage(report))
     r = report.rates
     out.append("")
     out.append(

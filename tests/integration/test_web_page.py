@@ -18,14 +18,17 @@ import httpx
 import pytest
 
 from scheduler.app import owner
+from scheduler.app.records import ContactSource
 from scheduler.core.errors import ConfigurationError
 from scheduler.core.states import MeetingState
 from scheduler.entrypoints.web.app import create_web_app
 from scheduler.entrypoints.web.common import when_label
 from tests.integration.web_page_support import (
     ALEX,
+    ALEX_POLICY,
     ALEX_PRIVATE,
     BEA,
+    BEA_POLICY,
     NOW,
     Org,
     csrf_of,
@@ -75,6 +78,54 @@ def test_page_lists_proposals_with_both_zones_and_the_invite(org: Org) -> None:
     assert "GMT" in page.text
     assert "Your policy file is valid." in page.text
     assert "Overdue (2)" in page.text
+
+
+NINA_POLICY = ALEX_POLICY.replace(
+    "allowed_domains:",
+    "  - {email: nina@corp.example, name: Nina Park, tier: quokkapeer, department: Research,\n"
+    "     status: to_meet, via: sam@corp.example}\nallowed_domains:",
+)
+
+
+def test_someone_to_meet_is_not_overdue_but_waits_for_the_introduction(
+    tmp_path: Path, db_url: str
+) -> None:
+    org_it = make_org(
+        tmp_path, db_url, policies={"alex": NINA_POLICY, "bea": BEA_POLICY}, people=("nina",)
+    )
+    org = next(org_it)
+    try:
+        c = org.signed_in(ALEX)
+        sam = org.meeting(_sam(org))
+        assert "Nina Park" in sam.owner_note  # the planner put the note on Sam's proposal
+        page = html.unescape(c.get("/").text)
+        overdue = page.split("<h3>Overdue (2)</h3>")[1].split("<h3>Due soon")[0]
+        assert "Nina Park" not in overdue
+        assert "To meet through an introduction (1)</h3>" in page
+        section = page.split("To meet through an introduction (1)</h3>")[1].split("<h3>By tier")[0]
+        assert "<td>Nina Park</td><td>Sam Lee</td>" in section
+        when = when_label(sam.start, "Europe/London")
+        assert f"note for you on your coffee with Sam Lee on {when} (proposed)" in section
+        assert "Not counting the 1 to meet through an introduction." in page
+        assert "<td>Research</td>" not in page.split("<h3>By department</h3>")[1]
+
+        org.post(c, f"/proposals/{sam.id}/approve")
+        org.book_all()
+        page = html.unescape(c.get("/").text)
+        assert f"note for you on your coffee with Sam Lee on {when} (booked)" in page
+
+        # Met (the introduction happened): an ordinary stakeholder, overdue and counted.
+        org.app.store.record_contact(
+            org.user_id(ALEX), "nina@corp.example", NOW - timedelta(weeks=9), ContactSource.GOODWILL
+        )
+        page = html.unescape(c.get("/").text)
+        assert "To meet through an introduction" not in page
+        assert "Not counting" not in page
+        overdue = page.split("<h3>Overdue (3)</h3>")[1].split("<h3>Due soon")[0]
+        assert "<td>Nina Park</td>" in overdue
+        assert "<td>Research</td>" in page.split("<h3>By department</h3>")[1]
+    finally:
+        org_it.close()
 
 
 def test_not_signed_in_goes_to_signin(org: Org) -> None:

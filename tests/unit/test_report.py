@@ -47,14 +47,22 @@ def policy() -> Policy:
 
 
 def meeting(
-    email: str, state: MeetingState, start: datetime, *, mid: int = 1, minutes: int = 30
+    email: str,
+    state: MeetingState,
+    start: datetime,
+    *,
+    mid: int = 1,
+    minutes: int = 30,
+    owner_note: str = "",
+    group_name: str | None = None,
+    attendees: tuple[str, ...] = (),
 ) -> Meeting:
     return Meeting(
         id=mid, user_id=1, stakeholder_email=email, kind="coffee", start=start,
         end=start + timedelta(minutes=minutes), state=state, mode="auto",
         idempotency_key=f"k{mid}", provider="google", provider_event_id=None, attempts=0,
         next_attempt_at=None, lease_until=None, last_error=None, reason="", created_at=NOW,
-        updated_at=NOW,
+        updated_at=NOW, owner_note=owner_note, group_name=group_name, attendees=attendees,
     )  # fmt: skip
 
 
@@ -235,6 +243,15 @@ INSIGHTS = obj(
     ),
     mentor_suggestions=array_of(obj("email", "name", "completed", "months", "text")),
 )  # fmt: skip
+TO_MEET = obj(
+    "email", "name", "via", "via_name", "status", "meeting_start", "meeting_state",
+    email={"type": "string"}, via={"type": "string"},
+    status={"enum": [
+        "introduction_booked", "introduction_proposed", "note_on_next_coffee",
+        "waiting_for_coffee", "waiting_for_via",
+    ]},
+    meeting_start=NULLABLE_TIME, meeting_state={"type": ["string", "null"]},
+)  # fmt: skip
 COVERAGE = array_of(obj("group", "met", "total", "percent", percent={"type": "number"}))
 RATE = {"type": ["number", "null"]}
 #: The shape docs/operations.md documents for `goodwill report --json`.
@@ -258,6 +275,7 @@ REPORT_SCHEMA = obj(
             "held_replies",
             "conflicts",
             "insights",
+            "to_meet",
             overdue=array_of(LINE),
             due_soon=array_of(LINE),
             stakeholders=array_of(LINE),
@@ -304,6 +322,7 @@ REPORT_SCHEMA = obj(
                 )
             ),
             insights=INSIGHTS,
+            to_meet=array_of(TO_MEET),
         )
     ),
     owner_removed=array_of(
@@ -403,3 +422,140 @@ def test_a_pending_proposal_is_the_next_meeting_when_nothing_is_booked(policy: P
     report = build(policy, last_contacts={}, meetings=meetings)
     kim = {x.email: x for x in report.stakeholders}["kim@corp.example"]
     assert (kim.next_meeting, kim.next_meeting_state) == (NOW + timedelta(days=3), "proposed")
+
+
+# -- introductions: an unmet `to_meet` stakeholder is not overdue ------------------------------
+
+INTRO_POLICY = """
+owner: {email: alex@corp.example, name: Alex Doe, timezone: Europe/London}
+calendar: {provider: google}
+tiers:
+  mentor: {every: 4w, mode: propose}
+  peer:   {every: 8w, mode: auto}
+stakeholders:
+  - {email: sam@corp.example, name: Sam Lee, tier: mentor, department: Finance}
+  - {email: nina@corp.example, name: Nina Park, tier: peer, department: Research,
+     status: to_meet, via: sam@corp.example}
+  - {email: ola@corp.example, name: Ola Berg, tier: peer, department: Research,
+     status: to_meet, via: nina@corp.example}
+"""
+NINA, SAM = "nina@corp.example", "sam@corp.example"
+NOTE = "ask Sam to introduce you to Nina Park (nina@corp.example)"
+
+
+@pytest.fixture(scope="module")
+def intro() -> Policy:
+    return load_policy_text(INTRO_POLICY, source="alex.yaml", fmt="yaml")
+
+
+def _to_meet(report: UserReport) -> dict[str, tuple[str, str, datetime | None, str | None]]:
+    return {x.email: (x.via, x.status, x.meeting_start, x.meeting_state) for x in report.to_meet}
+
+
+def test_an_unmet_to_meet_stakeholder_is_neither_overdue_nor_counted(intro: Policy) -> None:
+    report = build(intro, last_contacts={SAM: NOW - timedelta(weeks=1)})
+    assert report.overdue == ()
+    assert report.due_soon == ()
+    # Out of the denominators: Research has nobody left to count.
+    assert report.coverage_by_tier == (Coverage("mentor", 1, 1),)
+    assert report.coverage_by_department == (Coverage("Finance", 1, 1),)
+    assert _to_meet(report) == {
+        NINA: (SAM, "waiting_for_coffee", None, None),
+        # Ola is introduced by Nina, whom the owner has not met either: Nina comes first.
+        "ola@corp.example": (NINA, "waiting_for_via", None, None),
+    }
+    assert [x.via_name for x in report.to_meet] == ["Sam Lee", "Nina Park"]
+    # Still listed among every stakeholder.
+    assert NINA in {x.email for x in report.stakeholders}
+
+
+def test_the_note_rides_on_the_owners_own_next_coffee_with_via(intro: Policy) -> None:
+    meetings = [
+        meeting(SAM, S.BOOKED, NOW + timedelta(days=1), mid=1),  # proposed before: no note
+        meeting(SAM, S.PROPOSED, NOW + timedelta(days=3), mid=2, owner_note=NOTE),
+        meeting(SAM, S.CANCELLED, NOW + timedelta(days=2), mid=3, owner_note=NOTE),
+        meeting(SAM, S.PROPOSED, NOW - timedelta(days=2), mid=4, owner_note=NOTE),  # past
+    ]
+    # Sam's own meeting with Alex carries Sam's private notes, never Alex's.
+    theirs = [meeting(SAM, S.BOOKED, NOW + timedelta(hours=5), mid=9, owner_note=NOTE)]
+    report = build(intro, meetings=meetings, their_meetings=theirs)
+    assert _to_meet(report)[NINA] == (
+        SAM, "note_on_next_coffee", NOW + timedelta(days=3), "proposed",
+    )  # fmt: skip
+
+
+def test_an_introduction_meeting_proposed_then_booked(intro: Policy) -> None:
+    def intro_meeting(state: MeetingState, start: datetime, mid: int) -> Meeting:
+        return meeting(SAM, state, start, mid=mid, group_name="introduction", attendees=(SAM, NINA))
+
+    coffee = meeting(SAM, S.PROPOSED, NOW + timedelta(days=3), mid=2, owner_note=NOTE)
+    proposed = intro_meeting(S.PROPOSED, NOW + timedelta(days=4), 5)
+    report = build(intro, meetings=[coffee, proposed])
+    assert _to_meet(report)[NINA] == (
+        SAM, "introduction_proposed", NOW + timedelta(days=4), "proposed",
+    )  # fmt: skip
+    booked = intro_meeting(S.ACCEPTED, NOW + timedelta(days=6), 6)
+    report = build(intro, meetings=[coffee, proposed, booked])
+    assert _to_meet(report)[NINA] == (
+        SAM, "introduction_booked", NOW + timedelta(days=6), "accepted",
+    )  # fmt: skip
+    # A cancelled one, or one for somebody else, says nothing about Nina.
+    gone = intro_meeting(S.CANCELLED, NOW + timedelta(days=4), 7)
+    other = meeting(
+        SAM, S.BOOKED, NOW + timedelta(days=5), mid=8, group_name="introduction",
+        attendees=(SAM, "ola@corp.example"),
+    )  # fmt: skip
+    report = build(intro, meetings=[coffee, gone, other])
+    assert _to_meet(report)[NINA][1] == "note_on_next_coffee"
+
+
+def test_once_a_meeting_with_them_completed_they_are_an_ordinary_stakeholder(
+    intro: Policy,
+) -> None:
+    # The introduction completed nine weeks ago (its end is recorded as a contact with each
+    # attendee): peer every 8w, so Nina is a week late now.
+    report = build(
+        intro,
+        last_contacts={SAM: NOW - timedelta(weeks=1), NINA: NOW - timedelta(weeks=9)},
+    )
+    assert [x.email for x in report.overdue] == [NINA]
+    assert report.coverage_by_tier == (Coverage("mentor", 1, 1), Coverage("peer", 0, 1))
+    # Ola's introduction through Nina can now be asked for.
+    assert _to_meet(report) == {"ola@corp.example": (NINA, "waiting_for_coffee", None, None)}
+
+
+def test_to_meet_in_json_and_text(intro: Policy) -> None:
+    meetings = [meeting(SAM, S.PROPOSED, NOW + timedelta(days=3, hours=5), mid=2, owner_note=NOTE)]
+    report = build(intro, last_contacts={SAM: NOW - timedelta(weeks=1)}, meetings=meetings)
+    data = json.loads(json.dumps(as_json([report])))
+    jsonschema.validate(data, REPORT_SCHEMA)
+    [one] = data["reports"]
+    assert one["overdue"] == []
+    assert one["to_meet"][0] == {
+        "email": NINA, "name": "Nina Park", "via": SAM, "via_name": "Sam Lee",
+        "status": "note_on_next_coffee", "meeting_start": "2026-03-05T14:00:00+00:00",
+        "meeting_state": "proposed",
+    }  # fmt: skip
+    assert NINA in {x["email"] for x in one["stakeholders"]}
+
+    text = render_text([report])
+    overdue = text.split("Overdue (0)")[1].split("To meet")[0]
+    assert NINA not in overdue
+    assert "To meet through an introduction (2)" in text
+    assert "not overdue and not counted in coverage" in text
+    section = text.split("To meet through an introduction (2)")[1].split("Coverage by")[0]
+    assert NINA in section
+    assert "Sam Lee" in section
+    # 14:00 UTC on 5 March is 14:00 in London.
+    assert "note for you on your coffee with Sam Lee on Thu 2026-03-05 14:00 (proposed)" in section
+    assert "waiting: Nina Park is to be met through an introduction first" in section
+    assert (
+        "Coverage by tier (met within their interval; "
+        "2 to meet through an introduction not counted)" in text
+    )
+    # Nobody to meet: the section is left out and the coverage titles stay as they were.
+    plain = render_text(
+        [build(intro, last_contacts={SAM: NOW, NINA: NOW, "ola@corp.example": NOW})]
+    )
+    assert "To meet through an introduction" not in plain
+    assert "Coverage by tier (met within their interval)\n" in plain
