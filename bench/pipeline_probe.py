@@ -8,11 +8,20 @@ product code knows about it. Every 0.5 s and at exit it writes its counters as J
 Counters (keys ``what:where``; ``where`` is the actor running on this thread - ``plan_user``,
 ``book_meeting``, ``sync_responses`` -, ``tick`` inside a tick round, else ``other``):
 
-- ``sql``: database round trips counted at the driver boundary: each statement SQLAlchemy sends
-  (``before_cursor_execute``), each pool pre-ping (``SELECT 1``), and on PostgreSQL the ``BEGIN``
-  psycopg sends before a transaction's first statement and the ``COMMIT``/``ROLLBACK`` that ends a
-  transaction which ran one. (SQLite's ``BEGIN IMMEDIATE`` is a statement of its own.)
-- ``tx``: transactions that ran at least one statement;
+- ``sql``: database round trips counted at the driver boundary, the way
+  ``tests/sql_counting.py`` (the protocol trace behind ``tests/integration/
+  test_sql_round_trips.py``) counts them: each statement SQLAlchemy sends
+  (``before_cursor_execute``), each pool pre-ping (``SELECT 1``), and on PostgreSQL, for a
+  connection NOT in autocommit, the ``BEGIN`` psycopg sends before a transaction's first
+  statement and the ``COMMIT``/``ROLLBACK`` that ends it. A connection in autocommit (the
+  store's reads and one-statement writes) sends neither: SQLAlchemy still fires its
+  begin/commit events there, but psycopg sends nothing, so they are not counted. (SQLite's
+  ``BEGIN IMMEDIATE`` is a statement of its own.)
+- ``tx``: real transactions that ran at least one statement (a PostgreSQL ``BEGIN``, a SQLite
+  ``BEGIN IMMEDIATE``), as the test counts them;
+- ``GWBENCH_SQL_LOG=PATH`` in the environment (not a ``GOODWILL_`` name: the bench strips
+  those): every counted round trip is also appended to ``PATH.<pid>`` as ``thread\twhere\t
+  statement`` (``<BEGIN>``, ``<END>``, ``<ping>`` for the ones that are no statement);
 - ``calls`` and ``cpu_us``: actor invocations and tick rounds, and their thread CPU time;
 - ``msg``: messages enqueued, by actor (``msg:plan_user`` ...), retries with a delay included.
 """
@@ -35,6 +44,9 @@ _counts: Counter[str] = Counter()
 _lock = threading.Lock()
 _local = threading.local()
 _FLAG = "_gw_bench_statements"
+#: What the current SQLAlchemy transaction of a connection has sent: nothing; statements in
+#: autocommit (no BEGIN, and the COMMIT/ROLLBACK is a no-op on the client); a real transaction.
+_NONE, _AUTO, _REAL = 0, 1, 2
 
 
 def _where() -> str:
@@ -46,29 +58,55 @@ def _add(key: str, n: int = 1) -> None:
         _counts[key] += n
 
 
+_LOG = os.environ.get("GWBENCH_SQL_LOG")
+
+
+def _log(where: str, line: str) -> None:
+    if _LOG:
+        with _lock, open(f"{_LOG}.{os.getpid()}", "a", encoding="utf-8") as out:
+            out.write(f"{threading.get_ident()}\t{where}\t{line}\n")
+
+
+def _autocommit(conn: Any) -> bool:
+    """Whether the DBAPI connection is in autocommit (psycopg then sends no BEGIN, and
+    ``commit``/``rollback`` on an idle connection send nothing)."""
+    try:
+        return bool(conn.connection.dbapi_connection.autocommit)
+    except AttributeError:
+        return False
+
+
 def _install_sql() -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.engine.default import DefaultDialect
 
     def begin(conn: Connection) -> None:
-        conn.info[_FLAG] = 0
+        conn.info[_FLAG] = _NONE
 
-    def before(conn: Connection, *_args: Any) -> None:
+    def before(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
         where = _where()
-        first = conn.info.get(_FLAG, 0) == 0
-        conn.info[_FLAG] = 1
-        if first and conn.dialect.name == "postgresql":
-            _add(f"sql:{where}")  # psycopg's BEGIN, one round trip of its own
+        if conn.info.get(_FLAG, _NONE) != _REAL:
+            if conn.dialect.name == "postgresql" and not _autocommit(conn):
+                if conn.info.get(_FLAG, _NONE) == _NONE:
+                    _add(f"sql:{where}")  # psycopg's BEGIN, one round trip of its own
+                    _log(where, "<BEGIN>")
+                    conn.info[_FLAG] = _REAL
+            elif statement.lstrip()[:5].upper() == "BEGIN":  # SQLite's BEGIN IMMEDIATE
+                conn.info[_FLAG] = _REAL
+            else:
+                conn.info[_FLAG] = _AUTO
         _add(f"sql:{where}")
+        _log(where, " ".join(statement.split())[:160])
 
     def end(conn: Connection) -> None:
-        if conn.info.get(_FLAG, 0):
+        if conn.info.get(_FLAG, _NONE) == _REAL:
             where = _where()
             _add(f"tx:{where}")
             if conn.dialect.name == "postgresql":
-                _add(f"sql:{where}")
-        conn.info[_FLAG] = 0
+                _add(f"sql:{where}")  # the COMMIT/ROLLBACK psycopg sends
+                _log(where, "<END>")
+        conn.info[_FLAG] = _NONE
 
     event.listen(Engine, "begin", begin)
     event.listen(Engine, "before_cursor_execute", before)
@@ -79,6 +117,7 @@ def _install_sql() -> None:
 
     def do_ping(self: DefaultDialect, dbapi_connection: Any) -> bool:
         _add(f"sql:{_where()}")
+        _log(_where(), "<ping>")
         return ping(self, dbapi_connection)
 
     DefaultDialect.do_ping = do_ping  # type: ignore[method-assign]

@@ -56,9 +56,13 @@ def _measure_here(log: bool) -> dict[str, Any]:
         "booking": counts.booking.as_dict(),
         "proposals": counts.proposals,
         "skipped": counts.skipped,
+        "second": counts.second.as_dict(),
+        "third": counts.third.as_dict(),
+        "followed_state": counts.followed_state,
     }
     if log:
         out["plan_log"], out["booking_log"] = counts.plan.log, counts.booking.log
+        out["second_log"], out["third_log"] = counts.second.log, counts.third.log
     return out
 
 
@@ -81,7 +85,9 @@ def _head_tree(into: Path) -> Path:
 
 def _table(before: dict[str, Any], after: dict[str, Any]) -> str:
     rows = ["| | before (HEAD) | after | target |", "|---|---|---|---|"]
-    for what, target in (("plan", 10), ("booking", 6)):
+    for what, target in (("plan", 10), ("booking", 6), ("second", 10), ("third", 10)):
+        if what not in before or what not in after:
+            continue
         b, a = before[what], after[what]
         rows.append(
             f"| SQL round trips per {what} | {b['round_trips']} | {a['round_trips']} | ≤ {target} |"
@@ -109,12 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(
         f"one planning round ({after['proposals']} proposals, {after['skipped']} skipped) and "
-        "one booking, PostgreSQL, fake calendar"
+        "one booking, then the second round (history, the booked meeting accepted) and a third "
+        "(nothing new): PostgreSQL, fake calendar"
     )
     print(_table(before, after))
     if args.log:
         for name, result in (("before", before), ("after", after)):
-            for what in ("plan", "booking"):
+            for what in ("plan", "booking", "second", "third"):
+                if f"{what}_log" not in result:
+                    continue
                 print(f"\n{name}, {what}:")
                 print("\n".join(f"  {line}" for line in result[f"{what}_log"]))
     return 0

@@ -205,17 +205,35 @@ def scenario_policy(stakeholders: int = SCENARIO_STAKEHOLDERS) -> str:
 
 @dataclass
 class ScenarioCounts:
-    """The counts of one planning round and of one booking of a meeting it proposed."""
+    """The counts of one planning round and of one booking of a meeting it proposed, then of
+    the owner's SECOND round (:func:`measure_plan_and_booking` says what it finds)."""
 
     plan: SqlCount
     booking: SqlCount
     proposals: int
     skipped: int
+    second: SqlCount = field(default_factory=SqlCount)
+    #: The booked meeting's state after the second round (its answer followed: ``accepted``).
+    followed_state: str = ""
+    #: Organic contacts the second round found on the calendar and recorded.
+    organic_recorded: int = 0
+    #: The same round once more, nothing new on the calendar: the steady state.
+    third: SqlCount = field(default_factory=SqlCount)
+
+
+#: Peers the owner met by themselves in the weeks before the second round (organic history).
+SCENARIO_HISTORY = ("p03@corp.example", "p07@corp.example", "p11@corp.example")
 
 
 def measure_plan_and_booking(url: str, policy_dir: str) -> ScenarioCounts:
     """Migrate an empty database at ``url``, register Alex, then count one ``plan_user`` round
     and one ``book_meeting`` of its first proposal, on the real store and the fake calendar.
+
+    Then the realistic case, the owner's SECOND round a day later: their open meetings exist
+    (the booked one, five approved proposals), the calendar has history (Alex met three peers
+    by themselves the week before: new organic contacts) and the booked meeting's stakeholder
+    accepted (the round follows the answer: one transition). And a THIRD round an hour later,
+    nothing new anywhere: what most rounds cost.
 
     Imports goodwill lazily, so it measures whichever checkout is first on ``sys.path``.
     """
@@ -251,9 +269,51 @@ def measure_plan_and_booking(url: str, policy_dir: str) -> ScenarioCounts:
         with counter.measure() as booking_count:
             result = booking.book_meeting(p, run.meeting_ids[0])
         assert result.outcome.value == "booked", f"the booking did not go through: {result}"
-        return ScenarioCounts(
+        counts = ScenarioCounts(
             plan_count, booking_count, len(run.plan.proposals), len(run.plan.skipped)
         )
+        _second_round(counts, p, calendar, clock, user.id, run.meeting_ids[0], counter)
+        return counts
     finally:
         engine.dispose()
         counter.close()
+
+
+def _second_round(
+    counts: ScenarioCounts,
+    p: Any,
+    calendar: Any,
+    clock: Any,
+    user_id: int,
+    booked_id: int,
+    counter: SqlCounter,
+) -> None:
+    from datetime import timedelta
+
+    from scheduler.app import planning
+    from scheduler.core.model import AttendeeStatus
+
+    booked = p.store.get_meeting(booked_id)
+    assert booked is not None
+    assert booked.provider_event_id, "the booked meeting has no event"
+    now = clock.now()
+    for days, peer in enumerate(SCENARIO_HISTORY, start=2):
+        start = now - timedelta(days=days)
+        calendar.add_meeting(SCENARIO_OWNER, peer, start, start + timedelta(minutes=30))
+    calendar.respond(booked.provider_event_id, AttendeeStatus.ACCEPTED)
+    clock.advance(timedelta(days=1))
+    before = p.store.last_contacts(user_id)
+    with counter.measure() as second:
+        run = planning.plan_user(p, user_id)
+    assert run.error is None, f"the second round failed: {run.error}"
+    after = p.store.last_contacts(user_id)
+    followed = p.store.get_meeting(booked_id)
+    assert followed is not None
+    counts.second = second
+    counts.followed_state = str(followed.state.value)
+    counts.organic_recorded = len(set(after) - set(before))
+    clock.advance(timedelta(hours=1))
+    with counter.measure() as third:
+        run = planning.plan_user(p, user_id)
+    assert run.error is None, f"the third round failed: {run.error}"
+    counts.third = third

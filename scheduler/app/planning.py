@@ -18,7 +18,7 @@ from scheduler.app.groups import group_busy_people, group_history, group_new_mee
 from scheduler.app.pipeline import Pipeline, idempotency_key, revoke
 from scheduler.app.ports import StorePort
 from scheduler.app.problems import POLICY_ERROR_REASONS as POLICY_ERROR_REASONS
-from scheduler.app.records import ContactSource, NewMeeting, RoundMeetings, User
+from scheduler.app.records import NewMeeting, RoundMeetings, User
 from scheduler.app.registration import OWNER_REMOVED as OWNER_REMOVED
 from scheduler.app.registration import (
     PLAN_CRASHED,
@@ -30,7 +30,7 @@ from scheduler.app.registration import (
     cancel_removed_owner_meetings as cancel_removed_owner_meetings,
 )
 from scheduler.app.registration import register_policies as register_policies
-from scheduler.app.responses import read_round_meetings, sync_responses
+from scheduler.app.responses import read_round_meetings, record_organic, sync_responses
 from scheduler.core.booked import calendar_meetings
 from scheduler.core.cadence import assess
 from scheduler.core.errors import (
@@ -183,13 +183,13 @@ def stored_state(
     weekly_cap: int,
     user: User | None = None,
     meetings: RoundMeetings | None = None,
+    contacts: dict[str, datetime] | None = None,
 ) -> StoredState:
     """The user's open meetings (and those booked with them by stakeholders who use goodwill),
     back-offs, pauses, recorded contacts and what their stakeholders have from other owners.
 
-    ``user`` and ``meetings`` (:func:`read_round_meetings` at ``now``): already read this round;
-    what is not given is read here (the meetings in one query).
-    """
+    ``user``, ``meetings`` (:func:`read_round_meetings` at ``now``), ``contacts`` (as
+    ``store.last_contacts``): read this round already; what is not given is read here."""
     if meetings is None:
         meetings = read_round_meetings(store, user_id, policy.owner.email, now)
     if user is None:
@@ -203,7 +203,7 @@ def stored_state(
         ExistingMeeting(slot_holder(m) if m.is_group else other_owner, m.start, m.end)
         for other_owner, m in meetings.as_stakeholder
     ]
-    contacts = store.last_contacts(user_id)
+    contacts = store.last_contacts(user_id) if contacts is None else contacts
     # Group members who are not stakeholders are capped across owners too.
     emails = {s.email.lower() for s in policy.stakeholders} | set(group_people(policy, contacts))
     window = Interval(now - _WEEK, now + policy.availability.horizon + _WEEK)
@@ -435,6 +435,7 @@ def _read_and_plan(
 
     ``meetings``: the round's meetings when nothing was written since they were read."""
     user_id = user.id
+    organic: Mapping[str, datetime] = {}
     if backend.history is not None:
         emails = [s.email for s in policy.stakeholders]
         with p.provider_call(backend.provider, "read_history"):
@@ -443,11 +444,10 @@ def _read_and_plan(
             organic = backend.history.last_contacts(
                 policy.owner.person, emails, now - ORGANIC_LOOKBACK, now
             )
-        for email, met_at in organic.items():
-            p.store.record_contact(user_id, email, met_at, ContactSource.ORGANIC)
+    contacts = record_organic(p.store, user_id, organic)
     known = stored_state(
         p.store, user_id, policy, now, weekly_cap=p.stakeholder_weekly_cap, user=user,
-        meetings=meetings,
+        meetings=meetings, contacts=contacts,
     )  # fmt: skip
     with p.provider_call(backend.provider, "read_busy"):
         return dry_run_plan(

@@ -7,7 +7,7 @@ ports (calendars, writers, responses) live in :mod:`scheduler.core.ports`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -230,6 +230,9 @@ class StorePort(Protocol):
     ) -> None: ...
     def record_contact(
         self, user_id: int, email: str, met_at: datetime, source: ContactSource
+    ) -> None: ...
+    def record_contacts(
+        self, user_id: int, contacts: Mapping[str, datetime], source: ContactSource
     ) -> None: ...
     def last_contacts(self, user_id: int) -> dict[str, datetime]: ...
     def get_stakeholder_status(self, user_id: int, email: str) -> StakeholderStatus: ...

@@ -8,7 +8,7 @@ towards pausing the stakeholder. Answers that come by e-mail (iMIP REPLY) are ap
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -16,7 +16,7 @@ from enum import StrEnum
 from scheduler.app.groups import HISTORY_LOOKBACK, follow_group
 from scheduler.app.pipeline import Pipeline, policy_for, with_status
 from scheduler.app.ports import StorePort
-from scheduler.app.records import ContactSource, Meeting, RoundMeetings, StakeholderStatus
+from scheduler.app.records import ContactSource, Meeting, RoundMeetings
 from scheduler.core.cadence import backoff_after_decline
 from scheduler.core.errors import ConnectorError, ResourceGone
 from scheduler.core.model import AttendeeStatus
@@ -30,6 +30,7 @@ __all__ = [
     "ReplyOutcome",
     "ReplyResult",
     "read_round_meetings",
+    "record_organic",
     "record_reply",
     "sync_responses",
 ]
@@ -42,6 +43,24 @@ _DECLINED_LOOKBACK = timedelta(days=30)
 _DECLINED_LOOKAHEAD = timedelta(days=400)
 #: How long a stakeholder is paused after too many unanswered invites in a row.
 _UNANSWERED_PAUSE = timedelta(weeks=12)
+
+
+def record_organic(
+    store: StorePort, user_id: int, organic: Mapping[str, datetime]
+) -> dict[str, datetime]:
+    """Record the contacts found on the calendar that are later than the store's latest for
+    that person (only the latest is ever read): ONE statement, none when nothing is new.
+    Returns the latest contact per lower-cased e-mail, as ``store.last_contacts`` now would."""
+    latest = store.last_contacts(user_id)
+    new: dict[str, datetime] = {}
+    for email, met_at in organic.items():
+        key = email.lower()
+        known = new.get(key, latest.get(key))
+        if known is None or met_at > known:
+            new[key] = met_at
+    if new:
+        store.record_contacts(user_id, new, ContactSource.ORGANIC)
+    return {**latest, **new}
 
 
 def read_round_meetings(
@@ -157,13 +176,14 @@ def _follow(p: Pipeline, policy: Policy, m: Meeting, state: EventState, now: dat
     changed = 0
     if (state.start, state.end) != (m.start, m.end):
         changed += int(p.store.reschedule(m.id, state.start, state.end, now=now, actor="sync"))
-    status = p.store.get_stakeholder_status(m.user_id, m.stakeholder_email)
-    answered, m_state = _mirror_answer(p, policy, m, state.response, status, now)
+    # The stakeholder's etiquette row is read only where a change is written (not per
+    # followed meeting: most rounds find every answer already mirrored).
+    answered, m_state = _mirror_answer(p, policy, m, state.response, now)
     changed += answered
     if state.end <= now and m_state in (_S.ACCEPTED, _S.TENTATIVE):
         changed += _complete(p, policy, m, m_state, state.end, now)
     elif state.end <= now and m_state == _S.BOOKED:
-        changed += _unanswered(p, policy, m, status, now)
+        changed += _unanswered(p, policy, m, now)
     return changed
 
 
@@ -172,7 +192,6 @@ def _mirror_answer(
     policy: Policy,
     m: Meeting,
     response: AttendeeStatus,
-    status: StakeholderStatus,
     now: datetime,
 ) -> tuple[int, MeetingState]:
     """Write the attendee's answer; returns (changes, the meeting's state afterwards)."""
@@ -185,6 +204,7 @@ def _mirror_answer(
         # Someone else moved it meanwhile (cancelled, answered): go on from where it is now.
         now_there = p.store.get_meeting(m.id)
         return 0, now_there.state if now_there is not None else m.state
+    status = p.store.get_stakeholder_status(m.user_id, m.stakeholder_email)
     if target == _S.DECLINED and m.conflict_at is not None:
         # Declined because of the conflict goodwill saw too: no back-off, plan them again.
         p.store.save_stakeholder_status(with_status(status, last_declined_at=now))
@@ -219,14 +239,13 @@ def _complete(
     return 1
 
 
-def _unanswered(
-    p: Pipeline, policy: Policy, m: Meeting, status: StakeholderStatus, now: datetime
-) -> int:
+def _unanswered(p: Pipeline, policy: Policy, m: Meeting, now: datetime) -> int:
     """The slot passed without an answer: count it, and pause the stakeholder after N in a row."""
     if not p.store.transition(
         m.id, _S.CANCELLED, actor="sync", now=now, expect=_S.BOOKED, detail="unanswered"
     ):
         return 0
+    status = p.store.get_stakeholder_status(m.user_id, m.stakeholder_email)
     count = status.unanswered_in_row + 1
     if count >= policy.etiquette.max_unanswered:
         p.store.save_stakeholder_status(

@@ -9,7 +9,7 @@ transaction, so two workers racing on one meeting cannot both win.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     and_,
     delete,
+    exists,
     func,
     literal,
     nulls_first,
@@ -32,7 +33,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, noload, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from scheduler.app.ports import UserRegistration
 from scheduler.app.records import BookingClaim, OwnerMail, OwnerMailKind, RoundMeetings
@@ -103,6 +105,34 @@ def _email(value: str) -> str:
 
 
 _NEEDS = AttendeeStatus.NEEDS_ACTION.value
+
+
+#: Whether a meeting row has ``meeting_attendees`` rows (a group meeting's people): a hot read
+#: selects it and loads attendees only for those rows (:func:`_load_attendees`), instead of the
+#: relationship's ``selectin`` query beside every read that returns any meeting.
+_HAS_ATTENDEES = (
+    exists()
+    .where(MeetingAttendeeRow.meeting_id == MeetingRow.id)
+    .correlate(MeetingRow)
+    .label("has_attendees")
+)
+
+
+def _load_attendees(s: Session, rows: Sequence[tuple[MeetingRow, bool]]) -> None:
+    """Fill ``attendees`` of meeting rows read with ``noload(MeetingRow.attendees)`` beside
+    :data:`_HAS_ATTENDEES`: ONE query for the rows that have any, none when no row has."""
+    wanted = {row.id: row for row, has in rows if has}
+    if not wanted:
+        return
+    found: dict[int, list[MeetingAttendeeRow]] = {i: [] for i in wanted}
+    for a in s.scalars(
+        select(MeetingAttendeeRow)
+        .where(MeetingAttendeeRow.meeting_id.in_(wanted))
+        .order_by(MeetingAttendeeRow.email)
+    ):
+        found[a.meeting_id].append(a)
+    for meeting_id, row in wanted.items():
+        set_committed_value(row, "attendees", found[meeting_id])
 
 
 def _group_attendees(p: NewMeeting) -> list[str]:
@@ -696,12 +726,14 @@ class Store:
         theirs = and_(MeetingRow.stakeholder_email == owner, MeetingRow.state.in_(OPEN_STATES))
         with self._read() as s:
             rows = s.execute(
-                select(UserRow.email, MeetingRow)
+                select(UserRow.email, MeetingRow, _HAS_ATTENDEES)
                 .join(UserRow, UserRow.id == MeetingRow.user_id)
                 .where(or_(mine, theirs))
                 .order_by(MeetingRow.start, MeetingRow.id)
+                .options(noload(MeetingRow.attendees))
             ).all()
-            found = [(email, meeting_from_row(m)) for email, m in rows]
+            _load_attendees(s, [(row[1], row.has_attendees) for row in rows])
+            found = [(row.email, meeting_from_row(row[1])) for row in rows]
         own = [m for _, m in found if m.user_id == user_id]
         return RoundMeetings(
             open=[m for m in own if m.state in OPEN_STATES],
@@ -850,12 +882,18 @@ class Store:
         with self._read() as s:
             rows = s.execute(
                 select(
-                    UserRow.email, MeetingRow, overlaps.label("overlaps"), theirs.label("theirs")
+                    UserRow.email,
+                    MeetingRow,
+                    overlaps.label("overlaps"),
+                    theirs.label("theirs"),
+                    _HAS_ATTENDEES,
                 )
                 .join(UserRow, UserRow.id == MeetingRow.user_id)
                 .where(or_(overlaps, theirs))
                 .order_by(MeetingRow.start, MeetingRow.id)
+                .options(noload(MeetingRow.attendees))
             ).all()
+            _load_attendees(s, [(row[1], row.has_attendees) for row in rows])
             found = [
                 (row.email, meeting_from_row(row[1]), row.overlaps, row.theirs) for row in rows
             ]
@@ -1677,17 +1715,31 @@ class Store:
         self, user_id: int, email: str, met_at: datetime, source: ContactSource
     ) -> None:
         """Remember that the user met ``email`` at ``met_at`` (recording it twice is a no-op)."""
+        self.record_contacts(user_id, {email: met_at}, source)
+
+    def record_contacts(
+        self, user_id: int, contacts: Mapping[str, datetime], source: ContactSource
+    ) -> None:
+        """:meth:`record_contact` for each ``email -> met_at``, in ONE multi-row statement (on
+        PostgreSQL in autocommit: one round trip, atomic on its own)."""
+        kind = ContactSource(source).value
+        rows = [
+            {"user_id": user_id, "stakeholder_email": _email(e), "met_at": t, "source": kind}
+            for e, t in contacts.items()
+        ]
+        if not rows:
+            return
+        statement = (
+            self._insert(ContactRow)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["user_id", "stakeholder_email", "met_at"])
+        )
+        if self._postgres:
+            with self._single_engine.connect() as conn:
+                conn.execute(statement)
+            return
         with self._write() as s:
-            s.execute(
-                self._insert(ContactRow)
-                .values(
-                    user_id=user_id,
-                    stakeholder_email=_email(email),
-                    met_at=met_at,
-                    source=ContactSource(source).value,
-                )
-                .on_conflict_do_nothing(index_elements=["user_id", "stakeholder_email", "met_at"])
-            )
+            s.execute(statement)
 
     def last_contacts(self, user_id: int) -> dict[str, datetime]:
         """The latest recorded contact per stakeholder e-mail (aware UTC)."""

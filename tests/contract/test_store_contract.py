@@ -494,6 +494,12 @@ def test_booking_rivals_is_active_overlapping_and_open_meetings_as_stakeholder_i
     new_meeting(store, "kims-alex", user_id=kim, email=ALEX, start=slot + timedelta(days=1))
     gone = new_meeting(store, "gone", user_id=sam, email=ALEX, start=slot + timedelta(days=4))
     store.transition(gone, S.CANCELLED, actor="sync", now=T0)
+    # Kim's group meeting with Alex first: read back with its attendees (loaded only for it)
+    kims_group = replace(
+        group_proposal("kims-group", day=6), stakeholder_email=ALEX, attendees=(ALEX, LEE, MAX),
+        presenter=ALEX,
+    )  # fmt: skip
+    store.add_meetings(kim, [kims_group], now=T0)
     emails = [ALEX, "Sam@corp.example"]
     overlapping, theirs = store.booking_rivals(
         emails, slot, end, exclude_id=mine, owner_email="Alex@Corp.Example"
@@ -504,7 +510,10 @@ def test_booking_rivals_is_active_overlapping_and_open_meetings_as_stakeholder_i
     assert [(owner, m.idempotency_key) for owner, m in theirs] == [
         (KIM, "kims-alex"),
         (SAM, "sams"),
+        (KIM, "kims-group"),
     ]
+    assert theirs[2][1].attendees == (ALEX, LEE, MAX)
+    assert [m.attendees for _, m in theirs[:2]] == [(), ()]
     nobody = "nobody@corp.example"
     assert store.booking_rivals([nobody], slot, end, exclude_id=mine, owner_email=nobody) == (
         [],

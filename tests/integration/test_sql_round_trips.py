@@ -21,6 +21,14 @@ pytestmark = pytest.mark.services
 #: (docs/benchmarks.md). Lower is better: a change that adds a round trip fails here.
 MAX_PLAN_ROUND_TRIPS = 10
 MAX_BOOKING_ROUND_TRIPS = 5
+#: The realistic second round (open meetings, new calendar history, an answer followed): the
+#: first round's 10, plus the answer (its transition, the stakeholder's etiquette row, the
+#: meetings read again after that write) and the new contacts in one INSERT. (No attendee
+#: load: the one-to-ones have none, and only rows that have attendees load them.)
+MAX_SECOND_ROUND_TRIPS = 14
+#: The same round with nothing new: what most rounds cost (no proposal: the write transaction
+#: is the skips' audit rows and the next plan time).
+MAX_STEADY_ROUND_TRIPS = 9
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +121,39 @@ def test_a_pooled_connection_the_server_closed_is_replaced_without_a_pre_ping(
         assert new_pid != old_pid
     finally:
         engine.dispose()
+
+
+def test_the_second_round_follows_the_answer_and_records_the_new_history(
+    counts: ScenarioCounts,
+) -> None:
+    assert counts.followed_state == "accepted"
+    assert counts.organic_recorded == 3
+
+
+def test_a_second_round_with_meetings_history_and_an_answer_stays_within_its_budget(
+    counts: ScenarioCounts,
+) -> None:
+    second = counts.second
+    print("second round:", second.describe())
+    assert second.pings == 0
+    assert second.transactions == 1, second.describe()  # the round's one write
+    contacts = [s for s in second.log if s.startswith("INSERT INTO contacts")]
+    assert len(contacts) == 1, "the new organic contacts are one multi-row insert"
+    statuses = [s for s in second.log if s.startswith("SELECT stakeholder_status")]
+    # the round's statuses, and the followed meeting's one row where its answer is written
+    assert len(statuses) == 2, second.describe()
+    assert not [s for s in second.log if s.startswith("SELECT meeting_attendees")], (
+        "no attendee load for meetings that have no attendees"
+    )
+    assert second.round_trips <= MAX_SECOND_ROUND_TRIPS, second.describe()
+
+
+def test_a_round_with_nothing_new_writes_no_contacts_and_stays_within_its_budget(
+    counts: ScenarioCounts,
+) -> None:
+    third = counts.third
+    print("steady round:", third.describe())
+    assert third.pings == 0
+    assert not [s for s in third.log if s.startswith("INSERT INTO contacts")], third.describe()
+    assert len([s for s in third.log if s.startswith("SELECT stakeholder_status")]) == 1
+    assert third.round_trips <= MAX_STEADY_ROUND_TRIPS, third.describe()

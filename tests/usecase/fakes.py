@@ -1005,6 +1005,15 @@ class FakeStore:
             self._require_user(user_id)
             self._contacts.setdefault(key, source)
 
+    def record_contacts(
+        self, user_id: int, contacts: Mapping[str, datetime], source: ContactSource
+    ) -> None:
+        source = ContactSource(source)
+        with self._atomic():
+            self._require_user(user_id)
+            for email, met_at in contacts.items():
+                self._contacts.setdefault((user_id, _email(email), _utc(met_at)), source)
+
     def last_contacts(self, user_id: int) -> dict[str, datetime]:
         with self._atomic():
             latest: dict[str, datetime] = {}
