@@ -25,6 +25,7 @@ __all__ = [
     "expire_due_proposals",
     "expire_proposals",
     "pending_proposals",
+    "withdraw_covered_proposals",
 ]
 
 _S = MeetingState
@@ -70,6 +71,23 @@ def approve(p: Pipeline, meeting_id: int, *, actor: str = "user") -> bool:
         expect=_S.PROPOSED,
         detail="approved",
     )
+
+
+def withdraw_covered_proposals(p: Pipeline, user_id: int, *, actor: str = "planner") -> int:
+    """Withdraw this owner's pending proposals whose pair the stakeholder's own side already
+    booked (what :func:`approve` and the next planning round would do); how many were."""
+    owner = p.store.get_user(user_id)
+    if owner is None:
+        return 0
+    known = p.store.open_meetings_as_stakeholder(owner.email)
+    withdrawn = 0
+    for m in p.store.open_meetings(user_id):
+        if m.state == _S.PROPOSED and other_side_meeting(p, owner.email, m, known=known):
+            withdrawn += p.store.transition(
+                m.id, _S.CANCELLED, actor=actor, now=p.clock.now(), expect=_S.PROPOSED,
+                detail=WITHDRAWN_PAIR,
+            )  # fmt: skip
+    return withdrawn
 
 
 def decline(p: Pipeline, meeting_id: int, *, actor: str = "user") -> bool:

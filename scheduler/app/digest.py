@@ -29,11 +29,19 @@ from scheduler.app.digest_text import (
     Notice,
     WaitingConflict,
     WaitingProposal,
+    below_quorum_line,
+    cancel_reason,
     local_time,
     render_digest,
     render_notice,
 )
-from scheduler.app.owner_groups import BELOW_QUORUM, group_label, plain_group_line
+from scheduler.app.groups import PRESENTER_DECLINED
+from scheduler.app.owner_groups import (
+    BELOW_QUORUM,
+    group_label,
+    plain_group_line,
+    presenter_declined_text,
+)
 from scheduler.app.pipeline import Pipeline, policy_for
 from scheduler.app.records import AuditEntry, Meeting, OwnerMailKind, User
 from scheduler.core.policy import Policy
@@ -413,7 +421,8 @@ def describe_event(entry: AuditEntry, m: Meeting, name: str, policy: Policy) -> 
         _S.ACCEPTED.value: f"{name} accepted the {kind} on {when}",
         _S.TENTATIVE.value: f"{name} answered maybe to the {kind} on {when}",
         _S.DECLINED.value: f"{name} declined the {kind} on {when}",
-        _S.CANCELLED.value: f"The {kind} with {name} on {when} was cancelled",
+        _S.CANCELLED.value: f"The {kind} with {name} on {when} was cancelled"
+        + (f": {why}" if (why := cancel_reason(detail)) else ""),
         _S.EXPIRED.value: f"The proposal to meet {name} on {when} expired: not approved in time",
         _S.COMPLETED.value: f"You met {name} ({when})",
         _S.FAILED.value: f"The {kind} with {name} on {when} could not be booked; see your page",
@@ -429,7 +438,9 @@ def describe_event(entry: AuditEntry, m: Meeting, name: str, policy: Policy) -> 
     if detail.startswith(CONFLICT_PREFIX):
         return f"A new event overlaps the {kind} with {name} on {when}"
     if detail.startswith(BELOW_QUORUM):
-        return f"The {kind} with {name} on {when} is below its quorum ({detail}); it still stands"
+        return below_quorum_line(kind, m.group_name or name, when, detail)
+    if detail.startswith(PRESENTER_DECLINED):
+        return presenter_declined_text(policy, m) or None
     return None
 
 

@@ -8,6 +8,7 @@ comes from a policy file or a provider (names can contain ``<``) is escaped in t
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -21,6 +22,8 @@ __all__ = [
     "Notice",
     "WaitingConflict",
     "WaitingProposal",
+    "below_quorum_line",
+    "cancel_reason",
     "local_time",
     "render_digest",
     "render_notice",
@@ -103,6 +106,38 @@ def local_time(moment: datetime, zone: str) -> str:
     """``Mon 7 Dec 10:00 (Europe/London)``: a moment on the owner's clock."""
     local = moment.astimezone(ZoneInfo(zone))
     return f"{local:%a} {local.day} {local:%b %H:%M} ({zone})"
+
+
+#: Why a meeting was cancelled, by its audit detail's start, in the owner's words (the page's).
+_CANCEL_REASONS = (
+    ("withdrawn: the stakeholder's side booked", "their side booked a meeting with you first"),
+    ("pair_taken", "their side booked a meeting with you first"),
+    ("cancelled by the owner", "you cancelled it"),
+    ("declined by the owner", "you declined it"),
+    ("cancelled at the provider", "it was cancelled in the calendar"),
+    ("unanswered", "the slot passed without an answer"),
+    ("slot_taken", "the slot was taken before it could be booked; goodwill plans again"),
+    ("stakeholder no longer in the policy", "they are no longer in your policy"),
+    ("owner removed", "your policy was removed"),
+    ("the meeting it would move is no longer booked", "the meeting it would move is gone"),
+)
+_BELOW = re.compile(r"(\d+) of (\d+) declined \(needs (\d+)\)")
+
+
+def cancel_reason(detail: str) -> str:
+    """The plain reason for a cancellation's audit ``detail``; "" when none is known."""
+    return next((why for start, why in _CANCEL_REASONS if detail.startswith(start)), "")
+
+
+def below_quorum_line(kind: str, group: str, when: str, detail: str) -> str:
+    """``Lunch design-data-lunch on …: 2 of 3 declined; it needs 2 attending to stand — …``."""
+    found = _BELOW.search(detail)
+    counts = (
+        f"{found[1]} of {found[2]} declined; it needs {found[3]} attending to stand"
+        if found
+        else "too many declined for it to stand"
+    )
+    return f"{kind.capitalize()} {group} on {when}: {counts} — decide whether to keep or cancel it"
 
 
 def _envelope(

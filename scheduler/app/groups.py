@@ -39,6 +39,7 @@ from scheduler.core.states import OPEN_STATES, MeetingState
 __all__ = [
     "BUSY_READ_LIMITS",
     "HISTORY_LOOKBACK",
+    "PRESENTER_DECLINED",
     "below_quorum_text",
     "follow_group",
     "group_backoff_key",
@@ -122,8 +123,9 @@ def group_history(
     """What the planner needs to know of the owner's group meetings and one-to-ones.
 
     A group counts as held by a completed meeting; the presenter of every held or open meeting
-    counts as having presented then; a meeting that ended while being booked (claimed, then
-    cancelled without an event: the slot was taken) is a slot not to propose again. Read in two
+    counts as having presented then, unless they declined it; a meeting that ended while being
+    booked (claimed, then cancelled without an event: the slot was taken) is a slot not to
+    propose again. Read in two
     queries, by user. ``backoff_until``: the user's back-offs by status key (a declined group's
     under :func:`group_backoff_key`); ``load``: what members have from other owners;
     ``meetings``: the round's meetings, read with ``history_since = now - HISTORY_LOOKBACK``
@@ -135,9 +137,14 @@ def group_history(
     presented: dict[str, dict[str, datetime]] = {}
     open_intros: set[str] = set()
     taken: dict[str, list[Interval]] = {}
+    # etiquette.max_per_stakeholder_per_week: the owner's open and held meetings per person.
+    attended: dict[str, list[datetime]] = {}
     groups = meetings.groups if meetings is not None else store.group_meetings(user_id, since=since)
     for m in groups:
         name = m.group_name or ""
+        if m.state in OPEN_STATES or m.state == _S.COMPLETED:
+            for email in m.attendees:
+                attended.setdefault(email.lower(), []).append(m.start)
         if m.state == _S.CANCELLED and m.attempts and m.end > now and not m.provider_event_id:
             taken.setdefault(name, []).append(Interval(m.start, m.end))
         if m.state in OPEN_STATES:
@@ -149,7 +156,7 @@ def group_history(
             continue
         if m.state == _S.COMPLETED and m.start > last_held.get(name, since):
             last_held[name] = m.start
-        if m.presenter:
+        if m.presenter and not presenter_declined(m):
             seen = presented.setdefault(name, {})
             seen[m.presenter] = max(m.start, seen.get(m.presenter, m.start))
     completed = (
@@ -170,7 +177,18 @@ def group_history(
         },
         taken=taken,
         load=load,
+        attended=_with_one_to_ones(attended, completed),
     )
+
+
+def _with_one_to_ones(
+    attended: dict[str, list[datetime]], completed: Sequence[Meeting]
+) -> dict[str, list[datetime]]:
+    """``attended`` plus the held one-to-ones (open ones reach the planner as ``existing``)."""
+    for m in completed:
+        if not m.is_group:
+            attended.setdefault(m.stakeholder_email.lower(), []).append(m.start)
+    return attended
 
 
 def _within_limit(g: GroupProposal, provider: str) -> GroupProposal:
@@ -333,6 +351,18 @@ def below_quorum_text(declined: int, invited: int, quorum: int) -> str:
     return f"group below quorum: {declined} of {invited} declined (needs {quorum})"
 
 
+#: The audit row that tells the owner the presenter declined a group meeting that still
+#: stands (no name in it: the page and digest name the presenter from the meeting).
+PRESENTER_DECLINED = "presenter declined"
+
+
+def presenter_declined(m: Meeting) -> bool:
+    """Whether the group meeting's presenter declined it (then nobody presents)."""
+    return bool(m.presenter) and dict(m.attendee_status).get(m.presenter or "") == (
+        AttendeeStatus.DECLINED.value
+    )
+
+
 def _standing(answers: Mapping[str, str]) -> int:
     """Attendees still coming or not yet answered."""
     return sum(1 for a in answers.values() if a != AttendeeStatus.DECLINED.value)
@@ -349,7 +379,9 @@ def follow_group(
 
     The meeting stands while accepted + not yet answered ≥ quorum; when declines take it below,
     the owner is told (an audit row :func:`below_quorum_text`); it is never cancelled for that.
-    It is ``accepted`` once the quorum has accepted. Once its end has passed it is completed
+    When the presenter declines a meeting that still stands, the owner is told (an audit row
+    :data:`PRESENTER_DECLINED`; the event is left as it is). It is ``accepted`` once the
+    quorum has accepted. Once its end has passed it is completed
     when anyone accepted (a contact for every attendee who did not decline), else cancelled.
     """
     first = states[m.attendees[0]]
@@ -373,6 +405,17 @@ def follow_group(
         p.store.record_event(
             now=now, actor="sync", user_id=m.user_id, meeting_id=m.id,
             detail=below_quorum_text(declined, len(after), quorum),
+        )  # fmt: skip
+        changed += 1
+    elif (
+        m.presenter
+        and before.get(m.presenter) != AttendeeStatus.DECLINED.value
+        and after.get(m.presenter) == AttendeeStatus.DECLINED.value
+        and _standing(after) >= quorum
+    ):
+        p.store.record_event(
+            now=now, actor="sync", user_id=m.user_id, meeting_id=m.id,
+            detail=f"{PRESENTER_DECLINED}: the meeting stands without a presenter",
         )  # fmt: skip
         changed += 1
     accepted = sum(1 for a in after.values() if a == AttendeeStatus.ACCEPTED.value)

@@ -12,7 +12,7 @@ Everything here is for the owner only; nothing of it reads tiers, power tags or 
 
 from __future__ import annotations
 
-from scheduler.app.groups import group_draft, group_person
+from scheduler.app.groups import group_draft, group_person, presenter_declined
 from scheduler.app.owner_model import AttendeeView
 from scheduler.app.records import Meeting
 from scheduler.core.model import AttendeeStatus
@@ -29,6 +29,7 @@ __all__ = [
     "group_label",
     "person_name",
     "plain_group_line",
+    "presenter_declined_text",
 ]
 
 
@@ -62,7 +63,7 @@ def attendee_views(policy: Policy | None, m: Meeting) -> tuple[AttendeeView, ...
             name=person_name(policy, email),
             zone=_zone(policy, email),
             answer="" if proposed else answers.get(email, AttendeeStatus.NEEDS_ACTION.value),
-            presenter=email == m.presenter,
+            presenter=email == m.presenter and not presenter_declined(m),
         )
         for email in m.attendees
     )
@@ -114,3 +115,14 @@ def plain_group_line(policy: Policy | None, m: Meeting) -> str:
     if m.quorum and m.group_name != INTRODUCTION:
         line += f"; it stands while {m.quorum} of {len(m.attendees)} can come"
     return line
+
+
+def presenter_declined_text(policy: Policy | None, m: Meeting) -> str:
+    """The owner's note when the presenter declined a meeting that stands ("" otherwise):
+    ``Chloe Martin, the presenter, declined: the lunch stands without a presenter; …``."""
+    if not m.is_group or not presenter_declined(m):
+        return ""
+    return (
+        f"{person_name(policy, m.presenter or '')}, the presenter, declined: the {m.kind} stands "
+        "without a presenter; pick one or present yourself"
+    )

@@ -20,6 +20,7 @@ from scheduler.app.owner_groups import (
     group_headline,
     group_invite,
     person_name,
+    presenter_declined_text,
 )
 from scheduler.app.owner_model import Alternative, OwnerView, ProposalView, UpcomingView
 from scheduler.app.owner_text import read_policy
@@ -27,8 +28,9 @@ from scheduler.app.pipeline import Pipeline
 from scheduler.app.policies import check_policy_files
 from scheduler.app.records import Meeting, RevokedCredential, User
 from scheduler.core.invites import invite_text
+from scheduler.core.model import AttendeeStatus
 from scheduler.core.policy import Policy
-from scheduler.core.report import UserReport, build_report
+from scheduler.core.report import BelowQuorumLine, UserReport, build_report
 from scheduler.core.states import MeetingState
 
 __all__ = [
@@ -75,12 +77,15 @@ def user_report(
     now: datetime,
     revoked: Sequence[RevokedCredential] | None = None,
 ) -> UserReport:
-    """The coverage report of one owner, as ``goodwill report`` prints it."""
-    return build_report(
+    """The coverage report of one owner, as ``goodwill report`` prints it, with the booked
+    group meetings ahead that declines took below their quorum (soonest first)."""
+    meetings = p.store.meetings_between(user.id, _EPOCH, _FAR)
+    below = sorted((m for m in meetings if _booked_below_quorum(m, now)), key=lambda m: m.start)
+    report = build_report(
         policy,
         now=now,
         last_contacts=p.store.last_contacts(user.id),
-        meetings=p.store.meetings_between(user.id, _EPOCH, _FAR),
+        meetings=meetings,
         statuses=p.store.stakeholder_statuses(user.id),
         revoked=p.store.revoked_credentials() if revoked is None else revoked,
         user_email=user.email,
@@ -91,6 +96,22 @@ def user_report(
             for other, m in p.store.open_meetings_as_stakeholder(user.email)
         ],
     )
+    return dataclasses.replace(report, below_quorum=tuple(map(_below_quorum_line, below)))
+
+
+_BOOKED = frozenset({_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE, _S.DECLINED})  # at the provider
+
+
+def _booked_below_quorum(m: Meeting, now: datetime) -> bool:
+    return m.state in _BOOKED and m.start > now and below_quorum(m)
+
+
+def _below_quorum_line(m: Meeting) -> BelowQuorumLine:
+    declined = sum(1 for _, a in m.attendee_status if a == AttendeeStatus.DECLINED.value)
+    return BelowQuorumLine(
+        meeting_id=m.id, group=m.group_name or "", kind=m.kind, start=m.start,
+        declined=declined, invited=len(m.attendees), quorum=m.quorum or 1,
+    )  # fmt: skip
 
 
 def policy_problems(p: Pipeline, user: User) -> tuple[str, ...]:
@@ -113,7 +134,15 @@ def _invite(policy: Policy | None, m: Meeting) -> tuple[str, str]:
 
 
 def _presenter(policy: Policy | None, m: Meeting) -> str | None:
-    return person_name(policy, m.presenter) if m.presenter else None
+    """The presenter's name; None without one, or when they declined (nobody presents)."""
+    if not m.presenter or presenter_declined_text(policy, m):
+        return None
+    return person_name(policy, m.presenter)
+
+
+def _note(policy: Policy | None, m: Meeting) -> str:
+    """The owner's private notes on an upcoming meeting: its own, and a declined presenter."""
+    return "; ".join(n for n in (m.owner_note, presenter_declined_text(policy, m)) if n)
 
 
 def _proposal(p: Pipeline, policy: Policy | None, m: Meeting) -> ProposalView:
@@ -155,7 +184,7 @@ def _upcoming(p: Pipeline, policy: Policy | None, user: User, now: datetime) -> 
                 presenter_name=_presenter(policy, m),
                 quorum=m.quorum if m.is_group else None,
                 below_quorum=below_quorum(m),
-                owner_note=m.owner_note,
+                owner_note=_note(policy, m),
             )
         )
     return out

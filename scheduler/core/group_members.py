@@ -7,7 +7,10 @@
   already has the service-wide most goodwill meetings from other owners
   (``GOODWILL_STAKEHOLDER_WEEKLY_CAP``): they are not invited to a slot in those weeks. The
   load counts every attendee of other owners' group meetings, so a group invite counts
-  towards each attendee's week as a one-to-one would.
+  towards each attendee's week as a one-to-one would;
+- :func:`full_weeks`: the same for the owner's own meetings with a member (open one-to-ones,
+  open and held group meetings and introductions, this round's proposals) against
+  ``etiquette.max_per_stakeholder_per_week``.
 
 Other owners are never named: the reasons say "other goodwill meetings", not whose.
 """
@@ -26,7 +29,17 @@ from scheduler.core.model import BusyResult
 from scheduler.core.policy import Policy
 from scheduler.core.policy.groups import Group
 
-__all__ = ["MemberLoad", "capped_spans", "eligible", "left_out_code", "left_out_text"]
+__all__ = [
+    "MemberLoad",
+    "capped_spans",
+    "choose_attendees",
+    "eligible",
+    "full_weeks",
+    "left_out_code",
+    "left_out_text",
+    "own_limit_text",
+    "owner_meetings",
+]
 
 
 class MemberLoad(Protocol):
@@ -104,16 +117,65 @@ def capped_spans(load: MemberLoad | None, email: str, zone: str) -> list[Span]:
     ``weekly_cap`` goodwill meetings with other owners."""
     if load is None:
         return []
+    return full_weeks(load.meetings.get(email, ()), load.weekly_cap, zone)
+
+
+def full_weeks(starts: Sequence[datetime], cap: int, zone: str) -> list[Span]:
+    """The ISO weeks in ``zone`` (as epoch spans, sorted) holding at least ``cap`` of
+    ``starts``: the service-wide cap over other owners, or the owner's own
+    ``etiquette.max_per_stakeholder_per_week`` over the owner's meetings."""
     tz = ZoneInfo(zone)
-    weeks = Counter(
-        start.astimezone(tz).isocalendar()[:2] for start in load.meetings.get(email, ())
-    )
+    weeks = Counter(start.astimezone(tz).isocalendar()[:2] for start in starts)
     out: list[Span] = []
     for (year, week), count in sorted(weeks.items()):
-        if count < load.weekly_cap:
+        if count < cap:
             continue
         monday = datetime.fromisocalendar(year, week, 1).date()
         begin = datetime.combine(monday, time(0), tzinfo=tz)
         end = datetime.combine(monday + timedelta(days=7), time(0), tzinfo=tz)
         out.append((int(begin.timestamp()), int(end.timestamp())))
     return out
+
+
+def owner_meetings(
+    *sources: Mapping[str, Sequence[datetime]],
+) -> dict[str, list[datetime]]:
+    """The owner's meetings per lower-cased e-mail (their starts), merged from ``sources``."""
+    out: dict[str, list[datetime]] = {}
+    for source in sources:
+        for email, starts in source.items():
+            out.setdefault(email.lower(), []).extend(starts)
+    return out
+
+
+def own_limit_text(limit: int) -> str:
+    """Why someone is not invited in a week: ``etiquette.max_per_stakeholder_per_week``."""
+    if limit == 1:
+        return "already have a goodwill meeting with you"
+    return f"already have {limit} goodwill meetings with you"
+
+
+def choose_attendees(
+    group: Group, order: Sequence[str], departments: Mapping[str, str | None]
+) -> list[str]:
+    """Up to ``size.high`` of ``order`` with no ``avoid_together`` pair: a new department first
+    while fewer than ``mix_departments`` are in, then in order."""
+    chosen: list[str] = []
+
+    def fits(email: str) -> bool:
+        return email not in chosen and not any(group.keeps_apart(email, c) for c in chosen)
+
+    seen: set[str] = set()
+    for email in order:
+        dept = departments[email]
+        if len(seen) >= group.mix_departments or len(chosen) >= group.size.high:
+            break
+        if dept is not None and dept not in seen and fits(email):
+            chosen.append(email)
+            seen.add(dept)
+    for email in order:
+        if len(chosen) >= group.size.high:
+            break
+        if fits(email):
+            chosen.append(email)
+    return chosen

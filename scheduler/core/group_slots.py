@@ -14,12 +14,12 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from scheduler.core.availability import Span, local_spans, working_spans
 from scheduler.core.busy import apply_busy_rules
-from scheduler.core.group_members import MemberLoad, capped_spans
+from scheduler.core.group_members import MemberLoad, capped_spans, full_weeks
 from scheduler.core.intervals import Interval, normalise
 from scheduler.core.model import BusyResult
 from scheduler.core.policy import Policy
@@ -31,10 +31,12 @@ __all__ = [
     "OwnerState",
     "as_intervals",
     "attendee_time",
+    "ceil_to_grid",
     "covered",
     "covers",
     "department",
     "share",
+    "weeks_text",
 ]
 
 
@@ -46,6 +48,9 @@ class Attendee:
     free: list[Span]  # work minus busy time (after the owner's busy rules)
     #: Weeks in which they already have the most goodwill meetings other owners may give.
     capped: list[Span] = field(default_factory=list)
+    #: Weeks in which they already have ``etiquette.max_per_stakeholder_per_week`` of this
+    #: owner's meetings (their own ISO weeks).
+    own_capped: list[Span] = field(default_factory=list)
 
 
 @dataclass
@@ -56,6 +61,9 @@ class OwnerState:
     day_load: Counter[date]
     week_load: Counter[tuple[int, int]]
     zone: ZoneInfo
+    #: lower-cased e-mail -> starts of the owner's meetings with them (open, held, proposed
+    #: this round), for ``etiquette.max_per_stakeholder_per_week``.
+    met: dict[str, list[datetime]] = field(default_factory=dict)
 
     def fits(self, c: Candidate, max_per_day: int, max_per_week: int) -> bool:
         """Whether one more meeting on ``c``'s owner-local day and week stays within the caps."""
@@ -65,8 +73,11 @@ class OwnerState:
             and self.week_load[day.isocalendar()[:2]] < max_per_week
         )
 
-    def take(self, c: Candidate) -> None:
-        """A group meeting counts once towards the caps and blocks the owner's time."""
+    def take(self, c: Candidate, attendees: Sequence[str] = ()) -> None:
+        """A group meeting counts once towards the caps and blocks the owner's time; it counts
+        for each attendee's own week."""
+        for email in attendees:
+            self.met.setdefault(email, []).append(c.start)
         day = c.start.astimezone(self.zone).date()
         self.day_load[day] += 1
         self.week_load[day.isocalendar()[:2]] += 1
@@ -87,10 +98,13 @@ def attendee_time(
     lo: int,
     hi: int,
     load: MemberLoad | None = None,
+    met: Sequence[datetime] = (),
+    own_cap: int = 1,
 ) -> Attendee:
     """A member's own hours and free time within ``[lo, hi)``, without the weeks in which they
     are at the service-wide weekly cap (``load``; :func:`~scheduler.core.group_members.
-    capped_spans`).
+    capped_spans`), nor those in which they already have ``own_cap`` of the owner's meetings
+    (``met``: their starts).
 
     Zone and hours: the stakeholder's, else ``stakeholder_defaults``, else the owner's; the
     provider's working hours (``busy.working_hours``) when the policy gives none. A lunch must
@@ -113,10 +127,11 @@ def attendee_time(
     if lunch:
         work = intersect_spans(work, local_spans((av.lunch_window,), zone, lo, hi))
     capped = capped_spans(load, email, zone)
-    work = subtract_spans(work, capped)
+    own_capped = full_weeks(met, own_cap, zone)
+    work = subtract_spans(subtract_spans(work, capped), own_capped)
     blocks = {k.lower(): v for k, v in busy.blocks.items()}.get(email, [])
     free = subtract_spans(work, busy_spans(apply_busy_rules(blocks, av.busy)))
-    return Attendee(email, department(policy, email), work, free, capped)
+    return Attendee(email, department(policy, email), work, free, capped, own_capped)
 
 
 def share(quorum: float, n: int) -> int:
@@ -154,3 +169,17 @@ def as_intervals(spans: Sequence[Span]) -> list[Interval]:
     return [
         Interval(datetime.fromtimestamp(s, UTC), datetime.fromtimestamp(e, UTC)) for s, e in spans
     ]
+
+
+#: The grid group slots start on.
+GRID = timedelta(minutes=15)
+
+
+def ceil_to_grid(moment: datetime) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=moment.tzinfo)
+    return epoch - ((epoch - moment) // GRID) * GRID
+
+
+def weeks_text(every: timedelta) -> str:
+    """``4w`` (or ``10d`` when not whole weeks)."""
+    return f"{every.days // 7}w" if every.days % 7 == 0 and every.days else f"{every.days}d"

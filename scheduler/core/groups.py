@@ -8,6 +8,9 @@ open), :func:`plan_groups` chooses attendees and a slot:
   nobody paused, nobody ``to_meet`` who has not been met (never invited cold), no senior member
   before one one-to-one with the owner has completed ("meet senior people one-to-one first"),
   nobody whose calendar could not be read. Members who presented longest ago come first.
+  Nobody is invited in a week (their own ISO week) in which they already have
+  ``etiquette.max_per_stakeholder_per_week`` of the owner's meetings (open one-to-ones, open
+  and held groups and introductions, the ones placed before in this plan).
 - **Slot**: the owner's rules, exactly as for a one-to-one (:func:`~scheduler.core.slots.
   find_slots`: notice, horizon, working hours, preferred windows, no-meeting days, blackouts,
   buffer, the owner's busy time; the lunch window for ``kind: lunch``), and the owner's
@@ -29,22 +32,32 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from scheduler.core.busy import apply_busy_rules
 from scheduler.core.cadence import EARLY_FRACTION
-from scheduler.core.group_members import MemberLoad, eligible, left_out_code, left_out_text
+from scheduler.core.group_members import (
+    MemberLoad,
+    choose_attendees,
+    eligible,
+    left_out_code,
+    left_out_text,
+    own_limit_text,
+    owner_meetings,
+)
 from scheduler.core.group_slots import (
     Attendee,
     OwnerState,
     as_intervals,
     attendee_time,
+    ceil_to_grid,
     covered,
     covers,
     department,
     share,
+    weeks_text,
 )
 from scheduler.core.intervals import Interval
 from scheduler.core.introductions import pending_introductions
@@ -61,6 +74,7 @@ __all__ = [
     "OwnerTaken",
     "group_people",
     "outside_groups",
+    "owner_meetings",
     "plan_groups",
     "skip_groups",
 ]
@@ -130,6 +144,10 @@ class GroupHistory:
         load: what members already have from other owners (the planner's
             ``StakeholderLoad``; None: not considered): the service-wide weekly cap and
             "a senior at most one new invite a day" apply to group members too.
+        attended: e-mail -> starts of the owner's open and held group meetings and
+            introductions they are invited to (and of held one-to-ones): with the owner's open
+            one-to-ones (:attr:`OwnerTaken.met`) they count towards
+            ``etiquette.max_per_stakeholder_per_week`` in the person's own ISO week.
     """
 
     last_held: Mapping[str, datetime] = field(default_factory=dict)
@@ -140,6 +158,7 @@ class GroupHistory:
     declined_until: Mapping[str, datetime] = field(default_factory=dict)
     taken: Mapping[str, Sequence[Interval]] = field(default_factory=dict)
     load: MemberLoad | None = None
+    attended: Mapping[str, Sequence[datetime]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +170,14 @@ class OwnerTaken:
             plan's proposals (UTC intervals).
         day_load: goodwill meetings per owner-local date (open plus proposed).
         week_load: the same per owner-local ISO week ``(year, week)``.
+        met: lower-cased e-mail -> starts of the owner's open one-to-ones with them (the
+            planner's ``existing``), for ``etiquette.max_per_stakeholder_per_week``.
     """
 
     busy: Sequence[Interval] = ()
     day_load: Mapping[date, int] = field(default_factory=dict)
     week_load: Mapping[tuple[int, int], int] = field(default_factory=dict)
+    met: Mapping[str, Sequence[datetime]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +228,10 @@ def plan_groups(
             busy.blocks.get(policy.owner.email.lower(), []), policy.availability.busy
         )
         owner = OwnerTaken(busy=own)
-    state = OwnerState(list(owner.busy), Counter(owner.day_load), Counter(owner.week_load), zone)
+    met = owner_meetings(owner.met, history.attended)
+    state = OwnerState(
+        list(owner.busy), Counter(owner.day_load), Counter(owner.week_load), zone, met
+    )
     outcomes: list[GroupProposal | GroupSkip] = []
     for group in policy.groups:
         outcomes.append(_plan_group(policy, group, now, busy, last_contacts, history, state))
@@ -282,11 +307,11 @@ def _plan_group(
     presented = history.presented.get(group.name, {})
     order = sorted(can, key=lambda e: (_presented_key(presented, e), e))
     departments = {e: department(policy, e) for e in order}
-    chosen = _choose_attendees(group, order, departments)
+    chosen = choose_attendees(group, order, departments)
     spec = _Spec(
         group.name, group.kind, group.duration, group.size.low, group.size.high,
         group.quorum, group.presenter == "rotate", group.mix_departments, not_before,
-        f"every {_weeks(group.every)}, {why}", group.location,
+        f"every {weeks_text(group.every)}, {why}", group.location,
         None if group.video == "none" else group.video, tuple(history.taken.get(group.name, ())),
     )  # fmt: skip
     return _place(policy, spec, chosen, now, busy, state, presented, load)
@@ -295,32 +320,6 @@ def _plan_group(
 def _presented_key(presented: Mapping[str, datetime], email: str) -> tuple[int, datetime]:
     last = presented.get(email)
     return (0, datetime.min.replace(tzinfo=UTC)) if last is None else (1, last)
-
-
-def _choose_attendees(
-    group: Group, order: Sequence[str], departments: Mapping[str, str | None]
-) -> list[str]:
-    """Up to ``size.high`` of ``order`` with no ``avoid_together`` pair: a new department first
-    while fewer than ``mix_departments`` are in, then in order."""
-    chosen: list[str] = []
-
-    def fits(email: str) -> bool:
-        return email not in chosen and not any(group.keeps_apart(email, c) for c in chosen)
-
-    seen: set[str] = set()
-    for email in order:
-        dept = departments[email]
-        if len(seen) >= group.mix_departments or len(chosen) >= group.size.high:
-            break
-        if dept is not None and dept not in seen and fits(email):
-            chosen.append(email)
-            seen.add(dept)
-    for email in order:
-        if len(chosen) >= group.size.high:
-            break
-        if fits(email):
-            chosen.append(email)
-    return chosen
 
 
 def _plan_introductions(
@@ -367,13 +366,17 @@ def _place(
 ) -> GroupProposal | GroupSkip:
     """The best slot for ``spec`` with ``chosen`` (see the module docstring), taken."""
     av = policy.availability
-    earliest = _ceil_to_grid(max(now + av.min_notice, spec.not_before))
+    earliest = ceil_to_grid(max(now + av.min_notice, spec.not_before))
     latest = now + av.horizon
     if earliest + spec.duration > latest:
         return GroupSkip(spec.name, f"not due within the horizon ({spec.why})", "not_due")
     lo, hi = ceil_ts(earliest), floor_ts(latest)
     lunch = spec.kind == "lunch"
-    people = [attendee_time(policy, e, busy, lunch, lo, hi, load) for e in chosen]
+    own_cap = policy.etiquette.max_per_stakeholder_per_week
+    people = [
+        attendee_time(policy, e, busy, lunch, lo, hi, load, state.met.get(e, ()), own_cap)
+        for e in chosen
+    ]
     rules = SlotRules(
         duration=spec.duration,
         earliest=earliest,
@@ -415,9 +418,21 @@ def _place(
         if not state.fits(c, av.max_per_day, av.max_per_week):
             capped = True
             continue
-        state.take(c)
+        state.take(c, [p.email for p in invited])
         at_cap = sum(1 for p in people if covers(p.capped, s, e))
-        return _proposal(spec, c, invited, free, need, presented, at_cap)
+        proposal = _proposal(spec, c, invited, free, need, presented, at_cap)
+        if mine := sum(1 for p in people if covers(p.own_capped, s, e)):
+            why = f"; {mine} not invited: {own_limit_text(own_cap)} that week"
+            return replace(proposal, reason=proposal.reason + why)
+        return proposal
+    return _no_slot(policy, spec, people, capped=capped)
+
+
+def _no_slot(policy: Policy, spec: _Spec, people: Sequence[Attendee], *, capped: bool) -> GroupSkip:
+    """Why :func:`_place` found no slot: the owner's caps, members at a weekly limit, or no
+    quorum."""
+    av = policy.availability
+    own_cap = policy.etiquette.max_per_stakeholder_per_week
     if capped:
         reason = (
             f"cap reached: every slot with a quorum falls on a day or week that already has "
@@ -433,6 +448,12 @@ def _place(
     if at_cap:
         reason += f"; {at_cap} of them {_AT_CAP} in some of those weeks"
         return GroupSkip(spec.name, reason, "stakeholder_busy")
+    if mine := sum(1 for p in people if p.own_capped):
+        reason += (
+            f"; {mine} of them {own_limit_text(own_cap)} in some of those weeks "
+            f"(etiquette.max_per_stakeholder_per_week: {own_cap})"
+        )
+        return GroupSkip(spec.name, reason, "caps_full")
     return GroupSkip(spec.name, reason, "no_quorum_slot")
 
 
@@ -471,15 +492,6 @@ def _proposal(
         video=spec.video,
         quorum=max(need, 1),
     )
-
-
-def _ceil_to_grid(moment: datetime) -> datetime:
-    epoch = datetime(1970, 1, 1, tzinfo=moment.tzinfo)
-    return epoch - ((epoch - moment) // _GRID) * _GRID
-
-
-def _weeks(every: timedelta) -> str:
-    return f"{every.days // 7}w" if every.days % 7 == 0 and every.days else f"{every.days}d"
 
 
 def _z(moment: datetime) -> str:

@@ -6,7 +6,10 @@ Guarantees, checked by tests:
 - proposals never overlap each other or anyone's busy time (after the busy rules);
 - ``max_per_day`` and ``max_per_week`` (owner-local days, ISO weeks) count goodwill meetings
   already open plus the ones proposed in this plan;
-- at most one open proposal per stakeholder;
+- at most one open proposal per stakeholder, and at most
+  ``etiquette.max_per_stakeholder_per_week`` of the owner's meetings (one-to-ones, group
+  meetings and introductions, open, held or proposed now) in any of a stakeholder's own ISO
+  weeks: a member at the limit is not invited to a group that week, a one-to-one not proposed;
 - the same inputs give the same plan.
 
 Due stakeholders are planned in due order; once the caps leave no day for another one-to-one
@@ -24,7 +27,16 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from scheduler.core.cadence import Due, Skip, SkipCode, assess
-from scheduler.core.groups import GroupHistory, OwnerTaken, outside_groups, plan_groups, skip_groups
+from scheduler.core.groups import (
+    GroupHistory,
+    GroupProposal,
+    GroupSkip,
+    OwnerTaken,
+    outside_groups,
+    owner_meetings,
+    plan_groups,
+    skip_groups,
+)
 from scheduler.core.introductions import hold_back_unmet, introduction_notes
 from scheduler.core.model import BusyResult
 from scheduler.core.planner_model import (
@@ -105,15 +117,7 @@ def plan(
         skipped.extend(Skip(d.stakeholder.email.lower(), code, reason) for d in due)
         groups = skip_groups(policy, last_contacts, "calendar_unavailable", reason)
         return Plan((), tuple(skipped), group_skipped=groups)
-    # Groups first: a group meets every few weeks and serves several relationships in one slot;
-    # placed after the one-to-ones it would never find a day under the caps while a backlog of
-    # due one-to-ones fills them. It takes its slot, the one-to-ones fill the rest.
-    taken = OwnerTaken(r.owner_busy, r.day_load, r.week_load)
-    group_proposals, group_skipped = plan_groups(
-        policy, now=now, busy=busy, last_contacts=last_contacts, history=group_history, owner=taken
-    )
-    for g in group_proposals:
-        r.take(Candidate(g.start, g.end, preferred=False, score=0.0, reason=g.group))
+    group_proposals, group_skipped = _groups_first(r, busy, last_contacts, group_history)
     outcomes = [plan_one(r, d, load, stop_at_caps=_stop_at_caps) for d in due]  # in due order
     skipped.extend(o for o in outcomes if isinstance(o, Skip))
     proposals = sorted(
@@ -129,6 +133,32 @@ def plan(
         for p in settle_alternatives(r, proposals)
     ]
     return Plan(tuple(settled), tuple(skipped), (), group_proposals, group_skipped)
+
+
+def _groups_first(
+    r: Round,
+    busy: BusyResult,
+    last_contacts: Mapping[str, datetime],
+    history: GroupHistory | None,
+) -> tuple[tuple[GroupProposal, ...], tuple[GroupSkip, ...]]:
+    """Plan the groups and introductions into ``r`` before the one-to-ones.
+
+    A group meets every few weeks and serves several relationships in one slot; placed after
+    the one-to-ones it would never find a day under the caps while a backlog of due one-to-ones
+    fills them. It takes its slot (counting once towards the owner's caps), the one-to-ones fill
+    the rest. ``etiquette.max_per_stakeholder_per_week`` counts every attendee of the owner's
+    group meetings (open, held, proposed now) in their own week, as for a one-to-one.
+    """
+    taken = OwnerTaken(r.owner_busy, r.day_load, r.week_load, owner_meetings(r.met))
+    proposals, skipped = plan_groups(
+        r.policy, now=r.now, busy=busy, last_contacts=last_contacts, history=history, owner=taken
+    )
+    r.met = owner_meetings(r.met, history.attended if history else {})
+    for g in proposals:
+        r.take(Candidate(g.start, g.end, preferred=False, score=0.0, reason=g.group))
+        for email in g.attendees:
+            r.met.setdefault(email, []).append(g.start)
+    return proposals, skipped
 
 
 def replan_one(

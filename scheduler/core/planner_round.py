@@ -13,8 +13,9 @@ so; :func:`plan_one` with ``stop_at_caps`` then skips the stakeholder with the c
 the finder would have led to, without calling the slot finder. The checks that come before the
 finder (calendar, invited today, due within the horizon) still run first, and working hours
 that never overlap are still reported as such. Where the full search would instead have found
-no common free slot, or only slots in the stakeholder's own full weeks (other owners), the skip
-says "cap reached" too: with the caps full those are not the reason nothing is proposed.
+no common free slot, or only slots in the stakeholder's own full weeks (other owners, or this
+owner's ``etiquette.max_per_stakeholder_per_week``), the skip says the plain "cap reached" too:
+with the caps full those are not the reason nothing is proposed.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ class Round:
     full: bool | None = None
     #: (zone, hours) -> whether those working hours never meet the owner's in the window.
     apart: dict[tuple[str, WeeklyHours], bool] = field(default_factory=dict)
+    #: lower-cased e-mail -> starts of the owner's meetings with them (open one-to-ones, open
+    #: and held group meetings, this round's proposals), for
+    #: ``etiquette.max_per_stakeholder_per_week`` in their own ISO week.
+    met: dict[str, list[datetime]] = field(default_factory=dict)
 
     @classmethod
     def start(
@@ -85,7 +90,9 @@ class Round:
         )
         day_load: Counter[date] = Counter()
         week_load: Counter[tuple[int, int]] = Counter()
+        met: dict[str, list[datetime]] = {}
         for m in open_existing:
+            met.setdefault(m.stakeholder.lower(), []).append(m.start)
             local_day = m.start.astimezone(owner_zone).date()
             day_load[local_day] += 1
             week_load[local_day.isocalendar()[:2]] += 1
@@ -105,7 +112,7 @@ class Round:
             policy, now, window, owner_zone, blocks,
             {k.lower(): v for k, v in busy.unavailable.items()},
             {k.lower(): v for k, v in busy.working_hours.items()},
-            owner_busy, day_load, week_load, base_rules,
+            owner_busy, day_load, week_load, base_rules, met=met,
         )  # fmt: skip
 
     def take(self, chosen: Candidate) -> None:
@@ -206,6 +213,7 @@ def plan_one(
         return picked
     chosen, others = picked
     r.take(chosen)
+    r.met.setdefault(email, []).append(chosen.start)
     return Proposal(
         stakeholder=email,
         name=s.name,
@@ -270,9 +278,13 @@ def _choose(
     if not candidates:
         reason = _no_slot_reason(r.policy, other_zone, other_hours, r.window)
         return Skip(email, SkipCode.NO_COMMON_SLOT, reason)
-    free = candidates
+    free = _below_own_limit(r, candidates, other_zone, email)
+    if not free:
+        reason = f"cap reached: every free slot falls in a week {_own_limit_text(r)}"
+        return Skip(email, SkipCode.CAP_REACHED, reason)
+    limited = len(free) < len(candidates)
     if load is not None:
-        free = _within_their_weekly_cap(candidates, other_zone, load, email)
+        free = _within_their_weekly_cap(free, other_zone, load, email)
         if not free:
             return Skip(
                 email,
@@ -282,7 +294,10 @@ def _choose(
             )
     chosen = next((c for c in free if r.within_caps(c.start.astimezone(r.owner_zone).date())), None)
     if chosen is None:
-        return _cap_reached(r, email)
+        skip = _cap_reached(r, email)
+        if limited:
+            return replace(skip, reason=f"{skip.reason}, or in a week {_own_limit_text(r)}")
+        return skip
     return chosen, _alternatives(r, free, chosen)
 
 
@@ -308,6 +323,28 @@ def _alternatives(r: Round, candidates: Sequence[Candidate], chosen: Candidate) 
         if all(not c.interval.overlaps(o.interval) for o in (chosen, *picked)):
             picked.append(c)
     return picked
+
+
+def _own_limit_text(r: Round) -> str:
+    limit = r.policy.etiquette.max_per_stakeholder_per_week
+    meetings = "a goodwill meeting" if limit == 1 else f"{limit} goodwill meetings"
+    return (
+        f"when they already have {meetings} with you "
+        f"(etiquette.max_per_stakeholder_per_week: {limit})"
+    )
+
+
+def _below_own_limit(
+    r: Round, candidates: Sequence[Candidate], zone_name: str, email: str
+) -> Sequence[Candidate]:
+    """The candidates in weeks (the stakeholder's ISO weeks) in which they have fewer than
+    ``etiquette.max_per_stakeholder_per_week`` of the owner's meetings (groups included)."""
+    if not r.met.get(email):
+        return candidates
+    zone = ZoneInfo(zone_name)
+    weeks = Counter(start.astimezone(zone).isocalendar()[:2] for start in r.met[email])
+    limit = r.policy.etiquette.max_per_stakeholder_per_week
+    return [c for c in candidates if weeks[c.start.astimezone(zone).isocalendar()[:2]] < limit]
 
 
 def _within_their_weekly_cap(

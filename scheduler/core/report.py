@@ -44,12 +44,14 @@ from zoneinfo import ZoneInfo
 
 from scheduler.core.cadence import late_at, next_due
 from scheduler.core.insights import build_insights
+from scheduler.core.introductions import introduction_notes
 from scheduler.core.policy import Policy, Stakeholder
 from scheduler.core.policy.groups import INTRODUCTION
 from scheduler.core.report_json import as_json as as_json
 from scheduler.core.report_json import owner_removed_json as owner_removed_json
 from scheduler.core.report_json import report_json as report_json
 from scheduler.core.report_model import (
+    BelowQuorumLine,
     ConflictLine,
     Coverage,
     CredentialIssue,
@@ -66,6 +68,7 @@ from scheduler.core.states import OPEN_STATES, MeetingState
 
 __all__ = [
     "DUE_SOON",
+    "BelowQuorumLine",
     "ConflictLine",
     "Coverage",
     "CredentialIssue",
@@ -248,26 +251,34 @@ def build_report(
         held_replies=_held(held_replies, meetings),
         conflicts=tuple(sorted(conflicts, key=lambda c: (c.at, c.meeting_id))),
         insights=build_insights(policy, now=now, meetings=[*meetings, *their_meetings]),
-        to_meet=_to_meet(policy, now, unmet, meetings),
+        to_meet=_to_meet(policy, now, unmet, meetings, their_meetings),
     )
 
 
 def _to_meet(
-    policy: Policy, now: datetime, unmet: set[str], meetings: Sequence[MeetingLike]
+    policy: Policy,
+    now: datetime,
+    unmet: set[str],
+    meetings: Sequence[MeetingLike],
+    their_meetings: Sequence[MeetingLike] = (),
 ) -> tuple[ToMeetLine, ...]:
-    """How each unmet ``to_meet`` stakeholder's introduction stands, from the owner's own
-    meetings (another owner's meeting carries that owner's notes, never this one's)."""
+    """How each unmet ``to_meet`` stakeholder's introduction stands. The note to ask ``via``
+    rides on the next one-to-one with them, whoever booked it: the owner's own, or one ``via``
+    (an owner too) booked with them (whose own notes are never read: they are ``via``'s)."""
     ahead = sorted(
         (m for m in meetings if m.start >= now and m.state in UPCOMING_STATES | PENDING_STATES),
         key=lambda m: m.start,
     )
+    theirs = [m for m in their_meetings if m.start >= now and m.state in UPCOMING_STATES]
+    met = {s.email.lower(): now for s in policy.stakeholders if s.email not in unmet}
+    notes = introduction_notes(policy, met)
     out: list[ToMeetLine] = []
     for s in policy.stakeholders:
         if s.email not in unmet:
             continue
         via = policy.stakeholder(s.via) if s.via else None
         via_email = via.email if via is not None else (s.via or "")
-        status, m = _introduction_state(s.email, via_email, via_email in unmet, ahead)
+        status, m = _introduction_state(s.email, via_email, via_email in unmet, ahead, theirs)
         out.append(
             ToMeetLine(
                 email=s.email,
@@ -278,13 +289,18 @@ def _to_meet(
                 meeting_start=m.start if m is not None else None,
                 meeting_state=str(m.state) if m is not None else None,
                 via_kind=policy.meeting_of(via).kind if via is not None else "coffee",
+                note=notes.get(via_email.lower(), "") if status == "note_on_next_coffee" else "",
             )
         )
     return tuple(out)
 
 
 def _introduction_state(
-    email: str, via: str, via_unmet: bool, ahead: Sequence[MeetingLike]
+    email: str,
+    via: str,
+    via_unmet: bool,
+    ahead: Sequence[MeetingLike],
+    theirs: Sequence[MeetingLike] = (),
 ) -> tuple[str, MeetingLike | None]:
     """(status, the meeting it names) for :class:`ToMeetLine`; ``ahead`` is sorted by start."""
     intros = [
@@ -302,16 +318,14 @@ def _introduction_state(
             return status, found
     if via_unmet:
         return "waiting_for_via", None
-    note = next(
-        (
-            m
-            for m in ahead
-            if getattr(m, "group_name", None) is None
-            and m.stakeholder_email.lower() == via.lower()
-            and email in str(getattr(m, "owner_note", "") or "").lower()
-        ),
-        None,
-    )
+
+    def with_via(m: MeetingLike) -> bool:
+        return getattr(m, "group_name", None) is None and m.stakeholder_email.lower() == via.lower()
+
+    own = [
+        m for m in ahead if with_via(m) and email in str(getattr(m, "owner_note", "") or "").lower()
+    ]
+    note = min((*own, *filter(with_via, theirs)), key=lambda m: m.start, default=None)
     if note is not None:
         return "note_on_next_coffee", note
     return "waiting_for_coffee", None
@@ -374,14 +388,9 @@ def _line(
     completed = [m.end for m in meetings if m.state == MeetingState.COMPLETED and m.end <= now]
     last_met = max([*completed, *([contact] if contact else [])], default=None)
     due_at = next_due(policy, s, last_met, now)
-    upcoming = sorted(
-        (m for m in meetings if m.state in UPCOMING_STATES and m.start >= now),
-        key=lambda m: m.start,
-    )
-    pending = sorted(
-        (m for m in meetings if m.state in PENDING_STATES and m.start >= now),
-        key=lambda m: m.start,
-    )
+    ahead = [m for m in meetings if m.start >= now and not _declined(m, s.email)]
+    upcoming = sorted((m for m in ahead if m.state in UPCOMING_STATES), key=lambda m: m.start)
+    pending = sorted((m for m in ahead if m.state in PENDING_STATES), key=lambda m: m.start)
     nxt = upcoming[0] if upcoming else (pending[0] if pending else None)
     return StakeholderLine(
         email=s.email,
@@ -396,6 +405,12 @@ def _line(
         kind=policy.meeting_of(s).kind,
         late_at=late_at(policy, s, last_met, now),
     )
+
+
+def _declined(m: MeetingLike, email: str) -> bool:
+    """Whether ``email`` declined the group meeting ``m`` (it is not their next meeting)."""
+    answers = dict(getattr(m, "attendee_status", ()) or ())
+    return answers.get(email.lower()) == "declined"
 
 
 def _coverage(pairs: Iterable[tuple[str, bool]], order: Sequence[str] = ()) -> tuple[Coverage, ...]:

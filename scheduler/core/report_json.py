@@ -123,6 +123,7 @@ def report_json(report: UserReport) -> dict[str, Any]:
             }
             for c in report.conflicts
         ],
+        "below_quorum": _below_quorum_json(report),
         "insights": insights_json(report.insights),
         "to_meet": [
             {
@@ -166,3 +167,19 @@ def as_json(reports: Sequence[UserReport], removed: Sequence[OwnerRemoved] = ())
         "reports": [report_json(r) for r in reports],
         "owner_removed": [owner_removed_json(r) for r in removed],
     }
+
+
+def _below_quorum_json(report: UserReport) -> list[dict[str, Any]]:
+    return [
+        {
+            "meeting_id": b.meeting_id,
+            "group": b.group,
+            "kind": b.kind,
+            "start": _iso(b.start),
+            "declined": b.declined,
+            "invited": b.invited,
+            "quorum": b.quorum,
+            "note": b.note,
+        }
+        for b in report.below_quorum
+    ]

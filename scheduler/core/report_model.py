@@ -9,6 +9,7 @@ from datetime import date, datetime
 from scheduler.core.insights import Insights
 
 __all__ = [
+    "BelowQuorumLine",
     "Coverage",
     "CredentialIssue",
     "HeldReplyLine",
@@ -73,6 +74,9 @@ class ToMeetLine:
     meeting_state: str | None = None
     #: The kind of your one-to-ones with ``via`` (``coffee``, ``lunch``).
     via_kind: str = "coffee"
+    #: With ``note_on_next_coffee``: the owner's private note ("ask Sam to introduce you to
+    #: Nina …"), for the owner's page and report only; "" otherwise.
+    note: str = ""
 
     def state_text(self, when: str) -> str:
         """The state in words; ``when`` is :attr:`meeting_start` as the reader's clock shows it."""
@@ -81,6 +85,8 @@ class ToMeetLine:
             return f"introduction meeting with {via} booked for {when} ({state})"
         if self.status == "introduction_proposed":
             return f"introduction meeting with {via} proposed for {when} ({state})"
+        if self.status == "note_on_next_coffee" and self.note:
+            return f"{self.note} — at your {self.via_kind} with {via} on {when} ({state})"
         if self.status == "note_on_next_coffee":
             return f"note for you on your {self.via_kind} with {via} on {when} ({state})"
         if self.status == "waiting_for_via":
@@ -125,6 +131,27 @@ class Pause:
     source: str
     until: date | datetime | None
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BelowQuorumLine:
+    """A booked group meeting ahead whose declines took it below its quorum (it still stands:
+    the owner decides whether to keep or cancel it)."""
+
+    meeting_id: int
+    group: str
+    kind: str
+    start: datetime
+    declined: int
+    invited: int
+    quorum: int
+
+    @property
+    def note(self) -> str:
+        return (
+            f"{self.declined} of {self.invited} declined; it needs {self.quorum} attending to "
+            "stand — decide whether to keep or cancel it"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,3 +242,5 @@ class UserReport:
     #: Unmet ``status: to_meet`` stakeholders, in policy order: not in ``overdue``,
     #: ``due_soon`` or the coverage (they are still in ``stakeholders``).
     to_meet: tuple[ToMeetLine, ...] = ()
+    #: Booked group meetings ahead below their quorum (soonest first).
+    below_quorum: tuple[BelowQuorumLine, ...] = ()

@@ -304,14 +304,15 @@ def render_plan(policy: Policy, result: Plan, now: datetime) -> str:
             (names.get(s.stakeholder, s.stakeholder), s.reason) for s in result.skipped
         )
         lines.extend(format_table(skip_rows))
-    lines.extend(_render_groups(result, zone))
+    lines.extend(_render_groups(result, zone, names))
     lines.append("")
     lines.append("Dry run: nothing was written and no invite was sent.")
     return "\n".join(lines) + "\n"
 
 
-def _render_groups(result: Plan, zone: ZoneInfo) -> list[str]:
-    """Group meetings, introductions and the owner's private notes, for :func:`render_plan`."""
+def _render_groups(result: Plan, zone: ZoneInfo, names: dict[str, str]) -> list[str]:
+    """Group meetings, introductions and the owner's private notes, for :func:`render_plan`;
+    people by ``names`` (lower-cased e-mail to name), the address where no name is known."""
     from scheduler.entrypoints.rendering import format_table
 
     lines: list[str] = []
@@ -321,7 +322,9 @@ def _render_groups(result: Plan, zone: ZoneInfo) -> list[str]:
         for g in result.group_proposals:
             start, end = g.start.astimezone(zone), g.end.astimezone(zone)
             when = f"{start:%a %d %b %H:%M}-{end:%H:%M}"
-            rows.append((when, g.group, ", ".join(g.attendees), g.presenter or "-", g.reason))
+            who = ", ".join(names.get(e.lower(), e) for e in g.attendees)
+            presenter = names.get(g.presenter.lower(), g.presenter) if g.presenter else "-"
+            rows.append((when, g.group, who, presenter, g.reason))
         lines.extend(format_table(rows))
     if result.group_skipped:
         lines += ["", f"Groups skipped ({len(result.group_skipped)}):"]

@@ -28,13 +28,14 @@ from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
+from scheduler.app.decisions import withdraw_covered_proposals
 from scheduler.core.errors import ConfigurationError
 from scheduler.core.states import MeetingState
 from scheduler.entrypoints.logs import configure_logging
 from scheduler.entrypoints.rendering import format_table
 from scheduler.entrypoints.runtime import build_runtime, wait_for_signal
 from scheduler.settings import Settings, WebSettings, new_secret_key, secret_key_problem
-from scheduler.store import Meeting
+from scheduler.store import Meeting, Store
 
 if TYPE_CHECKING:
     from scheduler.entrypoints.bootstrap import App
@@ -124,6 +125,12 @@ def run_demo(
         for pf in pipeline.policies.scan()
         if pf.policy
     ]
+    # Two owners who list each other get one coffee: a proposal whose pair the other side
+    # booked meanwhile is withdrawn now (as approving it, or the next round, would), so the
+    # summary below reads the run's final state and offers only what can still be approved.
+    for user in users:
+        if user is not None:
+            withdraw_covered_proposals(pipeline, user.id)
     since = datetime.fromtimestamp(0, tz=ZoneInfo("UTC"))
     totals = {"booked": 0, "proposed": 0, "skipped": 0}
     for user in users:
@@ -166,7 +173,7 @@ def run_demo(
         _section(
             out, "Waiting for your approval", rows(proposed, lambda m: f"goodwill approve {m.id}")
         )
-        _section(out, "Other", rows(other, lambda m: f"{m.state.value}: {m.last_error or ''}"))
+        _section(out, "Other", rows(other, lambda m: f"{m.state.value}: {_why(store, m)}"))
         _section(
             out, "Skipped", [(names.get(s["email"], s["email"]), s["reason"]) for s in skipped]
         )
@@ -193,6 +200,14 @@ def run_demo(
     )
     _print_page_link(out, runtime.app, settings.web.effective_base_url, serve_command)
     return 0
+
+
+def _why(store: Store, m: Meeting) -> str:
+    """Why a meeting left the proposed/booked states: its last error, else its last audit entry."""
+    if m.last_error:
+        return m.last_error
+    trail = store.audit_trail(m.id)
+    return trail[-1].detail if trail else ""
 
 
 def _keep_secret(data_dir: Path, secret: str) -> None:

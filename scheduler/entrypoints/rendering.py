@@ -198,6 +198,11 @@ def _render_one(report: UserReport) -> list[str]:
         out.append(f"Conflicts ({len(report.conflicts)})")
         for x in report.conflicts:
             out.append(f"  {_when(x.start, zone)} with {x.stakeholder}: {x.note}")
+    if report.below_quorum:
+        out.append("")
+        out.append(f"Below quorum ({len(report.below_quorum)})")
+        for b in report.below_quorum:
+            out.append(f"  {_when(b.start, zone)} {b.kind} {b.group}: {b.note}")
     return out
 
 

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "examples" / "policies" / "alex.yaml"
 NOW = "2026-12-01T09:00:00Z"
 ALEX = Person("alex@corp.example", "Alex Doe", "Europe/London")
-CHLOE = Person("chloe@corp.example", "Chloe Martin", "Europe/Paris")
+#: Lena: due (never met) and in none of Alex's groups, so only her own meetings decide her week.
+LENA = Person("lena@corp.example", "Lena Novak", "Europe/Berlin")
 START = datetime(2026, 12, 10, 11, 0, tzinfo=UTC)
 END = datetime(2026, 12, 10, 11, 30, tzinfo=UTC)
 
@@ -58,10 +59,10 @@ def _book(calendars: Path, *others: Person) -> str:
     draft = EventDraft(
         idempotency_key="gw" + "c" * 30,
         organizer=ALEX,
-        attendee=CHLOE,
+        attendee=LENA,
         start=START,
         end=END,
-        title="Coffee: Alex / Chloe",
+        title="Coffee: Alex / Lena",
         extra_attendees=others,
     )
     return IcsDirectory(calendars).create_event(draft).provider_event_id
@@ -70,7 +71,7 @@ def _book(calendars: Path, *others: Person) -> str:
 def _plain_busy(calendars: Path) -> None:
     """The same time busy on both calendars, as an event goodwill did not book."""
     directory = IcsDirectory(calendars)
-    for person in (ALEX, CHLOE):
+    for person in (ALEX, LENA):
         directory.add_event(person, START, END, summary="Coffee")
 
 
@@ -78,29 +79,29 @@ def test_a_booked_goodwill_coffee_is_the_pairs_open_meeting(calendars: Path) -> 
     plain = tmp_copy(calendars)
     _plain_busy(plain)
     before = _outcomes(_plan(plain))
-    assert before["chloe@corp.example"] == "proposed"  # never met: due
+    assert before["lena@corp.example"] == "proposed"  # never met: due
 
     _book(calendars)
     after = _outcomes(_plan(calendars))
 
-    assert after["chloe@corp.example"] == "open_meeting"
-    assert {e: o for e, o in after.items() if e != "chloe@corp.example"} == {
-        e: o for e, o in before.items() if e != "chloe@corp.example"
+    assert after["lena@corp.example"] == "open_meeting"
+    assert {e: o for e, o in after.items() if e != "lena@corp.example"} == {
+        e: o for e, o in before.items() if e != "lena@corp.example"
     }
 
 
 def test_a_declined_or_cancelled_coffee_is_no_open_meeting(calendars: Path) -> None:
     uid = _book(calendars)
-    IcsDirectory(calendars).respond(CHLOE.email, uid, AttendeeStatus.DECLINED)
-    assert _outcomes(_plan(calendars))["chloe@corp.example"] == "proposed"
+    IcsDirectory(calendars).respond(LENA.email, uid, AttendeeStatus.DECLINED)
+    assert _outcomes(_plan(calendars))["lena@corp.example"] == "proposed"
 
     IcsDirectory(calendars).cancel_event(ALEX, uid)
-    assert _outcomes(_plan(calendars))["chloe@corp.example"] == "proposed"
+    assert _outcomes(_plan(calendars))["lena@corp.example"] == "proposed"
 
 
 def test_a_group_meeting_is_nobodys_open_one_to_one(calendars: Path) -> None:
     _book(calendars, Person("jon@corp.example", "Jon Berg", "Europe/London"))
-    assert _outcomes(_plan(calendars))["chloe@corp.example"] == "proposed"
+    assert _outcomes(_plan(calendars))["lena@corp.example"] == "proposed"
 
 
 def test_a_past_goodwill_coffee_is_no_open_meeting(calendars: Path) -> None:
@@ -114,7 +115,7 @@ def test_a_past_goodwill_coffee_is_no_open_meeting(calendars: Path) -> None:
     )
     assert code == 0, err.getvalue()
     skipped = {s["stakeholder"]: s["code"] for s in json.loads(out.getvalue())["skipped"]}
-    assert skipped.get("chloe@corp.example") != "open_meeting"
+    assert skipped.get("lena@corp.example") != "open_meeting"
 
 
 def tmp_copy(calendars: Path) -> Path:

@@ -37,6 +37,8 @@ availability:
   buffer: 10m
   max_per_day: 3
   max_per_week: 10
+# the lunch and a coffee with Maria (who carries the introduction note) may share a week
+etiquette: {max_per_stakeholder_per_week: 2}
 tiers:
   zebramentor: {every: 4w, mode: propose}
   quokkapeer: {every: 8w, mode: propose}
@@ -228,6 +230,30 @@ def test_a_booked_group_shows_each_answer_and_below_quorum(org: Org) -> None:
     # one more decline than the quorum allows always reads "below quorum"
     org.app.store.set_attendee_status(m.id, first, AttendeeStatus.DECLINED, now=now)
     assert "below quorum" in c.get("/").text
+
+
+def test_a_presenter_who_declined_is_not_shown_presenting(org: Org) -> None:
+    c = org.signed_in(ALEX)
+    lunch = _one(_view(org), "design-data-lunch")
+    org.post(c, f"/proposals/{lunch.meeting.id}/approve")
+    org.book_all()
+    m = org.meeting(lunch.meeting.id)
+    assert m.presenter is not None
+    text = html.unescape(c.get("/").text)
+    (up,) = [u for u in _view(org).upcoming if u.meeting.id == m.id]
+    name = up.presenter_name
+    assert name is not None
+    assert f"{name} <strong>(presenting)</strong>" in text
+    now = org.clock.now()
+    org.app.store.set_attendee_status(m.id, m.presenter, AttendeeStatus.DECLINED, now=now)
+    text = html.unescape(c.get("/").text)
+    assert f"{name} <strong>(presenting)</strong>" not in text
+    assert (
+        f"{name}, the presenter, declined: the lunch stands without a presenter; pick one or "
+        "present yourself" in text
+    )
+    (up,) = [u for u in _view(org).upcoming if u.meeting.id == m.id]
+    assert up.presenter_name is None
 
 
 def test_the_report_shows_the_insights(org: Org) -> None:

@@ -105,14 +105,15 @@ def test_someone_to_meet_is_not_overdue_but_waits_for_the_introduction(
         section = page.split("To meet through an introduction (1)</h3>")[1].split("<h3>By tier")[0]
         assert "<td>Nina Park</td><td>Sam Lee</td>" in section
         when = when_label(sam.start, "Europe/London")
-        assert f"note for you on your coffee with Sam Lee on {when} (proposed)" in section
+        assert "ask Sam to introduce you to Nina Park" in section
+        assert f"— at your coffee with Sam Lee on {when} (proposed)" in section
         assert "Not counting the 1 to meet through an introduction." in page
         assert "<td>Research</td>" not in page.split("<h3>By department</h3>")[1]
 
         org.post(c, f"/proposals/{sam.id}/approve")
         org.book_all()
         page = html.unescape(c.get("/").text)
-        assert f"note for you on your coffee with Sam Lee on {when} (booked)" in page
+        assert f"— at your coffee with Sam Lee on {when} (booked)" in page
 
         # Met (the introduction happened): an ordinary stakeholder, overdue and counted.
         org.app.store.record_contact(

@@ -103,6 +103,21 @@ def test_plan_human_table() -> None:
     assert "Dry run" in out
 
 
+def test_plan_group_rows_show_names_like_one_to_one_rows() -> None:
+    args = ("plan", "--policy", str(EXAMPLES / "policies" / "alex.yaml"), "--calendars",
+            str(EXAMPLES / "calendars"), "--now", "2026-12-01T09:00:00Z")  # fmt: skip
+    code, out, _ = run(*args)
+    assert code == 0
+    groups = out.split("Group meetings proposed", 1)[1].split("\n\n", 1)[0]
+    (row,) = [line for line in groups.splitlines() if "design-data-lunch" in line]
+    assert "Chloe Martin, Jon Berg, Maria Garcia  Chloe Martin  " in row
+    assert "@" not in row.split("design-data-lunch", 1)[1].split("every 4w", 1)[0]
+    code, data, _ = run(*args, "--json")
+    (group,) = json.loads(data)["group_proposals"]
+    assert group["presenter"] == "chloe@corp.example"  # the JSON keeps the addresses
+    assert "chloe@corp.example" in group["attendees"]
+
+
 def test_plan_with_invalid_policy_exits_2_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("owner: [not, a, mapping\n")

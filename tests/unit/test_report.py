@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, date, datetime, timedelta
 
@@ -276,6 +277,7 @@ REPORT_SCHEMA = obj(
             "conflicts",
             "insights",
             "to_meet",
+            "below_quorum",
             overdue=array_of(LINE),
             due_soon=array_of(LINE),
             stakeholders=array_of(LINE),
@@ -323,6 +325,21 @@ REPORT_SCHEMA = obj(
             ),
             insights=INSIGHTS,
             to_meet=array_of(TO_MEET),
+            below_quorum=array_of(
+                obj(
+                    "meeting_id",
+                    "group",
+                    "kind",
+                    "start",
+                    "declined",
+                    "invited",
+                    "quorum",
+                    "note",
+                    meeting_id={"type": "integer"},
+                    start={"type": "string"},
+                    declined={"type": "integer"},
+                )
+            ),
         )
     ),
     owner_removed=array_of(
@@ -476,12 +493,18 @@ def test_the_note_rides_on_the_owners_own_next_coffee_with_via(intro: Policy) ->
         meeting(SAM, S.CANCELLED, NOW + timedelta(days=2), mid=3, owner_note=NOTE),
         meeting(SAM, S.PROPOSED, NOW - timedelta(days=2), mid=4, owner_note=NOTE),  # past
     ]
-    # Sam's own meeting with Alex carries Sam's private notes, never Alex's.
-    theirs = [meeting(SAM, S.BOOKED, NOW + timedelta(hours=5), mid=9, owner_note=NOTE)]
-    report = build(intro, meetings=meetings, their_meetings=theirs)
+    report = build(intro, meetings=meetings)
     assert _to_meet(report)[NINA] == (
         SAM, "note_on_next_coffee", NOW + timedelta(days=3), "proposed",
     )  # fmt: skip
+    # Sam (an owner too) booked a coffee with Alex sooner: the note rides on that one, whoever
+    # booked it (Sam's own notes on it are Sam's, never read).
+    theirs = [meeting(SAM, S.BOOKED, NOW + timedelta(hours=5), mid=9, owner_note="Sam's")]
+    report = build(intro, meetings=meetings, their_meetings=theirs)
+    assert _to_meet(report)[NINA] == (
+        SAM, "note_on_next_coffee", NOW + timedelta(hours=5), "booked",
+    )  # fmt: skip
+    assert report.to_meet[0].note == NOTE
 
 
 def test_an_introduction_meeting_proposed_then_booked(intro: Policy) -> None:
@@ -547,7 +570,7 @@ def test_to_meet_in_json_and_text(intro: Policy) -> None:
     assert NINA in section
     assert "Sam Lee" in section
     # 14:00 UTC on 5 March is 14:00 in London.
-    assert "note for you on your coffee with Sam Lee on Thu 2026-03-05 14:00 (proposed)" in section
+    assert f"{NOTE} — at your coffee with Sam Lee on Thu 2026-03-05 14:00 (proposed)" in section
     assert "waiting: Nina Park is to be met through an introduction first" in section
     assert (
         "Coverage by tier (met within their interval; "
@@ -559,3 +582,76 @@ def test_to_meet_in_json_and_text(intro: Policy) -> None:
     )
     assert "To meet through an introduction" not in plain
     assert "Coverage by tier (met within their interval)\n" in plain
+
+
+def test_the_note_rides_on_the_coffee_via_booked_with_the_owner(intro: Policy) -> None:
+    # Sam, an owner himself, booked a coffee with Alex; Alex's own proposal to Sam (which
+    # carried the note) was withdrawn. The note goes on Sam's booked coffee, as Alex's own
+    # note: Sam's private notes on his meeting are never shown to Alex.
+    theirs = [
+        meeting(SAM, S.PROPOSED, NOW + timedelta(hours=2), mid=8),  # Sam's, not an invite yet
+        meeting(SAM, S.BOOKED, NOW + timedelta(days=5), mid=9, owner_note="Sam's own note"),
+    ]
+    withdrawn = meeting(SAM, S.CANCELLED, NOW + timedelta(days=3), mid=2, owner_note=NOTE)
+    report = build(intro, meetings=[withdrawn], their_meetings=theirs)
+    assert _to_meet(report)[NINA] == (SAM, "note_on_next_coffee", NOW + timedelta(days=5), "booked")
+    [line] = [x for x in report.to_meet if x.email == NINA]
+    text = line.state_text("Sat 7 Mar")
+    assert text.startswith(f"{NOTE} — at your coffee with Sam Lee on Sat 7 Mar")
+    assert "Sam's own note" not in text
+    assert "goes on your next" not in text
+    # Whoever booked it, the next coffee with Sam is where the note goes.
+    own = meeting(SAM, S.PROPOSED, NOW + timedelta(days=6), mid=3, owner_note=NOTE)
+    report = build(intro, meetings=[withdrawn, own], their_meetings=theirs)
+    assert _to_meet(report)[NINA][2] == NOW + timedelta(days=5)
+    report = build(intro, meetings=[withdrawn, own], their_meetings=theirs[:1])
+    assert _to_meet(report)[NINA][1:] == (
+        "note_on_next_coffee", NOW + timedelta(days=6), "proposed",
+    )  # fmt: skip
+
+
+def test_the_next_meeting_skips_a_group_meeting_the_person_declined(policy: Policy) -> None:
+    kim = "kim@corp.example"
+    lunch = _group(kim)
+    coffee = meeting(kim, S.BOOKED, NOW + timedelta(days=4), mid=2)
+    report = build(policy, meetings=[lunch, coffee])
+    [line] = [x for x in report.stakeholders if x.email == kim]
+    assert (line.next_meeting, line.next_meeting_state) == (NOW + timedelta(days=4), "booked")
+    # Not declined: the lunch is her next meeting.
+    raj = "raj@corp.example"
+    [line] = [x for x in build(policy, meetings=[_group(raj)]).stakeholders if x.email == raj]
+    assert line.next_meeting == NOW + timedelta(days=1)
+
+
+def _group(first: str) -> Meeting:
+    import dataclasses
+
+    kim, raj = "kim@corp.example", "raj@corp.example"
+    return dataclasses.replace(
+        meeting(first, S.BOOKED, NOW + timedelta(days=1), mid=1),
+        group_name="lunch-club",
+        attendees=(first, *(e for e in (kim, raj) if e != first)),
+        presenter=first,
+        attendee_status=((kim, "declined"), (raj, "accepted")),
+    )
+
+
+def test_a_booked_group_meeting_below_its_quorum_is_told_in_text_and_json(
+    policy: Policy,
+) -> None:
+    from scheduler.core.report import BelowQuorumLine
+
+    ahead = BelowQuorumLine(9, "design-data-lunch", "lunch", NOW + timedelta(days=7), 2, 3, 2)
+    report = dataclasses.replace(build(policy), below_quorum=(ahead,))
+    text = render_text([report])
+    assert "Below quorum (1)" in text
+    assert (
+        "  Mon 2026-03-09 09:00 lunch design-data-lunch: 2 of 3 declined; it needs 2 attending "
+        "to stand — decide whether to keep or cancel it"
+    ) in text.splitlines()
+    data = json.loads(json.dumps(as_json([report])))
+    jsonschema.validate(data, REPORT_SCHEMA)
+    (row,) = data["reports"][0]["below_quorum"]
+    assert (row["meeting_id"], row["declined"], row["invited"], row["quorum"]) == (9, 2, 3, 2)
+    assert row["start"] == "2026-03-09T09:00:00+00:00"
+    assert "Below quorum" not in render_text([build(policy)])

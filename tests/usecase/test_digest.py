@@ -378,6 +378,39 @@ def test_group_events_and_below_quorum_are_told_in_plain_words(world: World) -> 
     assert digest.notice_kind(below) == "declined"
     told = digest.describe_event(below, m, digest._with(policy, m), policy)
     assert told is not None
-    assert "is below its quorum (group below quorum: 2 of 3 declined (needs 2))" in told
+    assert told == (
+        "Lunch design-data-lunch on Wed 10 Mar 12:00 (Europe/London): 2 of 3 declined; it needs "
+        "2 attending to stand — decide whether to keep or cancel it"
+    )
+    assert "quorum (" not in told  # said once, not the audit row pasted in
     intro = world.meeting(ids["intro"])
     assert digest._with(policy, intro) == "Maria Garcia and Nina Park (an introduction)"
+
+
+def test_a_cancelled_meeting_is_told_with_its_plain_reason(world: World) -> None:
+    from scheduler.app.decisions import WITHDRAWN_PAIR
+    from scheduler.app.owner import CANCELLED_BY_OWNER
+
+    meeting_id = _setup(world)
+    m = world.meeting(meeting_id)
+    policy = world.policy()
+    name = digest._with(policy, m)
+
+    def told(detail: str) -> str | None:
+        entry = AuditEntry(
+            1, m.id, m.user_id, world.clock.now(), "planner", "proposed", "cancelled", detail
+        )
+        return digest.describe_event(entry, m, name, policy)
+
+    start = f"The coffee with {name} on Wed 10 Mar 10:30 (Asia/Kolkata) was cancelled"
+    assert told(WITHDRAWN_PAIR) == f"{start}: their side booked a meeting with you first"
+    assert told("pair_taken: their meeting 7 comes first") == (
+        f"{start}: their side booked a meeting with you first"
+    )
+    assert told(CANCELLED_BY_OWNER) == f"{start}: you cancelled it"
+    assert told("declined by the owner") == f"{start}: you declined it"
+    assert told("unanswered") == f"{start}: the slot passed without an answer"
+    assert told("slot_taken: clashes with meeting 3") == (
+        f"{start}: the slot was taken before it could be booked; goodwill plans again"
+    )
+    assert told("something new") == start  # no reason known: none made up

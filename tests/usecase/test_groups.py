@@ -124,6 +124,22 @@ def test_the_open_group_meeting_is_nobodys_open_one_to_one(world: World) -> None
     assert {KIM, JO} <= proposed  # their one-to-ones are proposed beside the group
 
 
+def test_no_member_gets_a_one_to_one_in_the_week_of_their_group_meeting(world: World) -> None:
+    # etiquette.max_per_stakeholder_per_week defaults to 1: the group counts for every attendee.
+    _with_group(world)
+    world.plan()
+    group = _group(world)
+    week = group.start.isocalendar()[:2]
+    for m in world.meetings(ALEX):
+        if m.group_name is None and m.stakeholder_email in group.attendees:
+            assert m.start.isocalendar()[:2] != week, m
+    # The open group meeting reaches the next round's planner for each attendee.
+    history = group_history(world.store, world.user_id(), world.clock.now())
+    assert {e: list(v) for e, v in history.attended.items()} == {
+        e: [group.start] for e in group.attendees
+    }
+
+
 def test_a_senior_member_is_not_invited_before_a_one_to_one(world: World) -> None:
     group = GROUP.replace("members: [kim", "members: [sam@corp.example, kim")
     _with_group(world, group)
@@ -309,6 +325,40 @@ def test_the_next_meeting_rotates_the_presenter(world: World) -> None:
     assert nxt.presenter != m.presenter
 
 
+def test_a_presenter_who_declines_is_told_and_does_not_count_as_presented(world: World) -> None:
+    from scheduler.app.digest import describe_event
+    from scheduler.app.groups import PRESENTER_DECLINED
+    from scheduler.app.owner_groups import attendee_views, presenter_declined_text
+
+    m = _booked_group(world)
+    assert m.presenter == m.attendees[0]
+    event = m.provider_event_id or ""
+    world.calendar.respond(event, A.DECLINED, attendee=m.presenter)
+    for email in m.attendees[1:]:
+        world.calendar.respond(event, A.ACCEPTED, attendee=email)
+    _sync(world)
+    _sync(world)
+    rows = [e for e in world.store.audit_trail(m.id) if e.detail.startswith(PRESENTER_DECLINED)]
+    assert len(rows) == 1  # told once; the event is left as it is
+    after = world.meeting(m.id)
+    assert after.state is S.ACCEPTED
+    assert after.presenter == m.presenter
+    assert not world.calendar.event(event).cancelled
+    policy = world.policy(ALEX)
+    said = presenter_declined_text(policy, after)
+    assert said.endswith(
+        "the presenter, declined: the coffee stands without a presenter; pick one or "
+        "present yourself"
+    )
+    assert not any(v.presenter for v in attendee_views(policy, after))
+    assert describe_event(rows[0], after, "platform", policy) == said
+    world.advance_past(m.end)
+    _sync(world)
+    assert world.meeting(m.id).state is S.COMPLETED
+    history = group_history(world.store, world.user_id(), world.clock.now())
+    assert history.presented == {}
+
+
 # -- answers by e-mail (iMIP REPLY) -----------------------------------------------------------
 
 
@@ -491,3 +541,37 @@ def test_a_senior_member_another_owner_invited_today_waits_until_tomorrow(world:
     assert run.plan is not None
     [proposal] = run.plan.group_proposals
     assert set(proposal.attendees) == {SAM, *MEMBERS}
+
+
+def test_the_coverage_report_tells_the_owner_of_a_group_meeting_below_its_quorum(
+    world: World,
+) -> None:
+    from scheduler.app.owner_view import user_report
+    from scheduler.entrypoints.rendering import render_text
+
+    m = _booked_group(world)
+    event = m.provider_event_id or ""
+    policy = world.policy()
+
+    def report_lines() -> list[str]:
+        report = user_report(world.p, world.user(), policy, now=world.clock.now(), revoked=[])
+        return [line for line in render_text([report]).splitlines() if "declined;" in line]
+
+    assert report_lines() == []
+    for email in m.attendees[1:3]:
+        world.calendar.respond(event, A.DECLINED, attendee=email)
+    _sync(world)
+    _sync(world)
+    report = user_report(world.p, world.user(), policy, now=world.clock.now(), revoked=[])
+    (line,) = report.below_quorum
+    assert (line.meeting_id, line.group, line.declined, line.invited, line.quorum) == (
+        m.id, "platform", 2, 4, 3,
+    )  # fmt: skip
+    (said,) = report_lines()
+    assert said.endswith(
+        "platform: 2 of 4 declined; it needs 3 attending to stand — decide whether to keep or "
+        "cancel it"
+    )
+    world.advance_past(m.end)
+    report = user_report(world.p, world.user(), policy, now=world.clock.now(), revoked=[])
+    assert report.below_quorum == ()  # only meetings ahead
