@@ -225,6 +225,22 @@ def test_booking_ends_when_the_quorum_is_no_longer_free(world: World) -> None:
     assert world.calendar.calls["create_event"] == 0
 
 
+def _rivals_group_booked(world: World, m: Meeting, attendee: str) -> int:
+    """Priya's own group meeting, booked, at ``m``'s time, with ``attendee`` invited."""
+    now = world.clock.now()
+    [theirs] = world.store.add_meetings(
+        world.user_id(PRIYA),
+        [NewMeeting(stakeholder_email=ZED, kind="lunch", start=m.start, end=m.end,
+                    mode="propose", idempotency_key="priya-group", provider=FAKE_PROVIDER,
+                    state=S.APPROVED, attendees=(ZED, attendee), group_name="theirs",
+                    quorum=1)],
+        now=now,
+    )  # fmt: skip
+    assert world.store.claim_for_booking(theirs, now, 300) is not None
+    assert world.store.transition(theirs, S.BOOKED, actor="test", now=now)
+    return theirs
+
+
 def test_a_clash_with_another_owners_group_meeting_is_seen_for_any_attendee(
     world: World,
 ) -> None:
@@ -232,18 +248,8 @@ def test_a_clash_with_another_owners_group_meeting_is_seen_for_any_attendee(
     world.write_policy(PRIYA, PRIYA_POLICY)
     world.plan()
     m = _group(world, S.PROPOSED)
-    now = world.clock.now()
     # Priya's own group meeting at the same time invites one of Alex's attendees (not first).
-    [theirs] = world.store.add_meetings(
-        world.user_id(PRIYA),
-        [NewMeeting(stakeholder_email=ZED, kind="lunch", start=m.start, end=m.end,
-                    mode="propose", idempotency_key="priya-group", provider=FAKE_PROVIDER,
-                    state=S.APPROVED, attendees=(ZED, m.attendees[2]), group_name="theirs",
-                    quorum=1)],
-        now=now,
-    )  # fmt: skip
-    assert world.store.claim_for_booking(theirs, now, 300) is not None
-    assert world.store.transition(theirs, S.BOOKED, actor="test", now=now)
+    theirs = _rivals_group_booked(world, m, m.attendees[2])
     decisions.approve(world.p, m.id)
     result = world.book(m.id)
     assert result.outcome is BookOutcome.SLOT_TAKEN
@@ -487,17 +493,7 @@ def test_a_taken_group_slot_is_planned_again_in_another_slot(world: World) -> No
     world.write_policy(PRIYA, PRIYA_POLICY)
     world.plan()
     m = _group(world, S.PROPOSED)
-    now = world.clock.now()
-    [theirs] = world.store.add_meetings(
-        world.user_id(PRIYA),
-        [NewMeeting(stakeholder_email=ZED, kind="lunch", start=m.start, end=m.end,
-                    mode="propose", idempotency_key="priya-group", provider=FAKE_PROVIDER,
-                    state=S.APPROVED, attendees=(ZED, m.attendees[1]), group_name="theirs",
-                    quorum=1)],
-        now=now,
-    )  # fmt: skip
-    assert world.store.claim_for_booking(theirs, now, 300) is not None
-    assert world.store.transition(theirs, S.BOOKED, actor="test", now=now)
+    _rivals_group_booked(world, m, m.attendees[1])
     decisions.approve(world.p, m.id)
     assert world.book(m.id).outcome is BookOutcome.SLOT_TAKEN
     assert world.user().next_plan_at == world.clock.now()  # planned again at once
