@@ -89,6 +89,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         return run_digest(app, args.user, out, err)
     if cmd == "proposals":
+        from scheduler.entrypoints.owner_commands import local_time
+
         users = [u for u in _users(app, args.user) if u is not None]
         rows = []
         for user in users:
@@ -120,7 +122,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         else:
             for m, email in rows:
                 print(
-                    f"{m.id:>5}  {_local(app, email, m.start)}  {email} → {_with(m)}  "
+                    f"{m.id:>5}  {local_time(app, email, m.start)}  {email} → {_with(m)}  "
                     f"{m.reason}",
                     file=out,
                 )
@@ -174,19 +176,6 @@ def _with(m: Meeting) -> str:
     if not m.is_group:
         return m.stakeholder_email
     return f"{m.kind} {m.group_name}: {', '.join(m.attendees)}"
-
-
-def _local(app: object, owner_email: str, moment: datetime) -> str:
-    """``moment`` on the owner's clock (their policy's zone), e.g. ``Tue 01 Dec 14:15 GMT``."""
-    from zoneinfo import ZoneInfo
-
-    from scheduler.entrypoints.bootstrap import App
-
-    assert isinstance(app, App)
-    user = app.store.get_user_by_email(owner_email)
-    policy = app.pipeline.policies.load(user.policy_path).policy if user else None
-    zone = ZoneInfo(policy.owner.timezone) if policy else UTC
-    return f"{moment.astimezone(zone):%a %d %b %H:%M %Z}"
 
 
 def _report(app: object, email: str | None, as_json: bool, out: TextIO) -> int:
