@@ -8,12 +8,14 @@ comes from a policy file or a provider (names can contain ``<``) is escaped in t
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from zoneinfo import ZoneInfo
+
+from scheduler.app.decisions import WITHDRAWN_PAIR
+from scheduler.app.groups import below_quorum_counts
 
 __all__ = [
     "DigestContent",
@@ -110,7 +112,7 @@ def local_time(moment: datetime, zone: str) -> str:
 
 #: Why a meeting was cancelled, by its audit detail's start, in the owner's words (the page's).
 _CANCEL_REASONS = (
-    ("withdrawn: the stakeholder's side booked", "their side booked a meeting with you first"),
+    (WITHDRAWN_PAIR, "their side booked a meeting with you first"),
     ("pair_taken", "their side booked a meeting with you first"),
     ("cancelled by the owner", "you cancelled it"),
     ("declined by the owner", "you declined it"),
@@ -121,7 +123,6 @@ _CANCEL_REASONS = (
     ("owner removed", "your policy was removed"),
     ("the meeting it would move is no longer booked", "the meeting it would move is gone"),
 )
-_BELOW = re.compile(r"(\d+) of (\d+) declined \(needs (\d+)\)")
 
 
 def cancel_reason(detail: str) -> str:
@@ -131,9 +132,9 @@ def cancel_reason(detail: str) -> str:
 
 def below_quorum_line(kind: str, group: str, when: str, detail: str) -> str:
     """``Lunch design-data-lunch on …: 2 of 3 declined; it needs 2 attending to stand — …``."""
-    found = _BELOW.search(detail)
+    found = below_quorum_counts(detail)
     counts = (
-        f"{found[1]} of {found[2]} declined; it needs {found[3]} attending to stand"
+        f"{found[0]} of {found[1]} declined; it needs {found[2]} attending to stand"
         if found
         else "too many declined for it to stand"
     )

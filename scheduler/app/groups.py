@@ -19,6 +19,7 @@ when there is one), ``attendees`` everyone invited (the owner not included).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -349,6 +350,15 @@ def _name(person: Person) -> str:
 def below_quorum_text(declined: int, invited: int, quorum: int) -> str:
     """The owner's notice: ``group below quorum: 2 of 4 declined (needs 3)``."""
     return f"group below quorum: {declined} of {invited} declined (needs {quorum})"
+
+
+_BELOW = re.compile(r"(\d+) of (\d+) declined \(needs (\d+)\)")
+
+
+def below_quorum_counts(detail: str) -> tuple[int, int, int] | None:
+    """``(declined, invited, quorum)`` of a :func:`below_quorum_text` notice (None: not one)."""
+    found = _BELOW.search(detail)
+    return (int(found[1]), int(found[2]), int(found[3])) if found else None
 
 
 #: The audit row that tells the owner the presenter declined a group meeting that still

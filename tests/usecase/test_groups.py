@@ -571,3 +571,10 @@ def test_the_coverage_report_tells_the_owner_of_a_group_meeting_below_its_quorum
     world.advance_past(m.end)
     report = user_report(world.p, world.user(), policy, now=world.clock.now(), revoked=[])
     assert report.below_quorum == ()  # only meetings ahead
+
+
+def test_the_below_quorum_notice_reads_back_its_counts() -> None:
+    from scheduler.app.groups import below_quorum_counts, below_quorum_text
+
+    assert below_quorum_counts(below_quorum_text(2, 4, 3)) == (2, 4, 3)
+    assert below_quorum_counts("declined by the owner") is None
