@@ -22,9 +22,9 @@ users planned, "per booking" by the meetings booked:
   (``pg_stat_activity`` by application name, /proc/<pid>/stat sampled every 0.5 s, so a backend
   that exits keeps its last sample);
 - ``sql_per_plan``: database round trips inside ``plan_user`` per planning round,
-  ``sql_per_booking`` inside ``book_meeting`` per meeting booked, ``sql_all_per_plan`` every
-  round trip of every goodwill process (tick included) per plan (:mod:`bench.pipeline_probe`
-  says what counts as one);
+  ``sql_per_booking`` inside ``book_meeting`` and ``book_meetings`` per meeting booked,
+  ``sql_all_per_plan`` every round trip of every goodwill process (tick included) per plan
+  (:mod:`bench.pipeline_probe` says what counts as one);
 - ``messages_per_plan``: messages enqueued (tick and workers, broker retries included) per plan;
 - ``api_calls_per_plan``: Calendar API calls at the emulator per plan (``api`` breaks them down;
   token grants are counted apart), ``creates_per_booking``: ``events.insert`` per booking;
@@ -496,7 +496,11 @@ def _figures(
         if cfg.store == "postgres"
         else None,
         "sql_per_plan": per(_delta(before, after, "sql", "plan_user"), rounds),
-        "sql_per_booking": per(_delta(before, after, "sql", "book_meeting"), booked),
+        "sql_per_booking": per(
+            _delta(before, after, "sql", "book_meeting")
+            + _delta(before, after, "sql", "book_meetings"),
+            booked,
+        ),
         "sql_all_per_plan": per(_delta(before, after, "sql"), plans),
         "sql_tick_per_plan": per(_delta(before, after, "sql", "tick"), plans),
         "transactions_per_plan": per(_delta(before, after, "tx", "plan_user"), rounds),

@@ -6,7 +6,8 @@ product code knows about it. Every 0.5 s and at exit it writes its counters as J
 ``$GOODWILL_BENCH_PROBE_FILE`` (atomically, by rename).
 
 Counters (keys ``what:where``; ``where`` is the actor running on this thread - ``plan_user``,
-``book_meeting``, ``sync_responses`` -, ``tick`` inside a tick round, else ``other``):
+``book_meeting``, ``book_meetings``, ``sync_responses`` -, ``tick`` inside a tick round, else
+``other``):
 
 - ``sql``: database round trips counted at the driver boundary, the way
   ``tests/sql_counting.py`` (the protocol trace behind ``tests/integration/

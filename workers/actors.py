@@ -13,7 +13,7 @@ from typing import Any
 import dramatiq
 from dramatiq.common import dq_name
 
-from scheduler.app import booking, conflicts, planning
+from scheduler.app import booking, booking_batch, conflicts, planning
 from scheduler.app.booking import BookOutcome
 from scheduler.app.pipeline import Pipeline
 
@@ -31,6 +31,9 @@ class Actors:
     plan_user: Any
     book_meeting: Any
     sync_responses: Any
+    #: Several meetings per message (``book_meetings([ids])``); without it the tick sends
+    #: ``book_meeting(id)`` for each.
+    book_meetings: Any = None
 
 
 def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> Actors:
@@ -58,18 +61,34 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> Actors:
     def book_meeting(meeting_id: int) -> None:
         result = booking.book_meeting(pipeline, meeting_id)
         log.info("meeting %s: %s", meeting_id, result.outcome.value)
-        short = result.retry_after_s is not None and result.retry_after_s <= SHORT_RETRY_S
-        if result.outcome == BookOutcome.RETRY and short:
+        delay_ms = _short_retry_ms(result)
+        if delay_ms is not None:
             # The row is back in `approved` with next_attempt_at; this only makes it prompt.
-            assert result.retry_after_s is not None
-            raise dramatiq.Retry(delay=int(result.retry_after_s * 1000) + 50)
+            raise dramatiq.Retry(delay=delay_ms)
+
+    @dramatiq.actor(actor_name="book_meetings", **common)
+    def book_meetings(meeting_ids: list[int]) -> None:
+        for meeting_id, result in booking_batch.book_meetings(pipeline, meeting_ids):
+            log.info("meeting %s: %s", meeting_id, result.outcome.value)
+            delay_ms = _short_retry_ms(result)
+            if delay_ms is not None:  # prompt, alone: the others of the batch are done
+                book_meeting.send_with_options(args=(meeting_id,), delay=delay_ms)
 
     @dramatiq.actor(actor_name="sync_responses", **common)
     def sync_responses(user_id: int) -> None:
         # Follow the answers, then watch the meetings still ahead for conflicts.
         conflicts.sync_pass(pipeline, user_id)
 
-    return Actors(plan_user, book_meeting, sync_responses)
+    return Actors(plan_user, book_meeting, sync_responses, book_meetings)
+
+
+def _short_retry_ms(result: booking.BookResult) -> int | None:
+    """The broker-level delay for a retry that is due soon, else None (the tick re-sends it)."""
+    if result.outcome != BookOutcome.RETRY or result.retry_after_s is None:
+        return None
+    if result.retry_after_s > SHORT_RETRY_S:
+        return None
+    return int(result.retry_after_s * 1000) + 50
 
 
 def queue_depth(broker: dramatiq.Broker, queue: str = QUEUE) -> int | None:

@@ -27,6 +27,9 @@ log = logging.getLogger("goodwill.tick")
 
 #: The heartbeat row a tick writes at the end of every round it completes (readiness reads it).
 TICK_HEARTBEAT = "tick"
+#: Meetings per ``book_meetings`` message: one calendar read per owner serves them all, and a
+#: batch stays well inside the actors' time limit even when every provider call is slow.
+BOOKINGS_PER_MESSAGE = 8
 _ERROR_MAX = 300
 #: Audit ``to_state`` values after which a meeting's answers are followed.
 _FOLLOWED = frozenset(s.value for s in responses.FOLLOWED_STATES)
@@ -46,10 +49,12 @@ class _Outbox:
         seq = self._seq.get(key)
         return seq is not None and depth is not None and self._last - seq < depth
 
-    def sent(self, key: tuple[str, int]) -> None:
+    def sent(self, *keys: tuple[str, int]) -> None:
+        """One message went out, for each of ``keys`` (a batch is one message in the queue)."""
         self._last += 1
-        self._seq.pop(key, None)
-        self._seq[key] = self._last
+        for key in keys:
+            self._seq.pop(key, None)
+            self._seq[key] = self._last
         while len(self._seq) > self.keep:
             self._seq.popitem(last=False)
 
@@ -199,6 +204,7 @@ class Tick:
         if room <= 0:
             return 0
         redriven = set(p.store.booking_leases_expired(now, limit=self.batch))
+        due: list[int] = []
         for meeting_id in p.store.approved_needing_send(
             now, limit=room, send_lease_s=p.send_lease_s
         ):
@@ -207,9 +213,22 @@ class Tick:
                 if p.metrics is not None:
                     p.metrics.lease_redrives_total.inc()
                 self._outbox.forget(("book", meeting_id))
-            if self._send(self.actors.book_meeting, "book", meeting_id, depth):
-                result.book_sent.append(meeting_id)
-                room -= 1
+            if self._outbox.queued(("book", meeting_id), depth):
+                self.skipped_queued += 1
+            else:
+                due.append(meeting_id)
+        # Ids come oldest first, so the meetings one planning round approved sit together.
+        batched = self.actors.book_meetings
+        size = 1 if batched is None else BOOKINGS_PER_MESSAGE
+        for start in range(0, len(due), size):
+            ids = due[start : start + size]
+            if len(ids) > 1:
+                batched.send(ids)
+            else:
+                self.actors.book_meeting.send(ids[0])
+            self._outbox.sent(*(("book", meeting_id) for meeting_id in ids))
+            result.book_sent.extend(ids)
+            room -= 1  # the room is counted in messages, as the queue's depth is
         return room
 
     def _send_plans(self, now: datetime, depth: int | None, room: int, result: TickResult) -> int:

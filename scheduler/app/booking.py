@@ -15,22 +15,29 @@ from enum import StrEnum
 
 from scheduler.app.groups import group_draft, group_refusal, group_slot_taken
 from scheduler.app.pipeline import Pipeline, policy_for, revoke
+from scheduler.app.recheck import calendars_busy
 from scheduler.app.records import Meeting
-from scheduler.core.busy import apply_busy_rules
 from scheduler.core.errors import (
     AuthorizationRevoked,
     ConfigurationError,
     ConnectorError,
     RateLimited,
 )
-from scheduler.core.intervals import Interval, overlaps_any
 from scheduler.core.invites import invite_text
-from scheduler.core.model import BusyQuery, CreatedEvent, EventDraft
+from scheduler.core.model import BusyResult, CreatedEvent, EventDraft
 from scheduler.core.policy import Policy, Stakeholder
 from scheduler.core.ports import CalendarBackend, CalendarWriter
 from scheduler.core.states import MeetingState
 
-__all__ = ["BookOutcome", "BookResult", "book_meeting", "calendars_busy", "other_side_meeting"]
+__all__ = [
+    "BookOutcome",
+    "BookResult",
+    "Claimed",
+    "attempt",
+    "book_meeting",
+    "claim_for_booking",
+    "other_side_meeting",
+]
 
 _S = MeetingState
 
@@ -63,7 +70,12 @@ class _Ending:
 
 def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
     """Book one approved meeting: claim it, re-check both calendars, create the event."""
-    now = p.clock.now()
+    ready = claim_for_booking(p, meeting_id, p.clock.now())
+    return ready if isinstance(ready, BookResult) else attempt(ready)
+
+
+def claim_for_booking(p: Pipeline, meeting_id: int, now: datetime) -> BookResult | Claimed:
+    """Claim one meeting and check it may still be booked: what to book, or how it ended."""
     claim = p.store.claim_booking(meeting_id, now, p.lease_s)  # with the owner's row
     if claim is None:
         return BookResult(BookOutcome.ALREADY)
@@ -88,11 +100,17 @@ def book_meeting(p: Pipeline, meeting_id: int) -> BookResult:
     ending = _group_why_not(b) if m.is_group else _why_not(policy, stakeholder, m, now)
     if ending is not None:
         return _end_unbooked(b, ending)
+    return Claimed(b, stakeholder)
+
+
+def attempt(ready: Claimed) -> BookResult:
+    """Book a claimed meeting (see :func:`claim_for_booking`); provider errors end here."""
+    b = ready.booking
     try:
-        return _book(b, stakeholder)
+        return _book(b, ready.stakeholder)
     except AuthorizationRevoked as exc:
-        revoke(p, policy.owner.email, backend.provider, str(exc), now)
-        return _retry(p, m, now, "credential revoked: reconnect the calendar", 3600.0)
+        revoke(b.p, b.policy.owner.email, b.backend.provider, str(exc), b.now)
+        return _retry(b.p, b.m, b.now, "credential revoked: reconnect the calendar", 3600.0)
     except ConnectorError as exc:
         return _after_provider_error(b, exc)
 
@@ -109,6 +127,18 @@ def _held_by_pause(p: Pipeline, m: Meeting, now: datetime, until: datetime) -> B
     return BookResult(BookOutcome.ALREADY, detail="held: the owner paused goodwill")
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed meeting that may still be booked, and its stakeholder (None for a group)."""
+
+    booking: _Booking
+    stakeholder: Stakeholder | None
+
+    @property
+    def meeting(self) -> Meeting:
+        return self.booking.m
+
+
 @dataclass(slots=True)
 class _Booking:
     """One claimed booking attempt and what it works with."""
@@ -121,6 +151,9 @@ class _Booking:
     now: datetime
     #: This attempt recorded that its create goes out (from then on the event may exist).
     announced: bool = False
+    #: Both calendars read once for several of the owner's bookings (``booking_batch``): the
+    #: re-check uses it when it covers this meeting, instead of reading again.
+    busy: BusyResult | None = None
 
     @property
     def uncertain(self) -> bool:
@@ -315,41 +348,7 @@ def _announced_clash(b: _Booking) -> BookResult | None:
 
 
 def _calendars_busy(b: _Booking, stakeholder: Stakeholder) -> bool:
-    return calendars_busy(b.p, b.policy, b.backend, stakeholder, b.m.start, b.m.end)
-
-
-def calendars_busy(
-    p: Pipeline,
-    policy: Policy,
-    backend: CalendarBackend,
-    stakeholder: Stakeholder,
-    start: datetime,
-    end: datetime,
-) -> bool:
-    """Read both calendars again for ``[start, end)`` (owner with buffer) under the busy rules.
-
-    True when either person is busy then, or a calendar cannot be read. Raises ConnectorError.
-    """
-    owner, person = policy.owner.person, policy.person_of(stakeholder)
-    buffer = policy.availability.buffer
-    with p.provider_call(backend.provider, "recheck"):
-        result = backend.source.busy(
-            BusyQuery(window=Interval(start - buffer, end + buffer), people=(owner, person))
-        )
-    rules = policy.availability.busy
-    slot = Interval(start, end)
-    email = stakeholder.email.lower()
-    owner_busy = apply_busy_rules(result.blocks.get(owner.email, []), rules)
-    their_busy = apply_busy_rules(
-        result.blocks.get(email, result.blocks.get(stakeholder.email, [])), rules
-    )
-    return (
-        email in result.unavailable
-        or stakeholder.email in result.unavailable
-        or owner.email in result.unavailable
-        or overlaps_any(slot.padded(buffer), owner_busy)
-        or overlaps_any(slot, their_busy)
-    )
+    return calendars_busy(b.p, b.policy, b.backend, stakeholder, b.m.start, b.m.end, read=b.busy)
 
 
 def _look_up(b: _Booking) -> CreatedEvent | None:

@@ -16,7 +16,6 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from scheduler.app import decisions
-from scheduler.app.booking import calendars_busy
 from scheduler.app.groups import group_slot_taken
 from scheduler.app.owner_groups import group_headline
 from scheduler.app.owner_model import (
@@ -40,6 +39,7 @@ from scheduler.app.owner_text import (
 )
 from scheduler.app.owner_view import build_owner_view
 from scheduler.app.pipeline import Pipeline, with_status
+from scheduler.app.recheck import calendars_busy
 from scheduler.app.records import Meeting, User
 from scheduler.app.registration import AT_PROVIDER, cancel_at_provider
 from scheduler.core.errors import ConfigurationError, ConnectorError

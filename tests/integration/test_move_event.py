@@ -164,7 +164,7 @@ def test_google_emulator_refuses_a_patch_that_empties_the_range(
     service = google._service(ORG.email)
     body = {"end": {"dateTime": "2027-03-26T13:00:00Z"}}  # before the start
     with pytest.raises(HttpError) as caught:
-        service.events().patch(calendarId="primary", eventId=event_id, body=body).execute()
+        service.execute(service.events.patch(calendarId="primary", eventId=event_id, body=body))
     assert caught.value.resp.status == 400
     (stored,) = gemu.events(ORG.email)
     assert stored["end"]["dateTime"].startswith("2027-03-26T14:30")  # unchanged

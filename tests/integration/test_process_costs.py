@@ -25,7 +25,7 @@ from connectors.google_keys import ServiceAccountKey
 from connectors.registry import BackendRegistry
 from scheduler.core.errors import ConfigurationError
 from scheduler.core.intervals import Interval
-from scheduler.core.model import BusyQuery, Person
+from scheduler.core.model import BusyQuery, EventDraft, Person
 from scheduler.core.policy import Policy, load_policy_text
 from scheduler.settings import GoogleSettings, Limits, Settings
 from tests.emulators.google_emulator import GoogleEmulator
@@ -132,6 +132,56 @@ def test_google_clients_are_shared_by_threads_each_over_its_own_connection(
         assert isinstance(google, GoogleCalendar)
         assert len(google._services) <= 4
         assert sorted({t["sub"] for t in emulator.token_requests}) == owners
+
+
+def test_google_api_collections_are_built_once_and_each_request_acts_as_its_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: building a client's collections from the discovery document cost more than
+    the requests they served (a quarter of a worker's CPU, built again for every call). They
+    are built once per connector; each owner's request still goes out as that owner."""
+    import googleapiclient.discovery as discovery
+
+    import connectors.google as google_module
+
+    builds: list[int] = []
+    real = discovery.build_from_document
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        builds.append(1)
+        return real(*args, **kwargs)
+
+    google_module._discovery()  # the shared document is prepared once per process, apart
+    monkeypatch.setattr(google_module, "build_from_document", counting)
+    key = service_account_file(tmp_path / "sa.json")
+    owners = _owners(6)
+    with GoogleEmulator() as emulator:
+        for owner in owners:
+            emulator.add_calendar(owner)
+        emulator.add_calendar("sam@corp.example")
+        registry = BackendRegistry(_settings(tmp_path, emulator, key, size=3))
+
+        def create(owner: str) -> None:
+            writer = registry(_policy(owner)).writer
+            assert writer is not None
+            start = MONDAY + timedelta(hours=10 + owners.index(owner) % 4)
+            writer.create_event(
+                EventDraft(
+                    idempotency_key=f"key-{owner}",
+                    organizer=Person(owner, "Owner", "UTC"),
+                    attendee=Person("sam@corp.example", "Sam", "UTC"),
+                    start=start,
+                    end=start + timedelta(minutes=30),
+                    title=f"Coffee for {owner}",
+                )
+            )
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(create, owners * 2))  # the second create of each answers 409
+        assert len(builds) == 1
+        for owner in owners:
+            (event,) = emulator.events(owner)
+            assert event["summary"] == f"Coffee for {owner}"
 
 
 def test_a_rotated_key_file_is_read_again(tmp_path: Path, opens: dict[str, int]) -> None:

@@ -1,0 +1,161 @@
+"""Several bookings in one message (``book_meetings``), on every store, with the fake calendar.
+
+Issue 13: booking each of a planning round's meetings on its own read both calendars again for
+every one (two of a booking's three provider calls). A batch reads each owner once; every
+booking otherwise behaves exactly as it does alone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+
+from scheduler.app.booking import BookOutcome
+from scheduler.app.booking_batch import book_meetings
+from scheduler.core.errors import ProviderUnavailable, RateLimited
+from scheduler.core.states import MeetingState
+from tests.usecase.fakes import FAKE_PROVIDER
+from tests.usecase.world import ALEX, JO, KIM, NOW, PRIYA, PRIYA_POLICY, SAM, World
+from workers.actors import QUEUE, declare_actors
+from workers.broker import make_broker
+
+B = BookOutcome
+
+
+def _slot(day: int, hour: int) -> datetime:
+    return NOW.replace(hour=hour) + timedelta(days=day)
+
+
+def _alex_three(world: World) -> list[int]:
+    """Three approved coffees of Alex, on three days."""
+    world.register()
+    return [
+        world.add_meeting(ALEX, who, _slot(day, 10))
+        for day, who in ((2, KIM), (3, JO), (4, SAM))
+    ]
+
+
+def test_one_read_serves_every_recheck_of_an_owners_batch(world: World) -> None:
+    ids = _alex_three(world)
+    world.calendar.calls.clear()
+
+    results = book_meetings(world.p, ids)
+
+    assert [(i, r.outcome) for i, r in results] == [(i, B.BOOKED) for i in ids]
+    assert world.calendar.calls["busy"] == 1  # alone, each booking read both calendars
+    assert world.calendar.calls["create_event"] == 3
+    assert all(world.meeting(i).state == MeetingState.BOOKED for i in ids)
+
+
+def test_each_booking_alone_reads_both_calendars_again(world: World) -> None:
+    """The baseline the batch is measured against: one re-check read per booking."""
+    ids = _alex_three(world)
+    world.calendar.calls.clear()
+    assert [world.book(i).outcome for i in ids] == [B.BOOKED] * 3
+    assert world.calendar.calls["busy"] == 3
+
+
+def test_a_slot_taken_in_the_shared_read_ends_only_that_meeting(world: World) -> None:
+    ids = _alex_three(world)
+    start = world.meeting(ids[1]).start
+    world.calendar.add_busy(JO, start, start + timedelta(hours=1))
+
+    outcomes = [r.outcome for _, r in book_meetings(world.p, ids)]
+
+    assert outcomes == [B.BOOKED, B.SLOT_TAKEN, B.BOOKED]
+    assert world.meeting(ids[1]).state == MeetingState.CANCELLED
+    assert [e.attendee for e in world.calendar.events()] == [KIM, SAM]
+
+
+def test_the_owners_own_busy_time_in_the_shared_read_counts_with_the_buffer(
+    world: World,
+) -> None:
+    ids = _alex_three(world)
+    start = world.meeting(ids[2]).start
+    # Alex is busy until 5 minutes before the coffee: inside the policy's 10-minute buffer.
+    world.calendar.add_busy(ALEX, start - timedelta(hours=1), start - timedelta(minutes=5))
+
+    outcomes = [r.outcome for _, r in book_meetings(world.p, ids)]
+
+    assert outcomes == [B.BOOKED, B.BOOKED, B.SLOT_TAKEN]
+
+
+def test_a_failed_shared_read_leaves_each_meeting_to_read_for_itself(world: World) -> None:
+    ids = _alex_three(world)
+    world.calendar.fail_next(
+        "busy", ProviderUnavailable("503", provider=FAKE_PROVIDER, status=503)
+    )
+    world.calendar.calls.clear()
+
+    outcomes = [r.outcome for _, r in book_meetings(world.p, ids)]
+
+    assert outcomes == [B.BOOKED] * 3
+    assert world.calendar.calls["busy"] == 1 + 3
+
+
+def test_each_owner_in_a_batch_is_read_once(world: World) -> None:
+    world.write_policy(PRIYA, PRIYA_POLICY)
+    ids = _alex_three(world)
+    ids.append(world.add_meeting(PRIYA, KIM, _slot(5, 11)))
+    ids.append(world.add_meeting(PRIYA, KIM, _slot(8, 11)))
+    world.calendar.calls.clear()
+
+    outcomes = [r.outcome for _, r in book_meetings(world.p, ids)]
+
+    assert outcomes == [B.BOOKED] * 5
+    assert world.calendar.calls["busy"] == 2
+
+
+def test_a_meeting_given_twice_or_already_booked_is_booked_once(world: World) -> None:
+    ids = _alex_three(world)
+    assert world.book(ids[0]).outcome is B.BOOKED
+
+    results = book_meetings(world.p, [ids[0], ids[1], ids[1], ids[2]])
+
+    assert [(i, r.outcome) for i, r in results] == [
+        (ids[0], B.ALREADY),
+        (ids[1], B.BOOKED),
+        (ids[2], B.BOOKED),
+    ]
+    assert world.calendar.calls["create_event"] == 3
+
+
+def test_two_owners_booking_one_stakeholder_at_once_still_book_once(world: World) -> None:
+    """The store guard is per meeting inside a batch: Priya's batch, claimed while Alex's
+    meeting with Kim at the same time is being booked, backs off."""
+    world.write_policy(PRIYA, PRIYA_POLICY)
+    world.register()
+    start = _slot(2, 10)
+    alex = world.add_meeting(ALEX, KIM, start)
+    priya = [world.add_meeting(PRIYA, KIM, start), world.add_meeting(PRIYA, KIM, _slot(9, 10))]
+    seen: list[list[BookOutcome]] = []
+    world.calendar.during_next(
+        "create_event", lambda: seen.append([r.outcome for _, r in book_meetings(world.p, priya)])
+    )
+
+    assert world.book(alex).outcome is B.BOOKED
+    assert seen == [[B.SLOT_TAKEN, B.BOOKED]]
+    assert len([e for e in world.calendar.events(attendee=KIM) if e.start == start]) == 1
+
+
+def test_a_short_retry_in_a_batch_is_sent_again_alone(world: World) -> None:
+    ids = _alex_three(world)
+    broker = make_broker("embedded", set_global=False)
+    assert isinstance(broker, StubBroker)
+    actors = declare_actors(broker, world.p)
+    world.calendar.fail_next(
+        "create_event", RateLimited("429", retry_after_s=5, provider=FAKE_PROVIDER)
+    )
+
+    actors.book_meetings.fn(ids)
+
+    assert [world.meeting(i).state for i in ids] == [
+        MeetingState.APPROVED,
+        MeetingState.BOOKED,
+        MeetingState.BOOKED,
+    ]
+    delayed = [dramatiq.Message.decode(raw) for raw in list(broker.queues[f"{QUEUE}.DQ"].queue)]
+    assert [(m.actor_name, m.args) for m in delayed] == [("book_meeting", (ids[0],))]
+    assert delayed[0].options["eta"] > 0
