@@ -24,6 +24,8 @@ The real google-api-python-client and google-auth talk to it over loopback (poin
   and ``update`` (patch semantics as documented: objects merge, arrays are replaced; a cancelled
   event can be patched, as Google keeps deleted events; an empty time range -> 400; a move shows
   at once in the attendee's view and in freeBusy, which are computed from the same event).
+- Partial responses: the ``fields`` system parameter on any API call returns only the fields
+  it names (:mod:`tests.emulators.google_fields`; a malformed one -> 400 ``invalidParameter``).
 - An event lives on its organizer's calendar; attendees see it on theirs (same id), which is how
   an invite blocks an attendee's free/busy until they decline.
 
@@ -59,6 +61,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from tests.emulators.google_fields import FieldsError, parse_fields, select_fields
 from tests.emulators.google_schema import CalendarSchema
 from tests.emulators.oidc_tokens import IdTokenSigner, pkce_ok
 
@@ -468,7 +471,13 @@ class GoogleEmulator:
             user = self._authenticate(headers.get("authorization", ""))
             body = json.loads(raw_body) if raw_body else None
             self.requests.append(RecordedRequest(method, path, query, body, user))
-            return 200, self._route(method, path, query, body, user), {}
+            reply = self._route(method, path, query, body, user)
+            if "fields" in query:  # a partial response: only the fields asked for
+                try:
+                    reply = select_fields(reply, parse_fields(query["fields"][-1]))
+                except FieldsError as exc:
+                    raise _error(400, "invalidParameter", str(exc)) from exc
+            return 200, reply, {}
         except _Reply as reply:
             return reply.status, reply.body, reply.headers
 

@@ -211,6 +211,59 @@ def test_freebusy_reflects_invites_and_declines(
     assert google.busy(BusyQuery(window=window, people=(OWNER, SAM))).blocks[SAM.email] == []
 
 
+def test_partial_responses_carry_everything_the_connector_reads(
+    emulator: GoogleEmulator, google: GoogleCalendar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: events are listed and read with ``fields`` (a partial response): what comes
+    back is exactly what the whole resources give (busy blocks, contacts, answers)."""
+    import connectors.google as google_module
+
+    def at(hour: int, day: int = 0) -> datetime:
+        return MONDAY.replace(hour=hour) + timedelta(days=day)
+
+    invite = {"organizer": {"email": SAM.email}}
+    emulator.seed(OWNER.email, _timed(at(8)))
+    emulator.seed(OWNER.email, _timed(at(9), transparency="transparent"))
+    emulator.seed(OWNER.email, _timed(at(10), eventType="outOfOffice"))
+    emulator.seed(OWNER.email, _timed(at(11), status="tentative"))
+    emulator.seed(
+        OWNER.email,
+        {"summary": "day", "start": {"date": "2027-03-01"}, "end": {"date": "2027-03-02"}},
+    )
+    for hour, answer in ((12, "needsAction"), (13, "declined"), (15, "tentative")):
+        emulator.seed(
+            SAM.email,
+            _timed(
+                at(hour), **invite, attendees=[{"email": OWNER.email, "responseStatus": answer}]
+            ),
+        )
+    emulator.seed(
+        OWNER.email,
+        _timed(at(9, day=-7), attendees=[{"email": SAM.email, "responseStatus": "accepted"}]),
+    )
+    created = google.create_event(_draft(hour=16))
+    emulator.respond(OWNER.email, created.provider_event_id, SAM.email, "tentative")
+    window = Interval(MONDAY - timedelta(days=8), MONDAY + timedelta(days=1))
+
+    def read() -> tuple[Any, ...]:
+        busy = google.busy(BusyQuery(window=window, people=(OWNER, SAM)))
+        contacts = google.last_contacts(OWNER, [SAM.email], window.start, MONDAY)
+        state = google.event_state(OWNER, created.provider_event_id, SAM.email)
+        return busy, contacts, state
+
+    before = len(emulator.requests)
+    partial = read()
+    reads = [r for r in emulator.requests[before:] if r.method == "GET"]
+    assert len(reads) >= 2
+    assert all(r.query.get("fields") for r in reads)  # every list and get: a partial response
+    monkeypatch.setattr(google_module, "_LIST_FIELDS", "*")
+    monkeypatch.setattr(google_module, "_EVENT_FIELDS", "*")
+    assert read() == partial
+    busy, contacts, _ = partial
+    assert len(busy.blocks[OWNER.email]) == 10
+    assert contacts == {SAM.email: at(10, day=-7)}
+
+
 def test_owner_calendar_is_read_with_event_detail_for_busy_rules(
     emulator: GoogleEmulator, google: GoogleCalendar
 ) -> None:
