@@ -13,9 +13,11 @@ Bytecode: by default each tree gets its own ``PYTHONPYCACHEPREFIX`` and one warm
 the figures are those of an installed goodwill (pip compiles the ``.pyc`` files at install);
 ``--no-bytecode`` sets ``PYTHONDONTWRITEBYTECODE`` and compiles every module on every run.
 
-Prints one table (median wall and CPU ms of ``--runs`` runs, the ratio before/after), or one
-JSON object with ``--json``. ``make bench-cold`` (not part of ``make test``). The machine is
-shared: compare the two columns of one run, not runs.
+Prints one table (median wall and CPU ms of ``--runs`` runs, the ratio before/after, the load
+average at the start and the end), or one JSON object with ``--json``. ``make bench-cold`` (not
+part of ``make test``). The machine is shared: compare the two columns of one run, not runs.
+``--after DIR`` measures another tree than the working tree as *after* (e.g. HEAD with only
+some files changed, while others edit the working tree).
 """
 
 from __future__ import annotations
@@ -169,13 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-bytecode", action="store_true", help="compile every module on every run"
     )
+    parser.add_argument(
+        "--after", type=Path, default=REPO, metavar="DIR", help="the tree measured as after"
+    )
     args = parser.parse_args(argv)
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="goodwill-cold-") as tmp:
         scratch = Path(tmp)
         cwd = scratch / "cwd"
         cwd.mkdir()
         roots = [] if args.after_only else [("before", unpack_head(scratch / "head"))]
-        roots.append(("after", REPO))
+        roots.append(("after", args.after.resolve()))
         trees = [
             Tree(label, root, make_env(root, scratch, label, bytecode=not args.no_bytecode))
             for label, root in roots
@@ -184,11 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         examples = roots[0][1] / "examples"
         rows = measure(trees, args.runs, examples, cwd)
     labels = [t.label for t in trees]
+    load = {"start": list(load_start), "end": list(os.getloadavg())}
     if args.json:
-        json.dump({"runs": args.runs, "bytecode": not args.no_bytecode, "rows": rows}, sys.stdout)
+        report = {"runs": args.runs, "bytecode": not args.no_bytecode, "load": load, "rows": rows}
+        json.dump(report, sys.stdout)
         print()
     else:
         print_table(rows, labels, args.runs)
+        start, end = ("/".join(f"{x:.2f}" for x in load[k]) for k in ("start", "end"))
+        print(f"load average (1/5/15 min): {start} at the start, {end} at the end")
     return 0
 
 

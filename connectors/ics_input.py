@@ -105,6 +105,8 @@ def printable(text: str, limit: int = EXCERPT) -> str:
     >>> printable("caf\\u00e9 \\x1b[31m\\udcff")
     'café \\\\x1b[31m\\\\xff'
     """
+    if len(text) <= limit and text.isprintable() and "\\" not in text:
+        return text  # every character stays, none is cut: most UIDs and names
     out: list[str] = []
     used = 0
     for char in text:

@@ -48,7 +48,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -195,7 +195,21 @@ def expand_instances(
         budget=budget or ReadBudget.of(source, Limits()),
         lines=event_lines or {},
         strict=False,
+        make=partial(_instance_of, zone=zone),
     )
+
+
+class _Timed(Protocol):
+    """What :func:`_expand` makes of an occurrence: an instance with aware UTC times."""
+
+    @property
+    def start(self) -> datetime: ...
+
+    @property
+    def end(self) -> datetime: ...
+
+
+_T = TypeVar("_T", bound=_Timed)
 
 
 def _expand(
@@ -208,9 +222,11 @@ def _expand(
     budget: ReadBudget,
     lines: Mapping[str, int],
     strict: bool,
-) -> Iterator[EventInstance]:
-    """:func:`expand_instances`; ``strict``: an event that cannot be expanded raises instead
-    of being left out (and logged)."""
+    make: Callable[[Any], _T | None],
+) -> Iterator[_T]:
+    """:func:`expand_instances`, each occurrence made into what ``make`` returns for it (None:
+    it takes up no time); ``strict``: an event that cannot be expanded raises instead of being
+    left out (and logged)."""
     # The library compares floating/all-day series on wall-clock time, so the span is given
     # in the person's zone: it then drops its tzinfo for those and keeps it for aware series.
     span_start = window.start.astimezone(zone)
@@ -248,7 +264,7 @@ def _expand(
                             "or raise the limit",
                             line=line,
                         )
-                    instance = _resolve(occurrence.as_component(False), zone)
+                    instance = make(occurrence)
                     if (
                         instance is not None
                         and instance.start < window.end
@@ -516,6 +532,71 @@ class ExpansionMemo(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class _Traits:
+    """What :class:`_Seen` reads of a VEVENT: the same for all its instances (a modified
+    instance, RECURRENCE-ID, is a VEVENT of its own)."""
+
+    show_as: ShowAs
+    status: EventStatus
+    key: str | None
+    ours: bool
+    organizer: str | None
+    attendees: tuple[tuple[str, AttendeeStatus], ...]
+
+    @classmethod
+    def of(cls, event: icalendar.Component) -> _Traits:
+        organizer = event.get("ORGANIZER")
+        return cls(
+            show_as=_show_as(event),
+            status=_status(event),
+            key=_goodwill_key(event),
+            ours="X-GOODWILL-KEY" in event,
+            organizer=(
+                None if organizer is None or isinstance(organizer, list) else email_of(organizer)
+            ),
+            attendees=tuple(
+                (email_of(a), parse_partstat(getattr(a, "params", {}).get("PARTSTAT")))
+                for a in _attendees(event)
+            ),
+        )
+
+
+def _instance_of(occurrence: Any, *, zone: ZoneInfo) -> EventInstance | None:
+    """An occurrence as :class:`EventInstance`: the library's copy of the event, its times set."""
+    return _resolve(occurrence.as_component(False), zone)
+
+
+def _seen_maker(zone: ZoneInfo) -> Callable[[Any], _Seen | None]:
+    """Make occurrences into :class:`_Seen` records without the library's copy of the event.
+
+    ``Occurrence.as_component`` copies the whole VEVENT for every instance only to set its
+    DTSTART and DTEND (which become the occurrence's ``start`` and ``end``) and drop RRULE,
+    RDATE, EXDATE and DURATION; what the record reads besides the times (:class:`_Traits`) is
+    the same in each copy, so it is read once per VEVENT from the occurrence's source
+    component. The times are resolved as :func:`_resolve` resolves the copy's (a DTEND is
+    always there). An occurrence that does not show its source (another release of
+    recurring-ical-events) takes the copying way: the same record, only slower.
+    """
+    read: dict[int, tuple[icalendar.Component, _Traits]] = {}
+
+    def make(occurrence: Any) -> _Seen | None:
+        event = getattr(getattr(occurrence, "_adapter", None), "_component", None)
+        if not isinstance(event, icalendar.Component):
+            instance = _instance_of(occurrence, zone=zone)
+            return None if instance is None else _Seen.of(instance)
+        start, all_day = to_utc(occurrence.start, zone)
+        end, _ = to_utc(occurrence.end, zone)
+        if not start < end:
+            return None
+        kept = read.get(id(event))
+        if kept is None or kept[0] is not event:
+            kept = read[id(event)] = (event, _Traits.of(event))
+        return _Seen.at(start, end, all_day, kept[1])
+
+    return make
+
+
+@dataclass(frozen=True, slots=True)
 class _Seen:
     """What the readers need of one expanded instance (no icalendar objects: small to keep).
 
@@ -536,24 +617,24 @@ class _Seen:
     attendees: tuple[tuple[str, AttendeeStatus], ...]
 
     @classmethod
-    def of(cls, instance: EventInstance) -> _Seen:
-        event = instance.component
-        organizer = event.get("ORGANIZER")
+    def at(cls, start: datetime, end: datetime, all_day: bool, traits: _Traits) -> _Seen:
+        """An instance at ``[start, end)`` of the event ``traits`` were read from."""
         return cls(
-            start=instance.start,
-            end=instance.end,
-            all_day=instance.all_day,
-            show_as=_show_as(event),
-            status=_status(event),
-            key=_goodwill_key(event),
-            ours="X-GOODWILL-KEY" in event,
-            organizer=(
-                None if organizer is None or isinstance(organizer, list) else email_of(organizer)
-            ),
-            attendees=tuple(
-                (email_of(a), parse_partstat(getattr(a, "params", {}).get("PARTSTAT")))
-                for a in _attendees(event)
-            ),
+            start=start,
+            end=end,
+            all_day=all_day,
+            show_as=traits.show_as,
+            status=traits.status,
+            key=traits.key,
+            ours=traits.ours,
+            organizer=traits.organizer,
+            attendees=traits.attendees,
+        )
+
+    @classmethod
+    def of(cls, instance: EventInstance) -> _Seen:
+        return cls.at(
+            instance.start, instance.end, instance.all_day, _Traits.of(instance.component)
         )
 
     def response(self, owner: str) -> AttendeeStatus:
@@ -627,14 +708,14 @@ def _instances(
         lines=parsed.event_lines,
     )
     if memo is None or window.end - window.start < _DAY:
-        return [_Seen.of(i) for i in expand(window=window, budget=budget, strict=False)]
+        return list(expand(window=window, budget=budget, strict=False, make=_seen_maker(zone)))
     wide = _widened(window)
     key = ("instances", str(zone), wide.start, wide.end, max_instances, budget.max_steps)
     kept = memo.get(key)
     if kept is None:
         trial = budget.trial()
         try:
-            records = tuple(_Seen.of(i) for i in expand(window=wide, budget=trial, strict=True))
+            records = tuple(expand(window=wide, budget=trial, strict=True, make=_seen_maker(zone)))
         except CalendarDataError:
             if not trial.timed_out:  # what the file holds decided: remember it
                 memo.put(key, _NARROW_ONLY, 64)
@@ -644,7 +725,7 @@ def _instances(
             memo.put(key, records, size)
             kept = records
     if not isinstance(kept, tuple):
-        return [_Seen.of(i) for i in expand(window=window, budget=budget, strict=False)]
+        return list(expand(window=window, budget=budget, strict=False, make=_seen_maker(zone)))
     return [r for r in kept if r.start < window.end and window.start < r.end]
 
 

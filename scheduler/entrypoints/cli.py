@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 from scheduler.core.errors import ConfigurationError, ConnectorError, PolicyError, SchedulerError
+from scheduler.entrypoints.startup import imports_kept
 
 # Cold start (issue 13): this module imports the standard library and the error tree only;
 # pydantic, the policy schema, the planner, the store and the SDKs load in the command that uses
@@ -184,8 +185,9 @@ def _policy_limits() -> PolicyLimits:
     return policy_limits(Settings().limits)
 
 
-def _cmd_validate(files: Sequence[Path], out: TextIO) -> int:
-    from scheduler.app.policies import check_policy_files
+def _cmd_validate(files: Sequence[Path], out: TextIO, *, own_process: bool) -> int:
+    with imports_kept(own_process):
+        from scheduler.app.policies import check_policy_files  # and the settings, pydantic
 
     count, issues = check_policy_files(list(files), _policy_limits())
     if count == 0:
@@ -205,10 +207,14 @@ def _cmd_validate(files: Sequence[Path], out: TextIO) -> int:
     return EXIT_OK
 
 
-def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from scheduler.app.planning import dry_run_plan
-    from scheduler.app.policies import load_policy
-    from scheduler.core.clock import SystemClock
+def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO, *, own_process: bool) -> int:
+    with imports_kept(own_process):  # what a dry run uses (not the store: no database yet)
+        from scheduler.app.planning import dry_run_plan
+        from scheduler.app.policies import load_policy
+        from scheduler.core.clock import SystemClock
+
+        if args.calendars is not None:
+            from connectors.ics import IcsDirectory
 
     policy = load_policy(args.policy, _policy_limits())
     now: datetime = args.now or SystemClock().now()
@@ -217,8 +223,6 @@ def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_USAGE
     app, known = _stored_plan_state(policy, now)
     if args.calendars is not None:
-        from connectors.ics import IcsDirectory
-
         directory = IcsDirectory(args.calendars)
         result = dry_run_plan(policy, source=directory, history=directory, now=now, known=known)
     else:
@@ -359,7 +363,12 @@ def _validation_error() -> type[ValidationError]:
 def main(
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
-    """Entry point of the ``goodwill`` console script."""
+    """Entry point of the ``goodwill`` console script.
+
+    ``argv`` None: the process's own command line, which the process ends with (see
+    :mod:`scheduler.entrypoints.startup`); a list: a command run inside a caller's process.
+    """
+    own_process = argv is None
     out = out or sys.stdout
     err = err or sys.stderr
     try:
@@ -369,9 +378,9 @@ def main(
         return EXIT_USAGE
     try:
         if args.command == "validate":
-            return _cmd_validate(args.files, out)
+            return _cmd_validate(args.files, out, own_process=own_process)
         if args.command == "plan":
-            return _cmd_plan(args, out, err)
+            return _cmd_plan(args, out, err, own_process=own_process)
         if args.command == "link":
             from scheduler.entrypoints.link_command import run_link
 
