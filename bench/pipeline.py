@@ -2,13 +2,13 @@
 
 Builds N users with 20 stakeholders each (some shared: :func:`bench.soak.world.build_world`),
 calendars of ~40 events a week with 26 weeks of history on the Google emulator in its own
-process (:mod:`bench.pipeline_emulator`), then runs the real ``goodwill tick`` and ``goodwill
-worker`` processes on PostgreSQL + Redis (``--store postgres``, the default) or one ``goodwill
-serve`` on SQLite + the embedded broker (``--store sqlite``, for a small N), each through
-:mod:`bench.pipeline_probe` (the real CLI with counters on). Every user is due at once: the
-processes start on an empty policy directory, the counters are read, then all policy files
-appear. The run ends when every user has been planned once and no meeting is waiting to be
-booked (or at ``--timeout``); the counters are read again.
+process (:mod:`bench.pipeline_emulator`, which generates them on demand), then runs the real
+``goodwill tick`` and ``goodwill worker`` processes on PostgreSQL + Redis (``--store postgres``,
+the default) or one ``goodwill serve`` on SQLite + the embedded broker (``--store sqlite``, for
+a small N), each through :mod:`bench.pipeline_probe` (the real CLI with counters on). Every user
+is due at once: the processes start on an empty policy directory, the counters are read, then
+all policy files appear. The run ends when every user has been planned once and no meeting is
+waiting to be booked (or at ``--timeout``); the counters are read again.
 
 Figures per size (``--json`` prints them as ``{"sizes": [{...}]}``); "per plan" divides by the
 users planned, "per booking" by the meetings booked:
@@ -297,12 +297,53 @@ def _wait(what: str, check: Callable[[], bool], timeout_s: float, roles: list[_R
         time.sleep(0.5)
 
 
+_PROGRESS_SQL = (
+    "SELECT (SELECT count(*) FROM users WHERE last_planned_at IS NOT NULL),"
+    " (SELECT count(*) FROM meetings WHERE state IN ('approved', 'booking')),"
+    " (SELECT count(*) FROM meetings WHERE state = 'booked')"
+)
+
+
 def _progress(sut: StoreUnderTest) -> tuple[int, int, int]:
-    """(users planned, meetings waiting to be booked, meetings booked)."""
-    (planned,), *_ = sut.query("SELECT count(*) FROM users WHERE last_planned_at IS NOT NULL")
-    rows = dict(sut.query("SELECT state, count(*) FROM meetings GROUP BY state"))
-    waiting = int(rows.get("approved", 0)) + int(rows.get("booking", 0))
-    return int(planned), waiting, int(rows.get("booked", 0))
+    """(users planned, meetings waiting to be booked, meetings booked): one query."""
+    ((planned, waiting, booked),) = sut.query(_PROGRESS_SQL)
+    return int(planned), int(waiting), int(booked)
+
+
+@dataclass
+class _Reporter:
+    """A progress line every ``every_s``: counts, rates overall and since the last line, ETA."""
+
+    label: str
+    users: int
+    t0: float
+    emulator_pid: int
+    say: Say
+    every_s: float = 30.0
+    last_at: float = 0.0
+    last_planned: int = 0
+    last_booked: int = 0
+
+    def __post_init__(self) -> None:
+        self.last_at = self.t0
+
+    def __call__(self, now: float, planned: int, waiting: int, booked: int) -> None:
+        if now - self.last_at < self.every_s:
+            return
+        since, span = now - self.t0, now - self.last_at
+        rate = planned * 3600 / since if since else 0.0
+        recent = (planned - self.last_planned) * 3600 / span
+        left = self.users - planned
+        eta = f"~{left * 3600 / recent:,.0f} s to plan" if recent and left else ""
+        if left == 0:
+            eta = "all planned"
+        self.say(
+            f"[{self.label}] {since:5.0f} s: planned {planned:,}/{self.users:,} "
+            f"({rate:,.0f}/h, {recent:,.0f}/h in the last {span:.0f} s; {eta}), "
+            f"booked {booked:,} (+{booked - self.last_booked:,}), waiting {waiting:,}; "
+            f"emulator {rss_mib(self.emulator_pid):,.0f} MiB"
+        )
+        self.last_at, self.last_planned, self.last_booked = now, planned, booked
 
 
 @contextmanager
@@ -352,13 +393,17 @@ def _roles(cfg: Config, run_dir: Path) -> list[_Role]:
     return [role("tick", "tick")] + [role(f"worker-{i + 1}", "worker") for i in range(cfg.workers)]
 
 
-def _publish(world: World, run_dir: Path) -> None:
-    """Every policy file appears at once (written aside, then renamed into the directory)."""
+def _publish(world: World, run_dir: Path) -> float:
+    """Every policy file appears at once (written aside, then renamed into the directory).
+
+    Returns the seconds the renames took (the files appear during that time)."""
     staging = run_dir / "staging"
     world.write_policies(staging)
     target = run_dir / "policies"
+    began = time.monotonic()
     for path in sorted(staging.iterdir()):
         path.replace(target / path.name)
+    return time.monotonic() - began
 
 
 def run_size(cfg: Config, users: int, *, say: Say) -> SizeResult:
@@ -367,20 +412,32 @@ def run_size(cfg: Config, users: int, *, say: Say) -> SizeResult:
     logs.mkdir(parents=True, exist_ok=True)
     (run_dir / "policies").mkdir(exist_ok=True)
     start = datetime.now(UTC)
-    world = build_world(
-        users=users, stakeholders=cfg.stakeholders, hubs=cfg.hubs, seed=cfg.seed, start=start
-    )
-    write_spec(
-        world, run_dir / "calendars.json", start=start, seed=cfg.seed, fresh_weeks=cfg.fresh_weeks
-    )
     began = time.monotonic()
-    emulator = RemoteEmulator(
-        run_dir / "calendars.json", logs / "emulator.log", module="bench.pipeline_emulator"
+    world = build_world(
+        users=users,
+        stakeholders=cfg.stakeholders,
+        hubs=cfg.hubs,
+        seed=cfg.seed,
+        start=start,
+        seed_calendars=False,  # the emulator generates its own (bench.pipeline_emulator)
     )
-    sut = StoreUnderTest(cfg.store, run_dir)
+    built = time.monotonic()
+    spec = run_dir / "calendars.json"
+    write_spec(world, spec, start=start, seed=cfg.seed, fresh_weeks=cfg.fresh_weeks)
+    written = time.monotonic()
     say(
-        f"[{cfg.store} {users}] emulator up with {emulator.hello.get('events')} events "
-        f"({time.monotonic() - began:.0f} s)"
+        f"[{cfg.store} {users}] world of {len(world.people()):,} people built in "
+        f"{built - began:.1f} s; spec {spec.stat().st_size / 2**20:.1f} MiB written in "
+        f"{written - built:.1f} s"
+    )
+    emulator = RemoteEmulator(spec, logs / "emulator.log", module="bench.pipeline_emulator")
+    sut = StoreUnderTest(cfg.store, run_dir)
+    hello = emulator.hello
+    say(
+        f"[{cfg.store} {users}] emulator up in {time.monotonic() - written:.1f} s "
+        f"({hello.get('startup_s')} s in the process): {hello.get('people', 0):,} calendars, "
+        f"{hello.get('events', 0):,} seeded events generated on demand, "
+        f"{rss_mib(emulator.proc.pid):.0f} MiB"
     )
     try:
         sut.prepare()
@@ -409,11 +466,16 @@ def _measure(
     if sut.backends is not None:
         sut.backends.mark()
     before = _snapshot(roles, emulator, sut)
-    _publish(world, run_dir)
+    made = time.monotonic()
+    renamed_s = _publish(world, run_dir)
     t0 = time.monotonic()
+    say(
+        f"[{cfg.store} {users}] {users:,} policy files written in {t0 - made - renamed_s:.1f} s "
+        f"and moved into place in {renamed_s:.1f} s"
+    )
     timeout = cfg.timeout_s or 300.0 + 3.0 * users
     planned_at: float | None = None
-    last_report = t0
+    report = _Reporter(f"{cfg.store} {users}", users, t0, emulator.proc.pid, say)
     result_notes: list[str] = []
     while True:
         time.sleep(1.0)
@@ -428,12 +490,7 @@ def _measure(
                 f"timed out after {timeout:.0f} s: {planned}/{users} planned, {waiting} waiting"
             )
             break
-        if now - last_report >= 30:
-            last_report = now
-            say(
-                f"[{cfg.store} {users}] {now - t0:4.0f} s: planned {planned}/{users}, "
-                f"booked {booked}, waiting {waiting}"
-            )
+        report(now, planned, waiting, booked)
         dead = [r.name for r in roles if r.proc is not None and not r.proc.alive]
         if dead:
             raise RuntimeError(f"process(es) exited: {dead}")
@@ -442,6 +499,7 @@ def _measure(
     after = _snapshot(roles, emulator, sut)
     planned, _, booked = _progress(sut)
     figures = _figures(cfg, users, planned, booked, wall, planned_at, t0, before, after, rss)
+    figures["emulator_rss_mib"] = round(rss_mib(emulator.proc.pid), 1)
     say(f"[{cfg.store} {users}] done in {wall:.0f} s: {planned} planned, {booked} booked")
     return SizeResult(figures, result_notes)
 
@@ -626,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"N={f['users']}: {f['planned']} planned in {f['plan_rounds']} rounds, "
                 f"{f['bookings']} booked, {f['wall_s']} s (planning {f['planning_wall_s']} s); "
                 f"API {f['api']}; creates/booking {f['creates_per_booking']}; "
-                f"tick RSS {f['rss_mib_tick']} MiB"
+                f"tick RSS {f['rss_mib_tick']} MiB; emulator RSS {f['emulator_rss_mib']} MiB"
             )
         for n in notes:
             print(f"note: {n}")

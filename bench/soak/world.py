@@ -154,11 +154,13 @@ def build_world(
     start: datetime,
     waves: int = 1,
     first_share: float = 0.4,
+    seed_calendars: bool = True,
 ) -> World:
     """``users`` policies of ``stakeholders`` people each (``hubs`` of them shared by all).
 
     With ``waves`` > 1, ``first_share`` of the users are in wave 0 and the others are spread
-    evenly over the later waves.
+    evenly over the later waves. ``seed_calendars=False`` leaves :attr:`World.seeded` empty
+    (``bench.pipeline`` generates its own calendars); the users are the same either way.
     """
     if users < 2:
         raise ValueError("the soak needs at least 2 users")
@@ -179,6 +181,7 @@ def build_world(
     partner = {i: i ^ 1 for i in range(paired)}
     pairs = [(owners[i].email, owners[i + 1].email) for i in range(0, paired, 2)]
     wave_of = _waves(users, paired, waves, first_share, rng)
+    colleague_emails = {c.email for c in colleagues}
     out: list[User] = []
     for i, owner in enumerate(owners):
         listed: list[Person] = list(hub_people)
@@ -189,7 +192,12 @@ def build_world(
         lists_back = j % 3 == 0 and (j + 5) % users == i
         if i % 3 == 0 and j not in (i, partner.get(i)) and not lists_back:
             listed.append(owners[j])
-        pool = [c for c in colleagues if c not in listed]
+        # The pool is the colleagues not listed yet: all of them, as only hubs and users are
+        # listed so far (filtering N colleagues for each of N users was quadratic).
+        if any(p.email in colleague_emails for p in listed):
+            pool = [c for c in colleagues if c not in listed]
+        else:
+            pool = colleagues
         listed += rng.sample(pool, stakeholders - len(listed))
         out.append(
             User(
@@ -201,7 +209,8 @@ def build_world(
             )
         )
     world = World(out, hub_people, colleagues, pairs)
-    world.seeded = _seed_calendars(world.people(), rng, start)
+    if seed_calendars:
+        world.seeded = _seed_calendars(world.people(), rng, start)
     return world
 
 
