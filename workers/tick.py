@@ -27,9 +27,9 @@ log = logging.getLogger("goodwill.tick")
 
 #: The heartbeat row a tick writes at the end of every round it completes (readiness reads it).
 TICK_HEARTBEAT = "tick"
-#: Meetings per ``book_meetings`` message: one calendar read per owner serves them all, and a
-#: batch stays well inside the actors' time limit even when every provider call is slow.
-BOOKINGS_PER_MESSAGE = 8
+#: Meetings per ``book_meetings`` message (a week's cap of one owner): one calendar read per
+#: owner serves them all; a batch stops starting attempts after ``booking_batch.BATCH_DEADLINE``.
+BOOKINGS_PER_MESSAGE = 6
 _ERROR_MAX = 300
 #: Audit ``to_state`` values after which a meeting's answers are followed.
 _FOLLOWED = frozenset(s.value for s in responses.FOLLOWED_STATES)

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from scheduler.app.groups import group_draft, group_refusal, group_slot_taken
 from scheduler.app.pipeline import Pipeline, policy_for, revoke
-from scheduler.app.recheck import calendars_busy
+from scheduler.app.recheck import SharedRead, calendars_busy
 from scheduler.app.records import Meeting
 from scheduler.core.errors import (
     AuthorizationRevoked,
@@ -24,7 +24,7 @@ from scheduler.core.errors import (
     RateLimited,
 )
 from scheduler.core.invites import invite_text
-from scheduler.core.model import BusyResult, CreatedEvent, EventDraft
+from scheduler.core.model import CreatedEvent, EventDraft
 from scheduler.core.policy import Policy, Stakeholder
 from scheduler.core.ports import CalendarBackend, CalendarWriter
 from scheduler.core.states import MeetingState
@@ -152,8 +152,8 @@ class _Booking:
     #: This attempt recorded that its create goes out (from then on the event may exist).
     announced: bool = False
     #: Both calendars read once for several of the owner's bookings (``booking_batch``): the
-    #: re-check uses it when it covers this meeting, instead of reading again.
-    busy: BusyResult | None = None
+    #: re-check uses it when it answers for this meeting, instead of reading again.
+    busy: SharedRead | None = None
 
     @property
     def uncertain(self) -> bool:

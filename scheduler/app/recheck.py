@@ -3,22 +3,57 @@
 One booking reads its two people for its own slot (:func:`calendars_busy`). Several bookings of
 one owner sent together (:mod:`scheduler.app.booking_batch`) read the owner and all their
 stakeholders once, over a window covering every slot (:func:`read_for_bookings`), and each
-re-check is then answered from that read.
+re-check is then answered from that :class:`SharedRead` when it covers the slot (with the
+buffer the policy has at that moment) and is at most :data:`SHARED_READ_MAX_AGE` old; every
+event the batch creates is added to it, so a later slot sees the earlier ones as a fresh read
+would.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from scheduler.app.pipeline import Pipeline
 from scheduler.core.busy import apply_busy_rules
 from scheduler.core.intervals import Interval, overlaps_any
-from scheduler.core.model import BusyQuery, BusyResult, Person
+from scheduler.core.model import BusyBlock, BusyQuery, BusyResult, Person
 from scheduler.core.policy import Policy, Stakeholder
 from scheduler.core.ports import CalendarBackend
 
-__all__ = ["calendars_busy", "read_for_bookings"]
+__all__ = ["SHARED_READ_MAX_AGE", "SharedRead", "calendars_busy", "read_for_bookings"]
+
+#: How long a read shared by a batch of bookings answers their re-checks; after that (a slow
+#: batch) each remaining booking reads for itself, as it would alone.
+SHARED_READ_MAX_AGE = timedelta(seconds=30)
+
+
+@dataclass(slots=True)
+class SharedRead:
+    """Both sides of several bookings of one owner, read once (:func:`read_for_bookings`)."""
+
+    window: Interval
+    result: BusyResult
+    read_at: datetime
+
+    def answers(self, start: datetime, end: datetime, buffer: timedelta, now: datetime) -> bool:
+        """Whether this read may stand for a fresh one of ``[start - buffer, end + buffer)``."""
+        covered = self.window.start <= start - buffer and end + buffer <= self.window.end
+        return covered and now - self.read_at <= SHARED_READ_MAX_AGE
+
+    def add_booked(self, emails: Sequence[str], start: datetime, end: datetime) -> None:
+        """An event the batch just created, on each of ``emails``' calendars (as a fresh read
+        would now show it), so the batch's later re-checks see it."""
+        blocks = dict(self.result.blocks)
+        for email in emails:
+            key = next((k for k in blocks if k.lower() == email.lower()), email)
+            blocks[key] = [*blocks.get(key, []), BusyBlock(start=start, end=end)]
+        self.result = BusyResult(
+            blocks=blocks,
+            unavailable=self.result.unavailable,
+            working_hours=self.result.working_hours,
+        )
 
 
 def calendars_busy(
@@ -29,16 +64,18 @@ def calendars_busy(
     start: datetime,
     end: datetime,
     *,
-    read: BusyResult | None = None,
+    read: SharedRead | None = None,
 ) -> bool:
     """Read both calendars again for ``[start, end)`` (owner with buffer) under the busy rules.
 
     True when either person is busy then, or a calendar cannot be read. Raises ConnectorError.
-    ``read``: both calendars already read over a window covering this one (then no request).
+    ``read``: both calendars already read for a batch (used when it answers for this slot).
     """
     owner, person = policy.owner.person, policy.person_of(stakeholder)
     buffer = policy.availability.buffer
-    result = read
+    result = None
+    if read is not None and read.answers(start, end, buffer, p.clock.now()):
+        result = read.result
     if result is None:
         with p.provider_call(backend.provider, "recheck"):
             result = backend.source.busy(
@@ -65,7 +102,7 @@ def read_for_bookings(
     policy: Policy,
     backend: CalendarBackend,
     slots: Sequence[tuple[Stakeholder, datetime, datetime]],
-) -> BusyResult:
+) -> SharedRead:
     """Both sides of several bookings in one read: the owner and every stakeholder in
     ``slots``, over the window from the first start to the last end (owner's buffer added).
     What :func:`calendars_busy` then reads from it is what it would have read itself: the busy
@@ -81,5 +118,7 @@ def read_for_bookings(
     window = Interval(
         min(start for _, start, _ in slots) - buffer, max(end for _, _, end in slots) + buffer
     )
+    read_at = p.clock.now()
     with p.provider_call(backend.provider, "recheck"):
-        return backend.source.busy(BusyQuery(window=window, people=tuple(people)))
+        result = backend.source.busy(BusyQuery(window=window, people=tuple(people)))
+    return SharedRead(window, result, read_at)

@@ -8,13 +8,19 @@ booking otherwise behaves exactly as it does alone.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import dramatiq
+import pytest
 from dramatiq.brokers.stub import StubBroker
 
+from scheduler.app import booking
 from scheduler.app.booking import BookOutcome
-from scheduler.app.booking_batch import book_meetings
-from scheduler.core.errors import ProviderUnavailable, RateLimited
+from scheduler.app.booking_batch import BATCH_DEADLINE, RELEASED, book_meetings
+from scheduler.app.recheck import SHARED_READ_MAX_AGE, SharedRead
+from scheduler.core.errors import CalendarDataError, ProviderUnavailable, RateLimited
+from scheduler.core.intervals import Interval
+from scheduler.core.model import BusyResult
 from scheduler.core.states import MeetingState
 from tests.usecase.fakes import FAKE_PROVIDER
 from tests.usecase.world import ALEX, JO, KIM, NOW, PRIYA, PRIYA_POLICY, SAM, World
@@ -24,16 +30,15 @@ from workers.broker import make_broker
 B = BookOutcome
 
 
-def _slot(day: int, hour: int) -> datetime:
-    return NOW.replace(hour=hour) + timedelta(days=day)
+def _slot(day: int, hour: int, minute: int = 0) -> datetime:
+    return NOW.replace(hour=hour, minute=minute) + timedelta(days=day)
 
 
 def _alex_three(world: World) -> list[int]:
     """Three approved coffees of Alex, on three days."""
     world.register()
     return [
-        world.add_meeting(ALEX, who, _slot(day, 10))
-        for day, who in ((2, KIM), (3, JO), (4, SAM))
+        world.add_meeting(ALEX, who, _slot(day, 10)) for day, who in ((2, KIM), (3, JO), (4, SAM))
     ]
 
 
@@ -84,9 +89,7 @@ def test_the_owners_own_busy_time_in_the_shared_read_counts_with_the_buffer(
 
 def test_a_failed_shared_read_leaves_each_meeting_to_read_for_itself(world: World) -> None:
     ids = _alex_three(world)
-    world.calendar.fail_next(
-        "busy", ProviderUnavailable("503", provider=FAKE_PROVIDER, status=503)
-    )
+    world.calendar.fail_next("busy", ProviderUnavailable("503", provider=FAKE_PROVIDER, status=503))
     world.calendar.calls.clear()
 
     outcomes = [r.outcome for _, r in book_meetings(world.p, ids)]
@@ -159,3 +162,93 @@ def test_a_short_retry_in_a_batch_is_sent_again_alone(world: World) -> None:
     delayed = [dramatiq.Message.decode(raw) for raw in list(broker.queues[f"{QUEUE}.DQ"].queue)]
     assert [(m.actor_name, m.args) for m in delayed] == [("book_meeting", (ids[0],))]
     assert delayed[0].options["eta"] > 0
+
+
+# -- found by review: each meeting of a batch on its own -----------------------------------------
+
+S = MeetingState
+
+
+def _two_inside_the_buffer(world: World) -> list[int]:
+    """Alex's coffees at 10:00-10:30 (Kim) and 10:35-11:05 (Jo): 5 minutes apart, and Alex's
+    buffer is 10 minutes (the policy changed after they were planned, say)."""
+    world.register()
+    return [
+        world.add_meeting(ALEX, KIM, _slot(2, 10)),
+        world.add_meeting(ALEX, JO, _slot(2, 10, 35)),
+    ]
+
+
+def test_alone_the_second_sees_the_first_inside_the_owners_buffer(world: World) -> None:
+    assert [world.book(i).outcome for i in _two_inside_the_buffer(world)] == [
+        B.BOOKED,
+        B.SLOT_TAKEN,
+    ]
+
+
+def test_in_a_batch_the_second_sees_the_event_the_first_just_created(world: World) -> None:
+    ids = _two_inside_the_buffer(world)
+    assert [r.outcome for _, r in book_meetings(world.p, ids)] == [B.BOOKED, B.SLOT_TAKEN]
+    assert world.calendar.calls["busy"] == 1
+
+
+def test_an_unexpected_error_in_one_meeting_does_not_stop_the_others(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _alex_three(world)
+    real = booking._book
+
+    def broken_for_the_first(b: Any, stakeholder: Any) -> Any:
+        if b.m.id == ids[0]:
+            raise RuntimeError("a bug that hits this one meeting")
+        return real(b, stakeholder)
+
+    monkeypatch.setattr(booking, "_book", broken_for_the_first)
+    with pytest.raises(RuntimeError):  # raised once the others are done
+        book_meetings(world.p, ids)
+
+    assert [world.meeting(i).state for i in ids] == [S.BOOKING, S.BOOKED, S.BOOKED]
+    assert world.calendar.calls["create_event"] == 2
+
+
+def test_an_unreadable_shared_read_leaves_each_meeting_to_read_for_itself(world: World) -> None:
+    ids = _alex_three(world)
+    world.calendar.fail_next("busy", CalendarDataError("google event x", "unreadable start/end"))
+
+    assert [r.outcome for _, r in book_meetings(world.p, ids)] == [B.BOOKED] * 3
+
+
+def test_a_batch_past_its_deadline_gives_back_the_meetings_it_did_not_try(world: World) -> None:
+    ids = _alex_three(world)
+    world.calendar.during_next("create_event", lambda: world.advance(BATCH_DEADLINE * 2))
+
+    results = book_meetings(world.p, ids)
+
+    assert [r.outcome for _, r in results] == [B.BOOKED, B.ALREADY, B.ALREADY]
+    released = [world.meeting(i) for i in ids[1:]]
+    assert [m.state for m in released] == [S.APPROVED, S.APPROVED]
+    assert [m.attempts for m in released] == [0, 0]  # the claim a batch gave back is not counted
+    assert world.store.approved_needing_send(world.clock.now(), 10) == ids[1:]  # sent again
+    assert all(r.detail == RELEASED for _, r in results[1:])
+
+
+def test_a_shared_read_grown_old_is_not_used(world: World) -> None:
+    """A slow batch: once the shared read is older than SHARED_READ_MAX_AGE, each remaining
+    re-check reads both calendars again, as it would alone."""
+    ids = _alex_three(world)
+    world.calendar.calls.clear()
+    world.calendar.during_next(
+        "create_event", lambda: world.advance(SHARED_READ_MAX_AGE + timedelta(seconds=1))
+    )
+    assert [r.outcome for _, r in book_meetings(world.p, ids)] == [B.BOOKED] * 3
+    assert world.calendar.calls["busy"] == 1 + 2
+
+
+def test_a_shared_read_answers_only_for_slots_it_covers_with_the_buffer_of_the_moment() -> None:
+    read = SharedRead(Interval(_slot(2, 9), _slot(4, 12)), BusyResult(blocks={}), read_at=NOW)
+    ten = timedelta(minutes=10)
+    assert read.answers(_slot(2, 10), _slot(2, 10, 30), ten, NOW)
+    assert read.answers(_slot(4, 11), _slot(4, 11, 30), ten, NOW)
+    assert not read.answers(_slot(4, 11), _slot(4, 11, 30), timedelta(hours=1), NOW)  # grown
+    assert not read.answers(_slot(5, 10), _slot(5, 10, 30), ten, NOW)  # outside
+    assert not read.answers(_slot(2, 10), _slot(2, 10, 30), ten, NOW + timedelta(minutes=1))
