@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +18,8 @@ from scheduler.core.errors import CalendarDataError
 from scheduler.core.model import AttendeeStatus, BusyBlock, EventDraft, EventStatus, ShowAs
 
 __all__ = [
+    "Bounds",
+    "Timed",
     "attendee_status",
     "busy_block",
     "conference_request_id",
@@ -29,7 +31,14 @@ __all__ = [
     "parse_instant",
     "rfc3339",
     "self_response",
+    "timed_events",
 ]
+
+#: ``(start, end, all_day)`` of an event, aware UTC (:func:`event_bounds`).
+Bounds = tuple[datetime, datetime, bool]
+#: An event with its bounds read once, or None when they are unreadable (whoever needs them
+#: then calls :func:`event_bounds`, which says what is wrong).
+Timed = tuple[Mapping[str, Any], Bounds | None]
 
 #: Google ``responseStatus`` -> goodwill's answer.
 _RESPONSES: dict[str, AttendeeStatus] = {
@@ -118,7 +127,7 @@ def _when(moment: datetime, zone: ZoneInfo, zone_name: str) -> dict[str, str]:
     return {"dateTime": moment.astimezone(zone).isoformat(), "timeZone": zone_name}
 
 
-def event_bounds(event: Mapping[str, Any], zone: str) -> tuple[datetime, datetime, bool]:
+def event_bounds(event: Mapping[str, Any], zone: str) -> Bounds:
     """``(start, end, all_day)`` of an event in UTC.
 
     Args:
@@ -136,6 +145,17 @@ def event_bounds(event: Mapping[str, Any], zone: str) -> tuple[datetime, datetim
             f"google event {event.get('id', '?')}", f"unreadable start/end: {exc}"
         ) from exc
     return start, end, all_day
+
+
+def timed_events(events: Iterable[Mapping[str, Any]], zone: str) -> list[Timed]:
+    """Each event with its :func:`event_bounds` in ``zone`` (None where they are unreadable)."""
+    out: list[Timed] = []
+    for event in events:
+        try:
+            out.append((event, event_bounds(event, zone)))
+        except CalendarDataError:
+            out.append((event, None))
+    return out
 
 
 def parse_instant(text: object) -> datetime:
@@ -180,7 +200,7 @@ def self_response(event: Mapping[str, Any]) -> AttendeeStatus:
     return AttendeeStatus.ORGANIZER
 
 
-def busy_block(event: Mapping[str, Any], zone: str) -> BusyBlock:
+def busy_block(event: Mapping[str, Any], zone: str, bounds: Bounds | None = None) -> BusyBlock:
     """One event on the owner's own calendar as a :class:`BusyBlock`, busy rules not yet applied.
 
     ``show_as``: ``outOfOffice`` -> OOF, ``workingLocation`` -> WORKING_ELSEWHERE,
@@ -189,8 +209,9 @@ def busy_block(event: Mapping[str, Any], zone: str) -> BusyBlock:
     (``attendees[self=true].responseStatus``) so the rules can treat declined, unanswered and
     cancelled events per policy. ``key`` is the goodwill idempotency key of one of our own
     events (private extended property ``goodwillKey``, on the organizer's copy only).
+    ``bounds``: the event's :func:`event_bounds` in ``zone``, when they were read already.
     """
-    start, end, all_day = event_bounds(event, zone)
+    start, end, all_day = bounds if bounds is not None else event_bounds(event, zone)
     response = self_response(event)
     event_type = event.get("eventType", "default")
     if event_type == "outOfOffice":

@@ -17,6 +17,9 @@ events over both windows (``read_owner`` in the Google, Graph and CalDAV connect
   drops expired leftovers, so a leftover is never served to a later round.
 
 Pure bookkeeping: no I/O here; the connectors do the reading and the filtering by window.
+What is held is the connector's business: :class:`OwnerReads` holds a list of events (Graph,
+CalDAV), :class:`HeldReads` anything (Google holds its events with their times parsed once, so
+neither use parses them again).
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from scheduler.core.intervals import Interval
 
-__all__ = ["HOLD_S", "OwnerReads", "Use"]
+__all__ = ["HOLD_S", "HeldReads", "OwnerReads", "Use"]
 
 #: How long (s, monotonic) a held read may wait for its uses. A round reads its history and its
 #: busy time a few store calls apart; anything older is a leftover of a failed round.
@@ -40,17 +43,20 @@ HOLD_S = 60.0
 Use = Literal["history", "busy"]
 _USES: frozenset[str] = frozenset(("history", "busy"))
 
+#: What a connector holds of one read.
+T = TypeVar("T")
+
 
 @dataclass
-class _Held:
+class _Held(Generic[T]):
     window: Interval
-    events: Sequence[Mapping[str, Any]]
+    read: T
     deadline: float
     used: set[str] = field(default_factory=set)
 
 
-class OwnerReads:
-    """One held read per owner and thread (see the module docstring).
+class HeldReads(Generic[T]):
+    """One held read per owner and thread (see the module docstring), of any shape.
 
     Args:
         hold_s: how long a read is held before it expires unused (default :data:`HOLD_S`).
@@ -64,12 +70,13 @@ class OwnerReads:
         self._monotonic = monotonic
         self._local = threading.local()
 
-    def _table(self) -> dict[str, _Held]:
-        table: dict[str, _Held] = self._local.__dict__.setdefault("held", {})
+    def _table(self) -> dict[str, _Held[T]]:
+        table: dict[str, _Held[T]] = self._local.__dict__.setdefault("held", {})
         return table
 
-    def hold(self, owner_email: str, window: Interval, events: Sequence[Mapping[str, Any]]) -> None:
-        """Hold ``events`` (the owner's over ``window``), replacing any read held for the owner.
+    def hold(self, owner_email: str, window: Interval, read: T) -> None:
+        """Hold ``read`` (the owner's events over ``window``), replacing any read held for the
+        owner.
 
         Expired leftovers of other owners on this thread are dropped too, so a worker thread
         that plans many owners keeps at most the reads of rounds still in progress.
@@ -78,12 +85,10 @@ class OwnerReads:
         table = self._table()
         for key in [k for k, held in table.items() if now > held.deadline]:
             del table[key]
-        table[owner_email.lower()] = _Held(window, list(events), now + self._hold_s)
+        table[owner_email.lower()] = _Held(window, read, now + self._hold_s)
 
-    def take(
-        self, owner_email: str, start: datetime, end: datetime, use: Use
-    ) -> Sequence[Mapping[str, Any]] | None:
-        """The held events for this ``use`` if a live read for the owner covers ``[start, end)``
+    def take(self, owner_email: str, start: datetime, end: datetime, use: Use) -> T | None:
+        """The held read for this ``use`` if a live read for the owner covers ``[start, end)``
         as the round's read of that kind would (see the module docstring).
 
         None when there is none, it expired, the window is not the round's, or ``use`` already
@@ -107,8 +112,15 @@ class OwnerReads:
         held.used.add(use)
         if held.used >= _USES:
             del table[key]
-        return held.events
+        return held.read
 
     def holding(self, owner_email: str) -> bool:
         """Whether a read for the owner is held on this thread (expired or not); for tests."""
         return owner_email.lower() in self._table()
+
+
+class OwnerReads(HeldReads[Sequence[Mapping[str, Any]]]):
+    """:class:`HeldReads` of a list of events (copied when held)."""
+
+    def hold(self, owner_email: str, window: Interval, read: Sequence[Mapping[str, Any]]) -> None:
+        super().hold(owner_email, window, list(read))

@@ -40,7 +40,6 @@ __all__ = ["GRID", "Round", "ceil_to_grid", "plan_one", "settle_alternatives"]
 GRID = timedelta(minutes=15)
 #: How many alternatives are kept while the round runs (later proposals may take some).
 _POOL = 3 * ALTERNATIVES
-_ONE_DAY = timedelta(days=1)
 
 
 def ceil_to_grid(moment: datetime) -> datetime:
@@ -67,6 +66,12 @@ class Round:
     #: Owner-side contexts by lunch window (a tier's lunch differs from a coffee): built on
     #: first use in a plan, again only after a slot is taken.
     contexts: dict[TimeRange | None, OwnerContext] = field(default_factory=dict)
+    #: The contexts from before the last take: a new one takes their untouched days over.
+    stale: dict[TimeRange | None, OwnerContext] = field(default_factory=dict)
+    #: UTC start -> its owner-local date (candidates of every stakeholder share grid starts).
+    days_of: dict[datetime, date] = field(default_factory=dict)
+    #: The owner's working hours over the window (for :meth:`hours_never_meet`), once.
+    owner_work: list[Interval] | None = None
     #: :meth:`caps_full`, computed on first use and again only after a slot is taken.
     full: bool | None = None
     #: (zone, hours) -> whether those working hours never meet the owner's in the window.
@@ -116,12 +121,20 @@ class Round:
         )  # fmt: skip
 
     def take(self, chosen: Candidate) -> None:
-        local_day = chosen.start.astimezone(self.owner_zone).date()
+        local_day = self.local_day(chosen.start)
         self.day_load[local_day] += 1
         self.week_load[local_day.isocalendar()[:2]] += 1
         self.owner_busy = normalise([*self.owner_busy, chosen.interval])
+        self.stale.update(self.contexts)
         self.contexts.clear()
         self.full = None
+
+    def local_day(self, moment: datetime) -> date:
+        """The owner-local date of ``moment``."""
+        day = self.days_of.get(moment)
+        if day is None:
+            day = self.days_of[moment] = moment.astimezone(self.owner_zone).date()
+        return day
 
     def context_for(self, rules: SlotRules) -> OwnerContext:
         return self._context(rules.lunch_window)
@@ -130,7 +143,10 @@ class Round:
         if key not in self.contexts:
             base = replace(self.base_rules, lunch_window=key)
             self.contexts[key] = OwnerContext.build(
-                base, owner_hours=self.policy.availability.working_hours, owner_busy=self.owner_busy
+                base,
+                owner_hours=self.policy.availability.working_hours,
+                owner_busy=self.owner_busy,
+                previous=self.stale.pop(key, None),
             )
         return self.contexts[key]
 
@@ -152,20 +168,17 @@ class Round:
     def _slot_days(self) -> set[date]:
         """Owner-local dates on which a slot of any stakeholder could start: those of the
         owner's allowed pieces without a lunch window (a superset of every kind's pieces)."""
-        days: set[date] = set()
-        for piece in self._context(None).pieces:
-            first = datetime.fromtimestamp(piece[0], self.owner_zone).date()
-            last = datetime.fromtimestamp(piece[2] - 1, self.owner_zone).date()
-            while first <= last:
-                days.add(first)
-                first += _ONE_DAY
-        return days
+        return self._context(None).start_dates()
 
     def hours_never_meet(self, other_zone: str, other_hours: WeeklyHours) -> bool:
         """Whether the owner's and these working hours never overlap within the window."""
         key = (other_zone, other_hours)
         if key not in self.apart:
-            self.apart[key] = not _hours_overlap(self.policy, other_zone, other_hours, self.window)
+            if self.owner_work is None:
+                av, zone = self.policy.availability, self.policy.owner.timezone
+                self.owner_work = working_intervals(av.working_hours, zone, self.window)
+            theirs = working_intervals(other_hours, other_zone, self.window)
+            self.apart[key] = not intersect(self.owner_work, theirs)
         return self.apart[key]
 
 
@@ -192,7 +205,7 @@ def plan_one(
         return Skip(email, SkipCode.NOT_DUE, f"not due within the horizon ({d.why})")
     if stop_at_caps and r.caps_full():
         if r.hours_never_meet(other_zone, other_hours):
-            reason = _no_slot_reason(policy, other_zone, other_hours, r.window)
+            reason = _no_slot_reason(r, other_zone, other_hours)
             return Skip(email, SkipCode.NO_COMMON_SLOT, reason)
         return _cap_reached(r, email)
     meeting = policy.meeting_of(s)  # a tier's or their own kind and length
@@ -233,12 +246,13 @@ def settle_alternatives(r: Round, proposals: Sequence[Proposal]) -> list[Proposa
     left room in (each alternative replaces its own proposal's slot)."""
     av = r.policy.availability
     out: list[Proposal] = []
+    padded = [(o, Interval(o.start, o.end).padded(av.buffer)) for o in proposals]
     for p in proposals:
-        own_day = p.start.astimezone(r.owner_zone).date()
-        others = [Interval(o.start, o.end).padded(av.buffer) for o in proposals if o is not p]
+        own_day = r.local_day(p.start)
+        others = [iv for o, iv in padded if o is not p]
         kept: list[tuple[datetime, datetime]] = []
         for start, end in p.alternatives:
-            day = start.astimezone(r.owner_zone).date()
+            day = r.local_day(start)
             week = day.isocalendar()[:2]
             day_load = r.day_load[day] - (day == own_day)
             week_load = r.week_load[week] - (week == own_day.isocalendar()[:2])
@@ -276,7 +290,7 @@ def _choose(
     """The first candidate within every cap and its alternatives, or the skip that says which
     cap stopped it."""
     if not candidates:
-        reason = _no_slot_reason(r.policy, other_zone, other_hours, r.window)
+        reason = _no_slot_reason(r, other_zone, other_hours)
         return Skip(email, SkipCode.NO_COMMON_SLOT, reason)
     free = _below_own_limit(r, candidates, other_zone, email)
     if not free:
@@ -292,7 +306,7 @@ def _choose(
                 f"stakeholder_busy: every free slot falls in a week when they already have "
                 f"{load.weekly_cap} goodwill coffees",
             )
-    chosen = next((c for c in free if r.within_caps(c.start.astimezone(r.owner_zone).date())), None)
+    chosen = next((c for c in free if r.within_caps(r.local_day(c.start))), None)
     if chosen is None:
         skip = _cap_reached(r, email)
         if limited:
@@ -305,23 +319,26 @@ def _alternatives(r: Round, candidates: Sequence[Candidate], chosen: Candidate) 
     """Up to ``_POOL`` other candidates within the same caps (each would replace the chosen
     slot), best first: one per other day first, then others that do not overlap.
     :func:`settle_alternatives` keeps :data:`ALTERNATIVES` of them once the round is done."""
-    zone = r.owner_zone
-    days = {chosen.start.astimezone(zone).date()}
+    days = {r.local_day(chosen.start)}
     picked: list[Candidate] = []
     for c in candidates:
-        day = c.start.astimezone(zone).date()
+        day = r.local_day(c.start)
         if day not in days and r.within_caps(day):
             picked.append(c)
             days.add(day)
             if len(picked) == _POOL:
                 return picked
+    taken = [(chosen.start, chosen.end), *((p.start, p.end) for p in picked)]
     for c in candidates:
         if len(picked) == _POOL:
             break
-        if c in picked or not r.within_caps(c.start.astimezone(zone).date()):
+        if not r.within_caps(r.local_day(c.start)):
             continue
-        if all(not c.interval.overlaps(o.interval) for o in (chosen, *picked)):
+        # One already picked overlaps itself (durations are positive): never picked twice.
+        start, end = c.start, c.end
+        if all(not (start < o_end and o_start < end) for o_start, o_end in taken):
             picked.append(c)
+            taken.append((start, end))
     return picked
 
 
@@ -351,26 +368,19 @@ def _within_their_weekly_cap(
     candidates: Sequence[Candidate], zone_name: str, load: StakeholderLoad, email: str
 ) -> list[Candidate]:
     """The candidates in weeks (the stakeholder's ISO weeks) below their weekly cap."""
+    theirs = load.meetings.get(email, ())
+    if not theirs:  # no week of theirs has any: every candidate's week is below a positive cap
+        return list(candidates) if load.weekly_cap > 0 else []
     zone = ZoneInfo(zone_name)
-    weeks = Counter(
-        start.astimezone(zone).isocalendar()[:2] for start in load.meetings.get(email, ())
-    )
+    weeks = Counter(start.astimezone(zone).isocalendar()[:2] for start in theirs)
     return [
         c for c in candidates if weeks[c.start.astimezone(zone).isocalendar()[:2]] < load.weekly_cap
     ]
 
 
-def _hours_overlap(
-    policy: Policy, other_zone: str, other_hours: WeeklyHours, window: Interval
-) -> bool:
-    owner_work = working_intervals(policy.availability.working_hours, policy.owner.timezone, window)
-    return bool(intersect(owner_work, working_intervals(other_hours, other_zone, window)))
-
-
-def _no_slot_reason(
-    policy: Policy, other_zone: str, other_hours: WeeklyHours, window: Interval
-) -> str:
-    if not _hours_overlap(policy, other_zone, other_hours, window):
+def _no_slot_reason(r: Round, other_zone: str, other_hours: WeeklyHours) -> str:
+    policy = r.policy
+    if r.hours_never_meet(other_zone, other_hours):
         return (
             f"no common slot: your working hours ({policy.owner.timezone}) and theirs "
             f"({other_zone}) never overlap"

@@ -49,46 +49,40 @@ Performance. Everything is done on sorted lists of integer epoch-second spans wi
 sweeps; no per-minute loops. Owner-side work (working hours, buffered busy time, free blocks,
 windows, exclusions) depends only on the owner, so :class:`OwnerContext` lets a planner do it
 once and reuse it for every stakeholder; :func:`find_slots` builds one itself when none is given.
+After a slot is taken only its day changes: a context built from the previous one
+(:mod:`scheduler.core.slot_context`) computes that day again and takes the others over.
 Candidates are scored as tuples and only the ``limit`` best are turned into :class:`Candidate`
 objects. Measured numbers: ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from scheduler.core.availability import (
     Span,
-    epoch_days,
     local_spans,
-    normalise_spans,
     working_spans,
 )
 from scheduler.core.intervals import Interval
 from scheduler.core.model import DateRange, TimeRange, WeeklyHours
+from scheduler.core.slot_context import OwnerContext, Piece
 from scheduler.core.spans import (
     DAY,
     busy_spans,
     ceil_ts,
-    day_span,
     floor_ts,
     intersect_spans,
-    local_ts,
     seconds,
-    split_at_offset_changes,
     subtract_spans,
-    utc_offset,
 )
 
 __all__ = ["Candidate", "OwnerContext", "SlotRules", "find_slots"]
 
 _WEEKDAY_ABBR = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MIDNIGHT = time(0)
-_ONE_DAY = timedelta(days=1)
 
 # Score weights (see the module docstring).
 _W_PREFERRED = 100.0
@@ -96,11 +90,6 @@ _W_DAY_LOAD = 10.0
 _W_COMPACT = 5.0
 _W_ADJACENT = 1.0
 
-# An owner-side piece of allowed time. Fields: start, end, starts must be before this, UTC
-# offset (s) of those starts, owner day index, free block start, free block end, block start is a
-# meeting edge, block end is a meeting edge, label for the reason. Starts are limited separately
-# from the end so that a slot may straddle a DST change while its start keeps one offset.
-_Piece = tuple[int, int, int, int, int, int, int, bool, bool, str]
 # A scored candidate before materialisation: (-score, start, offset, label).
 _Scored = tuple[float, int, int, str]
 
@@ -164,150 +153,8 @@ class Candidate:
         return self.start.astimezone(ZoneInfo(zone)).date()
 
 
-def _merged_windows(windows: Sequence[TimeRange]) -> list[tuple[TimeRange, str]]:
-    """Overlapping/touching preferred windows merged on the clock, each with its reason text."""
-    groups: list[list[TimeRange]] = []
-    for w in sorted(windows):
-        if groups and w.start <= max(g.end for g in groups[-1]):
-            groups[-1].append(w)
-        else:
-            groups.append([w])
-    out: list[tuple[TimeRange, str]] = []
-    for g in groups:
-        merged = TimeRange(g[0].start, max(x.end for x in g))
-        names = ", ".join(str(x) for x in g)
-        label = f"in your preferred window{'s' if len(g) > 1 else ''} {names}"
-        out.append((merged, label))
-    return out
-
-
-@dataclass(frozen=True, eq=False)
-class OwnerContext:
-    """Owner-side precomputation for :func:`find_slots`, reusable across stakeholders.
-
-    Build it once per plan with :meth:`build` over the whole planning window and pass it as
-    ``context=``. It holds everything that depends only on the owner: working hours, buffered
-    busy time and free blocks, preferred and lunch windows, no-meeting days and blackouts.
-
-    A context serves any call whose owner inputs are the same (``owner_hours``, ``owner_busy``
-    and the owner-side rule fields ``owner_zone``, ``windows``, ``lunch_window``,
-    ``no_meeting_days``, ``blackout``, ``buffer``) and whose ``[earliest, latest]`` lies inside
-    the one it was built with; ``duration``, ``grid`` and the bounds may differ per stakeholder.
-    ``find_slots`` checks this and raises ``ValueError`` otherwise. When the owner's busy time
-    changes (a slot was just taken), build a new one.
-    """
-
-    rules: SlotRules
-    owner_hours: WeeklyHours
-    owner_busy: tuple[Interval, ...]
-    lo: int
-    hi: int
-    days: tuple[date, ...]
-    pieces: tuple[_Piece, ...]
-    preferred_pieces: tuple[_Piece, ...]
-    fallback_label: str
-    _source_busy: Sequence[Interval] = field(repr=False)
-
-    @classmethod
-    def build(
-        cls, rules: SlotRules, *, owner_hours: WeeklyHours, owner_busy: Sequence[Interval]
-    ) -> OwnerContext:
-        """Precompute the owner's allowed time within ``[rules.earliest, rules.latest]``.
-
-        Args:
-            rules: Slot rules (the owner's zone, windows, exclusions, buffer).
-            owner_hours: The owner's working hours in ``rules.owner_zone``.
-            owner_busy: The owner's busy time, UTC intervals (normalised or not).
-        """
-        tz = ZoneInfo(rules.owner_zone)
-        lo = ceil_ts(rules.earliest)
-        hi = floor_ts(rules.latest)
-        days = epoch_days(rules.owner_zone, lo, hi)
-        busy = busy_spans(owner_busy, seconds(rules.buffer))
-        busy_starts = {s for s, _ in busy}
-        busy_ends = {e for _, e in busy}
-        windows = _merged_windows(rules.windows)
-        if rules.windows:
-            listed = ", ".join(str(w) for w in rules.windows)
-            fallback = f"within working hours (no preferred window {listed} fitted)"
-        else:
-            fallback = "within working hours"
-        pieces: list[_Piece] = []
-        preferred: list[_Piece] = []
-        for di, day in enumerate(days):
-            if day.weekday() in rules.no_meeting_days or any(day in b for b in rules.blackout):
-                continue
-            working = normalise_spans([day_span(day, r, tz) for r in owner_hours.on(day.weekday())])
-            # Free blocks are not clipped to [lo, hi): they describe the calendar's shape.
-            blocks = subtract_spans(working, busy)
-            allowed_mask: list[Span] = [(lo, hi)]
-            if rules.lunch_window is not None:
-                allowed_mask = intersect_spans(
-                    allowed_mask, [day_span(day, rules.lunch_window, tz)]
-                )
-            day_windows = [(day_span(day, w, tz), label) for w, label in windows]
-            # One UTC offset for the whole day unless it has a DST change: saves two zoneinfo
-            # look-ups per piece on all other days.
-            day_start = math.floor(local_ts(day, _MIDNIGHT, tz))
-            day_end = math.floor(local_ts(day + _ONE_DAY, _MIDNIGHT, tz))
-            day_off = utc_offset(day_start, tz)
-            if utc_offset(day_end - 1, tz) != day_off:
-                day_start = day_end  # forces the per-piece split below
-            for a, b in blocks:
-                a_meet, b_meet = a in busy_ends, b in busy_starts
-                for s, e in intersect_spans([(a, b)], allowed_mask):
-                    if day_start <= s and e <= day_end:
-                        splits = [(s, e, day_off)]
-                    else:
-                        splits = split_at_offset_changes(s, e, tz)
-                    for ps, before, off in splits:
-                        pieces.append((ps, e, before, off, di, a, b, a_meet, b_meet, fallback))
-                        for (ws, we), label in day_windows:
-                            qs, qe = max(ps, ws), min(e, we)
-                            if qs < min(before, qe):
-                                preferred.append(
-                                    (qs, qe, before, off, di, a, b, a_meet, b_meet, label)
-                                )
-        preferred.sort()
-        return cls(
-            rules=rules,
-            owner_hours=owner_hours,
-            owner_busy=tuple(owner_busy),
-            lo=lo,
-            hi=hi,
-            days=tuple(days),
-            pieces=tuple(pieces),
-            preferred_pieces=tuple(preferred),
-            fallback_label=fallback,
-            _source_busy=owner_busy,
-        )
-
-    def matches(
-        self, rules: SlotRules, owner_hours: WeeklyHours, owner_busy: Sequence[Interval]
-    ) -> bool:
-        """Whether this context can serve a call with these inputs (see the class docstring)."""
-        r = self.rules
-        return (
-            (
-                r is rules
-                or (
-                    r.owner_zone == rules.owner_zone
-                    and r.windows == rules.windows
-                    and r.lunch_window == rules.lunch_window
-                    and r.no_meeting_days == rules.no_meeting_days
-                    and r.blackout == rules.blackout
-                    and r.buffer == rules.buffer
-                    and self.lo <= ceil_ts(rules.earliest)
-                    and floor_ts(rules.latest) <= self.hi
-                )
-            )
-            and (self.owner_hours is owner_hours or self.owner_hours == owner_hours)
-            and (self._source_busy is owner_busy or self.owner_busy == tuple(owner_busy))
-        )
-
-
 def _enumerate(
-    pieces: Sequence[_Piece],
+    pieces: Sequence[Piece],
     other: Sequence[Span],
     duration: int,
     grid: int,

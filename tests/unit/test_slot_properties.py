@@ -313,3 +313,82 @@ def test_same_inputs_same_output_with_or_without_context(case: Case) -> None:
     ctx = OwnerContext.build(wider, owner_hours=case.owner_hours, owner_busy=busy)
     assert case.run(context=ctx) == first
     assert [(-c.score, c.start) for c in first] == sorted((-c.score, c.start) for c in first)
+
+
+# --- a context built from the previous one (after a take) ------------------------------------
+
+
+def shape(ctx: OwnerContext) -> tuple[object, ...]:
+    """Everything a context hands the slot finder and the planner."""
+    return (ctx.days, ctx.pieces, ctx.preferred_pieces, ctx.fallback_label, ctx.start_dates())
+
+
+@settings(max_examples=100, deadline=None)
+@given(cases(), st.data())
+def test_a_context_built_from_the_previous_one_equals_a_fresh_build(
+    case: Case, data: st.DataObject
+) -> None:
+    origin = datetime.combine(case.rules.earliest.date(), time(0), UTC) - timedelta(days=1)
+    busy = normalise(case.owner_busy)
+    ctx = OwnerContext.build(case.rules, owner_hours=case.owner_hours, owner_busy=busy)
+    for _ in range(3):  # meetings taken (as a plan takes slots), and now and then one gone
+        added = data.draw(busy_lists(origin))[:2]
+        kept = busy[: len(busy) - data.draw(st.sampled_from((0, 0, 1)))]
+        busy = normalise([*kept, *added])
+        fresh = OwnerContext.build(case.rules, owner_hours=case.owner_hours, owner_busy=busy)
+        reused = OwnerContext.build(
+            case.rules, owner_hours=case.owner_hours, owner_busy=busy, previous=ctx
+        )
+        assert shape(reused) == shape(fresh)
+        run = replace(case, owner_busy=busy)
+        assert run.run(context=reused) == run.run(context=fresh)
+        ctx = reused
+
+
+def test_a_meeting_that_only_touches_the_working_day_is_not_missed_by_the_reuse() -> None:
+    # 09:00 is the start of a free block either way; with a meeting ending at 09:00 it is also a
+    # meeting's edge (scored as touching it): the day must be computed again, not taken over.
+    monday = datetime(2026, 6, 15, tzinfo=UTC)
+    rules = SlotRules(
+        duration=timedelta(minutes=30),
+        earliest=monday,
+        latest=monday + timedelta(days=2),
+        owner_zone="UTC",
+    )
+    hours = WeeklyHours({d: (TimeRange(time(9), time(17)),) for d in range(5)})
+    before = OwnerContext.build(rules, owner_hours=hours, owner_busy=[])
+    touching = [Interval(monday + timedelta(hours=8), monday + timedelta(hours=9))]
+    fresh = OwnerContext.build(rules, owner_hours=hours, owner_busy=touching)
+    reused = OwnerContext.build(rules, owner_hours=hours, owner_busy=touching, previous=before)
+    assert any(p[7] for p in fresh.pieces)  # the block's start is the meeting's end
+    assert shape(reused) == shape(fresh)
+
+
+def test_a_previous_context_of_other_rules_or_hours_is_not_taken_over() -> None:
+    monday = datetime(2026, 6, 15, tzinfo=UTC)
+    rules = SlotRules(
+        duration=timedelta(minutes=30),
+        earliest=monday,
+        latest=monday + timedelta(days=3),
+        owner_zone="Europe/London",
+        buffer=timedelta(minutes=10),
+    )
+    hours = WeeklyHours({d: (TimeRange(time(9), time(17)),) for d in range(5)})
+    busy = [Interval(monday + timedelta(hours=10), monday + timedelta(hours=11))]
+    fresh = OwnerContext.build(rules, owner_hours=hours, owner_busy=busy)
+    others = [
+        OwnerContext.build(replace(rules, buffer=timedelta(0)), owner_hours=hours, owner_busy=busy),
+        OwnerContext.build(
+            replace(rules, earliest=monday + timedelta(days=1)), owner_hours=hours, owner_busy=busy
+        ),
+        OwnerContext.build(
+            replace(rules, owner_zone="Asia/Tokyo"), owner_hours=hours, owner_busy=busy
+        ),
+        OwnerContext.build(
+            rules, owner_hours=WeeklyHours({0: (TimeRange(time(7), time(9)),)}), owner_busy=busy
+        ),
+    ]
+    for other in others:
+        assert shape(other) != shape(fresh)
+        reused = OwnerContext.build(rules, owner_hours=hours, owner_busy=busy, previous=other)
+        assert shape(reused) == shape(fresh)
