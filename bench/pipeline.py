@@ -96,6 +96,8 @@ class Config:
     timeout_s: float | None = None
     #: Past meetings with a stakeholder are at least this old (all cadences are <= 6 weeks).
     fresh_weeks: int = 8
+    #: The Redis database (flushed before and after): two runs at once need two.
+    redis_db: int = REDIS_DB
 
 
 @dataclass
@@ -192,10 +194,12 @@ class PgBackends:
 
 
 class StoreUnderTest:
-    """PostgreSQL (a fresh database) + Redis (db 9), or SQLite + the embedded broker."""
+    """PostgreSQL (a fresh database) + Redis (db 9, or ``--redis-db``), or SQLite + the
+    embedded broker."""
 
-    def __init__(self, kind: str, run_dir: Path) -> None:
+    def __init__(self, kind: str, run_dir: Path, redis_db: int = REDIS_DB) -> None:
         self.kind = kind
+        self.redis_db = redis_db
         self.pg: Postgres | None = None
         self.redis: RedisBroker | None = None
         self.backends: PgBackends | None = None
@@ -208,7 +212,7 @@ class StoreUnderTest:
             self.pg = Postgres(name=f"goodwill_bench_{secrets.token_hex(4)}")
             self.pg.create()
             migrate(self.pg.direct_url)
-            self.redis = RedisBroker(db=REDIS_DB)
+            self.redis = RedisBroker(db=self.redis_db)
             self.redis.prepare()
             self.backends = PgBackends(self.pg.name)
             self.backends.start()
@@ -222,7 +226,7 @@ class StoreUnderTest:
 
     @property
     def broker_url(self) -> str:
-        return f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}" if self.redis else "embedded"
+        return f"redis://127.0.0.1:{REDIS_PORT}/{self.redis.db}" if self.redis else "embedded"
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         if self.pg is not None:
@@ -431,7 +435,7 @@ def run_size(cfg: Config, users: int, *, say: Say) -> SizeResult:
         f"{written - built:.1f} s"
     )
     emulator = RemoteEmulator(spec, logs / "emulator.log", module="bench.pipeline_emulator")
-    sut = StoreUnderTest(cfg.store, run_dir)
+    sut = StoreUnderTest(cfg.store, run_dir, cfg.redis_db)
     hello = emulator.hello
     say(
         f"[{cfg.store} {users}] emulator up in {time.monotonic() - written:.1f} s "
@@ -638,6 +642,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tick-interval", type=float, default=2.0, help="seconds (default 2)")
     p.add_argument("--timeout", type=float, help="per size, seconds (default 300 + 3 s/user)")
     p.add_argument("--seed", type=int, default=20261201)
+    p.add_argument(
+        "--redis-db",
+        type=int,
+        default=REDIS_DB,
+        help=f"Redis database, flushed (default {REDIS_DB})",
+    )
     p.add_argument("--json", action="store_true", help='print {"sizes": [...]} only')
     p.add_argument("--out", type=Path, help="logs (default .goodwill/bench-pipeline/<time>)")
     return p
@@ -663,6 +673,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         tick_interval_s=args.tick_interval,
         seed=args.seed,
+        redis_db=args.redis_db,
         timeout_s=args.timeout,
     )
 
