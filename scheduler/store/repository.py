@@ -22,7 +22,6 @@ from sqlalchemy import (
     Table,
     and_,
     delete,
-    exists,
     func,
     literal,
     nulls_first,
@@ -109,13 +108,30 @@ _NEEDS = AttendeeStatus.NEEDS_ACTION.value
 
 #: Whether a meeting row has ``meeting_attendees`` rows (a group meeting's people): a hot read
 #: selects it and loads attendees only for those rows (:func:`_load_attendees`), instead of the
-#: relationship's ``selectin`` query beside every read that returns any meeting.
+#: relationship's ``selectin`` query beside every read that returns any meeting. A ``LIMIT 1``
+#: scalar subquery, not ``EXISTS``: PostgreSQL may run an ``EXISTS`` as one hashed scan of the
+#: whole attendee table (rows ∝ every group meeting); this is one index probe per row returned.
 _HAS_ATTENDEES = (
-    exists()
+    select(literal(1))
     .where(MeetingAttendeeRow.meeting_id == MeetingRow.id)
+    .limit(1)
     .correlate(MeetingRow)
+    .scalar_subquery()
+    .is_not(None)
     .label("has_attendees")
 )
+#: The meeting's owner's e-mail, one primary-key probe per row returned. A join would let
+#: PostgreSQL hash or merge the whole users table (rows ∝ N) beside a read of a few meetings.
+_OWNER_EMAIL = (
+    select(UserRow.email)
+    .where(UserRow.id == MeetingRow.user_id)
+    .correlate(MeetingRow)
+    .scalar_subquery()
+    .label("email")
+)
+#: States in which a meeting holds its slot for the re-check before a booking (with an
+#: ``approved`` one whose create was attempted): :meth:`Store.active_overlapping`.
+_ACTIVE = (MeetingState.BOOKING, MeetingState.BOOKED, MeetingState.ACCEPTED, MeetingState.TENTATIVE)
 
 
 def _load_attendees(s: Session, rows: Sequence[tuple[MeetingRow, bool]]) -> None:
@@ -133,6 +149,67 @@ def _load_attendees(s: Session, rows: Sequence[tuple[MeetingRow, bool]]) -> None
         found[a.meeting_id].append(a)
     for meeting_id, row in wanted.items():
         set_committed_value(row, "attendees", found[meeting_id])
+
+
+def _state_in(states: Collection[MeetingState]) -> Any:
+    """``state IN (states)`` written as ``state NOT IN (every other state)``: the same rows (the
+    column is NOT NULL and holds MeetingState values only), but no state-leading index can serve
+    it, so the plan goes by the query's selective index (e-mail, owner) whatever the statistics
+    say. Without statistics (a database not analysed yet; autovacuum off) PostgreSQL took
+    ``state IN (…)`` for more selective than twenty e-mails and read every meeting in those
+    states, and their dead index entries, for each read (rows ∝ N)."""
+    wanted = set(states)
+    return MeetingRow.state.not_in([s for s in MeetingState if s not in wanted])
+
+
+def _owners_of(wanted: Sequence[str]) -> Any:
+    """Ids of the users among ``wanted`` (by the unique e-mail index)."""
+    return select(UserRow.id).where(UserRow.email.in_(wanted))
+
+
+def _overlapping(wanted: Sequence[str], start: datetime, end: datetime, *, exclude_id: int) -> Any:
+    """The condition of :meth:`Store.active_overlapping` on a meetings row (no join)."""
+    return and_(
+        *_holds_slot(start, end, exclude_id=exclude_id),
+        or_(
+            MeetingRow.stakeholder_email.in_(wanted),
+            MeetingRow.user_id.in_(_owners_of(wanted)),
+            MeetingRow.id.in_(
+                select(MeetingAttendeeRow.meeting_id).where(MeetingAttendeeRow.email.in_(wanted))
+            ),
+        ),
+    )
+
+
+def _holds_slot(start: datetime, end: datetime, *, exclude_id: int) -> list[Any]:
+    """A meeting other than ``exclude_id`` that holds ``[start, end)``: being booked, on
+    calendars, or ``approved`` with its create attempted (the event may exist)."""
+    return [
+        MeetingRow.id != exclude_id,
+        # active, or approved with its create attempted (neither condition is a state range)
+        _state_in([*_ACTIVE, MeetingState.APPROVED]),
+        or_(MeetingRow.state != MeetingState.APPROVED, MeetingRow.create_attempted_at.is_not(None)),
+        MeetingRow.start < end,
+        MeetingRow.end > start,
+    ]
+
+
+def _overlap_candidates(
+    wanted: Sequence[str], start: datetime, end: datetime, *, exclude_id: int
+) -> list[Any]:
+    """The ids :func:`_overlapping` matches, as three indexed reads: by stakeholder
+    (``(stakeholder_email, state, start)``), by owner (``(user_id, start)``) and by group
+    attendee (``ix_meeting_attendees_email``). Each reads what involves these people; the
+    ``OR`` of the three in one scan cannot use an index (it ranged over every owner's meetings
+    in those states that start before ``end``: rows ∝ N)."""
+    holds = _holds_slot(start, end, exclude_id=exclude_id)
+    return [
+        select(MeetingRow.id).where(MeetingRow.stakeholder_email.in_(wanted), *holds),
+        select(MeetingRow.id).where(MeetingRow.user_id.in_(_owners_of(wanted)), *holds),
+        select(MeetingAttendeeRow.meeting_id)
+        .join(MeetingRow, MeetingRow.id == MeetingAttendeeRow.meeting_id)
+        .where(MeetingAttendeeRow.email.in_(wanted), *holds),
+    ]
 
 
 def _group_attendees(p: NewMeeting) -> list[str]:
@@ -330,10 +407,29 @@ class Store:
     def _claim_users(self, condition: Any, now: datetime, limit: int, retry_s: float) -> list[int]:
         if retry_s <= 0:
             raise ValueError("retry_s must be positive")
+        # Candidates: the first `limit` never-planned users by id and the first `limit` due
+        # ones by due time, each by the (next_plan_at, id) index in its order (an OR of the
+        # two would read and sort every due user each round: rows ∝ N under a backlog).
+        never = (
+            select(UserRow.id)
+            .where(UserRow.next_plan_at.is_(None), condition)
+            .order_by(UserRow.id)
+            .limit(limit)
+        ).subquery()
+        due = (
+            select(UserRow.id)
+            .where(UserRow.next_plan_at <= now, condition)
+            .order_by(UserRow.next_plan_at, UserRow.id)
+            .limit(limit)
+        ).subquery()
         with self._write() as s:
             query = (
                 select(UserRow.id)
-                .where(or_(UserRow.next_plan_at.is_(None), UserRow.next_plan_at <= now), condition)
+                .where(
+                    UserRow.id.in_(union_all(select(never.c.id), select(due.c.id))),
+                    or_(UserRow.next_plan_at.is_(None), UserRow.next_plan_at <= now),
+                    condition,
+                )
                 .order_by(nulls_first(UserRow.next_plan_at), UserRow.id)
                 .limit(limit)
             )
@@ -443,7 +539,7 @@ class Store:
             return {}
         has = (
             select(MeetingRow.id)
-            .where(MeetingRow.user_id == UserRow.id, MeetingRow.state.in_(followed))
+            .where(MeetingRow.user_id == UserRow.id, _state_in(followed))
             .exists()
         )
         query = select(UserRow.id, UserRow.policy_missing_since).where(has)
@@ -552,9 +648,17 @@ class Store:
         Returns:
             One meeting id per proposal, in order.
 
+        On PostgreSQL it is ONE statement in autocommit (data-modifying CTEs: the meetings,
+        their attendees, the audit rows and the user's row; :func:`.single.plan_round_statement`),
+        atomic on its own: one round trip instead of BEGIN, three or four statements and COMMIT.
+
         Raises:
             ValueError: as :meth:`add_meetings`; nothing is written then.
         """
+        if self._postgres:
+            return self._record_plan_round_single(
+                user_id, proposals, skips, next_plan_at, now=now, actor=actor
+            )
         with self._write() as s:
             ids, audits = self._insert_meetings(s, user_id, proposals, now=now, actor=actor)
             audits += [
@@ -571,6 +675,28 @@ class Store:
             )
         return ids
 
+    def _record_plan_round_single(
+        self,
+        user_id: int,
+        proposals: Sequence[NewMeeting],
+        skips: Sequence[str],
+        next_plan_at: datetime,
+        *,
+        now: datetime,
+        actor: str,
+    ) -> list[int]:
+        rows, attendees = self._meeting_rows(user_id, proposals, now=now)
+        statement = single.plan_round_statement(
+            user_id, rows, attendees, skips, next_plan_at=next_plan_at, now=now, actor=actor
+        )
+        keys = [p.idempotency_key for p in proposals]
+        with self._single_engine.connect() as conn:
+            ids = {row.key: row.id for row in conn.execute(statement) if row.key is not None}
+            missing = set(keys) - set(ids)
+            if missing:  # known keys (a retried round, or a concurrent one that committed)
+                ids.update(self._ids_by_key(conn, missing))
+        return [ids[k] for k in keys]
+
     def _insert_meetings(
         self,
         s: Session,
@@ -582,6 +708,63 @@ class Store:
     ) -> tuple[list[int], list[dict[str, Any]]]:
         """Insert new meetings in one multi-row statement (a repeated key keeps its row), their
         attendees in another; returns the ids in order and the audit rows still to insert."""
+        rows, attendees = self._meeting_rows(user_id, proposals, now=now)
+        if not rows:
+            return [], []
+        inserted = {
+            row.idempotency_key: row.id
+            for row in s.execute(
+                self._insert(MeetingRow)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(MeetingRow.id, MeetingRow.idempotency_key)
+            )
+        }
+        keys = [p.idempotency_key for p in proposals]
+        existing = {k for k in keys if k not in inserted}
+        found: dict[str, int] = {}
+        if existing:  # retried round: the rows exist already
+            found = self._ids_by_key(s, existing)
+        people = [
+            {"meeting_id": inserted[key], "email": e, "status": _NEEDS}
+            for key, emails in attendees.items()
+            if key in inserted
+            for e in emails
+        ]
+        if people:
+            s.execute(self._insert(MeetingAttendeeRow).values(people))
+        first: dict[str, NewMeeting] = {}  # the row's proposal (a repeated key: the first)
+        for p in proposals:
+            if p.idempotency_key in inserted:
+                first.setdefault(p.idempotency_key, p)
+        audits = [
+            {"meeting_id": inserted[key], "user_id": user_id, "at": now, "actor": actor,
+             "from_state": None, "to_state": p.state, "detail": "created"}
+            for key, p in first.items()
+        ]  # fmt: skip
+        return [inserted.get(k) or found[k] for k in keys], audits
+
+    @staticmethod
+    def _ids_by_key(s: Session | Any, keys: Collection[str]) -> dict[str, int]:
+        return {
+            row.idempotency_key: row.id
+            for row in s.execute(
+                select(MeetingRow.id, MeetingRow.idempotency_key).where(
+                    MeetingRow.idempotency_key.in_(keys)
+                )
+            )
+        }
+
+    @staticmethod
+    def _meeting_rows(
+        user_id: int, proposals: Sequence[NewMeeting], *, now: datetime
+    ) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+        """The checked rows of new meetings, in order, and each key's group attendees.
+
+        Raises:
+            ValueError: a proposal in another state than proposed/approved, or ending before
+                it starts.
+        """
         rows: list[dict[str, Any]] = []
         attendees: dict[str, list[str]] = {}
         for p in proposals:
@@ -604,47 +787,7 @@ class Store:
                     "created_at": now, "updated_at": now,
                 }
             )  # fmt: skip
-        if not rows:
-            return [], []
-        inserted = {
-            row.idempotency_key: row.id
-            for row in s.execute(
-                self._insert(MeetingRow)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(MeetingRow.id, MeetingRow.idempotency_key)
-            )
-        }
-        keys = [p.idempotency_key for p in proposals]
-        existing = {k for k in keys if k not in inserted}
-        found: dict[str, int] = {}
-        if existing:  # retried round: the rows exist already
-            found = {
-                row.idempotency_key: row.id
-                for row in s.execute(
-                    select(MeetingRow.id, MeetingRow.idempotency_key).where(
-                        MeetingRow.idempotency_key.in_(existing)
-                    )
-                )
-            }
-        people = [
-            {"meeting_id": inserted[key], "email": e, "status": _NEEDS}
-            for key, emails in attendees.items()
-            if key in inserted
-            for e in emails
-        ]
-        if people:
-            s.execute(self._insert(MeetingAttendeeRow).values(people))
-        first: dict[str, NewMeeting] = {}  # the row's proposal (a repeated key: the first)
-        for p in proposals:
-            if p.idempotency_key in inserted:
-                first.setdefault(p.idempotency_key, p)
-        audits = [
-            {"meeting_id": inserted[key], "user_id": user_id, "at": now, "actor": actor,
-             "from_state": None, "to_state": p.state, "detail": "created"}
-            for key, p in first.items()
-        ]  # fmt: skip
-        return [inserted.get(k) or found[k] for k in keys], audits
+        return rows, attendees
 
     def _insert_audits(self, s: Session, audits: Sequence[dict[str, Any]]) -> None:
         """Audit rows that are not tied to an ORM flush, as ONE multi-row insert."""
@@ -673,7 +816,7 @@ class Store:
         with self._read() as s:
             rows = s.scalars(
                 select(MeetingRow)
-                .where(MeetingRow.user_id == user_id, MeetingRow.state.in_(OPEN_STATES))
+                .where(MeetingRow.user_id == user_id, _state_in(OPEN_STATES))
                 .order_by(MeetingRow.start, MeetingRow.id)
             )
             return [meeting_from_row(r) for r in rows]
@@ -685,12 +828,8 @@ class Store:
         """
         with self._read() as s:
             rows = s.execute(
-                select(UserRow.email, MeetingRow)
-                .join(UserRow, UserRow.id == MeetingRow.user_id)
-                .where(
-                    MeetingRow.stakeholder_email == _email(email),
-                    MeetingRow.state.in_(OPEN_STATES),
-                )
+                select(_OWNER_EMAIL, MeetingRow)
+                .where(MeetingRow.stakeholder_email == _email(email), _state_in(OPEN_STATES))
                 .order_by(MeetingRow.start, MeetingRow.id)
             ).all()
             return [(owner, meeting_from_row(m)) for owner, m in rows]
@@ -721,13 +860,12 @@ class Store:
         )
         mine = and_(
             MeetingRow.user_id == user_id,
-            or_(MeetingRow.state.in_(OPEN_STATES), declined, grouped, completed),
+            or_(_state_in(OPEN_STATES), declined, grouped, completed),
         )
-        theirs = and_(MeetingRow.stakeholder_email == owner, MeetingRow.state.in_(OPEN_STATES))
+        theirs = and_(MeetingRow.stakeholder_email == owner, _state_in(OPEN_STATES))
         with self._read() as s:
             rows = s.execute(
-                select(UserRow.email, MeetingRow, _HAS_ATTENDEES)
-                .join(UserRow, UserRow.id == MeetingRow.user_id)
+                select(_OWNER_EMAIL, MeetingRow, _HAS_ATTENDEES)
                 .where(or_(mine, theirs))
                 .order_by(MeetingRow.start, MeetingRow.id)
                 .options(noload(MeetingRow.attendees))
@@ -785,12 +923,12 @@ class Store:
             return {}, set()
         counted = [*OPEN_STATES, MeetingState.COMPLETED]
         invite = and_(
-            MeetingRow.state.in_([s for s in OPEN_STATES if s != MeetingState.PROPOSED]),
+            _state_in([s for s in OPEN_STATES if s != MeetingState.PROPOSED]),
             func.coalesce(MeetingRow.create_attempted_at, MeetingRow.updated_at) > invited_since,
         )
         common = and_(
             MeetingRow.user_id != exclude_user_id,
-            MeetingRow.state.in_(counted),
+            _state_in(counted),
             or_(and_(MeetingRow.start < end, MeetingRow.end > start), invite),
         )
         times = (MeetingRow.start, MeetingRow.end, invite.label("invited"))
@@ -825,43 +963,18 @@ class Store:
         ``approved`` meeting whose create was attempted (its reply lost: the event may exist)
         holds its slot too, until its retry finds out.
         """
+        wanted = [_email(e) for e in emails]
         with self._read() as s:
             rows = s.scalars(
                 select(MeetingRow)
-                .join(UserRow, UserRow.id == MeetingRow.user_id)
-                .where(self._overlapping(emails, start, end, exclude_id=exclude_id))
+                .where(
+                    MeetingRow.id.in_(
+                        union_all(*_overlap_candidates(wanted, start, end, exclude_id=exclude_id))
+                    )
+                )
                 .order_by(MeetingRow.id)
             )
             return [meeting_from_row(r) for r in rows]
-
-    @staticmethod
-    def _overlapping(
-        emails: Collection[str], start: datetime, end: datetime, *, exclude_id: int
-    ) -> Any:
-        """The condition of :meth:`active_overlapping` (the query joins the owner's row)."""
-        wanted = [_email(e) for e in emails]
-        active = [
-            MeetingState.BOOKING, MeetingState.BOOKED, MeetingState.ACCEPTED,
-            MeetingState.TENTATIVE,
-        ]  # fmt: skip
-        uncertain = and_(
-            MeetingRow.state == MeetingState.APPROVED, MeetingRow.create_attempted_at.is_not(None)
-        )
-        return and_(
-            MeetingRow.id != exclude_id,
-            or_(MeetingRow.state.in_(active), uncertain),
-            MeetingRow.start < end,
-            MeetingRow.end > start,
-            or_(
-                MeetingRow.stakeholder_email.in_(wanted),
-                UserRow.email.in_(wanted),
-                MeetingRow.id.in_(
-                    select(MeetingAttendeeRow.meeting_id).where(
-                        MeetingAttendeeRow.email.in_(wanted)
-                    )
-                ),
-            ),
-        )
 
     def booking_rivals(
         self,
@@ -873,23 +986,28 @@ class Store:
         owner_email: str,
     ) -> tuple[list[Meeting], list[tuple[str, Meeting]]]:
         """:meth:`active_overlapping` and :meth:`open_meetings_as_stakeholder` of
-        ``owner_email`` in ONE query (a booking's re-check reads both, twice)."""
-        overlaps = self._overlapping(emails, start, end, exclude_id=exclude_id)
-        theirs = and_(
-            MeetingRow.stakeholder_email == _email(owner_email),
-            MeetingRow.state.in_(OPEN_STATES),
+        ``owner_email`` in ONE query (a booking's re-check reads both, twice).
+
+        The rows are those of four indexed reads of ids (:func:`_overlap_candidates` and the
+        owner's meetings as a stakeholder), so the query reads what involves these people,
+        never a range of every owner's meetings (an ``OR`` across columns would)."""
+        wanted = [_email(e) for e in emails]
+        overlaps = _overlapping(wanted, start, end, exclude_id=exclude_id)
+        theirs = and_(MeetingRow.stakeholder_email == _email(owner_email), _state_in(OPEN_STATES))
+        candidates = union_all(
+            *_overlap_candidates(wanted, start, end, exclude_id=exclude_id),
+            select(MeetingRow.id).where(theirs),
         )
         with self._read() as s:
             rows = s.execute(
                 select(
-                    UserRow.email,
+                    _OWNER_EMAIL,
                     MeetingRow,
                     overlaps.label("overlaps"),
                     theirs.label("theirs"),
                     _HAS_ATTENDEES,
                 )
-                .join(UserRow, UserRow.id == MeetingRow.user_id)
-                .where(or_(overlaps, theirs))
+                .where(MeetingRow.id.in_(candidates))  # exactly the rows of the two reads
                 .order_by(MeetingRow.start, MeetingRow.id)
                 .options(noload(MeetingRow.attendees))
             ).all()
@@ -979,7 +1097,7 @@ class Store:
                 MeetingRow.user_id == user_id, MeetingRow.start < end, MeetingRow.end > start
             )
             if states is not None:
-                query = query.where(MeetingRow.state.in_(list(states)))
+                query = query.where(_state_in(states))
             rows = s.scalars(query.order_by(MeetingRow.start, MeetingRow.id))
             return [meeting_from_row(r) for r in rows]
 
@@ -1281,7 +1399,9 @@ class Store:
         if send_lease_s <= 0:
             raise ValueError("send_lease_s must be positive")
         in_flight_until = now + timedelta(seconds=send_lease_s)
-        owner_held = (  # the policy file is gone, or the owner paused goodwill
+        # The policy file is gone, or the owner paused goodwill (both columns indexed: the
+        # anti-join probes the owner's row, or hashes the few held owners, never every user).
+        owner_held = (
             select(UserRow.id)
             .where(
                 UserRow.id == MeetingRow.user_id,
@@ -1297,32 +1417,59 @@ class Store:
         lease_expired = and_(
             MeetingRow.state == MeetingState.BOOKING, MeetingRow.lease_until <= now
         )
+
+        def oldest(due: Any) -> Any:
+            # By the (state, id) index in id order: it stops after `limit` rows, having read
+            # the ones in flight before them (≤ what the tick sent and the workers hold).
+            first = (
+                select(MeetingRow.id).where(due, ~owner_held).order_by(MeetingRow.id).limit(limit)
+            ).subquery()
+            return select(first.c.id)
+
         with self._write() as s:
             query = (
                 select(MeetingRow.id, MeetingRow.state, MeetingRow.user_id, MeetingRow.lease_until)
-                .where(or_(approved_due, lease_expired), ~owner_held)
+                .where(
+                    MeetingRow.id.in_(union_all(oldest(approved_due), oldest(lease_expired))),
+                    or_(approved_due, lease_expired),
+                    ~owner_held,
+                )
                 .order_by(MeetingRow.id)
                 .limit(limit)
             )
             if self._postgres:
                 query = query.with_for_update(skip_locked=True)
             due = s.execute(query).all()
-            for row in due:
-                values: dict[str, Any] = {"lease_until": in_flight_until, "updated_at": now}
-                if row.state == MeetingState.BOOKING:
-                    values.update(state=MeetingState.APPROVED, next_attempt_at=None)
-                    assert row.lease_until is not None  # selected by lease_until <= now
-                    self._audit(
-                        s, at=now, actor="tick", meeting_id=row.id, user_id=row.user_id,
-                        from_state=MeetingState.BOOKING, to_state=MeetingState.APPROVED,
-                        detail=f"lease expired at {row.lease_until.isoformat()}: re-drive",
-                    )  # fmt: skip
+            # The rows are this transaction's (FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on
+            # SQLite): one UPDATE by primary key per kind, not one per row, and no state in the
+            # WHERE (a planner without statistics read a whole state's rows for `id AND state`).
+            approved = [row.id for row in due if row.state == MeetingState.APPROVED]
+            redriven = [row for row in due if row.state == MeetingState.BOOKING]
+            in_flight = {"lease_until": in_flight_until, "updated_at": now}
+            if approved:
                 s.execute(
                     update(MeetingRow)
-                    .where(MeetingRow.id == row.id, MeetingRow.state == row.state)
-                    .values(**values)
+                    .where(MeetingRow.id.in_(approved))
+                    .values(**in_flight)
                     .execution_options(synchronize_session=False)
                 )
+            if redriven:
+                s.execute(
+                    update(MeetingRow)
+                    .where(MeetingRow.id.in_([row.id for row in redriven]))
+                    .values(**in_flight, state=MeetingState.APPROVED, next_attempt_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+                self._insert_audits(
+                    s,
+                    [
+                        {"meeting_id": row.id, "user_id": row.user_id, "at": now,
+                         "actor": "tick", "from_state": MeetingState.BOOKING,
+                         "to_state": MeetingState.APPROVED,
+                         "detail": f"lease expired at {row.lease_until.isoformat()}: re-drive"}
+                        for row in redriven  # selected by lease_until <= now: never None
+                    ],
+                )  # fmt: skip
             return [row.id for row in due]
 
     def booking_leases_expired(self, now: datetime, limit: int) -> list[int]:

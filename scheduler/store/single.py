@@ -1,4 +1,5 @@
-"""A booking's fenced writes as ONE PostgreSQL statement each (no BEGIN/COMMIT round trips).
+"""A booking's fenced writes, and a planning round's writes, as ONE PostgreSQL statement each
+(no BEGIN/COMMIT round trips).
 
 Each statement is an ``UPDATE … RETURNING`` compare-and-set whose returned row feeds the audit
 insert in the same statement (data-modifying CTEs): the audit row exists exactly when the update
@@ -12,14 +13,20 @@ and keeps the portable transactions for SQLite.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     CTE,
+    Integer,
     Select,
+    String,
     Table,
+    Text,
     and_,
+    cast,
+    column,
     exists,
     func,
     insert,
@@ -27,11 +34,15 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    union_all,
     update,
+    values,
 )
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 
+from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import MeetingState
 from scheduler.store.tables import AuditRow, MeetingAttendeeRow, MeetingRow, UserRow, UTCDateTime
 
@@ -39,6 +50,7 @@ __all__ = [
     "claim_statement",
     "claimed_rows",
     "create_attempted_statement",
+    "plan_round_statement",
     "transition_statement",
 ]
 
@@ -48,6 +60,7 @@ _U: Table = UserRow.__table__  # type: ignore[assignment]
 _MA: Table = MeetingAttendeeRow.__table__  # type: ignore[assignment]
 _AUDIT_COLUMNS = ["meeting_id", "user_id", "at", "actor", "from_state", "to_state", "detail"]
 _OWNER = "owner_"
+_NEEDS = AttendeeStatus.NEEDS_ACTION.value
 
 
 def _audit_cte(
@@ -189,3 +202,103 @@ def claimed_rows(row: Row[Any]) -> tuple[MeetingRow, UserRow | None]:
         **{a.key: data[f"{_OWNER}{a.columns[0].key}"] for a in sa_inspect(UserRow).column_attrs}
     )
     return meeting, owner
+
+
+def plan_round_statement(
+    user_id: int,
+    rows: Sequence[dict[str, Any]],
+    attendees: Mapping[str, Sequence[str]],
+    skips: Sequence[str],
+    *,
+    next_plan_at: datetime,
+    now: datetime,
+    actor: str,
+) -> Select[Any]:
+    """``Store.record_plan_round`` in one statement: the new meetings (``INSERT … ON CONFLICT
+    DO NOTHING``: a known key keeps its row), the attendees of those inserted, one ``created``
+    audit row per inserted meeting then one per skip (in that order), and the user's next round.
+
+    Returns rows ``(id, key)`` of the meetings it inserted; a key that existed (a retried
+    round) is not among them, and the caller reads its id. Without proposals, one row
+    ``(user id, NULL)``.
+    """
+    at = literal(now, UTCDateTime())
+    planned = (
+        update(_U)
+        .where(_U.c.id == user_id)
+        .values(next_plan_at=next_plan_at, last_planned_at=now)
+        .returning(_U.c.id)
+        .cte("planned")
+    )
+    ctes: list[CTE] = [planned]
+    audit_rows: list[Select[Any]] = []
+    no_key = cast(null(), String).label("key")
+    main: Select[Any] = select(planned.c.id, no_key)
+    if rows:
+        inserted = (
+            pg_insert(_M)
+            .values(list(rows))
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(_M.c.id, _M.c.idempotency_key, _M.c.state)
+            .cte("inserted")
+        )
+        keys = list(dict.fromkeys(r["idempotency_key"] for r in rows))
+        order = values(column("key", String), column("ord", Integer), name="proposal_order").data(
+            [(k, i) for i, k in enumerate(keys)]
+        )
+        audit_rows.append(
+            _audit_row(
+                order.c.ord, inserted.c.id, user_id, at, actor, inserted.c.state,
+                literal("created", Text),
+            ).join_from(inserted, order, order.c.key == inserted.c.idempotency_key)
+        )  # fmt: skip
+        people = [(k, e) for k, emails in attendees.items() for e in emails]
+        if people:
+            invited = values(column("key", String), column("email", String), name="invited").data(
+                people
+            )
+            ctes.append(
+                insert(_MA)
+                .from_select(
+                    ["meeting_id", "email", "status"],
+                    select(inserted.c.id, invited.c.email, literal(_NEEDS)).join_from(
+                        inserted, invited, invited.c.key == inserted.c.idempotency_key
+                    ),
+                )
+                .returning(_MA.c.meeting_id)
+                .cte("invited_rows")
+            )
+        main = select(inserted.c.id, inserted.c.idempotency_key.label("key"))
+    if skips:
+        skipped = values(column("ord", Integer), column("detail", Text), name="skips").data(
+            [(len(rows) + i, detail) for i, detail in enumerate(skips)]
+        )
+        audit_rows.append(
+            _audit_row(
+                skipped.c.ord, cast(null(), Integer), user_id, at, actor, cast(null(), String),
+                skipped.c.detail,
+            )
+        )  # fmt: skip
+    if audit_rows:
+        both = union_all(*audit_rows).subquery("audit_rows")
+        ordered = select(*(both.c[name] for name in _AUDIT_COLUMNS)).order_by(both.c.ord)
+        ctes.append(
+            insert(_A).from_select(_AUDIT_COLUMNS, ordered).returning(_A.c.id).cte("audited")
+        )
+    return main.add_cte(*ctes)
+
+
+def _audit_row(
+    ord_: Any, meeting_id: Any, user_id: int, at: Any, actor: str, to_state: Any, detail: Any
+) -> Select[Any]:
+    """One branch of the round's audit rows: ``ord`` (their order), then the audit columns."""
+    return select(
+        ord_.label("ord"),
+        meeting_id.label("meeting_id"),
+        literal(user_id).label("user_id"),
+        at.label("at"),
+        literal(actor).label("actor"),
+        cast(null(), String).label("from_state"),
+        to_state.label("to_state"),
+        detail.label("detail"),
+    )

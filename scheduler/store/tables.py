@@ -111,6 +111,14 @@ class UserRow(Base):
     """A goodwill user: one policy file, one planning schedule."""
 
     __tablename__ = "users"
+    __table_args__ = (
+        # The tick's claims read due users in (next_plan_at, id) order and stop at the limit.
+        Index("ix_users_next_plan_at_id", "next_plan_at", "id"),
+        # The few owners whose file is gone or who paused: the removed owners' claim, and the
+        # meetings the tick must not send yet.
+        Index("ix_users_policy_missing_since", "policy_missing_since"),
+        Index("ix_users_paused_until", "paused_until"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(EMAIL), unique=True)
@@ -118,7 +126,7 @@ class UserRow(Base):
     policy_hash: Mapped[str] = mapped_column(String(128))
     #: Why the policy file could not be used (None: it loaded). Shown by the report and /readyz.
     policy_error: Mapped[str | None] = mapped_column(Text)
-    next_plan_at: Mapped[datetime | None] = mapped_column(index=True)
+    next_plan_at: Mapped[datetime | None]
     last_planned_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     #: When the tick first found the policy file gone (None: it is there). Planning stops at
@@ -136,7 +144,8 @@ class MeetingRow(Base):
 
     __tablename__ = "meetings"
     __table_args__ = (
-        Index("ix_meetings_state_next_attempt_at", "state", "next_attempt_at"),
+        # The tick's sends and lease re-drives read one state in id order, up to a limit.
+        Index("ix_meetings_state_id", "state", "id"),
         Index("ix_meetings_user_id_start", "user_id", "start"),
         Index("ix_meetings_stakeholder_email_state_start", "stakeholder_email", "state", "start"),
         Index("ix_meetings_state_start", "state", "start"),
