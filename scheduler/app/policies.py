@@ -275,7 +275,10 @@ class PolicyBook:
     def __init__(self, directory: Path | None = None, limits: PolicyLimits | None = None) -> None:
         self.directory = directory
         self.limits = limits or _DEFAULT_LIMITS
-        self._good: dict[str, Policy] = {}
+        #: The last good version of each path, as its bytes: parsed again (through the process's
+        #: cache by content, :data:`LOADED`) when asked for. A parsed policy is ~10x its file, and
+        #: a tick or a worker sees every owner's: kept parsed, they made its memory grow with N.
+        self._good: dict[str, tuple[bytes, PolicyFormat]] = {}
         self._hash: dict[str, str] = {}
         self._issues: dict[str, tuple[PolicyIssue, ...]] = {}
 
@@ -298,17 +301,17 @@ class PolicyBook:
         try:
             return self._load(key, Path(path))
         except Exception as exc:  # defense in depth: one file never stops the caller
-            return PolicyFile(key, "", self._good.get(key), (_crashed(key, exc),))
+            return PolicyFile(key, "", self._last_good(key), (_crashed(key, exc),))
 
     def _load(self, key: str, path: Path) -> PolicyFile:
         try:
             data = _read(path, self.limits)
         except OSError as exc:
             issue = PolicyIssue(key, 1, "", f"cannot read the file: {exc.strerror or exc}")
-            return PolicyFile(key, "", self._good.get(key), (issue,))
+            return PolicyFile(key, "", self._last_good(key), (issue,))
         digest = hashlib.sha256(data).hexdigest()
         if self._hash.get(key) == digest:
-            return PolicyFile(key, digest, self._good.get(key), self._issues.get(key, ()))
+            return PolicyFile(key, digest, self._last_good(key), self._issues.get(key, ()))
         fmt = _format_of(path)
         if fmt is None:
             loaded = _load_file(path, self.limits)  # the "unsupported file type" issue
@@ -319,11 +322,18 @@ class PolicyBook:
             issues = tuple(loaded.issues)
             self._hash[key] = digest
             self._issues[key] = issues
-            return PolicyFile(key, digest, self._good.get(key), issues)
-        self._good[key] = policy
+            return PolicyFile(key, digest, self._last_good(key), issues)
+        if fmt is not None:
+            self._good[key] = (data, fmt)
         self._hash[key] = digest
         self._issues[key] = ()
         return PolicyFile(key, digest, policy, ())
+
+    def _last_good(self, key: str) -> Policy | None:
+        kept = self._good.get(key)
+        if kept is None:
+            return None
+        return _load_bytes(key, kept[0], kept[1], self.limits).policy
 
     def scan(self) -> list[PolicyFile]:
         """Load every file in the directory."""

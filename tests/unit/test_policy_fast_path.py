@@ -140,3 +140,39 @@ def test_a_bad_file_found_in_the_cache_keeps_its_issues_and_lines(tmp_path: Path
     assert first.issues
     assert cache.hits == 1
     assert again.lines.line_of(("tiers",)) == first.lines.line_of(("tiers",))
+
+
+def test_the_book_keeps_its_last_good_versions_as_bytes_not_parsed(tmp_path: Path) -> None:
+    """Issue 13: a tick (or a worker) sees every owner's policy; keeping each parsed made its
+    memory grow ~23 KiB per user (a 10,000-user tick held 611 MiB). The book keeps each path's
+    last good bytes and parses them again, through the cache by content, when asked."""
+    import gc
+    import tracemalloc
+
+    people = "".join(
+        f"  - {{email: p{i}@corp.example, name: P {i}, tier: peer}}\n" for i in range(20)
+    )
+    for n in range(200):
+        (tmp_path / f"u{n}.yaml").write_text(
+            f"owner: {{email: u{n}@corp.example, name: U, timezone: Europe/London}}\n"
+            f"{PEER}stakeholders:\n{people}"
+        )
+    book = PolicyBook(tmp_path)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        assert all(book.load(f).policy is not None for f in book.files())
+        policies.LOADED.clear()
+        gc.collect()
+        kept_per_file = (tracemalloc.get_traced_memory()[0] - before) / 200
+    finally:
+        tracemalloc.stop()
+    assert kept_per_file < 6 * 1024  # its bytes and a little bookkeeping (parsed: ~23 KiB)
+
+    # and a broken edit still falls back to the last good version, parsed again
+    (tmp_path / "u7.yaml").write_text("owner: [broken\n")
+    loaded = book.load(tmp_path / "u7.yaml")
+    assert loaded.issues
+    assert loaded.policy is not None
+    assert loaded.policy.owner.email == "u7@corp.example"
