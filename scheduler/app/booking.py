@@ -19,6 +19,7 @@ from scheduler.app.recheck import SharedRead, calendars_busy
 from scheduler.app.records import Meeting
 from scheduler.core.errors import (
     AuthorizationRevoked,
+    CalendarDataError,
     ConfigurationError,
     ConnectorError,
     RateLimited,
@@ -113,6 +114,8 @@ def attempt(ready: Claimed) -> BookResult:
         return _retry(b.p, b.m, b.now, "credential revoked: reconnect the calendar", 3600.0)
     except ConnectorError as exc:
         return _after_provider_error(b, exc)
+    except CalendarDataError as exc:  # a reply the re-check cannot read: try again later
+        return _retry(b.p, b.m, b.now, f"unreadable calendar data: {exc}", 600.0, attempt=b)
 
 
 def _held_by_pause(p: Pipeline, m: Meeting, now: datetime, until: datetime) -> BookResult:

@@ -396,3 +396,24 @@ def test_an_approved_meeting_whose_pair_was_booked_meanwhile_is_not_a_second_cof
     assert world.store.audit_trail(alex_proposal)[-1].detail.startswith("pair_taken")
     assert len(world.calendar.events(attendee=ALEX)) == 1
     assert world.calendar.events(attendee=SAM) == []
+
+
+def test_an_unreadable_reply_in_the_recheck_is_retried_later_not_left_in_booking(
+    world: World,
+) -> None:
+    """A malformed provider reply (CalendarDataError, not a ConnectorError) used to escape the
+    booking and leave the meeting in ``booking`` until its lease ran out."""
+    from scheduler.core.errors import CalendarDataError
+
+    meeting_id = _approved_with(world)
+    world.calendar.fail_next("busy", CalendarDataError("google freeBusy", "unreadable time 'x'"))
+
+    result = world.book(meeting_id)
+
+    assert result.outcome is B.RETRY
+    assert result.retry_after_s == 600.0
+    m = world.meeting(meeting_id)
+    assert m.state == S.APPROVED
+    assert "unreadable calendar data" in (m.last_error or "")
+    world.advance(timedelta(seconds=601))
+    assert world.book(meeting_id).outcome is B.BOOKED
