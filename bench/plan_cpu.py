@@ -38,7 +38,6 @@ import pstats
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -186,17 +185,6 @@ def _run_child(work: Path, tree: Path | None, owners: int, rounds: int, profile:
     return result
 
 
-def baseline_tree(ref: str, into: Path) -> Path:
-    """``scheduler/`` and ``connectors/`` as of git ``ref`` (``git archive``: read-only)."""
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", ref, "scheduler", "connectors"],
-        check=True, capture_output=True, cwd=ROOT,
-    )  # fmt: skip
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(into, filter="data")
-    return into
-
-
 def _prepare(work: Path, users: int) -> Callable[[], None]:
     """The world, its policies, the key and the emulator; returns how to stop the emulator."""
     from bench.pipeline_emulator import write_spec
@@ -239,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = _run_child(work, None, args.owners, args.rounds, True)
                 _print_profile(result)
                 return 0
+            from bench.process_costs import baseline_tree  # the same `git archive` baseline
+
             tree = baseline_tree(args.baseline, Path(tmp) / "baseline")
             runs: dict[str, list[Any]] = {"before": [], "now": []}
             for _ in range(args.turns):

@@ -263,8 +263,8 @@ def rss_child(argv: list[str]) -> int:
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(plan, range(owners)))
-    google = registry(policy_for(Person("o00000@corp.example", "O", "UTC"), "google", peers))
-    services = getattr(google.source, "_services", None)  # the baseline: one backend per owner
+    backend = registry(policy_for(Person("o00000@corp.example", "O", "UTC"), "google", peers))
+    services = getattr(backend.source, "_services", None)  # the baseline: one backend per owner
     kept = len(services) if services is not None else len(registry._cache)
     print(json.dumps({"before": before, "after": _rss_mib(), "kept": kept}))
     return 0
