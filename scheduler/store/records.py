@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from scheduler.app.records import (
     AuditEntry,
@@ -45,6 +47,7 @@ __all__ = [
     "audit_from_row",
     "held_reply_from_row",
     "meeting_from_row",
+    "meeting_from_values",
     "owner_mail_from_row",
     "status_from_row",
     "user_from_row",
@@ -52,6 +55,14 @@ __all__ = [
 
 
 def meeting_from_row(row: MeetingRow) -> Meeting:
+    return meeting_from_values(row, [(a.email, a.status) for a in row.attendees])
+
+
+def meeting_from_values(row: Any, attendees: Iterable[tuple[str, str]]) -> Meeting:
+    """A meeting from anything with the ``meetings`` columns as attributes (an ORM row, or a
+    Core row of a prebuilt statement: no ORM instance is built) and its attendees'
+    ``(email, answer)`` pairs in any order."""
+    ordered = tuple(sorted(attendees, key=lambda a: (a[0] != row.stakeholder_email, a[0])))
     return Meeting(
         id=row.id,
         user_id=row.user_id,
@@ -79,15 +90,9 @@ def meeting_from_row(row: MeetingRow) -> Meeting:
         presenter=row.presenter,
         quorum=row.quorum,
         owner_note=row.owner_note or "",
-        attendees=tuple(email for email, _ in _attendees(row)),
-        attendee_status=_attendees(row),
+        attendees=tuple(email for email, _ in ordered),
+        attendee_status=ordered,
     )
-
-
-def _attendees(row: MeetingRow) -> tuple[tuple[str, str], ...]:
-    """A group meeting's ``(email, answer)``, ``stakeholder_email`` first, then by e-mail."""
-    ordered = sorted(row.attendees, key=lambda a: (a.email != row.stakeholder_email, a.email))
-    return tuple((a.email, a.status) for a in ordered)
 
 
 def alternatives_json(slots: tuple[tuple[datetime, datetime], ...]) -> str | None:
@@ -107,7 +112,8 @@ def _alternatives(text: str | None) -> tuple[tuple[datetime, datetime], ...]:
     )
 
 
-def user_from_row(row: UserRow) -> User:
+def user_from_row(row: UserRow | Any) -> User:
+    """A user from an ORM row, or anything with the ``users`` columns as attributes."""
     return User(
         id=row.id,
         email=row.email,
@@ -123,7 +129,7 @@ def user_from_row(row: UserRow) -> User:
     )
 
 
-def status_from_row(row: StakeholderStatusRow) -> StakeholderStatus:
+def status_from_row(row: StakeholderStatusRow | Any) -> StakeholderStatus:
     return StakeholderStatus(
         user_id=row.user_id,
         stakeholder_email=row.stakeholder_email,

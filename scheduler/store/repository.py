@@ -15,12 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    Connection,
     CursorResult,
     Engine,
     Executable,
     Row,
     Table,
     and_,
+    bindparam,
     delete,
     func,
     literal,
@@ -32,8 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, noload, sessionmaker
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.app.ports import UserRegistration
 from scheduler.app.records import BookingClaim, OwnerMail, OwnerMailKind, RoundMeetings
@@ -59,6 +60,7 @@ from scheduler.store.records import (
     audit_from_row,
     held_reply_from_row,
     meeting_from_row,
+    meeting_from_values,
     owner_mail_from_row,
     status_from_row,
     user_from_row,
@@ -107,7 +109,7 @@ _NEEDS = AttendeeStatus.NEEDS_ACTION.value
 
 
 #: Whether a meeting row has ``meeting_attendees`` rows (a group meeting's people): a hot read
-#: selects it and loads attendees only for those rows (:func:`_load_attendees`), instead of the
+#: selects it and loads attendees only for those rows (:func:`_core_meetings`), instead of the
 #: relationship's ``selectin`` query beside every read that returns any meeting. A ``LIMIT 1``
 #: scalar subquery, not ``EXISTS``: PostgreSQL may run an ``EXISTS`` as one hashed scan of the
 #: whole attendee table (rows ∝ every group meeting); this is one index probe per row returned.
@@ -134,23 +136,6 @@ _OWNER_EMAIL = (
 _ACTIVE = (MeetingState.BOOKING, MeetingState.BOOKED, MeetingState.ACCEPTED, MeetingState.TENTATIVE)
 
 
-def _load_attendees(s: Session, rows: Sequence[tuple[MeetingRow, bool]]) -> None:
-    """Fill ``attendees`` of meeting rows read with ``noload(MeetingRow.attendees)`` beside
-    :data:`_HAS_ATTENDEES`: ONE query for the rows that have any, none when no row has."""
-    wanted = {row.id: row for row, has in rows if has}
-    if not wanted:
-        return
-    found: dict[int, list[MeetingAttendeeRow]] = {i: [] for i in wanted}
-    for a in s.scalars(
-        select(MeetingAttendeeRow)
-        .where(MeetingAttendeeRow.meeting_id.in_(wanted))
-        .order_by(MeetingAttendeeRow.email)
-    ):
-        found[a.meeting_id].append(a)
-    for meeting_id, row in wanted.items():
-        set_committed_value(row, "attendees", found[meeting_id])
-
-
 def _state_in(states: Collection[MeetingState]) -> Any:
     """``state IN (states)`` written as ``state NOT IN (every other state)``: the same rows (the
     column is NOT NULL and holds MeetingState values only), but no state-leading index can serve
@@ -162,13 +147,14 @@ def _state_in(states: Collection[MeetingState]) -> Any:
     return MeetingRow.state.not_in([s for s in MeetingState if s not in wanted])
 
 
-def _owners_of(wanted: Sequence[str]) -> Any:
+def _owners_of(wanted: Any) -> Any:
     """Ids of the users among ``wanted`` (by the unique e-mail index)."""
     return select(UserRow.id).where(UserRow.email.in_(wanted))
 
 
-def _overlapping(wanted: Sequence[str], start: datetime, end: datetime, *, exclude_id: int) -> Any:
-    """The condition of :meth:`Store.active_overlapping` on a meetings row (no join)."""
+def _overlapping(wanted: Any, start: Any, end: Any, *, exclude_id: Any) -> Any:
+    """The condition of :meth:`Store.active_overlapping` on a meetings row (no join). Each
+    argument is a value or a bound parameter (:func:`_rivals_statement`)."""
     return and_(
         *_holds_slot(start, end, exclude_id=exclude_id),
         or_(
@@ -181,7 +167,7 @@ def _overlapping(wanted: Sequence[str], start: datetime, end: datetime, *, exclu
     )
 
 
-def _holds_slot(start: datetime, end: datetime, *, exclude_id: int) -> list[Any]:
+def _holds_slot(start: Any, end: Any, *, exclude_id: Any) -> list[Any]:
     """A meeting other than ``exclude_id`` that holds ``[start, end)``: being booked, on
     calendars, or ``approved`` with its create attempted (the event may exist)."""
     return [
@@ -194,9 +180,7 @@ def _holds_slot(start: datetime, end: datetime, *, exclude_id: int) -> list[Any]
     ]
 
 
-def _overlap_candidates(
-    wanted: Sequence[str], start: datetime, end: datetime, *, exclude_id: int
-) -> list[Any]:
+def _overlap_candidates(wanted: Any, start: Any, end: Any, *, exclude_id: Any) -> list[Any]:
     """The ids :func:`_overlapping` matches, as three indexed reads: by stakeholder
     (``(stakeholder_email, state, start)``), by owner (``(user_id, start)``) and by group
     attendee (``ix_meeting_attendees_email``). Each reads what involves these people; the
@@ -210,6 +194,125 @@ def _overlap_candidates(
         .join(MeetingRow, MeetingRow.id == MeetingAttendeeRow.meeting_id)
         .where(MeetingAttendeeRow.email.in_(wanted), *holds),
     ]
+
+
+def _rivals_statement() -> Any:
+    """:meth:`Store.booking_rivals`'s read, built once with parameters ``wanted`` (e-mails),
+    ``start``, ``end``, ``exclude_id`` and ``owner_email``: Core rows of the meetings table, so
+    neither the statement nor an ORM instance is built per booking."""
+    wanted: Any = bindparam("wanted", expanding=True)
+    start: Any = bindparam("start")
+    end: Any = bindparam("end")
+    exclude_id: Any = bindparam("exclude_id")
+    overlaps = _overlapping(wanted, start, end, exclude_id=exclude_id)
+    theirs = and_(MeetingRow.stakeholder_email == bindparam("owner_email"), _state_in(OPEN_STATES))
+    candidates = union_all(
+        *_overlap_candidates(wanted, start, end, exclude_id=exclude_id),
+        select(MeetingRow.id).where(theirs),
+    )
+    meetings = cast("Table", MeetingRow.__table__)
+    return (
+        select(
+            _OWNER_EMAIL,
+            *meetings.c,
+            overlaps.label("overlaps"),
+            theirs.label("theirs"),
+            _HAS_ATTENDEES,
+        )
+        .where(MeetingRow.id.in_(candidates))  # exactly the rows of the two reads
+        .order_by(MeetingRow.start, MeetingRow.id)
+    )
+
+
+_RIVALS = _rivals_statement()
+_ATTENDEES_OF = (
+    select(MeetingAttendeeRow.meeting_id, MeetingAttendeeRow.email, MeetingAttendeeRow.status)
+    .where(MeetingAttendeeRow.meeting_id.in_(bindparam("ids", expanding=True)))
+    .order_by(MeetingAttendeeRow.email)
+)
+
+
+def _core_meetings(conn: Connection, rows: Sequence[Row[Any]]) -> list[Meeting]:
+    """Meetings from Core rows with the meetings columns and ``has_attendees``: ONE more read
+    for the attendees of those that have any, none when no row has."""
+    wanted = [row.id for row in rows if row.has_attendees]
+    found: dict[int, list[tuple[str, str]]] = {}
+    if wanted:
+        for a in conn.execute(_ATTENDEES_OF, {"ids": wanted}):
+            found.setdefault(a.meeting_id, []).append((a.email, a.status))
+    return [meeting_from_values(row, found.get(row.id, ())) for row in rows]
+
+
+def _round_meetings_statement() -> Any:
+    """:meth:`Store.round_meetings`'s read, built once; parameters ``user_id``, ``owner``,
+    ``now``, ``declined_since``, ``declined_until``, ``history_since``."""
+    now: Any = bindparam("now")
+    history_since: Any = bindparam("history_since")
+    declined = and_(
+        MeetingRow.state == MeetingState.DECLINED,
+        MeetingRow.start < bindparam("declined_until"),
+        MeetingRow.end > bindparam("declined_since"),
+    )
+    grouped = and_(MeetingRow.group_name.is_not(None), MeetingRow.start >= history_since)
+    completed = and_(
+        MeetingRow.state == MeetingState.COMPLETED,
+        MeetingRow.start < now,
+        MeetingRow.end > history_since,
+    )
+    mine = and_(
+        MeetingRow.user_id == bindparam("user_id"),
+        or_(_state_in(OPEN_STATES), declined, grouped, completed),
+    )
+    theirs = and_(MeetingRow.stakeholder_email == bindparam("owner"), _state_in(OPEN_STATES))
+    meetings = cast("Table", MeetingRow.__table__)
+    return (
+        select(_OWNER_EMAIL, *meetings.c, _HAS_ATTENDEES)
+        .where(or_(mine, theirs))
+        .order_by(MeetingRow.start, MeetingRow.id)
+    )
+
+
+def _stakeholder_load_statement() -> Any:
+    """:meth:`Store.stakeholder_load`'s read, built once; parameters ``wanted`` (e-mails),
+    ``start``, ``end``, ``exclude_user_id``, ``invited_since``."""
+    wanted: Any = bindparam("wanted", expanding=True)
+    counted = [*OPEN_STATES, MeetingState.COMPLETED]
+    invite = and_(
+        _state_in([s for s in OPEN_STATES if s != MeetingState.PROPOSED]),
+        func.coalesce(MeetingRow.create_attempted_at, MeetingRow.updated_at)
+        > bindparam("invited_since"),
+    )
+    common = and_(
+        MeetingRow.user_id != bindparam("exclude_user_id"),
+        _state_in(counted),
+        or_(and_(MeetingRow.start < bindparam("end"), MeetingRow.end > bindparam("start")), invite),
+    )
+    times = (MeetingRow.start, MeetingRow.end, invite.label("invited"))
+    one_to_ones = select(MeetingRow.stakeholder_email.label("email"), *times).where(
+        MeetingRow.stakeholder_email.in_(wanted), MeetingRow.group_name.is_(None), common
+    )
+    attendees = (
+        select(MeetingAttendeeRow.email.label("email"), *times)
+        .join(MeetingRow, MeetingRow.id == MeetingAttendeeRow.meeting_id)
+        .where(MeetingAttendeeRow.email.in_(wanted), common)
+    )
+    both = union_all(one_to_ones, attendees).subquery()
+    return select(both).order_by(both.c.start)
+
+
+_ROUND_MEETINGS = _round_meetings_statement()
+_STAKEHOLDER_LOAD = _stakeholder_load_statement()
+
+
+_USERS = cast("Table", UserRow.__table__)
+_USER_BY_ID = select(*_USERS.c).where(_USERS.c.id == bindparam("id"))
+_LAST_CONTACTS = (
+    select(ContactRow.stakeholder_email, func.max(ContactRow.met_at))
+    .where(ContactRow.user_id == bindparam("user_id"))
+    .group_by(ContactRow.stakeholder_email)
+)
+_STATUS_TABLE = cast("Table", StakeholderStatusRow.__table__)
+_STATUSES = select(*_STATUS_TABLE.c).where(_STATUS_TABLE.c.user_id == bindparam("user_id"))
 
 
 def _group_attendees(p: NewMeeting) -> list[str]:
@@ -248,9 +351,9 @@ class Store:
         read_options: dict[str, Any] = {READ_ONLY: True}
         if self._postgres:
             read_options["isolation_level"] = "AUTOCOMMIT"
-        self._read_sessions: sessionmaker[Session] = make_session_factory(
-            engine.execution_options(**read_options)
-        )
+        #: Core reads of prebuilt statements (no Session), same options as the read sessions.
+        self._read_engine = engine.execution_options(**read_options)
+        self._read_sessions: sessionmaker[Session] = make_session_factory(self._read_engine)
         self._secrets = secrets
         # One-statement writes (PostgreSQL): autocommit, each statement its own transaction.
         self._single_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -268,15 +371,16 @@ class Store:
         with self._read_sessions() as session:
             yield session
 
-    def _single(self, statement: Executable) -> Row[Any]:
-        """Run ONE statement in autocommit (PostgreSQL only) and return its one row: the
-        statement is atomic on its own, so no BEGIN/COMMIT round trips (:mod:`.single`)."""
+    def _single(self, statement: single.Statement) -> Row[Any]:
+        """Run ONE prebuilt statement with its parameters in autocommit (PostgreSQL only) and
+        return its one row: the statement is atomic on its own, so no BEGIN/COMMIT round trips
+        (:mod:`.single`)."""
         with self._single_engine.connect() as conn:
-            return conn.execute(statement).one()
+            return conn.execute(*statement).one()
 
-    def _single_or_none(self, statement: Executable) -> Row[Any] | None:
+    def _single_or_none(self, statement: single.Statement) -> Row[Any] | None:
         with self._single_engine.connect() as conn:
-            return conn.execute(statement).one_or_none()
+            return conn.execute(*statement).one_or_none()
 
     def _insert(self, row_class: type[Base]) -> postgresql.Insert | sqlite.Insert:
         # INSERT … ON CONFLICT exists on both backends, with per-dialect constructs. Core
@@ -356,9 +460,9 @@ class Store:
 
     def get_user(self, user_id: int) -> User | None:
         """The user with this id, or None."""
-        with self._read() as s:
-            row = s.get(UserRow, user_id)
-            return user_from_row(row) if row else None
+        with self._read_engine.connect() as conn:
+            row = conn.execute(_USER_BY_ID, {"id": user_id}).one_or_none()
+        return user_from_row(row) if row else None
 
     def get_user_by_email(self, email: str) -> User | None:
         """The user with this e-mail (case-insensitive), or None."""
@@ -686,12 +790,13 @@ class Store:
         actor: str,
     ) -> list[int]:
         rows, attendees = self._meeting_rows(user_id, proposals, now=now)
-        statement = single.plan_round_statement(
+        statement, params = single.plan_round_statement(
             user_id, rows, attendees, skips, next_plan_at=next_plan_at, now=now, actor=actor
         )
         keys = [p.idempotency_key for p in proposals]
         with self._single_engine.connect() as conn:
-            ids = {row.key: row.id for row in conn.execute(statement) if row.key is not None}
+            result = conn.execute(statement, params)
+            ids = {row.key: row.id for row in result if row.key is not None}
             missing = set(keys) - set(ids)
             if missing:  # known keys (a retried round, or a concurrent one that committed)
                 ids.update(self._ids_by_key(conn, missing))
@@ -847,31 +952,13 @@ class Store:
         """A planning round's meeting reads in ONE query (see ``StorePort.round_meetings``):
         the rows of all five reads, each row once, split here by the same conditions."""
         owner = _email(owner_email)
-        declined = and_(
-            MeetingRow.state == MeetingState.DECLINED,
-            MeetingRow.start < declined_until,
-            MeetingRow.end > declined_since,
-        )
-        grouped = and_(MeetingRow.group_name.is_not(None), MeetingRow.start >= history_since)
-        completed = and_(
-            MeetingRow.state == MeetingState.COMPLETED,
-            MeetingRow.start < now,
-            MeetingRow.end > history_since,
-        )
-        mine = and_(
-            MeetingRow.user_id == user_id,
-            or_(_state_in(OPEN_STATES), declined, grouped, completed),
-        )
-        theirs = and_(MeetingRow.stakeholder_email == owner, _state_in(OPEN_STATES))
-        with self._read() as s:
-            rows = s.execute(
-                select(_OWNER_EMAIL, MeetingRow, _HAS_ATTENDEES)
-                .where(or_(mine, theirs))
-                .order_by(MeetingRow.start, MeetingRow.id)
-                .options(noload(MeetingRow.attendees))
-            ).all()
-            _load_attendees(s, [(row[1], row.has_attendees) for row in rows])
-            found = [(row.email, meeting_from_row(row[1])) for row in rows]
+        params = {
+            "user_id": user_id, "owner": owner, "now": now, "declined_since": declined_since,
+            "declined_until": declined_until, "history_since": history_since,
+        }  # fmt: skip
+        with self._read_engine.connect() as conn:
+            rows = conn.execute(_ROUND_MEETINGS, params).all()
+            found = list(zip((row.email for row in rows), _core_meetings(conn, rows), strict=True))
         own = [m for _, m in found if m.user_id == user_id]
         return RoundMeetings(
             open=[m for m in own if m.state in OPEN_STATES],
@@ -921,28 +1008,12 @@ class Store:
         wanted = [_email(e) for e in emails]
         if not wanted:
             return {}, set()
-        counted = [*OPEN_STATES, MeetingState.COMPLETED]
-        invite = and_(
-            _state_in([s for s in OPEN_STATES if s != MeetingState.PROPOSED]),
-            func.coalesce(MeetingRow.create_attempted_at, MeetingRow.updated_at) > invited_since,
-        )
-        common = and_(
-            MeetingRow.user_id != exclude_user_id,
-            _state_in(counted),
-            or_(and_(MeetingRow.start < end, MeetingRow.end > start), invite),
-        )
-        times = (MeetingRow.start, MeetingRow.end, invite.label("invited"))
-        one_to_ones = select(MeetingRow.stakeholder_email.label("email"), *times).where(
-            MeetingRow.stakeholder_email.in_(wanted), MeetingRow.group_name.is_(None), common
-        )
-        attendees = (
-            select(MeetingAttendeeRow.email.label("email"), *times)
-            .join(MeetingRow, MeetingRow.id == MeetingAttendeeRow.meeting_id)
-            .where(MeetingAttendeeRow.email.in_(wanted), common)
-        )
-        both = union_all(one_to_ones, attendees).subquery()
-        with self._read() as s:
-            rows = s.execute(select(both).order_by(both.c.start)).all()
+        params = {
+            "wanted": wanted, "start": start, "end": end, "exclude_user_id": exclude_user_id,
+            "invited_since": invited_since,
+        }  # fmt: skip
+        with self._read_engine.connect() as conn:
+            rows = conn.execute(_STAKEHOLDER_LOAD, params).all()
         meetings: dict[str, list[datetime]] = {}
         invited: set[str] = set()
         for email, begins, ends, sent in rows:
@@ -991,30 +1062,16 @@ class Store:
         The rows are those of four indexed reads of ids (:func:`_overlap_candidates` and the
         owner's meetings as a stakeholder), so the query reads what involves these people,
         never a range of every owner's meetings (an ``OR`` across columns would)."""
-        wanted = [_email(e) for e in emails]
-        overlaps = _overlapping(wanted, start, end, exclude_id=exclude_id)
-        theirs = and_(MeetingRow.stakeholder_email == _email(owner_email), _state_in(OPEN_STATES))
-        candidates = union_all(
-            *_overlap_candidates(wanted, start, end, exclude_id=exclude_id),
-            select(MeetingRow.id).where(theirs),
-        )
-        with self._read() as s:
-            rows = s.execute(
-                select(
-                    _OWNER_EMAIL,
-                    MeetingRow,
-                    overlaps.label("overlaps"),
-                    theirs.label("theirs"),
-                    _HAS_ATTENDEES,
-                )
-                .where(MeetingRow.id.in_(candidates))  # exactly the rows of the two reads
-                .order_by(MeetingRow.start, MeetingRow.id)
-                .options(noload(MeetingRow.attendees))
-            ).all()
-            _load_attendees(s, [(row[1], row.has_attendees) for row in rows])
-            found = [
-                (row.email, meeting_from_row(row[1]), row.overlaps, row.theirs) for row in rows
-            ]
+        params = {
+            "wanted": [_email(e) for e in emails], "start": start, "end": end,
+            "exclude_id": exclude_id, "owner_email": _email(owner_email),
+        }  # fmt: skip
+        with self._read_engine.connect() as conn:
+            rows = conn.execute(_RIVALS, params).all()
+            meetings = _core_meetings(conn, rows)
+        found = [
+            (row.email, m, row.overlaps, row.theirs) for row, m in zip(rows, meetings, strict=True)
+        ]
         overlapping = sorted((m for _, m, hit, _ in found if hit), key=lambda m: m.id)
         return overlapping, [(owner, m) for owner, m, _, hit in found if hit]
 
@@ -1305,10 +1362,7 @@ class Store:
                 single.claim_statement(meeting_id, now, lease_s, actor=actor)
             )
             if row is not None:
-                meeting, owner = single.claimed_rows(row)
-                return BookingClaim(
-                    meeting_from_row(meeting), user_from_row(owner) if owner else None
-                )
+                return BookingClaim(*single.claimed_rows(row))
         claimed = self.claim_for_booking(meeting_id, now, lease_s, actor=actor)
         if claimed is None:
             return None
@@ -1890,13 +1944,9 @@ class Store:
 
     def last_contacts(self, user_id: int) -> dict[str, datetime]:
         """The latest recorded contact per stakeholder e-mail (aware UTC)."""
-        with self._read() as s:
-            rows = s.execute(
-                select(ContactRow.stakeholder_email, func.max(ContactRow.met_at))
-                .where(ContactRow.user_id == user_id)
-                .group_by(ContactRow.stakeholder_email)
-            )
-            return {email: met_at for email, met_at in rows if met_at is not None}
+        with self._read_engine.connect() as conn:
+            rows = conn.execute(_LAST_CONTACTS, {"user_id": user_id}).all()
+        return {email: met_at for email, met_at in rows if met_at is not None}
 
     # -- stakeholder status ------------------------------------------------------------------
 
@@ -1908,11 +1958,9 @@ class Store:
 
     def stakeholder_statuses(self, user_id: int) -> dict[str, StakeholderStatus]:
         """Every recorded stakeholder status of the user, by e-mail."""
-        with self._read() as s:
-            rows = s.scalars(
-                select(StakeholderStatusRow).where(StakeholderStatusRow.user_id == user_id)
-            )
-            return {r.stakeholder_email: status_from_row(r) for r in rows}
+        with self._read_engine.connect() as conn:
+            rows = conn.execute(_STATUSES, {"user_id": user_id}).all()
+        return {r.stakeholder_email: status_from_row(r) for r in rows}
 
     def save_stakeholder_status(self, status: StakeholderStatus) -> None:
         """Insert or replace the status row for ``(status.user_id, status.stakeholder_email)``."""

@@ -13,20 +13,23 @@ and keeps the portable transactions for SQLite.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     CTE,
+    Dialect,
     Integer,
     Select,
     String,
     Table,
     Text,
+    TextClause,
     and_,
-    cast,
-    column,
+    bindparam,
     exists,
     func,
     insert,
@@ -34,16 +37,15 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    union_all,
+    text,
     update,
-    values,
 )
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
+from sqlalchemy.types import TypeDecorator
 
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import MeetingState
+from scheduler.store.records import Meeting, User, meeting_from_values, user_from_row
 from scheduler.store.tables import AuditRow, MeetingAttendeeRow, MeetingRow, UserRow, UTCDateTime
 
 __all__ = [
@@ -63,16 +65,9 @@ _OWNER = "owner_"
 _NEEDS = AttendeeStatus.NEEDS_ACTION.value
 
 
-def _audit_cte(
-    moved: CTE,
-    *,
-    now: datetime,
-    actor: str,
-    from_state: str | None,
-    to_state: str | None,
-    detail: str,
-) -> CTE:
-    """``INSERT INTO audit_log … SELECT`` one row per row ``moved`` returned (id, user_id)."""
+def _audit_cte(moved: CTE, *, from_state: str | None, to_state: str | None) -> CTE:
+    """``INSERT INTO audit_log … SELECT`` one row per row ``moved`` returned (id, user_id), with
+    the parameters ``at``, ``actor`` and ``detail``."""
 
     def state(value: str | None) -> Any:
         return null() if value is None else literal(value)
@@ -80,22 +75,28 @@ def _audit_cte(
     rows = select(
         moved.c.id,
         moved.c.user_id,
-        literal(now, UTCDateTime()),
-        literal(actor),
+        bindparam("at", type_=UTCDateTime()),
+        bindparam("actor", type_=String()),
         state(from_state),
         state(to_state),
-        literal(detail),
+        bindparam("detail", type_=Text()),
     )
     return insert(_A).from_select(_AUDIT_COLUMNS, rows).returning(_A.c.meeting_id).cte("audited")
 
 
-def _outcome(audited: CTE, meeting_id: int) -> Select[Any]:
-    """One row: whether the update moved the meeting (an audit row was written), and whether
-    the meeting exists at all."""
+def _outcome(audited: CTE) -> Select[Any]:
+    """One row: whether the update moved the meeting ``mid`` (an audit row was written), and
+    whether the meeting exists at all."""
     return select(
         select(func.count()).select_from(audited).scalar_subquery().label("moved"),
-        exists().where(_M.c.id == meeting_id).label("known"),
+        exists().where(_M.c.id == bindparam("mid")).label("known"),
     )
+
+
+#: The statements below are built once per shape and run with parameters: SQLAlchemy then
+#: reuses the statement's cache key and its compiled form (building and compiling a statement
+#: of CTEs afresh cost more CPU than the round trip).
+Statement = tuple[Select[Any], dict[str, Any]]
 
 
 def transition_statement(
@@ -108,60 +109,69 @@ def transition_statement(
     detail: str,
     attempt: int | None,
     values: dict[str, Any],
-) -> Select[Any]:
+) -> Statement:
     """``Store.transition`` from a known state: the fenced UPDATE and its audit row."""
-    fence = [_M.c.id == meeting_id, _M.c.state == expect]
-    if attempt is not None:
-        fence.append(_M.c.attempts == attempt)
-    moved = update(_M).where(*fence).values(**values).returning(_M.c.id, _M.c.user_id).cte("moved")
-    audited = _audit_cte(
-        moved, now=now, actor=actor, from_state=expect.value, to_state=target.value,
-        detail=detail,
-    )  # fmt: skip
-    return _outcome(audited, meeting_id)
+    statement = _transition_shape(expect, target, attempt is not None, tuple(sorted(values)))
+    params = {f"v_{k}": v for k, v in values.items()}
+    params.update(mid=meeting_id, attempt=attempt, at=now, actor=actor, detail=detail)
+    return statement, params
 
 
-def create_attempted_statement(meeting_id: int, now: datetime, *, attempt: int) -> Select[Any]:
-    """``Store.mark_create_attempted``: the fenced UPDATE (the first time kept) and its audit."""
+@lru_cache(maxsize=512)
+def _transition_shape(
+    expect: MeetingState, target: MeetingState, fenced: bool, columns: tuple[str, ...]
+) -> Select[Any]:
+    fence = [_M.c.id == bindparam("mid"), _M.c.state == expect]
+    if fenced:
+        fence.append(_M.c.attempts == bindparam("attempt"))
+    sets = {k: bindparam(f"v_{k}", type_=_M.c[k].type) for k in columns}
+    moved = update(_M).where(*fence).values(**sets).returning(_M.c.id, _M.c.user_id).cte("moved")
+    return _outcome(_audit_cte(moved, from_state=expect.value, to_state=target.value))
+
+
+def _create_attempted_shape() -> Select[Any]:
     moved = (
         update(_M)
         .where(
-            _M.c.id == meeting_id,
+            _M.c.id == bindparam("mid"),
             _M.c.state == MeetingState.BOOKING,
-            _M.c.attempts == attempt,
+            _M.c.attempts == bindparam("attempt"),
         )
         .values(
             create_attempted_at=func.coalesce(
-                _M.c.create_attempted_at, literal(now, UTCDateTime())
+                _M.c.create_attempted_at, bindparam("at", type_=UTCDateTime())
             ),
-            updated_at=now,
+            updated_at=bindparam("at", type_=UTCDateTime()),
         )
         .returning(_M.c.id, _M.c.user_id)
         .cte("moved")
     )
-    audited = _audit_cte(
-        moved, now=now, actor="worker", from_state=None, to_state=None, detail="create attempted"
-    )
-    return _outcome(audited, meeting_id)
+    return _outcome(_audit_cte(moved, from_state=None, to_state=None))
 
 
-def claim_statement(meeting_id: int, now: datetime, lease_s: float, *, actor: str) -> Select[Any]:
-    """Claim a due ``approved`` meeting: the UPDATE (``attempts`` + 1: a new claim number), its
-    audit row, and the claimed row with its attendees and its owner's row, in one statement.
+_CREATE_ATTEMPTED = _create_attempted_shape()
 
-    A ``booking`` meeting whose lease expired is not claimed here (its audit detail names the
-    old lease): the caller falls back to the portable claim when this returns no row.
-    """
+
+def create_attempted_statement(meeting_id: int, now: datetime, *, attempt: int) -> Statement:
+    """``Store.mark_create_attempted``: the fenced UPDATE (the first time kept) and its audit."""
+    return _CREATE_ATTEMPTED, {
+        "mid": meeting_id, "attempt": attempt, "at": now, "actor": "worker",
+        "detail": "create attempted",
+    }  # fmt: skip
+
+
+def _claim_shape() -> Select[Any]:
+    now = bindparam("at", type_=UTCDateTime())
     claimed = (
         update(_M)
         .where(
-            _M.c.id == meeting_id,
+            _M.c.id == bindparam("mid"),
             _M.c.state == MeetingState.APPROVED,
             or_(_M.c.next_attempt_at.is_(None), _M.c.next_attempt_at <= now),
         )
         .values(
             state=MeetingState.BOOKING,
-            lease_until=now + timedelta(seconds=lease_s),
+            lease_until=bindparam("lease_until", type_=UTCDateTime()),
             attempts=_M.c.attempts + 1,
             updated_at=now,
         )
@@ -169,9 +179,8 @@ def claim_statement(meeting_id: int, now: datetime, lease_s: float, *, actor: st
         .cte("claimed")
     )
     audited = _audit_cte(
-        claimed, now=now, actor=actor, from_state=MeetingState.APPROVED.value,
-        to_state=MeetingState.BOOKING.value, detail="claimed",
-    )  # fmt: skip
+        claimed, from_state=MeetingState.APPROVED.value, to_state=MeetingState.BOOKING.value
+    )
     attendees = (
         select(func.json_agg(func.json_build_array(_MA.c.email, _MA.c.status)))
         .where(_MA.c.meeting_id == claimed.c.id)
@@ -186,22 +195,129 @@ def claim_statement(meeting_id: int, now: datetime, lease_s: float, *, actor: st
     )
 
 
-def claimed_rows(row: Row[Any]) -> tuple[MeetingRow, UserRow | None]:
-    """The claim statement's row as (transient) ORM rows, for the usual record builders."""
+_CLAIM = _claim_shape()
+
+
+def claim_statement(meeting_id: int, now: datetime, lease_s: float, *, actor: str) -> Statement:
+    """Claim a due ``approved`` meeting: the UPDATE (``attempts`` + 1: a new claim number), its
+    audit row, and the claimed row with its attendees and its owner's row, in one statement.
+
+    A ``booking`` meeting whose lease expired is not claimed here (its audit detail names the
+    old lease): the caller falls back to the portable claim when this returns no row.
+    """
+    return _CLAIM, {
+        "mid": meeting_id, "at": now, "lease_until": now + timedelta(seconds=lease_s),
+        "actor": actor, "detail": "claimed",
+    }  # fmt: skip
+
+
+class _Owner:
+    """The owner's columns of a claim row (``owner_<column>``) as attributes."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Any) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        return self._data[f"{_OWNER}{name}"]
+
+
+def claimed_rows(row: Row[Any]) -> tuple[Meeting, User | None]:
+    """The claim statement's row as the meeting and its owner (no ORM instances)."""
     data = row._mapping
-    meeting = MeetingRow(
-        **{a.key: data[a.columns[0].key] for a in sa_inspect(MeetingRow).column_attrs}
-    )
-    meeting.attendees = [
-        MeetingAttendeeRow(meeting_id=meeting.id, email=email, status=status)
-        for email, status in sorted(data["attendee_rows"] or [])
-    ]
+    meeting = meeting_from_values(row, [tuple(a) for a in data["attendee_rows"] or []])
     if data[f"{_OWNER}id"] is None:
         return meeting, None
-    owner = UserRow(
-        **{a.key: data[f"{_OWNER}{a.columns[0].key}"] for a in sa_inspect(UserRow).column_attrs}
+    return meeting, user_from_row(_Owner(data))
+
+
+class _JSONParam(TypeDecorator[Any]):
+    """A parameter sent as JSON text (cast to ``jsonb`` in the statement); a datetime in it is
+    written as :class:`UTCDateTime` writes it (aware, in UTC: the same ``timestamptz``), and a
+    naive one is refused the same way."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str:
+        def encode(item: Any) -> Any:
+            if isinstance(item, datetime):
+                aware = _UTC.process_bind_param(item, dialect)
+                assert aware is not None
+                return aware.isoformat()
+            raise TypeError(f"{type(item).__name__} is not a planning round value")
+
+        return json.dumps(value, default=encode, ensure_ascii=False, separators=(",", ":"))
+
+
+_UTC = UTCDateTime()
+#: A new meeting's columns as a round writes them (the keys of ``Store._meeting_rows``' rows).
+_ROUND_COLUMNS = (
+    "user_id", "stakeholder_email", "kind", "start", "end", "state", "mode", "idempotency_key",
+    "provider", "attempts", "reason", "replaces_id", "alternatives", "group_name", "presenter",
+    "quorum", "owner_note", "created_at", "updated_at",
+)  # fmt: skip
+_ROUND_KEYS = frozenset(_ROUND_COLUMNS)
+
+
+def _plan_round_shape() -> TextClause:
+    """The round's statement: its SQL is the same for every round (the meetings, attendees and
+    skips are JSON parameters), so it is compiled once per process."""
+    cols = ", ".join(f'"{name}"' for name in _ROUND_COLUMNS)
+    audit_cols = ", ".join(_AUDIT_COLUMNS)
+    sql = f"""
+WITH planned AS (UPDATE users SET next_plan_at = :next_plan_at, last_planned_at = :now
+    WHERE users.id = :user_id RETURNING users.id
+), proposed AS (SELECT * FROM jsonb_populate_recordset(NULL::meetings, CAST(:rows AS jsonb))
+    WITH ORDINALITY AS p
+), inserted AS (INSERT INTO meetings ({cols})
+    SELECT {cols} FROM proposed ORDER BY proposed.ordinality
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING meetings.id, meetings.idempotency_key, meetings.state
+), invited_rows AS (INSERT INTO meeting_attendees (meeting_id, email, status)
+    SELECT inserted.id, people.email, :needs
+    FROM inserted
+    JOIN jsonb_each(CAST(:attendees AS jsonb)) AS invited ("key", emails)
+        ON invited."key" = inserted.idempotency_key
+    CROSS JOIN LATERAL jsonb_array_elements_text(invited.emails) AS people (email)
+    RETURNING meeting_attendees.meeting_id
+), audited AS (INSERT INTO audit_log ({audit_cols})
+    SELECT audit_rows.meeting_id, :user_id, :now, :actor, NULL, audit_rows.to_state,
+        audit_rows.detail
+    FROM (
+        SELECT 0 AS part, firsts.ord, inserted.id AS meeting_id, inserted.state AS to_state,
+            :created AS detail
+        FROM inserted
+        JOIN (
+            SELECT idempotency_key, min(ordinality) AS ord FROM proposed GROUP BY idempotency_key
+        ) AS firsts ON firsts.idempotency_key = inserted.idempotency_key
+        UNION ALL
+        SELECT 1, skipped.ord, NULL, NULL, skipped.detail
+        FROM jsonb_array_elements_text(CAST(:skips AS jsonb))
+            WITH ORDINALITY AS skipped (detail, ord)
+    ) AS audit_rows
+    ORDER BY audit_rows.part, audit_rows.ord
+    RETURNING audit_log.id
+)
+SELECT inserted.id, inserted.idempotency_key AS "key" FROM inserted
+UNION ALL
+SELECT planned.id, NULL FROM planned WHERE NOT EXISTS (SELECT FROM proposed)
+"""
+    return text(sql).bindparams(
+        bindparam("user_id", type_=Integer()),
+        bindparam("next_plan_at", type_=UTCDateTime()),
+        bindparam("now", type_=UTCDateTime()),
+        bindparam("actor", type_=String()),
+        bindparam("rows", type_=_JSONParam()),
+        bindparam("attendees", type_=_JSONParam()),
+        bindparam("skips", type_=_JSONParam()),
+        bindparam("needs", _NEEDS, type_=String()),
+        bindparam("created", "created", type_=Text()),
     )
-    return meeting, owner
+
+
+_PLAN_ROUND = _plan_round_shape()
 
 
 def plan_round_statement(
@@ -213,92 +329,23 @@ def plan_round_statement(
     next_plan_at: datetime,
     now: datetime,
     actor: str,
-) -> Select[Any]:
+) -> tuple[TextClause, dict[str, Any]]:
     """``Store.record_plan_round`` in one statement: the new meetings (``INSERT … ON CONFLICT
-    DO NOTHING``: a known key keeps its row), the attendees of those inserted, one ``created``
-    audit row per inserted meeting then one per skip (in that order), and the user's next round.
+    DO NOTHING``: a known key keeps its row; a key repeated in ``rows``: its first row), the
+    attendees of those inserted, one ``created`` audit row per inserted meeting then one per
+    skip (in that order), and the user's next round.
 
-    Returns rows ``(id, key)`` of the meetings it inserted; a key that existed (a retried
-    round) is not among them, and the caller reads its id. Without proposals, one row
-    ``(user id, NULL)``.
+    The statement's SQL is constant; ``rows`` (each with the keys :data:`_ROUND_COLUMNS`),
+    ``attendees`` (key -> e-mails) and ``skips`` are JSON parameters.
+
+    Returns the statement and its parameters. Its rows are ``(id, key)`` of the meetings it
+    inserted; a key that existed (a retried round) is not among them, and the caller reads its
+    id. Without proposals, one row ``(user id, NULL)``.
     """
-    at = literal(now, UTCDateTime())
-    planned = (
-        update(_U)
-        .where(_U.c.id == user_id)
-        .values(next_plan_at=next_plan_at, last_planned_at=now)
-        .returning(_U.c.id)
-        .cte("planned")
-    )
-    ctes: list[CTE] = [planned]
-    audit_rows: list[Select[Any]] = []
-    no_key = cast(null(), String).label("key")
-    main: Select[Any] = select(planned.c.id, no_key)
-    if rows:
-        inserted = (
-            pg_insert(_M)
-            .values(list(rows))
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(_M.c.id, _M.c.idempotency_key, _M.c.state)
-            .cte("inserted")
-        )
-        keys = list(dict.fromkeys(r["idempotency_key"] for r in rows))
-        order = values(column("key", String), column("ord", Integer), name="proposal_order").data(
-            [(k, i) for i, k in enumerate(keys)]
-        )
-        audit_rows.append(
-            _audit_row(
-                order.c.ord, inserted.c.id, user_id, at, actor, inserted.c.state,
-                literal("created", Text),
-            ).join_from(inserted, order, order.c.key == inserted.c.idempotency_key)
-        )  # fmt: skip
-        people = [(k, e) for k, emails in attendees.items() for e in emails]
-        if people:
-            invited = values(column("key", String), column("email", String), name="invited").data(
-                people
-            )
-            ctes.append(
-                insert(_MA)
-                .from_select(
-                    ["meeting_id", "email", "status"],
-                    select(inserted.c.id, invited.c.email, literal(_NEEDS)).join_from(
-                        inserted, invited, invited.c.key == inserted.c.idempotency_key
-                    ),
-                )
-                .returning(_MA.c.meeting_id)
-                .cte("invited_rows")
-            )
-        main = select(inserted.c.id, inserted.c.idempotency_key.label("key"))
-    if skips:
-        skipped = values(column("ord", Integer), column("detail", Text), name="skips").data(
-            [(len(rows) + i, detail) for i, detail in enumerate(skips)]
-        )
-        audit_rows.append(
-            _audit_row(
-                skipped.c.ord, cast(null(), Integer), user_id, at, actor, cast(null(), String),
-                skipped.c.detail,
-            )
-        )  # fmt: skip
-    if audit_rows:
-        both = union_all(*audit_rows).subquery("audit_rows")
-        ordered = select(*(both.c[name] for name in _AUDIT_COLUMNS)).order_by(both.c.ord)
-        ctes.append(
-            insert(_A).from_select(_AUDIT_COLUMNS, ordered).returning(_A.c.id).cte("audited")
-        )
-    return main.add_cte(*ctes)
-
-
-def _audit_row(
-    ord_: Any, meeting_id: Any, user_id: int, at: Any, actor: str, to_state: Any, detail: Any
-) -> Select[Any]:
-    """One branch of the round's audit rows: ``ord`` (their order), then the audit columns."""
-    return select(
-        ord_.label("ord"),
-        meeting_id.label("meeting_id"),
-        literal(user_id).label("user_id"),
-        at.label("at"),
-        literal(actor).label("actor"),
-        cast(null(), String).label("from_state"),
-        to_state.label("to_state"),
-        detail.label("detail"),
-    )
+    for row in rows:
+        if row.keys() != _ROUND_KEYS:
+            raise ValueError(f"a planning round's row has the columns {sorted(row)}")
+    return _PLAN_ROUND, {
+        "user_id": user_id, "next_plan_at": next_plan_at, "now": now, "actor": actor,
+        "rows": rows, "attendees": attendees, "skips": skips,
+    }  # fmt: skip
