@@ -475,20 +475,27 @@ class GoogleCalendar:
 
         An attendee no longer on the guest list counts as DECLINED: they are not coming.
         """
-        service = self._service(organizer.email)
-        event = self._get(service, provider_event_id)
-        response = AttendeeStatus.DECLINED
-        for attendee in event.get("attendees", []):
-            if str(attendee.get("email", "")).lower() == attendee_email.lower():
-                response = attendee_status(attendee.get("responseStatus"))
-                break
-        start, end, _ = event_bounds(event, organizer.timezone)
-        return EventState(
-            response=response,
-            cancelled=event.get("status") == "cancelled",
-            start=start,
-            end=end,
-        )
+        event = self._get(self._service(organizer.email), provider_event_id)
+        return _event_state(event, attendee_email, organizer.timezone)
+
+    def listed_event_states(
+        self, organizer: Person, wanted: Sequence[tuple[str, str]], window: Interval
+    ) -> Mapping[tuple[str, str], EventState]:
+        """:meth:`event_state` of many events from ONE ``events.list`` of ``window`` (all
+        pages, the same fields as ``events.get``) instead of an ``events.get`` each. A cancelled
+        event is not listed (``showDeleted`` is off), nor one moved out of ``window``: both are
+        absent, and the caller asks them one by one."""
+        ids = {event_id for event_id, _ in wanted}
+        found = {
+            event["id"]: event
+            for event in self._list_events(self._service(organizer.email), window.start, window.end)
+            if event.get("id") in ids
+        }
+        return {
+            (event_id, email): _event_state(found[event_id], email, organizer.timezone)
+            for event_id, email in wanted
+            if event_id in found
+        }
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -555,6 +562,20 @@ class GoogleCalendar:
             page_token = page.get("nextPageToken")
             if not page_token:
                 return
+
+
+def _event_state(event: Mapping[str, Any], attendee_email: str, zone: str) -> EventState:
+    """An attendee's answer on an event resource; one no longer on the guest list counts as
+    DECLINED (they are not coming)."""
+    response = AttendeeStatus.DECLINED
+    for attendee in event.get("attendees", []):
+        if str(attendee.get("email", "")).lower() == attendee_email.lower():
+            response = attendee_status(attendee.get("responseStatus"))
+            break
+    start, end, _ = event_bounds(event, zone)
+    return EventState(
+        response=response, cancelled=event.get("status") == "cancelled", start=start, end=end
+    )
 
 
 _DISCOVERY: dict[str, Any] = {}

@@ -19,9 +19,16 @@ from scheduler.app.ports import StorePort
 from scheduler.app.records import ContactSource, Meeting, RoundMeetings
 from scheduler.core.cadence import backoff_after_decline
 from scheduler.core.errors import ConnectorError, ResourceGone
+from scheduler.core.intervals import Interval
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.policy import Policy
-from scheduler.core.ports import CalendarBackend, EventState, ReplyRecorder, ResponseReader
+from scheduler.core.ports import (
+    CalendarBackend,
+    EventState,
+    ListedResponseReader,
+    ReplyRecorder,
+    ResponseReader,
+)
 from scheduler.core.states import MeetingState
 
 __all__ = [
@@ -111,10 +118,13 @@ def sync_responses(
     if backend.responses is None:
         return 0
     changed = 0
-    for m in _followed_meetings(p, user_id, now, meetings):
+    followed = _followed_meetings(p, user_id, now, meetings)
+    listed = _listed_states(p, policy, backend, followed)
+    for m in followed:
         try:
             states = {
-                email: _event_state(p, policy, backend.provider, backend.responses, m, email)
+                email: listed.get((m.provider_event_id or "", email))
+                or _event_state(p, policy, backend.provider, backend.responses, m, email)
                 for email in (m.attendees or (m.stakeholder_email,))
             }
         except ConnectorError as exc:
@@ -137,6 +147,40 @@ def _event_state(
 ) -> EventState:
     with p.provider_call(provider, "event_state"):
         return reader.event_state(policy.owner.person, m.provider_event_id or "", email)
+
+
+#: Answers are read with one listing of the owner's calendar (where the provider offers one)
+#: from this many followed meetings on, when they all fall within this span.
+_LIST_FROM = 3
+_LIST_SPAN = timedelta(weeks=6)
+
+
+def _listed_states(
+    p: Pipeline, policy: Policy, backend: CalendarBackend, followed: list[Meeting]
+) -> Mapping[tuple[str, str], EventState]:
+    """The followed meetings' answers from ONE listing of the owner's calendar over their
+    times (:class:`ListedResponseReader`), instead of one read per event; empty when the
+    provider has no listing, there are few meetings, or they are spread too far apart. What the
+    listing does not find (a cancelled or moved event) is read one by one, as before, and so is
+    everything when the listing fails with a permanent error."""
+    reader = backend.responses
+    if not isinstance(reader, ListedResponseReader) or len(followed) < _LIST_FROM:
+        return {}
+    window = Interval(min(m.start for m in followed), max(m.end for m in followed))
+    if window.end - window.start > _LIST_SPAN:
+        return {}
+    wanted = [
+        (m.provider_event_id or "", email)
+        for m in followed
+        for email in (m.attendees or (m.stakeholder_email,))
+    ]
+    try:
+        with p.provider_call(backend.provider, "event_states"):
+            return reader.listed_event_states(policy.owner.person, wanted, window)
+    except ConnectorError as exc:
+        if exc.transient:
+            raise
+        return {}
 
 
 def _followed_meetings(

@@ -146,6 +146,20 @@ class ResponseReader(Protocol):
 
 
 @runtime_checkable
+class ListedResponseReader(Protocol):
+    """A :class:`ResponseReader` that can read many answers of one organizer's events with ONE
+    listing of their calendar over ``window`` (where that costs less than a read per event)."""
+
+    def listed_event_states(
+        self, organizer: Person, wanted: Sequence[tuple[str, str]], window: Interval
+    ) -> Mapping[tuple[str, str], EventState]:
+        """``(provider event id, attendee e-mail) -> state`` for the wanted events the listing
+        found, as :meth:`ResponseReader.event_state` would give them. An event it did not find
+        (cancelled, moved out of ``window``, deleted) is absent: ask it with ``event_state``."""
+        ...
+
+
+@runtime_checkable
 class ReplyRecorder(Protocol):
     """Records an attendee's answer that arrived out of band (an iMIP REPLY e-mail) on the
     organizer's copy, for calendars whose server does not schedule by itself."""

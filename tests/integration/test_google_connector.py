@@ -531,6 +531,35 @@ def test_event_state_of_an_unknown_event_is_gone(google: GoogleCalendar) -> None
         google.event_state(OWNER, "nosuchevent0", SAM.email)
 
 
+def test_listed_event_states_match_event_state_with_one_list(
+    emulator: GoogleEmulator, google: GoogleCalendar
+) -> None:
+    ids = [
+        google.create_event(_draft(f"meeting-{h}", hour=h)).provider_event_id
+        for h in (9, 11, 13, 15)
+    ]
+    answered, cancelled, moved, untouched = ids
+    emulator.respond(OWNER.email, answered, SAM.email, "accepted")
+    google.cancel_event(OWNER, cancelled)
+    later = MONDAY + timedelta(days=30)
+    google.move_event(OWNER, moved, later, later + timedelta(minutes=30))
+    window = Interval(MONDAY, MONDAY + timedelta(days=1))
+    wanted = [(event_id, SAM.email) for event_id in ids] + [("nosuchevent0", SAM.email)]
+    lists_before = emulator.count("GET", "/events")
+    gets_before = sum(emulator.count("GET", f"/events/{event_id}") for event_id in ids)
+
+    states = google.listed_event_states(OWNER, wanted, window)
+
+    assert emulator.count("GET", "/events") == lists_before + 1
+    assert sum(emulator.count("GET", f"/events/{e}") for e in ids) == gets_before
+    # cancelled (not listed), moved out of the window, unknown: absent, asked one by one
+    assert set(states) == {(answered, SAM.email), (untouched, SAM.email)}
+    for key, state in states.items():
+        assert state == google.event_state(OWNER, *key)
+    assert states[(answered, SAM.email)].response is AttendeeStatus.ACCEPTED
+    assert states[(untouched, SAM.email)].response is AttendeeStatus.NEEDS_ACTION
+
+
 # -- authorization paths --------------------------------------------------------------------------
 
 

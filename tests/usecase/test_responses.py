@@ -12,7 +12,7 @@ from scheduler.core.errors import ProviderUnavailable
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import MeetingState
 from tests.usecase.fakes import FAKE_PROVIDER
-from tests.usecase.world import ALEX, JO, KIM, SAM, SAM_POLICY, World, skip_codes
+from tests.usecase.world import ALEX, JO, KIM, SAM, SAM_POLICY, World, alex_policy, skip_codes
 
 S = MeetingState
 A = AttendeeStatus
@@ -204,3 +204,55 @@ def test_an_invite_cancelled_while_its_answer_is_followed_stays_cancelled(world:
     _sync(world)
     assert world.meeting(m.id).state is S.CANCELLED
     assert KIM not in world.store.last_contacts(world.user_id())
+
+
+def test_answers_are_read_with_one_listing_where_the_provider_offers_one(world: World) -> None:
+    """A provider that lists (Google) serves every followed meeting's answer from one listing;
+    what the listing does not find (a cancelled or moved event) is asked one by one."""
+    jo = "  - {email: jo@corp.example, name: Jo Park, tier: peer}\n"
+    more = "".join(f"  - {{email: {n}@corp.example, name: {n.title()} Ray, tier: peer}}\n"
+                   for n in ("lee", "max", "ola"))  # fmt: skip
+    text = alex_policy().replace("max_per_day: 1", "max_per_day: 3")
+    world.write_policy(
+        ALEX, text.replace("max_per_week: 3", "max_per_week: 6").replace(jo, jo + more)
+    )
+    world.plan()
+    world.book_all()
+    booked = world.meetings(ALEX, S.BOOKED)
+    assert len(booked) >= 3, "the scenario needs three followed meetings"
+    for m in booked:
+        world.calendar.respond(_event_id(m), A.ACCEPTED)
+    unlisted = _event_id(booked[0])
+    calendar = world.calendar
+    listings: list[list[tuple[str, str]]] = []
+    inner = 0
+
+    def listed_event_states(organizer, wanted, window):  # type: ignore[no-untyped-def]
+        nonlocal inner
+        listings.append(list(wanted))
+        found = {}
+        for event_id, email in wanted:
+            if event_id != unlisted:
+                inner += 1
+                found[(event_id, email)] = calendar.event_state(organizer, event_id, email)
+        return found
+
+    calendar.listed_event_states = listed_event_states  # type: ignore[attr-defined]
+    asked_before = calendar.calls["event_state"]
+
+    assert _sync(world) == len(booked)
+
+    assert len(listings) == 1
+    assert sorted(listings[0]) == sorted((_event_id(m), m.stakeholder_email) for m in booked)
+    assert calendar.calls["event_state"] - asked_before - inner == 1  # the unlisted one
+    assert all(world.meeting(m.id).state is S.ACCEPTED for m in booked)
+
+
+def test_few_followed_meetings_are_asked_one_by_one(world: World) -> None:
+    m = _booked_with(world)
+    listings: list[object] = []
+    world.calendar.listed_event_states = lambda *a: listings.append(a) or {}  # type: ignore[attr-defined]
+    world.calendar.respond(_event_id(m), A.ACCEPTED)
+    assert _sync(world) == 1
+    assert listings == []
+    assert world.meeting(m.id).state is S.ACCEPTED
