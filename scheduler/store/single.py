@@ -75,11 +75,11 @@ def _audit_cte(moved: CTE, *, from_state: str | None, to_state: str | None) -> C
     rows = select(
         moved.c.id,
         moved.c.user_id,
-        bindparam("at", type_=UTCDateTime()),
-        bindparam("actor", type_=String()),
+        bindparam("p_at", type_=UTCDateTime()),
+        bindparam("p_actor", type_=String()),
         state(from_state),
         state(to_state),
-        bindparam("detail", type_=Text()),
+        bindparam("p_detail", type_=Text()),
     )
     return insert(_A).from_select(_AUDIT_COLUMNS, rows).returning(_A.c.meeting_id).cte("audited")
 
@@ -89,7 +89,7 @@ def _outcome(audited: CTE) -> Select[Any]:
     whether the meeting exists at all."""
     return select(
         select(func.count()).select_from(audited).scalar_subquery().label("moved"),
-        exists().where(_M.c.id == bindparam("mid")).label("known"),
+        exists().where(_M.c.id == bindparam("p_mid")).label("known"),
     )
 
 
@@ -112,8 +112,8 @@ def transition_statement(
 ) -> Statement:
     """``Store.transition`` from a known state: the fenced UPDATE and its audit row."""
     statement = _transition_shape(expect, target, attempt is not None, tuple(sorted(values)))
-    params = {f"v_{k}": v for k, v in values.items()}
-    params.update(mid=meeting_id, attempt=attempt, at=now, actor=actor, detail=detail)
+    params = {f"p_v_{k}": v for k, v in values.items()}
+    params.update(p_mid=meeting_id, p_attempt=attempt, p_at=now, p_actor=actor, p_detail=detail)
     return statement, params
 
 
@@ -121,10 +121,10 @@ def transition_statement(
 def _transition_shape(
     expect: MeetingState, target: MeetingState, fenced: bool, columns: tuple[str, ...]
 ) -> Select[Any]:
-    fence = [_M.c.id == bindparam("mid"), _M.c.state == expect]
+    fence = [_M.c.id == bindparam("p_mid"), _M.c.state == expect]
     if fenced:
-        fence.append(_M.c.attempts == bindparam("attempt"))
-    sets = {k: bindparam(f"v_{k}", type_=_M.c[k].type) for k in columns}
+        fence.append(_M.c.attempts == bindparam("p_attempt"))
+    sets = {k: bindparam(f"p_v_{k}", type_=_M.c[k].type) for k in columns}
     moved = update(_M).where(*fence).values(**sets).returning(_M.c.id, _M.c.user_id).cte("moved")
     return _outcome(_audit_cte(moved, from_state=expect.value, to_state=target.value))
 
@@ -133,15 +133,15 @@ def _create_attempted_shape() -> Select[Any]:
     moved = (
         update(_M)
         .where(
-            _M.c.id == bindparam("mid"),
+            _M.c.id == bindparam("p_mid"),
             _M.c.state == MeetingState.BOOKING,
-            _M.c.attempts == bindparam("attempt"),
+            _M.c.attempts == bindparam("p_attempt"),
         )
         .values(
             create_attempted_at=func.coalesce(
-                _M.c.create_attempted_at, bindparam("at", type_=UTCDateTime())
+                _M.c.create_attempted_at, bindparam("p_at", type_=UTCDateTime())
             ),
-            updated_at=bindparam("at", type_=UTCDateTime()),
+            updated_at=bindparam("p_at", type_=UTCDateTime()),
         )
         .returning(_M.c.id, _M.c.user_id)
         .cte("moved")
@@ -155,23 +155,23 @@ _CREATE_ATTEMPTED = _create_attempted_shape()
 def create_attempted_statement(meeting_id: int, now: datetime, *, attempt: int) -> Statement:
     """``Store.mark_create_attempted``: the fenced UPDATE (the first time kept) and its audit."""
     return _CREATE_ATTEMPTED, {
-        "mid": meeting_id, "attempt": attempt, "at": now, "actor": "worker",
-        "detail": "create attempted",
+        "p_mid": meeting_id, "p_attempt": attempt, "p_at": now, "p_actor": "worker",
+        "p_detail": "create attempted",
     }  # fmt: skip
 
 
 def _claim_shape() -> Select[Any]:
-    now = bindparam("at", type_=UTCDateTime())
+    now = bindparam("p_at", type_=UTCDateTime())
     claimed = (
         update(_M)
         .where(
-            _M.c.id == bindparam("mid"),
+            _M.c.id == bindparam("p_mid"),
             _M.c.state == MeetingState.APPROVED,
             or_(_M.c.next_attempt_at.is_(None), _M.c.next_attempt_at <= now),
         )
         .values(
             state=MeetingState.BOOKING,
-            lease_until=bindparam("lease_until", type_=UTCDateTime()),
+            lease_until=bindparam("p_lease_until", type_=UTCDateTime()),
             attempts=_M.c.attempts + 1,
             updated_at=now,
         )
@@ -206,8 +206,8 @@ def claim_statement(meeting_id: int, now: datetime, lease_s: float, *, actor: st
     old lease): the caller falls back to the portable claim when this returns no row.
     """
     return _CLAIM, {
-        "mid": meeting_id, "at": now, "lease_until": now + timedelta(seconds=lease_s),
-        "actor": actor, "detail": "claimed",
+        "p_mid": meeting_id, "p_at": now, "p_lease_until": now + timedelta(seconds=lease_s),
+        "p_actor": actor, "p_detail": "claimed",
     }  # fmt: skip
 
 
@@ -220,7 +220,10 @@ class _Owner:
         self._data = data
 
     def __getattr__(self, name: str) -> Any:
-        return self._data[f"{_OWNER}{name}"]
+        try:
+            return self._data[f"{_OWNER}{name}"]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def claimed_rows(row: Row[Any]) -> tuple[Meeting, User | None]:
