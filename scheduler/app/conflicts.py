@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from scheduler.app.pipeline import Pipeline, idempotency_key, policy_for
 from scheduler.app.records import Meeting, NewMeeting
-from scheduler.app.responses import sync_responses
+from scheduler.app.responses import OWNER_LEVEL_ERRORS, sync_responses
 from scheduler.core.busy import apply_busy_rules
 from scheduler.core.conflicts import (
     Conflict,
@@ -267,7 +267,11 @@ def sync_pass(p: Pipeline, user_id: int) -> int:
     def on_counter(m: Meeting, start: datetime, end: datetime) -> int:
         return _counter_proposal(w, m, start, end)
 
-    changed = sync_responses(p, user_id, policy=policy, backend=backend, on_counter=on_counter)
+    try:
+        changed = sync_responses(p, user_id, policy=policy, backend=backend, on_counter=on_counter)
+    except OWNER_LEVEL_ERRORS as exc:  # the planning round records a revoked grant
+        log.warning("user %s: sync pass stopped: %s", user_id, type(exc).__name__)
+        return 0
     return changed + watch_conflicts(p, user_id, policy, backend)
 
 

@@ -8,6 +8,7 @@ towards pausing the stakeholder. Answers that come by e-mail (iMIP REPLY) are ap
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +19,13 @@ from scheduler.app.pipeline import Pipeline, policy_for, with_status
 from scheduler.app.ports import StorePort
 from scheduler.app.records import ContactSource, Meeting, RoundMeetings
 from scheduler.core.cadence import backoff_after_decline
-from scheduler.core.errors import ConnectorError, ResourceGone
+from scheduler.core.errors import (
+    AuthorizationRevoked,
+    CalendarUnavailable,
+    ConnectorError,
+    RateLimited,
+    ResourceGone,
+)
 from scheduler.core.intervals import Interval
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.policy import Policy
@@ -33,6 +40,7 @@ from scheduler.core.states import MeetingState
 
 __all__ = [
     "FOLLOWED_STATES",
+    "OWNER_LEVEL_ERRORS",
     "STALE",
     "ReplyOutcome",
     "ReplyResult",
@@ -43,6 +51,10 @@ __all__ = [
 ]
 
 _S = MeetingState
+log = logging.getLogger("goodwill.responses")
+#: Errors that say the owner's calendar cannot be read at all (not that an event is gone):
+#: following answers stops there and changes nothing.
+OWNER_LEVEL_ERRORS = (AuthorizationRevoked, CalendarUnavailable)
 #: States whose invite is out and whose answer we follow.
 FOLLOWED_STATES = (_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE, _S.DECLINED)
 #: Declined meetings are still followed this far back (the stakeholder may change their mind).
@@ -128,9 +140,12 @@ def sync_responses(
                 for email in (m.attendees or (m.stakeholder_email,))
             }
         except ConnectorError as exc:
-            if exc.transient:
-                raise
-            changed += _event_gone(p, m, exc, now)
+            if exc.transient or isinstance(exc, OWNER_LEVEL_ERRORS):
+                raise  # nothing is known of the events: change none of them
+            if isinstance(exc, ResourceGone):
+                changed += _event_gone(p, m, exc, now)
+            else:  # this one read failed (a bug, a malformed reply): the event may well exist
+                log.warning("meeting %s: answer not read: %s", m.id, type(exc).__name__)
             continue
         if m.is_group:  # every attendee's answer; the quorum (scheduler.app.groups)
             changed += follow_group(p, m, states, now)
@@ -178,9 +193,9 @@ def _listed_states(
         with p.provider_call(backend.provider, "event_states"):
             return reader.listed_event_states(policy.owner.person, wanted, window)
     except ConnectorError as exc:
-        if exc.transient:
-            raise
-        return {}
+        if isinstance(exc, (RateLimited, *OWNER_LEVEL_ERRORS)):
+            raise  # the reads one by one would meet the same
+        return {}  # (a listing that times out, a bad page): read them one by one
 
 
 def _followed_meetings(

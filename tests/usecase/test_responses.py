@@ -6,9 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from scheduler.app import responses
+from scheduler.app import conflicts, responses
 from scheduler.app.records import Meeting
-from scheduler.core.errors import ProviderUnavailable
+from scheduler.core.errors import (
+    AuthorizationRevoked,
+    CalendarUnavailable,
+    InvalidRequest,
+    ProviderUnavailable,
+    RateLimited,
+)
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import MeetingState
 from tests.usecase.fakes import FAKE_PROVIDER
@@ -209,16 +215,7 @@ def test_an_invite_cancelled_while_its_answer_is_followed_stays_cancelled(world:
 def test_answers_are_read_with_one_listing_where_the_provider_offers_one(world: World) -> None:
     """A provider that lists (Google) serves every followed meeting's answer from one listing;
     what the listing does not find (a cancelled or moved event) is asked one by one."""
-    jo = "  - {email: jo@corp.example, name: Jo Park, tier: peer}\n"
-    more = "".join(f"  - {{email: {n}@corp.example, name: {n.title()} Ray, tier: peer}}\n"
-                   for n in ("lee", "max", "ola"))  # fmt: skip
-    text = alex_policy().replace("max_per_day: 1", "max_per_day: 3")
-    world.write_policy(
-        ALEX, text.replace("max_per_week: 3", "max_per_week: 6").replace(jo, jo + more)
-    )
-    world.plan()
-    world.book_all()
-    booked = world.meetings(ALEX, S.BOOKED)
+    booked = _five_booked(world)
     assert len(booked) >= 3, "the scenario needs three followed meetings"
     for m in booked:
         world.calendar.respond(_event_id(m), A.ACCEPTED)
@@ -251,8 +248,89 @@ def test_answers_are_read_with_one_listing_where_the_provider_offers_one(world: 
 def test_few_followed_meetings_are_asked_one_by_one(world: World) -> None:
     m = _booked_with(world)
     listings: list[object] = []
-    world.calendar.listed_event_states = lambda *a: listings.append(a) or {}  # type: ignore[attr-defined]
+    listing = lambda *a: listings.append(a) or {}  # noqa: E731
+    world.calendar.listed_event_states = listing  # type: ignore[attr-defined]
     world.calendar.respond(_event_id(m), A.ACCEPTED)
     assert _sync(world) == 1
     assert listings == []
     assert world.meeting(m.id).state is S.ACCEPTED
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        AuthorizationRevoked("invalid_grant", provider=FAKE_PROVIDER, status=400),
+        CalendarUnavailable("403 delegation removed", provider=FAKE_PROVIDER, status=403),
+    ],
+    ids=["revoked", "unavailable"],
+)
+def test_an_owner_level_failure_cancels_nothing(world: World, error: Exception) -> None:
+    """A revoked grant or an unreadable calendar says nothing about the events: the meetings
+    stay as they are (their events are still on everyone's calendar) and the error is raised."""
+    world.plan()
+    world.book_all()
+    booked = world.meetings(ALEX, S.BOOKED)
+    assert booked
+    world.calendar.fail_next("event_state", error, times=10)
+    with pytest.raises(type(error)):
+        _sync(world)
+    assert [world.meeting(m.id).state for m in booked] == [S.BOOKED] * len(booked)
+
+
+def test_an_unreadable_answer_skips_that_meeting_only(world: World) -> None:
+    world.plan()
+    world.book_all()
+    first, second = world.meetings(ALEX, S.BOOKED)[:2]
+    world.calendar.respond(_event_id(second), A.ACCEPTED)
+    world.calendar.fail_next(
+        "event_state", InvalidRequest("400 bad id", provider=FAKE_PROVIDER, status=400)
+    )
+    assert _sync(world) == 1
+    assert (
+        world.meeting(first.id).state is S.BOOKED
+    )  # not cancelled: the read failed, not the event
+    assert world.meeting(second.id).state is S.ACCEPTED
+
+
+def _five_booked(world: World) -> list[Meeting]:
+    jo = "  - {email: jo@corp.example, name: Jo Park, tier: peer}\n"
+    more = "".join(f"  - {{email: {n}@corp.example, name: {n.title()} Ray, tier: peer}}\n"
+                   for n in ("lee", "max", "ola"))  # fmt: skip
+    text = alex_policy().replace("max_per_day: 1", "max_per_day: 3").replace(jo, jo + more)
+    world.write_policy(ALEX, text.replace("max_per_week: 3", "max_per_week: 6"))
+    world.plan()
+    world.book_all()
+    return world.meetings(ALEX, S.BOOKED)
+
+
+def test_a_listing_that_fails_falls_back_to_reads_one_by_one(world: World) -> None:
+    booked = _five_booked(world)
+    for m in booked:
+        world.calendar.respond(_event_id(m), A.ACCEPTED)
+
+    def listing_times_out(*_: object) -> dict[tuple[str, str], object]:
+        raise ProviderUnavailable("timed out", provider=FAKE_PROVIDER)
+
+    world.calendar.listed_event_states = listing_times_out  # type: ignore[attr-defined]
+    assert _sync(world) == len(booked)
+    assert all(world.meeting(m.id).state is S.ACCEPTED for m in booked)
+
+
+def test_a_rate_limited_listing_is_raised(world: World) -> None:
+    booked = _five_booked(world)
+
+    def rate_limited(*_: object) -> dict[tuple[str, str], object]:
+        raise RateLimited("429", provider=FAKE_PROVIDER, status=429)
+
+    world.calendar.listed_event_states = rate_limited  # type: ignore[attr-defined]
+    with pytest.raises(RateLimited):
+        _sync(world)
+    assert all(world.meeting(m.id).state is S.BOOKED for m in booked)
+
+
+def test_the_sync_pass_stops_quietly_on_a_revoked_grant(world: World) -> None:
+    booked = _five_booked(world)
+    revoked = AuthorizationRevoked("invalid_grant", provider=FAKE_PROVIDER, status=400)
+    world.calendar.fail_next("event_state", revoked, times=10)
+    assert conflicts.sync_pass(world.p, world.user_id()) == 0
+    assert all(world.meeting(m.id).state is S.BOOKED for m in booked)
