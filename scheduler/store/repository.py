@@ -1924,21 +1924,22 @@ class Store:
         """:meth:`record_contact` for each ``email -> met_at``, in ONE multi-row statement (on
         PostgreSQL in autocommit: one round trip, atomic on its own)."""
         kind = ContactSource(source).value
+        if not contacts:
+            return
+        if self._postgres:
+            pairs = [(_email(e), t) for e, t in contacts.items()]
+            with self._single_engine.connect() as conn:
+                conn.execute(*single.contacts_statement(user_id, pairs, kind))
+            return
         rows = [
             {"user_id": user_id, "stakeholder_email": _email(e), "met_at": t, "source": kind}
             for e, t in contacts.items()
         ]
-        if not rows:
-            return
         statement = (
             self._insert(ContactRow)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["user_id", "stakeholder_email", "met_at"])
         )
-        if self._postgres:
-            with self._single_engine.connect() as conn:
-                conn.execute(statement)
-            return
         with self._write() as s:
             s.execute(statement)
 

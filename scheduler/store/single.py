@@ -51,6 +51,7 @@ from scheduler.store.tables import AuditRow, MeetingAttendeeRow, MeetingRow, Use
 __all__ = [
     "claim_statement",
     "claimed_rows",
+    "contacts_statement",
     "create_attempted_statement",
     "plan_round_statement",
     "transition_statement",
@@ -249,7 +250,7 @@ class _JSONParam(TypeDecorator[Any]):
                 aware = _UTC.process_bind_param(item, dialect)
                 assert aware is not None
                 return aware.isoformat()
-            raise TypeError(f"{type(item).__name__} is not a planning round value")
+            raise TypeError(f"{type(item).__name__} cannot be sent as JSON")
 
         return json.dumps(value, default=encode, ensure_ascii=False, separators=(",", ":"))
 
@@ -352,3 +353,27 @@ def plan_round_statement(
         "user_id": user_id, "next_plan_at": next_plan_at, "now": now, "actor": actor,
         "rows": rows, "attendees": attendees, "skips": skips,
     }  # fmt: skip
+
+
+#: ``Store.record_contacts`` on PostgreSQL: one statement whose SQL never changes (the rows as
+#: one JSON parameter), so it is compiled once per process, not once per round.
+_CONTACTS = text(
+    """
+INSERT INTO contacts (user_id, stakeholder_email, met_at, source)
+SELECT :user_id, c.email, c.met_at, :source
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS c(email text, met_at timestamptz)
+ON CONFLICT (user_id, stakeholder_email, met_at) DO NOTHING
+"""
+).bindparams(
+    bindparam("user_id", type_=Integer()),
+    bindparam("source", type_=String()),
+    bindparam("rows", type_=_JSONParam()),
+)
+
+
+def contacts_statement(
+    user_id: int, contacts: Sequence[tuple[str, datetime]], source: str
+) -> tuple[Any, dict[str, Any]]:
+    """Insert ``(email, met_at)`` contacts of one source; a known one is kept as it is."""
+    rows = [{"email": email, "met_at": met_at} for email, met_at in contacts]
+    return _CONTACTS, {"user_id": user_id, "source": source, "rows": rows}
