@@ -311,6 +311,10 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: sqlite file in data_dir
     broker_url: str = "embedded"  # embedded | redis://… | amqp://…
     policy_dir: Path = Path("policies")
+    #: Watch policy_dir for changes (inotify) instead of a stat of every file each tick round.
+    #: Off for network file systems that deliver no inotify events (NFS, some FUSE mounts):
+    #: the tick then lists the directory every round.
+    policy_watch: bool = True
     calendars_dir: Path | None = None  # ICS directory connector (demo, tests)
     secret_key: SecretStr | None = None
     tick_interval_s: float = 10.0

@@ -19,10 +19,11 @@ import stat as stat_mode
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from scheduler.core.errors import PolicyIssue
 
-__all__ = ["RACY_NS", "FileStat", "PolicyScan", "Seen", "list_policy_files"]
+__all__ = ["RACY_NS", "ChangeFeed", "FileStat", "PolicyScan", "Seen", "list_policy_files"]
 
 #: A file modified this recently (ns) when it was listed is hashed again in the next round.
 RACY_NS = 2_000_000_000
@@ -51,6 +52,30 @@ class Seen:
     issues: tuple[PolicyIssue, ...] = ()
 
 
+class ChangeFeed(Protocol):
+    """What changed in the policy directory between two rounds (a file watcher:
+    :class:`scheduler.entrypoints.policy_watch.DirectoryWatch`)."""
+
+    def drain(self) -> set[str] | None:
+        """Paths changed (created, modified, deleted, moved, their attributes) since the last
+        drain, each as ``str(directory / name)`` for a file directly in the directory (the form
+        of :func:`list_policy_files`' keys), any other path as it was reported; None when the
+        changes cannot be told (not started, failed, events maybe lost): the round lists the
+        whole directory then."""
+        ...
+
+
+def _stat_of(path: str) -> FileStat | None:
+    """One path's stat as :func:`list_policy_files` records it; None: not a regular file now."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat_mode.S_ISREG(st.st_mode):
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
 def list_policy_files(directory: Path) -> dict[str, FileStat]:
     """The directory's policy files (``*.yaml``, ``*.yml``, ``*.toml``; symlinks followed) by
     path (as ``str(directory / name)``), with their stat: one ``stat`` call per file, in
@@ -77,9 +102,17 @@ class PolicyScan:
 
     #: Every this many rounds, every registered user is compared with the files (O(users)).
     full_every: int = 360
+    #: With a :class:`ChangeFeed`, the directory is still listed every this many rounds (a
+    #: safety net for lost events); between, a round stats only the files that changed.
+    list_every: int = 30
     seen: dict[str, Seen] = field(default_factory=dict)
     rounds: int = 0
+    #: The file watcher, when the process has one (the tick); None: list every round.
+    feed: ChangeFeed | None = None
+    #: The directory as the last round saw it (kept up to date from the feed between listings).
+    listing: dict[str, FileStat] = field(default_factory=dict)
     _for: tuple[int, int] | None = None
+    _since_listed: int = 0
 
     def begin(self, store: object, book: object) -> bool:
         """Start a round; True when it is a full one (first, periodic, or a new store/book)."""
@@ -89,6 +122,39 @@ class PolicyScan:
         full = self.rounds % self.full_every == 0
         self.rounds += 1
         return full
+
+    def next_listing(
+        self, directory: Path, full: bool
+    ) -> tuple[dict[str, FileStat], set[str] | None]:
+        """This round's view of the directory, and the paths to look at (None: every file).
+
+        With a feed that can tell what changed, only those files (and those whose stat was too
+        recent to trust) are stat'ed: O(changes). The directory is listed instead on a full
+        round, every :attr:`list_every` rounds, when the feed cannot tell, and when a change is
+        not a policy file directly in the directory (a ConfigMap's ``..data`` swap, an editor's
+        temporary file). Raises OSError as :func:`list_policy_files` does (the directory)."""
+        changes = self.feed.drain() if self.feed is not None else None
+        prefix = str(directory)
+        prefix = prefix if prefix.endswith(os.sep) else prefix + os.sep
+        self._since_listed += 1
+        if (
+            full
+            or changes is None
+            or self._since_listed >= self.list_every
+            or not all(_policy_file_in(path, prefix) for path in changes)
+        ):
+            self.listing = list_policy_files(directory)
+            self._since_listed = 0
+            return self.listing, None
+        os.stat(directory)  # a missing mount raises here, as a listing would
+        look = changes | {path for path, seen in self.seen.items() if seen.stat is None}
+        for path in look:
+            now_stat = _stat_of(path)
+            if now_stat is None:
+                self.listing.pop(path, None)
+            else:
+                self.listing[path] = now_stat
+        return self.listing, look
 
     def changed(self, path: str, now_stat: FileStat) -> bool:
         """Whether ``path`` must be read and hashed this round."""
@@ -106,3 +172,9 @@ class PolicyScan:
 
     def unowned(self) -> set[str]:
         return {path for path, s in self.seen.items() if s.owner is None}
+
+
+def _policy_file_in(path: str, prefix: str) -> bool:
+    """Whether ``path`` names a policy file directly in the directory ``prefix`` (ends in /)."""
+    name = path[len(prefix) :] if path.startswith(prefix) else ""
+    return bool(name) and os.sep not in name and name.lower().endswith(_SUFFIXES)

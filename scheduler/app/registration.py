@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ from scheduler.app.owner_removal import (
 )
 from scheduler.app.pipeline import Pipeline
 from scheduler.app.policies import PolicyFile
-from scheduler.app.policy_scan import FileStat, PolicyScan, Seen, list_policy_files
+from scheduler.app.policy_scan import FileStat, PolicyScan, Seen
 from scheduler.app.ports import UserRegistration
 from scheduler.app.problems import KnownCrash
 from scheduler.app.records import User
@@ -77,7 +78,7 @@ def register_policies(p: Pipeline) -> list[PolicyIssue]:
     if directory is None:
         return []
     try:
-        listing = list_policy_files(directory)
+        listing, look = p.scan.next_listing(directory, full)
     except (FileNotFoundError, NotADirectoryError):  # a missing mount is not "all removed"
         _directory_problem(p, f"the policy directory {directory} does not exist", "missing")
         return []
@@ -87,7 +88,7 @@ def register_policies(p: Pipeline) -> list[PolicyIssue]:
         _directory_problem(p, what, "unreadable")
         return []
     registering = _Round(p, p.scan, now, full)
-    registering.run(listing)
+    registering.run(listing, look)
     return registering.issues
 
 
@@ -121,9 +122,11 @@ class _Round:
     at_path: dict[str, User] = field(default_factory=dict)
     users: list[User] = field(default_factory=list)
 
-    def run(self, listing: dict[str, FileStat]) -> None:
-        loaded = [self._load(path, st) for path, st in self._changed(listing)]
-        for path in [path for path in self.scan.seen if path not in listing]:
+    def run(self, listing: dict[str, FileStat], look: set[str] | None = None) -> None:
+        """``look``: the only paths that may have changed (a watched directory); None: any."""
+        loaded = [self._load(path, st) for path, st in self._changed(listing, look)]
+        candidates = self.scan.seen if look is None else [p for p in look if p in self.scan.seen]
+        for path in [path for path in candidates if path not in listing]:
             gone = self.scan.seen.pop(path)
             self.paths.add(path)
             if gone.owner is not None:
@@ -150,11 +153,19 @@ class _Round:
 
     # -- what changed ------------------------------------------------------------------------
 
-    def _changed(self, listing: dict[str, FileStat]) -> list[tuple[str, FileStat | None]]:
+    def _changed(
+        self, listing: dict[str, FileStat], look: set[str] | None
+    ) -> list[tuple[str, FileStat | None]]:
         """Files to load; the others' problems are counted (and returned) as they stand."""
         out: list[tuple[str, FileStat | None]] = []
         remembered = self.scan.seen
-        for path, st in listing.items():
+        items: Iterable[tuple[str, FileStat]] = listing.items()
+        if look is not None:  # only these may have changed: the others' problems stand
+            for path, standing in remembered.items():
+                if path not in look and (standing.reason is not None or standing.issues):
+                    self._as_before(standing)
+            items = [(path, listing[path]) for path in sorted(look) if path in listing]
+        for path, st in items:
             seen = remembered.get(path)
             if seen is not None and seen.stat == st:  # unchanged (the loop of a quiet round)
                 if seen.reason is not None or seen.issues:

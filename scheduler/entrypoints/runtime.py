@@ -20,6 +20,7 @@ from dramatiq.middleware import Middleware
 
 from scheduler.entrypoints.bootstrap import App, bootstrap
 from scheduler.entrypoints.ops import OpsServer
+from scheduler.entrypoints.policy_watch import DirectoryWatch, watch_policies
 from scheduler.settings import Settings
 from workers.actors import QUEUE, Actors, declare_actors, queue_depth
 from workers.broker import make_broker
@@ -43,6 +44,8 @@ class Runtime:
     ops: OpsServer | None = None
     #: The owner's web page (``goodwill serve``, ``goodwill web``), or None.
     web: WebServer | None = None
+    #: The tick's watch of the policy directory (``GOODWILL_POLICY_WATCH``), or None.
+    policy_watch: DirectoryWatch | None = None
 
     def start(self) -> None:
         if self.worker is not None:
@@ -65,6 +68,8 @@ class Runtime:
         self.broker.close()
         if self.ops is not None:
             self.ops.stop()
+        if self.policy_watch is not None:
+            self.policy_watch.close()
 
     def drain(self, timeout_s: float = 60.0) -> None:
         """Embedded mode: wait until every message that can run now has run.
@@ -134,7 +139,11 @@ def build_runtime(
         else None
     )
     ops = _ops_server(settings, app, broker, tick, prom) if with_ops else None
-    return Runtime(app, broker, actors, tick, worker, ops, web)
+    watch = None
+    if tick is not None:  # a quiet round then stats only the files that changed
+        watch = watch_policies(settings.policy_dir, enabled=settings.policy_watch)
+        app.pipeline.scan.feed = watch
+    return Runtime(app, broker, actors, tick, worker, ops, web, watch)
 
 
 def owner_mail_round(settings: Settings, app: App) -> Callable[[], object] | None:
