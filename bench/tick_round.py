@@ -185,9 +185,11 @@ def measure(kind: str, n: int, rounds: int) -> dict[str, Any]:
                 watch = DirectoryWatch(directory)
                 watch.start()
                 p.scan.feed = watch
-                tick.run_once()  # the first drain cannot tell: this round lists
-                watched = timed(tick.run_once, clock, rounds)
-                watch.close()
+                try:
+                    tick.run_once()  # the first drain cannot tell: this round lists
+                    watched = timed(tick.run_once, clock, rounds)
+                finally:
+                    watch.close()
                 old = Pipeline(store, clock, _no_backends, PolicyBook(directory))
                 old_round(old)  # warm-up (the PolicyBook's cache by hash filled)
                 before = timed(lambda: old_round(old), clock, rounds)

@@ -111,8 +111,17 @@ class PolicyScan:
     feed: ChangeFeed | None = None
     #: The directory as the last round saw it (kept up to date from the feed between listings).
     listing: dict[str, FileStat] = field(default_factory=dict)
+    #: ... and at least every this many seconds (a tick with a long interval).
+    list_every_s: float = 300.0
     _for: tuple[int, int] | None = None
     _since_listed: int = 0
+    _listed_at: float = 0.0
+    #: The directory's (st_dev, st_ino) at the last listing: another one (a symbolic link
+    #: retargeted, a volume mounted over it) is not what the feed watches.
+    _identity: tuple[int, int] | None = None
+    #: A round took changes from the feed and has not finished registering them: the next
+    #: round lists the directory (a failed round must not lose what the feed said).
+    _unsettled: bool = False
 
     def begin(self, store: object, book: object) -> bool:
         """Start a round; True when it is a full one (first, periodic, or a new store/book)."""
@@ -137,16 +146,20 @@ class PolicyScan:
         prefix = str(directory)
         prefix = prefix if prefix.endswith(os.sep) else prefix + os.sep
         self._since_listed += 1
+        unsettled, self._unsettled = self._unsettled, True  # until settled() is called
         if (
             full
+            or unsettled
             or changes is None
             or self._since_listed >= self.list_every
+            or time.monotonic() - self._listed_at >= self.list_every_s
             or not all(_policy_file_in(path, prefix) for path in changes)
+            or _identity(directory) != self._identity  # a missing mount raises here
         ):
+            self._identity = _identity(directory)
             self.listing = list_policy_files(directory)
-            self._since_listed = 0
+            self._since_listed, self._listed_at = 0, time.monotonic()
             return self.listing, None
-        os.stat(directory)  # a missing mount raises here, as a listing would
         look = changes | {path for path, seen in self.seen.items() if seen.stat is None}
         for path in look:
             now_stat = _stat_of(path)
@@ -155,6 +168,10 @@ class PolicyScan:
             else:
                 self.listing[path] = now_stat
         return self.listing, look
+
+    def settled(self) -> None:
+        """The round that took the last view finished: the changes it had are registered."""
+        self._unsettled = False
 
     def changed(self, path: str, now_stat: FileStat) -> bool:
         """Whether ``path`` must be read and hashed this round."""
@@ -172,6 +189,12 @@ class PolicyScan:
 
     def unowned(self) -> set[str]:
         return {path for path, s in self.seen.items() if s.owner is None}
+
+
+def _identity(directory: Path) -> tuple[int, int]:
+    """The directory's (st_dev, st_ino). Raises OSError (FileNotFoundError: missing)."""
+    st = os.stat(directory)
+    return (st.st_dev, st.st_ino)
 
 
 def _policy_file_in(path: str, prefix: str) -> bool:

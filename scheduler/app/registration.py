@@ -89,6 +89,7 @@ def register_policies(p: Pipeline) -> list[PolicyIssue]:
         return []
     registering = _Round(p, p.scan, now, full)
     registering.run(listing, look)
+    p.scan.settled()
     return registering.issues
 
 

@@ -70,6 +70,7 @@ class DirectoryWatch:
         self._pending: set[str] = set()
         self._links: set[str] = set()  # names of the directory's entries that are symlinks
         self._links_logged = False
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) when watching began
 
     def start(self) -> None:
         """Begin watching (once); never raises: on failure drain() keeps returning None."""
@@ -81,6 +82,7 @@ class DirectoryWatch:
             return
         try:
             links = self._scan_links()
+            self._identity = _identity(self._watched)
         except OSError as exc:
             notify.close()
             self._fail(f"cannot list the directory ({exc.strerror or exc})")
@@ -178,8 +180,8 @@ class DirectoryWatch:
         links: dict[str, bool] = {}
         gone = False
         for path in paths:
-            if path in self._forms:  # the directory itself was removed or renamed
-                gone = True
+            if path in self._forms:  # an event on the directory itself: removed or renamed,
+                gone = gone or not self._same_directory()  # or only its mode or times changed
                 continue
             parent, name = os.path.split(path)
             if name and parent in self._forms:
@@ -201,6 +203,13 @@ class DirectoryWatch:
             self._fail("the directory was removed or renamed")
         return not gone
 
+    def _same_directory(self) -> bool:
+        """Whether the watched path is still the directory watching began on."""
+        try:
+            return _identity(self._watched) == self._identity
+        except OSError:
+            return False
+
     def _fail(self, why: str) -> None:
         with self._lock:
             if self._state == "closed":
@@ -221,6 +230,11 @@ class DirectoryWatch:
             "policy directory %s has symbolic links, whose targets inotify does not watch; the "
             "tick lists the directory every round while they are there", self._directory,
         )  # fmt: skip
+
+
+def _identity(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino)
 
 
 def _is_link(path: str) -> bool:

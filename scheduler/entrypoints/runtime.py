@@ -20,7 +20,7 @@ from dramatiq.middleware import Middleware
 
 from scheduler.entrypoints.bootstrap import App, bootstrap
 from scheduler.entrypoints.ops import OpsServer
-from scheduler.entrypoints.policy_watch import DirectoryWatch, watch_policies
+from scheduler.entrypoints.policy_watch import DirectoryWatch
 from scheduler.settings import Settings
 from workers.actors import QUEUE, Actors, declare_actors, queue_depth
 from workers.broker import make_broker
@@ -48,6 +48,8 @@ class Runtime:
     policy_watch: DirectoryWatch | None = None
 
     def start(self) -> None:
+        if self.policy_watch is not None:
+            self.policy_watch.start()
         if self.worker is not None:
             self.worker.start()
         if self.tick is not None:
@@ -59,17 +61,19 @@ class Runtime:
             self.web.start()  # logs the page's address
 
     def stop(self) -> None:
-        if self.web is not None:
-            self.web.stop()  # first: no new owner action starts while the rest stops
-        if self.tick is not None:
-            self.tick.stop()
-        if self.worker is not None:
-            self.worker.stop(timeout=30_000)
-        self.broker.close()
-        if self.ops is not None:
-            self.ops.stop()
-        if self.policy_watch is not None:
-            self.policy_watch.close()
+        try:
+            if self.web is not None:
+                self.web.stop()  # first: no new owner action starts while the rest stops
+            if self.tick is not None:
+                self.tick.stop()
+            if self.worker is not None:
+                self.worker.stop(timeout=30_000)
+            self.broker.close()
+            if self.ops is not None:
+                self.ops.stop()
+        finally:
+            if self.policy_watch is not None:
+                self.policy_watch.close()
 
     def drain(self, timeout_s: float = 60.0) -> None:
         """Embedded mode: wait until every message that can run now has run.
@@ -140,8 +144,10 @@ def build_runtime(
     )
     ops = _ops_server(settings, app, broker, tick, prom) if with_ops else None
     watch = None
-    if tick is not None:  # a quiet round then stats only the files that changed
-        watch = watch_policies(settings.policy_dir, enabled=settings.policy_watch)
+    directory = app.pipeline.policies.directory
+    if tick is not None and directory is not None and settings.policy_watch:
+        # Started with the runtime: a quiet round then stats only the files that changed.
+        watch = DirectoryWatch(directory)
         app.pipeline.scan.feed = watch
     return Runtime(app, broker, actors, tick, worker, ops, web, watch)
 

@@ -144,6 +144,19 @@ def test_removing_the_directory_ends_the_watch_for_good(tmp_path: Path) -> None:
         watch.close()
 
 
+def test_the_directory_s_mode_or_times_changing_keeps_the_watch(
+    watched: tuple[Path, DirectoryWatch],
+) -> None:
+    """rsync -a, tar x and permission fixes touch the directory itself: still watched."""
+    directory, watch = watched
+    os.chmod(directory, 0o750)
+    os.utime(directory)
+    marker = directory / "after.yaml"
+    marker.write_text("x: 1\n")  # seen once the directory's own events were handled
+    assert str(marker) in changed_until(watch, {str(marker)})
+    assert watch.drain() is not None
+
+
 def test_symlinks_in_the_directory_mean_listing(watched: tuple[Path, DirectoryWatch]) -> None:
     # A link's target can change without an event on the directory (a ConfigMap volume).
     directory, watch = watched

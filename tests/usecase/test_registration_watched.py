@@ -210,3 +210,51 @@ def test_a_file_written_just_before_a_round_is_stat_again_without_an_event(
     counted.clear()
     planning.register_policies(p)  # no event: stat'ed again all the same (racy)
     assert counted == Counter({"stat": 1})
+
+
+def test_a_round_that_failed_after_the_feed_drained_is_followed_by_a_listing(
+    tmp_path: Path, counted: Counter[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed forgets what it handed out: a round that fails (the store is down) must not
+    lose it, so the next round lists the directory."""
+    p, store, _, feed, directory = _watched(tmp_path)
+    (directory / "owner9.yaml").write_text(owner_policy(9))
+    feed.pending.add(_key(directory, "owner9.yaml"))
+    real = store.inner.users_matching
+
+    def down(*_: object) -> object:
+        raise ConnectionError("the database is down")
+
+    monkeypatch.setattr(store.inner, "users_matching", down)
+    with pytest.raises(ConnectionError):
+        planning.register_policies(p)
+    monkeypatch.setattr(store.inner, "users_matching", real)
+    counted.clear()
+    planning.register_policies(p)
+    assert counted["listing"] == 1
+    assert store.inner.get_user_by_email("owner9@corp.example") is not None
+
+
+def test_another_directory_at_the_same_path_is_listed(
+    tmp_path: Path, counted: Counter[str]
+) -> None:
+    """A symbolic link retargeted or a volume mounted over the path: the feed watches the old
+    directory, so the new one is listed."""
+    p, store, _, _, directory = _watched(tmp_path, files=2)
+    directory.rename(tmp_path / "old")
+    directory.mkdir()
+    (directory / "owner7.yaml").write_text(owner_policy(7))
+    counted.clear()
+    planning.register_policies(p)
+    assert counted["listing"] == 1
+    assert store.inner.get_user_by_email("owner7@corp.example") is not None
+
+
+def test_the_directory_is_listed_at_least_every_list_every_s(
+    tmp_path: Path, counted: Counter[str]
+) -> None:
+    p, _, _, _, _ = _watched(tmp_path, files=2)
+    p.scan.list_every_s = 0.0  # a tick with a long interval: every round is "long enough"
+    counted.clear()
+    planning.register_policies(p)
+    assert counted["listing"] == 1
