@@ -90,11 +90,11 @@ def _crashed(source: str, exc: Exception) -> PolicyIssue:
 
 #: Loaded policies (and refusals) kept per process, by content: see :class:`_Loaded`.
 LOADED_CACHE_SIZE = 1024
-#: Beyond those, loaded policies kept packed (pickled and compressed: ~2 KiB against ~46 KiB
-#: parsed, for a policy of 20 stakeholders), so that a process seeing more owners than
-#: :data:`LOADED_CACHE_SIZE` (a worker at N = 10,000) unpacks one in ~0.2 ms instead of parsing
-#: its file again (~3 ms). Only this process's own objects are ever unpickled.
-PACKED_CACHE_SIZE = 32_768
+#: Policies that leave those are kept packed (pickled and compressed: ~2 KiB against ~46 KiB
+#: parsed, for a policy of 20 stakeholders), up to this many bytes, so that a process seeing
+#: more owners than :data:`LOADED_CACHE_SIZE` (a worker at N = 10,000) unpacks one in ~0.2 ms
+#: instead of parsing its file again (~3 ms). Only this process's own objects are unpickled.
+PACKED_CACHE_BYTES = 64 * 2**20
 
 
 class _LinesOf:
@@ -115,15 +115,19 @@ class _LinesOf:
         return self._index.line_of(path)
 
 
+_Kept = tuple["Policy | None", list[PolicyIssue]]
+
+
 class _Loaded:
     """What loading gave, by the SHA-256 of the bytes (with the file's name, format and limits):
     a file read again unchanged, by any :class:`PolicyBook` or :func:`load_policy` of this
     process, is not parsed again. At most :data:`LOADED_CACHE_SIZE` entries, least recently
     used out; safe across threads."""
 
-    def __init__(self, size: int, packed_size: int = PACKED_CACHE_SIZE) -> None:
+    def __init__(self, size: int, packed_bytes: int = PACKED_CACHE_BYTES) -> None:
         self.size = size
-        self.packed_size = packed_size
+        self.packed_bytes = packed_bytes
+        self._packed_total = 0
         self.hits = 0
         self.misses = 0
         self._items: OrderedDict[tuple[object, ...], tuple[Policy | None, list[PolicyIssue]]]
@@ -144,16 +148,11 @@ class _Loaded:
             loaded = _parse_bytes(source, raw, fmt, limits)
         except Exception as exc:  # defense in depth: the core should only ever return issues
             return LoadResult(None, [_crashed(source, exc)])  # not kept: it may not recur
-        kept = (loaded.policy, list(loaded.issues))
-        packed = zlib.compress(pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL), 1)
-        with self._lock:
-            self._keep(key, kept)
-            self._packed[key] = packed
-            while len(self._packed) > self.packed_size:
-                self._packed.popitem(last=False)
+        evicted = self._keep(key, (loaded.policy, list(loaded.issues)))
+        self._pack(evicted)
         return loaded
 
-    def _get(self, key: tuple[object, ...]) -> tuple[Policy | None, list[PolicyIssue]] | None:
+    def _get(self, key: tuple[object, ...]) -> _Kept | None:
         """What loading gave, from the parsed entries, else unpacked from the packed ones."""
         with self._lock:
             found = self._items.get(key)
@@ -161,27 +160,46 @@ class _Loaded:
                 self._items.move_to_end(key)
                 self.hits += 1
                 return found
-            packed = self._packed.get(key)
+            packed = self._packed.pop(key, None)
             if packed is None:
                 self.misses += 1
                 return None
-            self._packed.move_to_end(key)
+            self._packed_total -= len(packed)
             self.hits += 1
-        kept: tuple[Policy | None, list[PolicyIssue]] = pickle.loads(zlib.decompress(packed))
-        with self._lock:
-            self._keep(key, kept)
+        kept: _Kept = pickle.loads(zlib.decompress(packed))
+        self._pack(self._keep(key, kept))
         return kept
 
-    def _keep(self, key: tuple[object, ...], kept: tuple[Policy | None, list[PolicyIssue]]) -> None:
-        self._items[key] = kept  # under the lock
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+    def _keep(self, key: tuple[object, ...], kept: _Kept) -> list[tuple[tuple[object, ...], _Kept]]:
+        """Keep ``kept`` parsed; returns the entries that left the parsed ones."""
+        evicted = []
+        with self._lock:
+            self._items[key] = kept
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                evicted.append(self._items.popitem(last=False))
+        return evicted
+
+    def _pack(self, evicted: list[tuple[tuple[object, ...], _Kept]]) -> None:
+        """Keep what left the parsed entries packed, within :attr:`packed_bytes`."""
+        for key, kept in evicted:
+            try:
+                packed = zlib.compress(pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL), 1)
+            except Exception:  # not packable: parsed again when asked
+                continue
+            with self._lock:
+                old = self._packed.pop(key, None)
+                self._packed_total += len(packed) - (len(old) if old is not None else 0)
+                self._packed[key] = packed
+                while self._packed and self._packed_total > self.packed_bytes:
+                    _, dropped = self._packed.popitem(last=False)
+                    self._packed_total -= len(dropped)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
             self._packed.clear()
+            self._packed_total = 0
 
 
 #: The process's cache of loaded policies.

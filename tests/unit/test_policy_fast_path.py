@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,40 +132,49 @@ def test_the_cache_by_content_is_bounded() -> None:
     assert len(cache) == 3
 
 
+def _peers(i: int) -> bytes:
+    person = f"  - {{email: p{i}@corp.example, name: P, tier: peer}}\n"
+    return (OWNER + PEER + "stakeholders:\n" + person).encode()
+
+
+def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    parses: list[bytes] = []
+    parse = policies._parse_bytes
+
+    def counted(source: str, raw: bytes, *rest: Any) -> Any:
+        parses.append(raw)
+        return parse(source, raw, *rest)
+
+    monkeypatch.setattr(policies, "_parse_bytes", counted)
+    return parses
+
+
 def test_a_policy_out_of_the_parsed_cache_is_unpacked_not_parsed_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """More owners than parsed entries (a worker at N = 10,000): the evicted ones come back
-    from their packed copy, equal to what parsing gives, without parsing; the packed copies are
-    bounded too."""
-    cache = policies._Loaded(2, packed_size=4)
+    """More owners than parsed entries (a worker at N = 10,000): those that left the parsed
+    entries come back from their packed copy, equal to what parsing gives, without parsing."""
+    cache = policies._Loaded(2)
     limits = PolicyLimits()
-    texts = [
-        (
-            OWNER
-            + PEER
-            + "stakeholders:\n"
-            + f"  - {{email: p{i}@corp.example, name: P, tier: peer}}\n"
-        ).encode()
-        for i in range(6)
-    ]
-    first = [cache.load("a.yaml", raw, "yaml", limits).policy for raw in texts[:4]]
-    parses: list[bytes] = []
-    parse = policies._parse_bytes
-    monkeypatch.setattr(
-        policies, "_parse_bytes", lambda s, raw, *a: parses.append(raw) or parse(s, raw, *a)
-    )
+    texts = [_peers(i) for i in range(6)]
+    first = [cache.load("a.yaml", raw, "yaml", limits).policy for raw in texts]
+    parses = _counting_parses(monkeypatch)
 
-    again = [cache.load("a.yaml", raw, "yaml", limits).policy for raw in texts[:4]]
-    assert parses == []  # all four unpacked (only two were still parsed)
+    again = [cache.load("a.yaml", raw, "yaml", limits).policy for raw in texts]
+
+    assert parses == []  # four unpacked, two still parsed
     assert again == first
     assert len(cache) == 2
 
-    for raw in texts[4:]:  # two more: the packed copies of the two oldest go
-        cache.load("a.yaml", raw, "yaml", limits)
-    parses.clear()
-    cache.load("a.yaml", texts[0], "yaml", limits)
-    assert parses == [texts[0]]
+
+def test_the_packed_copies_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = policies._Loaded(1, packed_bytes=0)  # nothing fits: what leaves is dropped
+    limits = PolicyLimits()
+    for i in range(3):
+        cache.load("a.yaml", _peers(i), "yaml", limits)
+    parses = _counting_parses(monkeypatch)
+    cache.load("a.yaml", _peers(0), "yaml", limits)
+    assert parses == [_peers(0)]
 
 
 def test_a_bad_file_found_in_the_cache_keeps_its_issues_and_lines(tmp_path: Path) -> None:
