@@ -137,6 +137,10 @@ _OWNER_EMAIL = (
 _ACTIVE = (MeetingState.BOOKING, MeetingState.BOOKED, MeetingState.ACCEPTED, MeetingState.TENTATIVE)
 
 
+if not all(s.value.isidentifier() and s.value.islower() for s in MeetingState):
+    raise RuntimeError("a meeting state is not a plain word: _state_in writes them as SQL")
+
+
 def _state_in(states: Collection[MeetingState]) -> Any:
     """``state IN (states)`` written as ``state NOT IN (every other state)``: the same rows (the
     column is NOT NULL and holds MeetingState values only), but no state-leading index can serve
