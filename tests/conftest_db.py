@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,17 +57,25 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         path = tmp_path / "goodwill.db"
         yield f"sqlite:///{path.as_posix()}"
         return
+    with pg_schema(request.getfixturevalue("pg_database")) as url:
+        yield url
+
+
+@contextmanager
+def pg_schema(database: str) -> Iterator[str]:
+    """The URL of a fresh, empty schema in ``database`` (dropped afterwards)."""
     import psycopg
 
-    database = request.getfixturevalue("pg_database")
     schema = f"t_{secrets.token_hex(6)}"
     dsn = f"host={PG_HOST} port={PG_PORT} user=postgres dbname={database}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    # search_path makes the schema the default for tables, reflection and alembic_version.
-    yield (
-        f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{database}"
-        f"?options=-csearch_path%3D{schema}"
-    )
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    try:
+        # search_path makes the schema the default for tables, reflection and alembic_version.
+        yield (
+            f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{database}"
+            f"?options=-csearch_path%3D{schema}"
+        )
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

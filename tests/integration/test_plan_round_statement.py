@@ -9,7 +9,6 @@ and attendees: ~9% of the workers' CPU while planning).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +18,7 @@ from sqlalchemy import Engine, event
 
 from scheduler.core.states import MeetingState
 from scheduler.store import NewMeeting, Store, make_engine, migrate
-from tests.conftest_db import PG_HOST, PG_PORT
+from tests.conftest_db import pg_schema
 
 pytestmark = pytest.mark.services
 
@@ -29,25 +28,13 @@ SAM, KIM, LEE, MAX = "sam@corp.example", "kim@corp.example", "lee@corp.example",
 
 @pytest.fixture
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    import psycopg
-
-    database: str = request.getfixturevalue("pg_database")
-    schema = f"t_{secrets.token_hex(6)}"
-    dsn = f"host={PG_HOST} port={PG_PORT} user=postgres dbname={database}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = (
-        f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{database}"
-        f"?options=-csearch_path%3D{schema}"
-    )
-    migrate(url)
-    engine = make_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with pg_schema(request.getfixturevalue("pg_database")) as url:
+        migrate(url)
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def proposal(key: str, email: str, day: int, **kw: Any) -> NewMeeting:
