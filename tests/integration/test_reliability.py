@@ -20,7 +20,6 @@ from __future__ import annotations
 import http.client
 import itertools
 import random
-import secrets
 import socket
 import threading
 import time
@@ -131,23 +130,10 @@ def _flush_redis() -> None:
 @pytest.fixture
 def pg_schema_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh schema in the session's PostgreSQL test database (created on demand)."""
-    import psycopg
+    from tests.conftest_db import pg_schema
 
-    from tests.conftest_db import PG_HOST, PG_PORT
-
-    database = request.getfixturevalue("pg_database")
-    schema = f"t_{secrets.token_hex(6)}"
-    dsn = f"host={PG_HOST} port={PG_PORT} user=postgres dbname={database}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (
-            f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{database}"
-            f"?options=-csearch_path%3D{schema}"
-        )
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with pg_schema(request.getfixturevalue("pg_database")) as url:
+        yield url
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ exactly as ``db_url`` does.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,7 +20,7 @@ import pytest
 
 from scheduler.app.ports import StorePort
 from scheduler.app.records import AuditEntry, RevokedCredential
-from tests.conftest_db import PG_HOST, PG_PORT
+from tests.conftest_db import pg_schema
 from tests.usecase.fakes import FakeStore
 
 __all__ = ["STORE_KINDS", "InspectableStore", "open_store"]
@@ -46,21 +45,9 @@ class InspectableStore(StorePort, Protocol):
 @contextmanager
 def _postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh schema in the session's PostgreSQL database (as ``db_url`` makes one)."""
-    import psycopg
-
     database: str = request.getfixturevalue("pg_database")  # skips or fails like db_url
-    schema = f"t_{secrets.token_hex(6)}"
-    dsn = f"host={PG_HOST} port={PG_PORT} user=postgres dbname={database}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (
-            f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{database}"
-            f"?options=-csearch_path%3D{schema}"
-        )
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with pg_schema(database) as url:
+        yield url
 
 
 @contextmanager
