@@ -125,7 +125,12 @@ class _Round:
 
     def run(self, listing: dict[str, FileStat], look: set[str] | None = None) -> None:
         """``look``: the only paths that may have changed (a watched directory); None: any."""
-        loaded = [self._load(path, st) for path, st in self._changed(listing, look)]
+        changed = self._changed(listing, look)
+        # Not every parsed policy at once (10,000 new files: ~46 KiB each, the heap kept that
+        # high-water mark): whose files they are first, then loaded again batch by batch.
+        loaded = [self._load(path, st) for path, st in changed[:REGISTER_BATCH]]
+        emails = {_owner_of(item[2]) for item in loaded}
+        emails |= {_owner_of(self._load(path, st)[2]) for path, st in changed[REGISTER_BATCH:]}
         candidates = self.scan.seen if look is None else [p for p in look if p in self.scan.seen]
         for path in [path for path in candidates if path not in listing]:
             gone = self.scan.seen.pop(path)
@@ -134,22 +139,21 @@ class _Round:
                 self.owners.add(gone.owner)
         if not self.full and not self.paths:
             return  # nothing changed: no store call at all
-        emails = self.owners | {
-            pf.policy.owner.email.strip().lower()
-            for _, _, pf in loaded
-            if pf is not None and pf.policy is not None
-        }
-        self._read_users(emails)
-        ready: list[tuple[PolicyFile, FileStat | None]] = []
-        for item in loaded:
-            try:
-                pf = self._unusable(*item)
-                if pf is not None:
-                    ready.append((pf, item[1]))
-            except Exception as exc:  # one file never stops the others
-                self._failed(item[0].path, exc)
-        for start in range(0, len(ready), REGISTER_BATCH):
-            self._register(ready[start : start + REGISTER_BATCH])
+        self._read_users(self.owners | {e for e in emails if e is not None})
+        for start in range(0, len(changed), REGISTER_BATCH):
+            batch = loaded if start == 0 else [
+                self._load(path, st) for path, st in changed[start : start + REGISTER_BATCH]
+            ]  # fmt: skip
+            ready: list[tuple[PolicyFile, FileStat | None]] = []
+            for item in batch:
+                try:
+                    pf = self._unusable(*item)
+                    if pf is not None:
+                        ready.append((pf, item[1]))
+                except Exception as exc:  # one file never stops the others
+                    self._failed(item[0].path, exc)
+            self._register(ready)
+            loaded, ready = [], []  # this batch's parsed policies can go
         self._follow_removals(listing)
 
     # -- what changed ------------------------------------------------------------------------
@@ -350,6 +354,11 @@ class _Round:
                     _mark_back(self.p, user, self.now)
             except Exception:  # one user's bookkeeping never stops the others'
                 log.exception("user %s: following the policy file's removal failed", user.id)
+
+
+def _owner_of(pf: PolicyFile | None) -> str | None:
+    """The lower-cased owner e-mail of a loaded file's policy (None: no usable policy)."""
+    return None if pf is None or pf.policy is None else pf.policy.owner.email.strip().lower()
 
 
 def _message(pf: PolicyFile) -> str | None:

@@ -205,3 +205,41 @@ def test_a_second_owner_added_later_is_registered_with_a_digest_time(
     assert sam.next_plan_at == NOW
     assert sam.next_digest_at is not None
     assert sam.next_digest_at > NOW
+
+
+def test_a_round_of_many_new_files_never_holds_them_all_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10,000 new files held 10,000 parsed policies at once (~46 KiB each) and the tick's heap
+    stayed at that high-water mark: a round holds one batch of them at a time."""
+    import gc
+    import weakref
+
+    from scheduler.app import policies, registration
+
+    monkeypatch.setattr(policies, "LOADED", policies._Loaded(1, packed_bytes=0))  # keep none
+    files = 3 * REGISTER_BATCH + 10
+    p, _, book = counted_pipeline(tmp_path, files)
+    refs: list[weakref.ref[object]] = []  # (policies are not hashable: no WeakSet)
+    load = book.load
+
+    def tracked(path: str | Path) -> PolicyFile:
+        pf = load(path)
+        if pf.policy is not None:
+            refs.append(weakref.ref(pf.policy))
+        return pf
+
+    most = 0
+    register = registration._Round._register
+
+    def counting(self: Any, batch: Any) -> None:
+        nonlocal most
+        gc.collect()
+        most = max(most, sum(ref() is not None for ref in refs))
+        register(self, batch)
+
+    monkeypatch.setattr(book, "load", tracked)
+    monkeypatch.setattr(registration._Round, "_register", counting)
+    planning.register_policies(p)
+    assert len(p.store.all_users()) == files
+    assert most <= REGISTER_BATCH + 1, f"{most} parsed policies alive at once"
