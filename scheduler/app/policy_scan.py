@@ -147,6 +147,7 @@ class PolicyScan:
         prefix = prefix if prefix.endswith(os.sep) else prefix + os.sep
         self._since_listed += 1
         unsettled, self._unsettled = self._unsettled, True  # until settled() is called
+        identity = _identity(directory)  # a missing mount raises here, as a listing would
         if (
             full
             or unsettled
@@ -154,9 +155,9 @@ class PolicyScan:
             or self._since_listed >= self.list_every
             or time.monotonic() - self._listed_at >= self.list_every_s
             or not all(_policy_file_in(path, prefix) for path in changes)
-            or _identity(directory) != self._identity  # a missing mount raises here
+            or identity != self._identity
         ):
-            self._identity = _identity(directory)
+            self._identity = identity
             self.listing = list_policy_files(directory)
             self._since_listed, self._listed_at = 0, time.monotonic()
             return self.listing, None

@@ -1933,16 +1933,16 @@ class Store:
         """:meth:`record_contact` for each ``email -> met_at``, in ONE multi-row statement (on
         PostgreSQL in autocommit: one round trip, atomic on its own)."""
         kind = ContactSource(source).value
-        if not contacts:
+        pairs = [(_email(e), t) for e, t in contacts.items()]
+        if not pairs:
             return
-        if self._postgres:
-            pairs = [(_email(e), t) for e, t in contacts.items()]
+        if self._postgres:  # one statement whose SQL never changes (the rows as JSON)
             with self._single_engine.connect() as conn:
                 conn.execute(*single.contacts_statement(user_id, pairs, kind))
             return
         rows = [
-            {"user_id": user_id, "stakeholder_email": _email(e), "met_at": t, "source": kind}
-            for e, t in contacts.items()
+            {"user_id": user_id, "stakeholder_email": e, "met_at": t, "source": kind}
+            for e, t in pairs
         ]
         statement = (
             self._insert(ContactRow)
