@@ -20,7 +20,10 @@ users planned, "per booking" by the meetings booked:
   process: the tick's share is the thread CPU of its rounds);
 - ``pg_cpu_ms_per_plan``: CPU of the PostgreSQL backends serving goodwill's connections
   (``pg_stat_activity`` by application name, /proc/<pid>/stat sampled every 0.5 s, so a backend
-  that exits keeps its last sample);
+  that exits keeps its last sample), autovacuum's work included: when the server runs with
+  ``autovacuum = off`` (as here), the bench applies autovacuum's rule to its database itself
+  (:mod:`bench.pg_maintenance`; ``pg_maintenance`` says which and how often). Without it,
+  plans cached on the empty tables scan them whole for the rest of the run;
 - ``sql_per_plan``: database round trips inside ``plan_user`` per planning round,
   ``sql_per_booking`` inside ``book_meeting`` and ``book_meetings`` per meeting booked,
   ``sql_all_per_plan`` every round trip of every goodwill process (tick included) per plan
@@ -50,6 +53,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.pg_maintenance import Autovacuum
 from bench.pipeline_emulator import write_spec
 from bench.soak.emulator import RemoteEmulator
 from bench.soak.infra import PG_PORT, REDIS_PORT, Postgres, RedisBroker
@@ -203,6 +207,7 @@ class StoreUnderTest:
         self.pg: Postgres | None = None
         self.redis: RedisBroker | None = None
         self.backends: PgBackends | None = None
+        self.maintenance: Autovacuum | None = None
         self.sqlite_path = run_dir / "data" / "goodwill.db"
 
     def prepare(self) -> None:
@@ -216,6 +221,13 @@ class StoreUnderTest:
             self.redis.prepare()
             self.backends = PgBackends(self.pg.name)
             self.backends.start()
+            # Autovacuum's work, as on a deployed server (bench.pg_maintenance), counted as
+            # goodwill's PostgreSQL CPU by its application name.
+            self.maintenance = Autovacuum(
+                f"host=127.0.0.1 port={PG_PORT} user=postgres dbname={self.pg.name}",
+                application_name=f"{_APP}-maintenance",
+            )
+            self.maintenance.start()
         else:
             migrate(self.url("migrate"))
 
@@ -239,6 +251,8 @@ class StoreUnderTest:
             return list(conn.execute(sql).fetchall())
 
     def clean(self) -> None:
+        if self.maintenance is not None:
+            self.maintenance.stop()
         if self.backends is not None:
             self.backends.stop()
         if self.redis is not None:
@@ -504,6 +518,8 @@ def _measure(
     planned, _, booked = _progress(sut)
     figures = _figures(cfg, users, planned, booked, wall, planned_at, t0, before, after, rss)
     figures["emulator_rss_mib"] = round(rss_mib(emulator.proc.pid), 1)
+    if sut.maintenance is not None:
+        figures["pg_maintenance"] = sut.maintenance.describe()
     say(f"[{cfg.store} {users}] done in {wall:.0f} s: {planned} planned, {booked} booked")
     return SizeResult(figures, result_notes)
 
@@ -653,6 +669,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _maintenance_text(f: dict[str, Any]) -> str:
+    done = f.get("pg_maintenance")
+    return f"; PostgreSQL maintenance: {done}" if done else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -696,6 +717,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{f['bookings']} booked, {f['wall_s']} s (planning {f['planning_wall_s']} s); "
                 f"API {f['api']}; creates/booking {f['creates_per_booking']}; "
                 f"tick RSS {f['rss_mib_tick']} MiB; emulator RSS {f['emulator_rss_mib']} MiB"
+                + _maintenance_text(f)
             )
         for n in notes:
             print(f"note: {n}")

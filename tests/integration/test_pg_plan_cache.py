@@ -1,0 +1,146 @@
+"""Issue 13: why PostgreSQL's CPU per plan grew with N in the pipeline bench, and the remedy.
+
+A prepared statement's generic plan is cached with the tables as they were when it was made.
+Made on an empty ``meetings`` table, ``stakeholder_load``'s plan is a sequential scan, and it
+stays one as the table fills, until an ``ANALYZE`` (autovacuum's, on a deployed server)
+invalidates it. The machines here run PostgreSQL with autovacuum off, so the bench applies
+autovacuum's rule itself (:mod:`bench.pg_maintenance`). The statement is PREPAREd in SQL here
+(psycopg prepares it the same way on its fifth run) so that ``EXPLAIN EXECUTE`` can show the
+cached plan.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bench.pg_maintenance import Autovacuum, Thresholds, due_work
+from scheduler.store import make_engine, migrate
+from scheduler.store import repository as repo
+from tests.conftest_db import PG_HOST, PG_PORT, pg_schema
+
+NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
+WANTED = [f"s{i}@corp.example" for i in range(20)]
+DEFAULTS = Thresholds()
+
+
+# -- autovacuum's rule ---------------------------------------------------------------------------
+
+
+def test_due_work_follows_autovacuums_thresholds() -> None:
+    rows = [
+        ("quiet", 1000.0, 100, 10, 10),  # under every threshold (analyse at 150, vacuum at 250)
+        ("changed", 1000.0, 151, 0, 0),
+        ("dead", 1000.0, 0, 251, 0),
+        ("inserted", 1000.0, 0, 0, 1201),  # insert threshold 1000 + 0.2 * 1000
+        ("both", 0.0, 51, 51, 0),  # a table never analysed counts as empty
+    ]
+    assert due_work(rows, DEFAULTS) == [
+        ("changed", "ANALYZE"),
+        ("dead", "VACUUM"),
+        ("inserted", "VACUUM"),
+        ("both", "VACUUM (ANALYZE)"),
+    ]
+
+
+def test_thresholds_read_from_the_servers_settings() -> None:
+    values = {
+        "autovacuum_naptime": "15s",
+        "autovacuum_analyze_threshold": "10",
+        "autovacuum_analyze_scale_factor": "0.05",
+        "autovacuum_vacuum_threshold": "20",
+        "autovacuum_vacuum_scale_factor": "0.1",
+        "autovacuum_vacuum_insert_threshold": "500",
+        "autovacuum_vacuum_insert_scale_factor": "0.3",
+    }
+    assert Thresholds.from_settings(values) == Thresholds(15.0, 10, 0.05, 20, 0.1, 500, 0.3)
+
+
+# -- the cached plan, on PostgreSQL --------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_dsn(pg_database: str) -> Iterator[str]:
+    """A libpq DSN of a fresh, migrated schema."""
+    with pg_schema(pg_database) as url:
+        migrate(url)
+        schema = url.rsplit("%3D", 1)[1]
+        yield (
+            f"host={PG_HOST} port={PG_PORT} user=postgres dbname={pg_database} "
+            f"options=-csearch_path={schema}"
+        )
+
+
+def _prepared_stakeholder_load(cur: Any) -> str:
+    """PREPARE the store's statement under the name ``q``; returns the EXECUTE with its values."""
+    params = {
+        "wanted": WANTED, "start": NOW, "end": NOW + timedelta(weeks=6),
+        "exclude_user_id": 1, "invited_since": NOW - timedelta(days=1),
+    }  # fmt: skip
+    engine = make_engine("postgresql://postgres@127.0.0.1/postgres")
+    compiled = repo._STAKEHOLDER_LOAD.params(**params).compile(
+        dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    sql = str(compiled)
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
+    number = {n: i + 1 for i, n in enumerate(names)}
+    sql = re.sub(r"%\((\w+)\)s", lambda m: f"${number[m.group(1)]}", sql)
+    types = [
+        "varchar" if n.startswith("wanted") else "integer" if n == "exclude_user_id" else
+        "timestamptz" for n in names
+    ]  # fmt: skip
+    cur.execute(f"PREPARE q({', '.join(types)}) AS {sql}")
+    values = [
+        WANTED[int(n.rsplit("_", 1)[1]) - 1] if n.startswith("wanted_") else params[n]
+        for n in names
+    ]
+    return str(cur.mogrify(f"EXECUTE q({', '.join(['%s'] * len(values))})", values))
+
+
+def _plan(cur: Any, execute: str) -> str:
+    cur.execute(f"EXPLAIN {execute}")
+    return "\n".join(row[0] for row in cur.fetchall())
+
+
+def _fill(cur: Any, meetings: int) -> None:
+    """Many other owners' completed meetings with many people (none of ``WANTED`` among them
+    but a few)."""
+    cur.execute(
+        "INSERT INTO users (email, policy_path, policy_hash, created_at) "
+        "SELECT 'u' || g || '@corp.example', '/p/' || g, 'h', now() FROM generate_series(1, 200) g"
+    )
+    cur.execute(
+        'INSERT INTO meetings (user_id, stakeholder_email, kind, start, "end", state, mode, '
+        "idempotency_key, provider, attempts, created_at, updated_at, reason) "
+        "SELECT g %% 200 + 1, 's' || g %% 2000 || '@corp.example', 'coffee', "
+        "now() - g * interval '1 hour', now() - g * interval '1 hour' + interval '30 minutes', "
+        "'completed', 'auto', 'k' || g, 'google', 0, now(), now(), 'r' "
+        "FROM generate_series(1, %s) g",
+        (meetings,),
+    )
+    cur.execute("SELECT pg_stat_force_next_flush()")  # PostgreSQL 15: the counts autovacuum reads
+
+
+@pytest.mark.services
+def test_a_plan_cached_on_empty_tables_scans_until_analysed(pg_dsn: str) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        cur = psycopg.ClientCursor(conn)
+        execute = _prepared_stakeholder_load(cur)
+        for _ in range(6):  # custom plans for five runs, then the generic plan is cached
+            cur.execute(execute)
+        _fill(cur, 20_000)
+        assert "Seq Scan on meetings" in _plan(cur, execute)  # the cached plan: every row
+
+        vacuum = Autovacuum(pg_dsn, "gwbench-maintenance", thresholds=DEFAULTS)
+        done = vacuum.round(conn)
+
+        assert ("meetings", "VACUUM (ANALYZE)") in done
+        assert vacuum.counts["analyze"] >= 1
+        plan = _plan(cur, execute)
+        assert "Seq Scan on meetings" not in plan  # re-planned: by the e-mail index
+        assert "ix_meetings_stakeholder_email" in plan
