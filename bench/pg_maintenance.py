@@ -68,8 +68,9 @@ class Thresholds:
 
     @classmethod
     def from_settings(cls, values: dict[str, str]) -> Thresholds:
+        """From ``pg_settings.setting`` values (base units: the naptime in seconds)."""
         return cls(
-            naptime_s=float(values["autovacuum_naptime"].rstrip("s")),
+            naptime_s=float(values["autovacuum_naptime"]),
             analyze_base=float(values["autovacuum_analyze_threshold"]),
             analyze_scale=float(values["autovacuum_analyze_scale_factor"]),
             vacuum_base=float(values["autovacuum_vacuum_threshold"]),
@@ -113,10 +114,11 @@ class Autovacuum:
         import psycopg
 
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            values = {
-                name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
-                for name in _SETTINGS
-            }
+            # pg_settings gives each in its base unit (naptime in seconds; SHOW says "1min").
+            rows = conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", (list(_SETTINGS),)
+            ).fetchall()
+            values = {str(name): str(setting) for name, setting in rows}
         if values["autovacuum"] == "on":
             self.mode = "the server's autovacuum"
             return

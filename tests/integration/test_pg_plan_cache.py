@@ -49,7 +49,7 @@ def test_due_work_follows_autovacuums_thresholds() -> None:
 
 def test_thresholds_read_from_the_servers_settings() -> None:
     values = {
-        "autovacuum_naptime": "15s",
+        "autovacuum_naptime": "15",
         "autovacuum_analyze_threshold": "10",
         "autovacuum_analyze_scale_factor": "0.05",
         "autovacuum_vacuum_threshold": "20",
@@ -58,6 +58,20 @@ def test_thresholds_read_from_the_servers_settings() -> None:
         "autovacuum_vacuum_insert_scale_factor": "0.3",
     }
     assert Thresholds.from_settings(values) == Thresholds(15.0, 10, 0.05, 20, 0.1, 500, 0.3)
+
+
+@pytest.mark.services
+def test_the_servers_settings_are_read_where_autovacuum_is_off(pg_dsn: str) -> None:
+    vacuum = Autovacuum(pg_dsn, "gwbench-maintenance")
+    vacuum.start()
+    try:
+        if vacuum.mode == "the server's autovacuum":
+            assert vacuum.thresholds is None  # the server does the work
+        else:
+            assert vacuum.thresholds is not None
+            assert vacuum.thresholds.naptime_s > 0
+    finally:
+        vacuum.stop()
 
 
 # -- the cached plan, on PostgreSQL --------------------------------------------------------------
