@@ -108,6 +108,8 @@ def build_runtime(
     """Wire one process. ``with_ops`` serves /livez, /readyz and /metrics on ``settings.ops``;
     ``with_web`` serves the owner's page on ``settings.web`` (needs ``GOODWILL_SECRET_KEY``)."""
     app = app or bootstrap(settings, auto_migrate=auto_migrate)
+    if with_tick:  # once per deployment (every deployment has one tick), not per worker
+        _warn_about_upkeep(app)
     web = None
     if with_web:
         from scheduler.entrypoints.web.server import build_web_server
@@ -150,6 +152,21 @@ def build_runtime(
         watch = DirectoryWatch(directory)
         app.pipeline.scan.feed = watch
     return Runtime(app, broker, actors, tick, worker, ops, web, watch)
+
+
+def _warn_about_upkeep(app: App) -> None:
+    """Log what the database server's settings will cost as the tables grow (best effort)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from scheduler.store import maintenance_warning
+
+    try:
+        warning = maintenance_warning(app.engine)
+    except SQLAlchemyError as exc:  # the store's own checks report an unreachable server
+        log.debug("could not read the database server's settings: %s", type(exc).__name__)
+        return
+    if warning is not None:
+        log.warning("%s", warning)
 
 
 def owner_mail_round(settings: Settings, app: App) -> Callable[[], object] | None:

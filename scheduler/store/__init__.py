@@ -7,7 +7,12 @@ is waiting. Import from here: ``from scheduler.store import Store, make_engine, 
 from __future__ import annotations
 
 from scheduler.store.crypto import CredentialDecryptError, SecretBox
-from scheduler.store.engine import make_engine, make_session_factory, normalise_url
+from scheduler.store.engine import (
+    maintenance_warning,
+    make_engine,
+    make_session_factory,
+    normalise_url,
+)
 from scheduler.store.migrations import at_head, migrate
 from scheduler.store.repository import (
     AuditEntry,
@@ -34,6 +39,7 @@ __all__ = [
     "UnknownMeeting",
     "User",
     "at_head",
+    "maintenance_warning",
     "make_engine",
     "make_session_factory",
     "migrate",

@@ -37,6 +37,7 @@ __all__ = [
     "POOL_RECYCLE_S",
     "READ_ONLY",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "maintenance_warning",
     "make_engine",
     "make_session_factory",
     "normalise_url",
@@ -131,6 +132,29 @@ def _drop_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) ->
         raise exc.DisconnectionError(f"pooled connection is closed: {error}") from error
     if readable:
         raise exc.DisconnectionError("the server closed this pooled connection")
+
+
+def maintenance_warning(engine: Engine) -> str | None:
+    """What an operator should know about the server's upkeep, or None (and on SQLite).
+
+    goodwill's hot statements are prepared (psycopg prepares a statement on its fifth run), and
+    PostgreSQL keeps one generic plan per prepared statement, chosen on the tables as they were
+    then. It makes a new one when the tables are analysed. With ``autovacuum = off`` nothing
+    analyses them, so a process that started on small tables keeps plans that scan them whole
+    as they grow, until its pooled connection is recycled (:data:`POOL_RECYCLE_S`).
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as conn:
+        autovacuum = conn.exec_driver_sql("SHOW autovacuum").scalar()
+    if autovacuum == "on":
+        return None
+    return (
+        "PostgreSQL runs with autovacuum off: nothing analyses goodwill's tables, so the plans "
+        "PostgreSQL caches for goodwill's statements stay those chosen when they were small. "
+        "Turn autovacuum on (the default), or run ANALYZE on the goodwill database regularly "
+        "(docs/operations.md, PostgreSQL upkeep)."
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

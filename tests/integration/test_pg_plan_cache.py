@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +159,37 @@ def test_a_plan_cached_on_empty_tables_scans_until_analysed(pg_dsn: str) -> None
         plan = _plan(cur, execute)
         assert "Seq Scan on meetings" not in plan  # re-planned: by the e-mail index
         assert "ix_meetings_stakeholder_email" in plan
+
+
+# -- what goodwill tells the operator --------------------------------------------------------------
+
+
+def test_the_tick_warns_when_the_server_never_analyses(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from scheduler.entrypoints.runtime import build_runtime
+    from scheduler.settings import Settings, new_secret_key
+    from scheduler.store import maintenance_warning
+
+    engine = make_engine(db_url)
+    try:
+        warning = maintenance_warning(engine)
+        if engine.dialect.name == "sqlite":
+            assert warning is None
+            return
+        with engine.connect() as conn:
+            autovacuum = conn.exec_driver_sql("SHOW autovacuum").scalar()
+    finally:
+        engine.dispose()
+    if autovacuum == "on":
+        assert warning is None
+        return
+    assert warning is not None
+    assert "autovacuum off" in warning
+    assert "ANALYZE" in warning
+    settings = Settings(
+        database_url=db_url, broker_url="embedded", data_dir=tmp_path, secret_key=new_secret_key()
+    )
+    with caplog.at_level("WARNING", logger="goodwill.runtime"):
+        build_runtime(settings, with_worker=False, auto_migrate=True).app.engine.dispose()
+    assert [r.getMessage() for r in caplog.records if r.name == "goodwill.runtime"] == [warning]
