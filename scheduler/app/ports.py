@@ -97,10 +97,17 @@ class StorePort(Protocol):
         *,
         now: datetime,
         actor: str = "planner",
+        history: tuple[datetime, str] | None = None,
     ) -> list[int]:
         """One planning round's writes in ONE transaction: ``proposals`` (as
         :meth:`add_meetings`), one audit row per ``skips`` detail, and the next round at
-        ``next_plan_at`` (``now`` recorded as the last round)."""
+        ``next_plan_at`` (``now`` recorded as the last round).
+
+        ``history=(until, key)``: the round read the owner's calendar history up to ``until``
+        for the stakeholder set whose digest is ``key``; stored as the user's
+        ``history_read_until`` / ``history_read_key`` with the rest, so the next round reads
+        only what came after (a round that fails writes nothing, so it is read again). None:
+        the round read no history; the values stored before are kept."""
         ...
 
     def get_meeting(self, meeting_id: int) -> Meeting | None: ...

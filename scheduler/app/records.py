@@ -53,6 +53,11 @@ class User:
     #: The owner paused goodwill until then (None: not paused): nothing new is proposed, and
     #: approved meetings are not sent for booking before it.
     paused_until: datetime | None = None
+    #: The end of the owner's calendar history read by the last finished planning round, and
+    #: the digest of the stakeholder set it was read for (None: never, or read before the store
+    #: kept it: the next round reads the whole lookback). Written by ``record_plan_round``.
+    history_read_until: datetime | None = None
+    history_read_key: str | None = None
 
     def paused_at(self, now: datetime) -> bool:
         """Whether the owner's pause is in force at ``now``."""

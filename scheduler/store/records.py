@@ -126,6 +126,8 @@ def user_from_row(row: UserRow | Any) -> User:
         policy_missing_since=row.policy_missing_since,
         paused_until=row.paused_until,
         next_digest_at=row.next_digest_at,
+        history_read_until=row.history_read_until,
+        history_read_key=row.history_read_key,
     )
 
 

@@ -752,11 +752,14 @@ class Store:
         *,
         now: datetime,
         actor: str = "planner",
+        history: tuple[datetime, str] | None = None,
     ) -> list[int]:
         """Write what one planning round decided, in ONE transaction: the proposals (as
         :meth:`add_meetings`), one audit row per skip detail (one multi-row insert, with the
         proposals' own audit rows), and the next round at ``next_plan_at`` (the round finished
-        at ``now``).
+        at ``now``). ``history=(until, key)`` is stored as the user's ``history_read_until`` /
+        ``history_read_key`` (the round read the owner's calendar history up to ``until`` for
+        the stakeholder set ``key``); None keeps the stored values.
 
         Returns:
             One meeting id per proposal, in order.
@@ -770,7 +773,7 @@ class Store:
         """
         if self._postgres:
             return self._record_plan_round_single(
-                user_id, proposals, skips, next_plan_at, now=now, actor=actor
+                user_id, proposals, skips, next_plan_at, now=now, actor=actor, history=history
             )
         with self._write() as s:
             ids, audits = self._insert_meetings(s, user_id, proposals, now=now, actor=actor)
@@ -780,10 +783,13 @@ class Store:
                 for detail in skips
             ]  # fmt: skip
             self._insert_audits(s, audits)
+            values: dict[str, Any] = {"next_plan_at": next_plan_at, "last_planned_at": now}
+            if history is not None:
+                values["history_read_until"], values["history_read_key"] = history
             s.execute(
                 update(UserRow)
                 .where(UserRow.id == user_id)
-                .values(next_plan_at=next_plan_at, last_planned_at=now)
+                .values(values)
                 .execution_options(synchronize_session=False)
             )
         return ids
@@ -797,11 +803,13 @@ class Store:
         *,
         now: datetime,
         actor: str,
+        history: tuple[datetime, str] | None,
     ) -> list[int]:
         rows, attendees = self._meeting_rows(user_id, proposals, now=now)
         statement, params = single.plan_round_statement(
-            user_id, rows, attendees, skips, next_plan_at=next_plan_at, now=now, actor=actor
-        )
+            user_id, rows, attendees, skips, next_plan_at=next_plan_at, now=now, actor=actor,
+            history=history,
+        )  # fmt: skip
         keys = [p.idempotency_key for p in proposals]
         with self._single_engine.connect() as conn:
             result = conn.execute(statement, params)

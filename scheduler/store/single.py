@@ -271,7 +271,9 @@ def _plan_round_shape() -> TextClause:
     cols = ", ".join(f'"{name}"' for name in _ROUND_COLUMNS)
     audit_cols = ", ".join(_AUDIT_COLUMNS)
     sql = f"""
-WITH planned AS (UPDATE users SET next_plan_at = :next_plan_at, last_planned_at = :now
+WITH planned AS (UPDATE users SET next_plan_at = :next_plan_at, last_planned_at = :now,
+        history_read_until = COALESCE(CAST(:history_until AS timestamptz), history_read_until),
+        history_read_key = COALESCE(CAST(:history_key AS text), history_read_key)
     WHERE users.id = :user_id RETURNING users.id
 ), proposed AS (SELECT * FROM jsonb_populate_recordset(NULL::meetings, CAST(:rows AS jsonb))
     WITH ORDINALITY AS p
@@ -312,6 +314,8 @@ SELECT planned.id, NULL FROM planned WHERE NOT EXISTS (SELECT FROM proposed)
         bindparam("user_id", type_=Integer()),
         bindparam("next_plan_at", type_=UTCDateTime()),
         bindparam("now", type_=UTCDateTime()),
+        bindparam("history_until", type_=UTCDateTime()),
+        bindparam("history_key", type_=String()),
         bindparam("actor", type_=String()),
         bindparam("rows", type_=_JSONParam()),
         bindparam("attendees", type_=_JSONParam()),
@@ -333,14 +337,17 @@ def plan_round_statement(
     next_plan_at: datetime,
     now: datetime,
     actor: str,
+    history: tuple[datetime, str] | None = None,
 ) -> tuple[TextClause, dict[str, Any]]:
     """``Store.record_plan_round`` in one statement: the new meetings (``INSERT … ON CONFLICT
     DO NOTHING``: a known key keeps its row; a key repeated in ``rows``: its first row), the
     attendees of those inserted, one ``created`` audit row per inserted meeting then one per
-    skip (in that order), and the user's next round.
+    skip (in that order), and the user's next round (with ``history``, how far the owner's
+    calendar history was read and for which stakeholder set).
 
     The statement's SQL is constant; ``rows`` (each with the keys :data:`_ROUND_COLUMNS`),
-    ``attendees`` (key -> e-mails) and ``skips`` are JSON parameters.
+    ``attendees`` (key -> e-mails) and ``skips`` are JSON parameters, and the history's two
+    values are always bound (NULL without ``history``: ``COALESCE`` keeps the stored ones).
 
     Returns the statement and its parameters. Its rows are ``(id, key)`` of the meetings it
     inserted; a key that existed (a retried round) is not among them, and the caller reads its
@@ -349,9 +356,11 @@ def plan_round_statement(
     for row in rows:
         if row.keys() != _ROUND_KEYS:
             raise ValueError(f"a planning round's row has the columns {sorted(row)}")
+    until, key = history if history is not None else (None, None)
     return _PLAN_ROUND, {
         "user_id": user_id, "next_plan_at": next_plan_at, "now": now, "actor": actor,
         "rows": rows, "attendees": attendees, "skips": skips,
+        "history_until": until, "history_key": key,
     }  # fmt: skip
 
 

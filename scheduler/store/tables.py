@@ -137,6 +137,13 @@ class UserRow(Base):
     paused_until: Mapped[datetime | None]
     #: When the owner's next digest e-mail is due (None: no digest in their policy).
     next_digest_at: Mapped[datetime | None] = mapped_column(index=True)
+    #: The end of the owner's calendar history read by the last finished planning round, so the
+    #: next round reads only what came after it (None: never read, or read before this column
+    #: existed: the next round reads the whole lookback).
+    history_read_until: Mapped[datetime | None]
+    #: The digest of the stakeholder set that history was read for: another set (a stakeholder
+    #: added) makes the next round read the whole lookback again (None: as above).
+    history_read_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class MeetingRow(Base):

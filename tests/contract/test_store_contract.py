@@ -346,6 +346,34 @@ def test_record_plan_round_writes_proposals_skips_and_the_next_round_together(
     ]
 
 
+def test_record_plan_round_keeps_how_far_the_history_was_read(store: InspectableStore) -> None:
+    alex = new_user(store)
+    user = store.get_user(alex)
+    assert user is not None
+    assert (user.history_read_until, user.history_read_key) == (None, None)
+    read = T0.astimezone(ZoneInfo("Europe/Berlin"))
+    store.record_plan_round(alex, [proposal("k1")], [], T0 + timedelta(hours=6), now=T0,
+                            history=(read, "k1"))  # fmt: skip
+    store.record_plan_round(alex, [], [], T0 + timedelta(hours=7), now=T0 + timedelta(hours=1))
+    user = store.get_user(alex)
+    assert user is not None
+    assert (user.history_read_until, user.history_read_key) == (T0, "k1")  # None: kept
+    assert user.history_read_until is not None
+    assert user.history_read_until.tzinfo == UTC
+    assert user.last_planned_at == T0 + timedelta(hours=1)
+    later = T0 + timedelta(hours=2)
+    store.record_plan_round(alex, [], [], T0 + timedelta(hours=8), now=later,
+                            history=(later, "k2"))  # fmt: skip
+    user = store.get_user(alex)
+    assert user is not None
+    assert (user.history_read_until, user.history_read_key) == (later, "k2")
+    with pytest.raises(REFUSED, match="naive datetime"):
+        store.record_plan_round(alex, [proposal("k3")], [], T0, now=later,
+                                history=(datetime(2026, 3, 2, 12, 0), "k3"))  # fmt: skip
+    assert store.get_user(alex) == user
+    assert [m.idempotency_key for m in store.open_meetings(alex)] == ["k1"]
+
+
 def test_record_plan_round_writes_nothing_when_a_proposal_is_refused(
     store: InspectableStore,
 ) -> None:

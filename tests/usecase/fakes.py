@@ -428,12 +428,20 @@ class FakeStore:
         *,
         now: datetime,
         actor: str = "planner",
+        history: tuple[datetime, str] | None = None,
     ) -> list[int]:
+        # A naive ``until`` is refused before anything is written, as the real store's is.
+        read = None if history is None else (_utc(history[0]), history[1])
         with self._atomic():  # all of it or (add_meetings raises first) nothing
             ids = self.add_meetings(user_id, proposals, now=now, actor=actor)
             for detail in skips:
                 self.record_event(now=now, actor=actor, user_id=user_id, detail=detail)
             self.set_next_plan(user_id, next_plan_at, planned_at=now)
+            user = self._users.get(user_id)
+            if read is not None and user is not None:  # None: the stored values are kept
+                self._users[user_id] = replace(
+                    user, history_read_until=read[0], history_read_key=read[1]
+                )
             return ids
 
     def get_meeting(self, meeting_id: int) -> Meeting | None:
