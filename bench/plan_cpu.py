@@ -21,6 +21,12 @@ Figures are the thread CPU time (``time.thread_time``) of warm rounds (each owne
 first: tokens and API clients are built then), medians over every owner and round. The first
 policy load of each owner (``PolicyBook.load``: parse and validate) is shown on its own row.
 
+``--steady``: the warm rounds are steady-state rounds. A tree that reads the history
+incrementally (``scheduler.app.history_window``) then reads it from where the owner's first
+round ended, less the overlap, and merges the contacts that first round found (what the store
+hands it); a tree without it reads the whole lookback as before. Both must still give the same
+plans.
+
 ``--profile`` runs cProfile over the working tree's warm rounds instead and prints the top
 functions in ms per round. Not part of ``make test``. The machine is shared: compare the two
 columns of one run, not runs.
@@ -57,6 +63,7 @@ STEPS = ("read_owner", "last_contacts", "busy", "planner", "round")
 def child(argv: list[str]) -> int:
     """In a fresh process: plan ``owners`` owners ``rounds`` times; print one JSON line."""
     work, owners, rounds, profile = Path(argv[0]), int(argv[1]), int(argv[2]), argv[3] == "1"
+    steady = argv[4] == "1"
     endpoints = json.loads((work / "endpoints.json").read_text(encoding="utf-8"))
     import connectors.google
     from connectors.registry import BackendRegistry
@@ -80,6 +87,15 @@ def child(argv: list[str]) -> int:
     spent: dict[str, list[float]] = {step: [] for step in STEPS}
     first_load: list[float] = []
     now = START
+    since = now - ORGANIC_LOOKBACK  # the warm rounds' history read starts here
+    if steady:
+        try:  # the incremental read: from the first round's end (now), less the overlap
+            from scheduler.app.history_window import HISTORY_OVERLAP
+
+            since = now - HISTORY_OVERLAP
+        except ImportError:
+            pass  # a tree from before: every round reads the whole lookback
+    found: dict[str, Any] = {}  # the first round's contacts, per owner (the store's, later)
 
     class Timed:
         """The busy read of a round, timed apart from the planner around it."""
@@ -97,17 +113,19 @@ def child(argv: list[str]) -> int:
 
     def one_round(policy: Any, backend: Any, record: bool) -> Any:
         cpu = time.thread_time
+        start = since if record else now - ORGANIC_LOOKBACK  # the first round reads it all
         t0 = cpu()
         person = policy.owner.person
         if isinstance(backend.source, OwnerCalendar):
-            window = Interval(now - ORGANIC_LOOKBACK, now + policy.availability.horizon)
+            window = Interval(start, now + policy.availability.horizon)
             backend.source.read_owner(person, window)
         t1 = cpu()
         emails = [s.email for s in policy.stakeholders]
-        organic = backend.history.last_contacts(person, emails, now - ORGANIC_LOOKBACK, now)
+        organic = backend.history.last_contacts(person, emails, start, now)
+        stored = found.setdefault(person.email, organic)
         t2 = cpu()
         known = StoredState(
-            goodwill_contacts=merge_contacts(organic),
+            goodwill_contacts=merge_contacts(stored, organic),
             existing=[],
             backoff_until={},
             paused={},
@@ -170,9 +188,11 @@ def _profile_rows(stats: pstats.Stats, rounds: int) -> list[tuple[str, float, fl
     return [(what, own, cum, calls // rounds) for what, own, cum, calls in rows[:40]]
 
 
-def _run_child(work: Path, tree: Path | None, owners: int, rounds: int, profile: bool) -> Any:
+def _run_child(
+    work: Path, tree: Path | None, owners: int, rounds: int, profile: bool, steady: bool = False
+) -> Any:
     path = f"{tree}{os.pathsep}{ROOT}" if tree else str(ROOT)
-    args = [str(work), str(owners), str(rounds), "1" if profile else "0"]
+    args = [str(work), str(owners), str(rounds), "1" if profile else "0", "1" if steady else "0"]
     out = subprocess.run(
         [sys.executable, "-m", "bench.plan_cpu", "--child", *args],
         check=True, capture_output=True, text=True, cwd=tree or ROOT,
@@ -216,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=3, help="processes per side, in turns")
     parser.add_argument("--baseline", metavar="GIT_REF", default="HEAD")
     parser.add_argument("--profile", action="store_true", help="cProfile the working tree")
+    parser.add_argument(
+        "--steady", action="store_true", help="steady-state rounds (the history read since)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(args_list)
     with tempfile.TemporaryDirectory() as tmp:
@@ -224,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         stop = _prepare(work, max(args.owners, 12))
         try:
             if args.profile:
-                result = _run_child(work, None, args.owners, args.rounds, True)
+                result = _run_child(work, None, args.owners, args.rounds, True, args.steady)
                 _print_profile(result)
                 return 0
             from bench.process_costs import baseline_tree  # the same `git archive` baseline
@@ -232,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
             tree = baseline_tree(args.baseline, Path(tmp) / "baseline")
             runs: dict[str, list[Any]] = {"before": [], "now": []}
             for _ in range(args.turns):
-                runs["before"].append(_run_child(work, tree, args.owners, args.rounds, False))
-                runs["now"].append(_run_child(work, None, args.owners, args.rounds, False))
+                for side, code in (("before", tree), ("now", None)):
+                    one = _run_child(work, code, args.owners, args.rounds, False, args.steady)
+                    runs[side].append(one)
         finally:
             stop()
     summary = _summary(runs)
@@ -259,7 +283,7 @@ def _summary(runs: dict[str, list[Any]]) -> dict[str, Any]:
 def _print_table(summary: dict[str, Any], args: argparse.Namespace) -> None:
     names = {
         "read_owner": "read_owner (events.list, ~1,120 events: HTTP + JSON, times)",
-        "last_contacts": "last_contacts (26 weeks of history)",
+        "last_contacts": "last_contacts (the history read)",
         "busy": "busy (the owner's held events + freeBusy)",
         "planner": "dry_run_plan without busy (cadence, owner context, slots)",
         "round": "one planning round, all of the above",
@@ -267,7 +291,8 @@ def _print_table(summary: dict[str, Any], args: argparse.Namespace) -> None:
     }
     print(
         f"CPU ms of one planning round: {args.owners} owners x {args.rounds} warm rounds x "
-        f"{args.turns} processes per side; before = {args.baseline}; {os.cpu_count()} cores, "
+        f"{args.turns} processes per side; before = {args.baseline}"
+        f"{' (steady-state rounds)' if args.steady else ''}; {os.cpu_count()} cores, "
         f"Python {sys.version.split()[0]}, {datetime.now(UTC):%Y-%m-%d}"
     )
     width = max(len(n) for n in names.values())

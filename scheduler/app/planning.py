@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from scheduler.app.booking import other_side_meeting
 from scheduler.app.decisions import WITHDRAWN_PAIR, expire_proposals
 from scheduler.app.groups import group_busy_people, group_history, group_new_meetings, slot_holder
+from scheduler.app.history_window import ORGANIC_LOOKBACK, history_key, history_since, owner_window
 from scheduler.app.pipeline import Pipeline, idempotency_key, revoke
 from scheduler.app.ports import StorePort
 from scheduler.app.problems import POLICY_ERROR_REASONS as POLICY_ERROR_REASONS
@@ -62,15 +63,6 @@ __all__ = [
     "stored_state",
 ]
 
-#: How far back organic contact is looked for in the owner's calendar.
-ORGANIC_LOOKBACK = timedelta(weeks=26)
-
-
-def _owner_window(policy: Policy, now: datetime) -> Interval:
-    """What one round reads of the owner's calendar: the history, then the horizon."""
-    return Interval(now - ORGANIC_LOOKBACK, now + policy.availability.horizon)
-
-
 def merge_contacts(*sources: Mapping[str, datetime]) -> dict[str, datetime]:
     """Latest contact per lower-cased e-mail across sources."""
     out: dict[str, datetime] = {}
@@ -113,7 +105,7 @@ def dry_run_plan(
     organic: Mapping[str, datetime] = {}
     if history is not None:
         if isinstance(source, OwnerCalendar):  # one owner read serves history and busy
-            source.read_owner(policy.owner.person, _owner_window(policy, now))
+            source.read_owner(policy.owner.person, owner_window(policy, now))
         organic = history.last_contacts(policy.owner.person, emails, now - ORGANIC_LOOKBACK, now)
     contacts = merge_contacts(organic, goodwill_contacts or {})
     open_emails = {m.stakeholder.lower() for m in existing if m.open and m.end > now}
@@ -310,8 +302,10 @@ def _plan_user(p: Pipeline, user_id: int) -> PlanRun:
     wrote |= _withdraw_covered_proposals(p, meetings, policy, now)
     if wrote:
         meetings = None  # read again by the stored state
+    key = history_key(policy)  # read from where the last round's history read ended
+    since = history_since(user, key, now)
     try:
-        plan = _read_and_plan(p, user, policy, backend, now, meetings)
+        plan = _read_and_plan(p, user, policy, backend, now, meetings, since)
     except AuthorizationRevoked as exc:
         revoke(p, policy.owner.email, backend.provider, str(exc), now)
         p.store.set_next_plan(user_id, now + _RECONNECT_RETRY)
@@ -323,7 +317,8 @@ def _plan_user(p: Pipeline, user_id: int) -> PlanRun:
     again = now + p.plan_every
     if user.paused_at(now) and user.paused_until is not None:  # planned again when it ends
         again = min(again, user.paused_until)
-    ids = _write_plan(p, user_id, plan, backend.provider, now, again)
+    read = (now, key) if backend.history is not None else None
+    ids = _write_plan(p, user_id, plan, backend.provider, now, again, read)
     return PlanRun(user_id, plan, tuple(ids))
 
 
@@ -430,20 +425,19 @@ def _read_and_plan(
     backend: CalendarBackend,
     now: datetime,
     meetings: RoundMeetings | None,
+    since: datetime,
 ) -> Plan:
-    """Record organic contact, then read busy time once and plan. Raises ConnectorError.
+    """Record organic contact (read from ``since``), then read busy time once and plan.
 
-    ``meetings``: the round's meetings when nothing was written since they were read."""
+    ``meetings``: the round's meetings when nothing was written since. Raises ConnectorError."""
     user_id = user.id
     organic: Mapping[str, datetime] = {}
     if backend.history is not None:
         emails = [s.email for s in policy.stakeholders]
         with p.provider_call(backend.provider, "read_history"):
             if isinstance(backend.source, OwnerCalendar):  # one owner read: history and busy
-                backend.source.read_owner(policy.owner.person, _owner_window(policy, now))
-            organic = backend.history.last_contacts(
-                policy.owner.person, emails, now - ORGANIC_LOOKBACK, now
-            )
+                backend.source.read_owner(policy.owner.person, owner_window(policy, now, since))
+            organic = backend.history.last_contacts(policy.owner.person, emails, since, now)
     contacts = record_organic(p.store, user_id, organic)
     known = stored_state(
         p.store, user_id, policy, now, weekly_cap=p.stakeholder_weekly_cap, user=user,
@@ -474,10 +468,16 @@ def _plan_again_later(p: Pipeline, user_id: int, exc: ConnectorError, now: datet
 
 
 def _write_plan(
-    p: Pipeline, user_id: int, plan: Plan, provider: str, now: datetime, again: datetime
+    p: Pipeline,
+    user_id: int,
+    plan: Plan,
+    provider: str,
+    now: datetime,
+    again: datetime,
+    read: tuple[datetime, str] | None,
 ) -> list[int]:
-    """Write the proposals (auto mode as ``approved``), one audit row per skipped person and
-    the next round at ``again``: one store transaction."""
+    """Write the proposals (auto mode as ``approved``), one audit row per skipped person, the
+    next round at ``again`` and ``read`` (history read until, for whom): one transaction."""
     new = [
         NewMeeting(
             stakeholder_email=pr.stakeholder,
@@ -497,4 +497,4 @@ def _write_plan(
     new += group_new_meetings(p, user_id, plan.group_proposals, provider)
     skips = [f"skipped group {g.group} [{g.code}]: {g.reason}" for g in plan.group_skipped]
     skips += [f"skipped {s.stakeholder} [{s.code.value}]: {s.reason}" for s in plan.skipped]
-    return p.store.record_plan_round(user_id, new, skips, again, now=now)
+    return p.store.record_plan_round(user_id, new, skips, again, now=now, history=read)
