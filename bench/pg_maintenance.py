@@ -87,8 +87,8 @@ def due_work(rows: list[tuple[str, float, int, int, int]], t: Thresholds) -> lis
     work: list[tuple[str, str]] = []
     for name, tuples, modified, dead, inserted in rows:
         vacuum = dead > t.vacuum_base + t.vacuum_scale * tuples or (
-            inserted > t.insert_base + t.insert_scale * tuples
-        )
+            t.insert_base >= 0 and inserted > t.insert_base + t.insert_scale * tuples
+        )  # an insert threshold of -1 turns insert-triggered vacuums off
         analyze = modified > t.analyze_base + t.analyze_scale * tuples
         if vacuum or analyze:
             work.append((name, _STATEMENTS[vacuum, analyze]))
@@ -135,7 +135,11 @@ class Autovacuum:
             self.dsn, autocommit=True, application_name=self.application_name
         ) as conn:
             while not self._stop.wait(self.thresholds.naptime_s):
-                self.round(conn)
+                try:
+                    self.round(conn)
+                except psycopg.Error as exc:  # said, not swallowed: the figures would be off
+                    self.mode = f"emulated, stopped by {type(exc).__name__}: {exc}"
+                    return
 
     def round(self, conn: Any) -> list[tuple[str, str]]:
         """One naptime's work; returns what it did."""

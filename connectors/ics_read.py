@@ -825,7 +825,10 @@ def last_contact_times(
 ) -> dict[str, datetime]:
     """Find the latest meeting the owner had with each of ``emails`` (organic contact).
 
-    A meeting counts when it lies wholly in ``[since, until)``, is not cancelled, was not created
+    A meeting counts when it ended in ``(since, until]`` (as Google's and Graph's histories: the
+    events overlapping the range that ended by ``until``; one that began before ``since`` counts
+    too, so a round that reads only what is new since the last read still finds a long meeting
+    in progress then), is not cancelled, was not created
     by goodwill (``X-GOODWILL-KEY``), the owner and the stakeholder both take part (as ORGANIZER
     or ATTENDEE) and neither declined (DELEGATED counts as declined, as for ``response``).
 
@@ -864,7 +867,7 @@ def last_contact_times(
         memo=memo,
     )
     for seen in found:
-        if seen.start < window.start or seen.end > window.end:
+        if seen.end <= window.start or seen.end > window.end:
             continue
         if seen.status is EventStatus.CANCELLED:
             continue

@@ -1,13 +1,15 @@
 """The owner's calendar read once per planning round, held for its two consumers.
 
-A planning round reads the owner's calendar twice: the contact history over the past 26 weeks
-and the owner's busy time over the horizon. :class:`OwnerReads` holds one read of the owner's
-events over both windows (``read_owner`` in the Google, Graph and CalDAV connectors, the
-:class:`~scheduler.core.ports.OwnerCalendar` port) and hands it out:
+A planning round reads the owner's calendar twice: the contact history since ``since`` (26
+weeks back, or where the last round's read ended less two weeks:
+:mod:`scheduler.app.history_window`) and the owner's busy time over the horizon.
+:class:`OwnerReads` holds one read of the owner's events over both windows (``read_owner`` in
+the Google, Graph and CalDAV connectors, the :class:`~scheduler.core.ports.OwnerCalendar` port)
+and hands it out:
 
 - **to the round's two reads, once each**: the ``history`` read that starts where the held
   window starts and the ``busy`` read that ends where it ends (the round reads
-  ``[now - 26w, now)`` and ``[now, now + horizon)`` of a held ``[now - 26w, now + horizon)``),
+  ``[since, now)`` and ``[now, now + horizon)`` of a held ``[since, now + horizon)``),
   both inside it; after both, the read is dropped. Any other read (a booking's recheck, the
   conflict watch: windows of their own) goes to the provider: those exist to see changes.
 - **per owner and per thread**: held in a ``threading.local``, keyed by the lower-cased owner

@@ -10,12 +10,17 @@ weeks plus the horizon instead of 26 weeks plus the horizon: the owner read was 
 worker's CPU (issue 13).
 
 The whole lookback is read again when the last read was for other stakeholders (one added since
-has never been looked for; the key below changes), when there is no last read (a new owner, or
+has never been looked for; the key below changes) or another calendar named by the policy
+(another provider, URL or calendar id), when there is no last read (a new owner, or
 one planned before the watermark existed), when it ended so long ago that the overlap reaches
 past the lookback, and when it ends in the future (a clock that went back).
 
 A past event added more than :data:`HISTORY_OVERLAP` after it happened is not seen as contact;
-nor, as before, does a deleted one stop counting once recorded.
+nor, as before, does a deleted one stop counting once recorded. A long meeting in progress at
+one round is still found by a later one: every connector counts the events that *ended* in the
+range read, whenever they began. Pointing an owner at another calendar through the settings
+alone (``GOODWILL_CALDAV__URL``, the ICS directory) is not seen by the key: the older history of
+the new calendar is then not read.
 """
 
 from __future__ import annotations
@@ -43,10 +48,13 @@ HISTORY_OVERLAP = timedelta(days=14)
 
 
 def history_key(policy: Policy) -> str:
-    """What a history read was for: the owner, the lookback and the stakeholders' e-mails
-    (order and case aside). A round may read only what is new when this is unchanged."""
+    """What a history read was for: the owner, the lookback, the calendar the policy names
+    (provider, URL, calendar id) and the stakeholders' e-mails (order and case aside). A round
+    may read only what is new when this is unchanged."""
     emails = sorted({s.email.lower() for s in policy.stakeholders})
-    text = "\n".join([policy.owner.email.lower(), str(ORGANIC_LOOKBACK), *emails])
+    cal = policy.calendar
+    where = f"{cal.provider} {cal.url or ''} {cal.calendar_id or ''}"
+    text = "\n".join([policy.owner.email.lower(), str(ORGANIC_LOOKBACK), where, *emails])
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -106,7 +106,7 @@ class StorePort(Protocol):
         ``history=(until, key)``: the round read the owner's calendar history up to ``until``
         for the stakeholder set whose digest is ``key``; stored as the user's
         ``history_read_until`` / ``history_read_key`` with the rest, so the next round reads
-        only what came after (a round that fails writes nothing, so it is read again). None:
+        only what came after (a round that fails records no read, so it is read again). None:
         the round read no history; the values stored before are kept."""
         ...
 

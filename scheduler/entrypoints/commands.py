@@ -317,7 +317,7 @@ def _run_service(cmd: str, settings: Settings, *, once: bool, out: TextIO) -> in
 
     from scheduler.app.policies import PolicyBook
     from scheduler.entrypoints.logs import configure_logging
-    from scheduler.entrypoints.runtime import build_runtime, wait_for_signal
+    from scheduler.entrypoints.runtime import build_runtime, wait_for_signal, warn_about_upkeep
 
     if not PolicyBook(settings.policy_dir).files():
         print(
@@ -346,6 +346,9 @@ def _run_service(cmd: str, settings: Settings, *, once: bool, out: TextIO) -> in
     runtime.start()
     if once:
         from workers.tick import Tick
+
+        if cmd == "serve":  # one round, from cron: the same warning as a running tick's
+            warn_about_upkeep(runtime.app)
 
         tick = Tick(runtime.app.pipeline, runtime.actors, interval_s=0.05)
         try:

@@ -29,7 +29,7 @@ from workers.tick import Tick
 if TYPE_CHECKING:
     from scheduler.entrypoints.web.server import WebServer
 
-__all__ = ["Runtime", "build_runtime", "wait_for_signal"]
+__all__ = ["Runtime", "build_runtime", "wait_for_signal", "warn_about_upkeep"]
 
 log = logging.getLogger("goodwill.runtime")
 
@@ -109,7 +109,7 @@ def build_runtime(
     ``with_web`` serves the owner's page on ``settings.web`` (needs ``GOODWILL_SECRET_KEY``)."""
     app = app or bootstrap(settings, auto_migrate=auto_migrate)
     if with_tick:  # once per deployment (every deployment has one tick), not per worker
-        _warn_about_upkeep(app)
+        warn_about_upkeep(app)
     web = None
     if with_web:
         from scheduler.entrypoints.web.server import build_web_server
@@ -154,7 +154,7 @@ def build_runtime(
     return Runtime(app, broker, actors, tick, worker, ops, web, watch)
 
 
-def _warn_about_upkeep(app: App) -> None:
+def warn_about_upkeep(app: App) -> None:
     """Log what the database server's settings will cost as the tables grow (best effort)."""
     from sqlalchemy.exc import SQLAlchemyError
 

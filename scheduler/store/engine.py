@@ -147,12 +147,14 @@ def maintenance_warning(engine: Engine) -> str | None:
         return None
     with engine.connect() as conn:
         autovacuum = conn.exec_driver_sql("SHOW autovacuum").scalar()
-    if autovacuum == "on":
+        counts = conn.exec_driver_sql("SHOW track_counts").scalar()  # autovacuum's input
+    if autovacuum == "on" and counts == "on":
         return None
+    setting = "autovacuum" if autovacuum != "on" else "track_counts"
     return (
-        "PostgreSQL runs with autovacuum off: nothing analyses goodwill's tables, so the plans "
+        f"PostgreSQL runs with {setting} off: nothing analyses goodwill's tables, so the plans "
         "PostgreSQL caches for goodwill's statements stay those chosen when they were small. "
-        "Turn autovacuum on (the default), or run ANALYZE on the goodwill database regularly "
+        f"Turn {setting} on (the default), or run ANALYZE on the goodwill database regularly "
         "(docs/operations.md, PostgreSQL upkeep)."
     )
 

@@ -11,6 +11,7 @@ cached plan.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,8 @@ def test_due_work_follows_autovacuums_thresholds() -> None:
         ("inserted", 1000.0, 0, 0, 1201),  # insert threshold 1000 + 0.2 * 1000
         ("both", 0.0, 51, 51, 0),  # a table never analysed counts as empty
     ]
+    off = Thresholds(insert_base=-1)
+    assert due_work([("inserted", 1000.0, 0, 0, 10**6)], off) == []  # -1: no insert vacuum
     assert due_work(rows, DEFAULTS) == [
         ("changed", "ANALYZE"),
         ("dead", "VACUUM"),
@@ -193,3 +196,35 @@ def test_the_tick_warns_when_the_server_never_analyses(
     with caplog.at_level("WARNING", logger="goodwill.runtime"):
         build_runtime(settings, with_worker=False, auto_migrate=True).app.engine.dispose()
     assert [r.getMessage() for r in caplog.records if r.name == "goodwill.runtime"] == [warning]
+
+
+@pytest.mark.services
+def test_a_tick_run_once_from_cron_warns_too(
+    pg_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from scheduler.entrypoints.cli import main
+    from scheduler.settings import new_secret_key
+
+    with pg_schema(pg_database) as url:
+        migrate(url)
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                autovacuum = conn.exec_driver_sql("SHOW autovacuum").scalar()
+        finally:
+            engine.dispose()
+        (tmp_path / "policies").mkdir()
+        for name, value in {
+            "GOODWILL_DATABASE_URL": url, "GOODWILL_DATA_DIR": str(tmp_path / "data"),
+            "GOODWILL_POLICY_DIR": str(tmp_path / "policies"), "GOODWILL_BROKER_URL": "embedded",
+            "GOODWILL_SECRET_KEY": new_secret_key(),
+        }.items():  # fmt: skip
+            monkeypatch.setenv(name, value)
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["serve", "--once"], out=out, err=err)
+    assert code == 0, err.getvalue()
+    logged = capfd.readouterr().err + err.getvalue()
+    assert ("runs with autovacuum off" in logged) == (autovacuum != "on"), logged

@@ -530,7 +530,7 @@ def test_last_contacts_rules(tmp_path: Path) -> None:
     }
 
 
-def test_last_contacts_counts_only_meetings_wholly_in_range(tmp_path: Path) -> None:
+def test_last_contacts_counts_meetings_that_ended_in_range(tmp_path: Path) -> None:
     (tmp_path / f"{OWNER}.ics").write_bytes(CONTACTS)
     directory = IcsDirectory(tmp_path)
     # until in the middle of s2 (10:00–10:30 on the 9th): s2 is still going on, s1 counts.
@@ -539,6 +539,12 @@ def test_last_contacts_counts_only_meetings_wholly_in_range(tmp_path: Path) -> N
     )
     assert found == {SAM: utc(2026, 11, 2, 10, 30)}
     assert directory.last_contacts(person(OWNER), [SAM], utc(2026, 11, 3), utc(2026, 11, 8)) == {}
+    # s1 (10:00–10:30 on the 2nd) began before since and ended after it: it counts, as on
+    # Google and Graph; one that ended exactly at since does not.
+    late = directory.last_contacts(person(OWNER), [SAM], utc(2026, 11, 2, 10, 15), utc(2026, 11, 8))
+    assert late == {SAM: utc(2026, 11, 2, 10, 30)}
+    at_since = utc(2026, 11, 2, 10, 30)
+    assert directory.last_contacts(person(OWNER), [SAM], at_since, utc(2026, 11, 8)) == {}
 
 
 def test_last_contacts_recurring_meetings_count_per_instance(tmp_path: Path) -> None:

@@ -1399,7 +1399,8 @@ class FakeCalendar:
         self, owner: Person, emails: Sequence[str], since: datetime, until: datetime
     ) -> Mapping[str, datetime]:
         """Latest end of a meeting (not created by goodwill, not cancelled, nobody declined)
-        wholly inside ``[since, until)`` that the owner and the person both attended."""
+        that ended in ``(since, until]`` and that the owner and the person both attended (as
+        the connectors: events overlapping the range that ended by ``until``)."""
         self._enter("last_contacts")
         me = _email(owner.email)
         wanted = {_email(e): e for e in emails}
@@ -1407,7 +1408,7 @@ class FakeCalendar:
         for e in self._events.values():
             if e.key is not None or e.cancelled or e.response == AttendeeStatus.DECLINED:
                 continue
-            if not (since <= e.start and e.end <= until):
+            if not (since < e.end <= until):
                 continue
             other = e.attendee if e.organizer == me else e.organizer if e.attendee == me else None
             if other is None or other not in wanted:

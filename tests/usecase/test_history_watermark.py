@@ -131,3 +131,27 @@ def test_a_read_that_ended_long_ago_or_in_the_future_reads_the_whole_lookback(
     assert history_since(user, key, earlier) == earlier - ORGANIC_LOOKBACK
     assert history_since(user, "another key", NOW + DAY) == NOW + DAY - ORGANIC_LOOKBACK
     assert history_since(user, key, NOW + DAY) == NOW - HISTORY_OVERLAP
+
+
+def test_a_long_meeting_in_progress_at_one_round_counts_when_a_later_round_sees_it_end(
+    world: World,
+) -> None:
+    # Jo was met 5 weeks ago; a three-week workshop with Jo runs from 20 days ago to tomorrow.
+    met = NOW - timedelta(weeks=5)
+    world.calendar.add_meeting(ALEX, JO, met, met + timedelta(hours=1))
+    world.calendar.add_meeting(ALEX, JO, NOW - timedelta(days=20), NOW + DAY)
+    world.plan()  # the workshop has not ended: the last contact is 5 weeks ago
+    assert world.store.last_contacts(world.user_id())[JO] == met + timedelta(hours=1)
+    world.advance(2 * DAY)
+    world.plan()  # reads from 14 days ago: the workshop began before, and ended inside
+
+    assert world.store.last_contacts(world.user_id())[JO] == NOW + DAY
+
+
+def test_another_calendar_in_the_policy_reads_the_whole_lookback(world: World) -> None:
+    world.plan()
+    before = history_key(world.policy())
+    world.write_policy(
+        ALEX, alex_policy().replace("calendar: {provider: ics}", "calendar: {provider: google}")
+    )
+    assert history_key(world.policy()) != before
