@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,6 +60,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     with pg_schema(request.getfixturevalue("pg_database")) as url:
         yield url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Any]:
+    """An engine on ``db_url`` migrated to head (disposed afterwards); a test module may define
+    its own ``engine`` instead."""
+    from scheduler.store import make_engine, migrate
+
+    migrate(db_url)
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
 
 
 @contextmanager

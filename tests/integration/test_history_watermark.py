@@ -14,7 +14,6 @@ round is one statement, whose SQL must not change with the history given or not)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
@@ -32,14 +31,6 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 HOUR = timedelta(hours=1)
 ALEX, SAM = "alex@corp.example", "sam@corp.example"
 COLUMNS = {"history_read_until", "history_read_key"}
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    migrate(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

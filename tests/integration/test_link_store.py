@@ -4,7 +4,6 @@ redeems of one link exactly one wins, at the store and through LinkTokens."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,19 +12,11 @@ from sqlalchemy import Engine
 from scheduler.core.clock import FixedClock
 from scheduler.entrypoints.web.signin_links import LinkClaim, LinkTokens
 from scheduler.settings import new_secret_key
-from scheduler.store import Store, make_engine, migrate
+from scheduler.store import Store
 from tests.concurrency import run_together
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 lock = threading.Lock()
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    migrate(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

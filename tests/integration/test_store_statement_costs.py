@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,14 +45,6 @@ OLD_INDEXES = {
     "meetings": {"ix_meetings_state_next_attempt_at"},
     "users": {"ix_users_next_plan_at"},
 }
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    migrate(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
