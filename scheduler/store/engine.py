@@ -145,9 +145,10 @@ def maintenance_warning(engine: Engine) -> str | None:
     """
     if engine.dialect.name != "postgresql":
         return None
-    with engine.connect() as conn:
-        autovacuum = conn.exec_driver_sql("SHOW autovacuum").scalar()
-        counts = conn.exec_driver_sql("SHOW track_counts").scalar()  # autovacuum's input
+    with engine.connect() as conn:  # track_counts: what autovacuum reads to decide
+        autovacuum, counts = conn.exec_driver_sql(
+            "SELECT current_setting('autovacuum'), current_setting('track_counts')"
+        ).one()
     if autovacuum == "on" and counts == "on":
         return None
     setting = "autovacuum" if autovacuum != "on" else "track_counts"
