@@ -4,10 +4,11 @@ after, in fresh interpreters.
 *Before* is the code at git HEAD, unpacked read-only (``git archive HEAD | tar -x``) into a
 temporary directory; *after* is the working tree. Both run with this venv's interpreter and
 ``PYTHONPATH`` pointing at their tree (it wins over the editable install's finder), from an
-empty working directory with ``GOODWILL_DATA_DIR`` on an empty directory (no database: a dry
-run creates none), on the same input files (HEAD's ``examples/``, which the working tree still
-accepts; the working tree's own with ``--after-only``). Runs alternate
-before/after so a load spike on the shared machine hits both alike.
+empty working directory and no ``GOODWILL_*`` variable (no database: a dry run creates none;
+``plan+env`` is the same dry run with ``GOODWILL_DATA_DIR`` on an empty directory, which makes
+the CLI build its settings), on the same input files (HEAD's ``examples/``, which the working
+tree still accepts; the working tree's own with ``--after-only``). Runs alternate before/after so
+a load spike on the shared machine hits both alike.
 
 Bytecode: by default each tree gets its own ``PYTHONPYCACHEPREFIX`` and one warm-up run, so
 the figures are those of an installed goodwill (pip compiles the ``.pyc`` files at install);
@@ -44,15 +45,16 @@ NOW = "2026-12-01T09:00:00Z"
 class Case:
     name: str
     args: tuple[str, ...]
+    #: Added to the tree's environment for this command.
+    env: tuple[tuple[str, str], ...] = ()
 
 
-def cases(examples: Path) -> list[Case]:
+def cases(examples: Path, data_dir: Path) -> list[Case]:
     policy = str(examples / "policies" / "alex.yaml")
+    plan = ("plan", "--policy", policy, "--calendars", str(examples / "calendars"), "--now", NOW)
     return [
-        Case(
-            "plan",
-            ("plan", "--policy", policy, "--calendars", str(examples / "calendars"), "--now", NOW),
-        ),
+        Case("plan", plan),
+        Case("plan+env", plan, (("GOODWILL_DATA_DIR", str(data_dir)),)),
         Case("validate", ("validate", policy)),
         Case("--help", ("--help",)),
     ]
@@ -79,9 +81,6 @@ def make_env(root: Path, scratch: Path, label: str, *, bytecode: bool) -> dict[s
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOODWILL_")}
     env.pop("PYTHONPYCACHEPREFIX", None)
     env["PYTHONPATH"] = str(root)
-    data_dir = scratch / f"data-{label}"
-    data_dir.mkdir()
-    env["GOODWILL_DATA_DIR"] = str(data_dir)
     if bytecode:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(scratch / f"pyc-{label}")
@@ -104,7 +103,7 @@ def run_once(tree: Tree, case: Case, cwd: Path) -> Sample:
     proc = subprocess.run(
         [sys.executable, "-m", "scheduler", *case.args],
         cwd=cwd,
-        env=tree.env,
+        env={**tree.env, **dict(case.env)},
         capture_output=True,
         check=False,
     )
@@ -114,9 +113,11 @@ def run_once(tree: Tree, case: Case, cwd: Path) -> Sample:
     return Sample(wall, cpu, proc.returncode, proc.stdout)
 
 
-def measure(trees: list[Tree], runs: int, examples: Path, cwd: Path) -> list[dict[str, object]]:
+def measure(
+    trees: list[Tree], runs: int, examples: Path, cwd: Path, data_dir: Path
+) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
-    for case in cases(examples):
+    for case in cases(examples, data_dir):
         samples: dict[str, list[Sample]] = {t.label: [] for t in trees}
         for tree in trees:  # warm-up: fills the bytecode cache, pages the venv in
             run_once(tree, case, cwd)
@@ -188,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
         # The same input for both: HEAD's examples (the working tree still accepts them).
         examples = roots[0][1] / "examples"
-        rows = measure(trees, args.runs, examples, cwd)
+        data_dir = scratch / "data"  # stays empty: a dry run writes nothing
+        data_dir.mkdir()
+        rows = measure(trees, args.runs, examples, cwd, data_dir)
     labels = [t.label for t in trees]
     load = {"start": list(load_start), "end": list(os.getloadavg())}
     if args.json:

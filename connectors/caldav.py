@@ -100,7 +100,7 @@ from scheduler.core.model import (
     ShowAs,
 )
 from scheduler.core.ports import EventState
-from scheduler.settings import Limits
+from scheduler.limits import Limits
 
 __all__ = ["PROVIDER", "CalDAVCalendar", "parse_free_busy", "unreachable_reason"]
 

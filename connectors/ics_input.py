@@ -54,7 +54,7 @@ from icalendar.parser.ical.calendar import CalendarIcalParser
 from icalendar.parser.parameter import Parameters
 
 from scheduler.core.errors import CalendarDataError
-from scheduler.settings import Limits
+from scheduler.limits import Limits
 
 __all__ = [
     "MEMOS_PER_FILE",

@@ -75,7 +75,7 @@ from scheduler.core.model import (
     EventStatus,
     ShowAs,
 )
-from scheduler.settings import Limits
+from scheduler.limits import Limits
 
 if TYPE_CHECKING:  # imported where a feed is fetched: the ICS directory never needs it
     import httpx

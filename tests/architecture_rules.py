@@ -18,7 +18,8 @@ names only make the message say why):
 * ``workers``: ``scheduler.core``, ``scheduler.app``, ``scheduler.settings``, itself and any
   third-party package.
 * ``scheduler.settings``: the stdlib, the pure packages above, ``pydantic_settings`` and
-  ``scheduler.core``.
+  ``scheduler.core``. ``scheduler.limits`` (the limits section, without pydantic-settings, so a
+  cold ``goodwill plan`` need not load it) belongs to this layer.
 * ``scheduler.entrypoints``, ``scheduler.__main__`` and the ``scheduler`` package: anything.
 
 Any other ``scheduler.X`` module is reported as outside the layers. Import cycles among the
@@ -200,6 +201,8 @@ def layer_of(module: str) -> str | None:
     """
     if module in ("scheduler", "scheduler.__main__"):
         return UNRESTRICTED
+    if _under(module, "scheduler.limits"):  # the settings' section on pydantic alone
+        return "scheduler.settings"
     for prefix in _PREFIX_LAYERS:
         if _under(module, prefix):
             return prefix

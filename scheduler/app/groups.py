@@ -5,7 +5,8 @@ module is what the use cases add around it:
 
 - **planning**: the store's history for the planner (:func:`group_history`: who presented when,
   which groups were last held or are open, who has completed a one-to-one), the people whose
-  busy time the round's one batched read must include (:func:`group_busy_people`), and the
+  busy time the round's one batched read must include
+  (:func:`scheduler.app.dry_run.group_busy_people`), and the
   plan's group proposals as ``proposed`` meetings (:func:`group_new_meetings`);
 - **booking**: why a group meeting may not be booked (:func:`group_refusal`), the re-check of
   the owner and every attendee in one busy read (:func:`group_slot_taken`), and the single
@@ -28,8 +29,8 @@ from scheduler.app.pipeline import Pipeline, idempotency_key
 from scheduler.app.ports import StorePort
 from scheduler.app.records import ContactSource, Meeting, NewMeeting, RoundMeetings
 from scheduler.core.busy import apply_busy_rules
-from scheduler.core.group_members import MemberLoad
-from scheduler.core.groups import GroupHistory, GroupProposal, group_people
+from scheduler.core.group_members import MemberLoad, group_person
+from scheduler.core.groups import GroupHistory, GroupProposal
 from scheduler.core.intervals import Interval, overlaps_any
 from scheduler.core.model import AttendeeStatus, BusyQuery, EventDraft, Person
 from scheduler.core.policy import Policy
@@ -44,7 +45,6 @@ __all__ = [
     "below_quorum_text",
     "follow_group",
     "group_backoff_key",
-    "group_busy_people",
     "group_draft",
     "group_history",
     "group_new_meetings",
@@ -85,16 +85,6 @@ def slot_holder(m: Meeting) -> str:
     return f"group:{m.group_name}:{m.id}" if m.is_group else m.stakeholder_email
 
 
-def group_person(policy: Policy, email: str) -> Person:
-    """A group member as a Person: the stakeholder's, else an address in an allowed domain
-    with the stakeholder defaults' zone (else the owner's)."""
-    s = policy.stakeholder(email)
-    if s is not None:
-        return policy.person_of(s)
-    zone = policy.stakeholder_defaults.timezone or policy.owner.timezone
-    return Person(email.lower(), "", zone)
-
-
 def group_backoff_key(name: str) -> str:
     """The etiquette-status key of a group's decline back-off (``group:NAME``; nobody's
     e-mail, so no stakeholder's status)."""
@@ -102,11 +92,6 @@ def group_backoff_key(name: str) -> str:
 
 
 _BACKOFF_PREFIX = "group:"
-
-
-def group_busy_people(policy: Policy, contacts: Mapping[str, datetime]) -> list[Person]:
-    """The group members and introduction people whose busy time the round reads."""
-    return [group_person(policy, e) for e in group_people(policy, contacts)]
 
 
 # -- planning ---------------------------------------------------------------------------------

@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from scheduler.app.records import User
 from scheduler.core.intervals import Interval
 from scheduler.core.policy import Policy
+
+if TYPE_CHECKING:  # a cold `goodwill plan` imports this module, never the records
+    from scheduler.app.records import User
 
 __all__ = [
     "HISTORY_OVERLAP",

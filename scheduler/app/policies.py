@@ -36,7 +36,7 @@ from scheduler.core.policy import (
     validate_policy_text,
 )
 from scheduler.core.policy.limits import PolicyLimits
-from scheduler.settings import Limits
+from scheduler.limits import Limits
 
 __all__ = [
     "POLICY_SUFFIXES",

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from scheduler.core.availability import Span
 from scheduler.core.introductions import is_unmet
-from scheduler.core.model import BusyResult
+from scheduler.core.model import BusyResult, Person
 from scheduler.core.policy import Policy
 from scheduler.core.policy.groups import Group
 
@@ -35,6 +35,7 @@ __all__ = [
     "choose_attendees",
     "eligible",
     "full_weeks",
+    "group_person",
     "left_out_code",
     "left_out_text",
     "own_limit_text",
@@ -179,3 +180,13 @@ def choose_attendees(
         if fits(email):
             chosen.append(email)
     return chosen
+
+
+def group_person(policy: Policy, email: str) -> Person:
+    """A group member as a Person: the stakeholder's, else an address in an allowed domain
+    with the stakeholder defaults' zone (else the owner's)."""
+    s = policy.stakeholder(email)
+    if s is not None:
+        return policy.person_of(s)
+    zone = policy.stakeholder_defaults.timezone or policy.owner.timezone
+    return Person(email.lower(), "", zone)

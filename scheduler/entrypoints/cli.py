@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -24,7 +25,7 @@ from scheduler.entrypoints.startup import imports_kept
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-    from scheduler.app.planning import StoredState
+    from scheduler.app.dry_run import StoredState
     from scheduler.app.policies import PolicyLimits
     from scheduler.core.planner import Plan
     from scheduler.core.policy import Policy
@@ -177,8 +178,26 @@ def _owner_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     r.add_argument("--user", required=True, metavar="EMAIL")
 
 
+#: ``Settings.data_dir``'s default (tests/unit/test_cli_settings.py keeps the two the same).
+DEFAULT_DATA_DIR = Path(".goodwill")
+
+
+def _environment_has_settings() -> bool:
+    """Whether any ``GOODWILL_*`` variable is set (pydantic-settings ignores the letter case).
+
+    Settings come from the environment alone (no ``.env`` file), so without one every setting
+    is its default: ``plan`` and ``validate`` then skip building :class:`Settings`, whose
+    pydantic-settings imports (asyncio, pydantic's dataclasses) are a quarter of a cold dry
+    run (issue 13)."""
+    return any(name.upper().startswith("GOODWILL_") for name in os.environ)
+
+
 def _policy_limits() -> PolicyLimits:
     """The policy limits from GOODWILL_LIMITS__POLICY_* (a bad value exits 2, as any setting)."""
+    if not _environment_has_settings():
+        from scheduler.core.policy import PolicyLimits
+
+        return PolicyLimits()  # = policy_limits(Settings().limits) (tests/unit/test_policy.py)
     from scheduler.app.policies import policy_limits
     from scheduler.settings import Settings
 
@@ -209,7 +228,7 @@ def _cmd_validate(files: Sequence[Path], out: TextIO, *, own_process: bool) -> i
 
 def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO, *, own_process: bool) -> int:
     with imports_kept(own_process):  # what a dry run uses (not the store: no database yet)
-        from scheduler.app.planning import dry_run_plan
+        from scheduler.app.dry_run import dry_run_plan
         from scheduler.app.policies import load_policy
         from scheduler.core.clock import SystemClock
 
@@ -252,6 +271,8 @@ def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO, *, own_process
 def _stored_plan_state(policy: Policy, now: datetime) -> tuple[App | None, StoredState | None]:
     """The configured database (None when there is none yet: a dry run creates nothing) and,
     when it holds this policy's owner, what it knows: open meetings, back-offs, pauses."""
+    if not _environment_has_settings() and not (DEFAULT_DATA_DIR / "goodwill.db").exists():
+        return None, None  # the default database (a SQLite file in the default data dir)
     from scheduler.settings import Settings
 
     settings = Settings()

@@ -9,6 +9,7 @@ pauses (and still writes nothing). Without a database it stays as it was and cre
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,3 +146,36 @@ def test_without_a_database_the_dry_run_is_as_before_and_creates_none(
     out = json.loads(capsys.readouterr().out)
     assert len(out["proposals"]) == 3
     assert not (tmp_path / ".goodwill").exists()
+
+
+def test_with_no_goodwill_variable_the_dry_run_reads_the_default_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given no GOODWILL_* variable at all (the CLI then skips building the settings) and a
+    # database where the settings' defaults put it: .goodwill/goodwill.db under the cwd …
+    for name in [n for n in os.environ if n.upper().startswith("GOODWILL_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    calendars = tmp_path / "calendars"
+    calendars.mkdir()
+    for who in ("alex", "kim", "jo", "lee"):
+        _empty_calendar(calendars / f"{who}@corp.example.ics")
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "alex.yaml").write_text(POLICY)
+    settings = Settings(_env_file=None, policy_dir=policies, calendars_dir=calendars)
+    assert settings.effective_database_url == "sqlite:///.goodwill/goodwill.db"
+    app = bootstrap(settings, clock=FixedClock(NOW), auto_migrate=True)
+    try:
+        # … which holds a booked coffee with every stakeholder
+        planning.register_policies(app.pipeline)
+        user = app.store.get_user_by_email("alex@corp.example")
+        assert user is not None
+        for mid in planning.plan_user(app.pipeline, user.id).meeting_ids:
+            assert booking.book_meeting(app.pipeline, mid).outcome == BookOutcome.BOOKED
+        # When Alex runs the dry run, then it read that database: nobody is proposed again
+        result = _dry_run(app, capsys)
+        assert result["proposed"] == {}
+        assert set(result["skipped"].values()) == {"open_meeting"}
+    finally:
+        app.engine.dispose()

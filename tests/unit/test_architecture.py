@@ -461,41 +461,64 @@ print(json.dumps({"code": code, "loaded": loaded, "out": shown.getvalue()}))
 """
 
 
-_PLAN = (
-    "plan --policy examples/policies/alex.yaml --calendars examples/calendars"
-    " --now 2026-12-01T09:00:00Z"
-)
+_EXAMPLES = REPO_ROOT / "examples"
+_PLAN = [
+    "plan",
+    "--policy",
+    str(_EXAMPLES / "policies" / "alex.yaml"),
+    "--calendars",
+    str(_EXAMPLES / "calendars"),
+    "--now",
+    "2026-12-01T09:00:00Z",
+]
+_VALIDATE = ["validate", str(_EXAMPLES / "policies" / "alex.yaml")]
+#: A dry run needs neither the store-facing use cases (the planning round, booking, answers,
+#: registration) nor, with no GOODWILL_* variable set, the settings (pydantic-settings).
+_USE_CASES = [
+    "scheduler.app.planning",
+    "scheduler.app.booking",
+    "scheduler.app.decisions",
+    "scheduler.app.registration",
+    "scheduler.app.groups",
+    "scheduler.app.pipeline",
+]
+_SETTINGS = ["pydantic_settings", "scheduler.settings"]
 #: --help builds the parser only: not even pydantic or the policy schema.
 _HELP_HEAVY = [*CLI_HEAVY, "pydantic", "yaml", "icalendar", "scheduler.core.policy"]
 
 
 @pytest.mark.parametrize(
-    ("args", "heavy", "shows"),
+    ("args", "heavy", "shows", "bare"),
     [
-        (_PLAN.split(), CLI_HEAVY, "Dry run: nothing was written"),
-        (["validate", "examples/policies/alex.yaml"], CLI_HEAVY, "1 file(s) valid"),
-        (["--help"], _HELP_HEAVY, "usage: goodwill"),
+        (_PLAN, [*CLI_HEAVY, *_USE_CASES, *_SETTINGS], "Dry run: nothing was written", True),
+        (_PLAN, [*CLI_HEAVY, *_USE_CASES], "Dry run: nothing was written", False),
+        (_VALIDATE, [*CLI_HEAVY, *_USE_CASES, *_SETTINGS], "1 file(s) valid", True),
+        (_VALIDATE, CLI_HEAVY, "1 file(s) valid", False),
+        (["--help"], _HELP_HEAVY, "usage: goodwill", True),
     ],
-    ids=["plan", "validate", "help"],
+    ids=["plan", "plan-with-settings", "validate", "validate-with-settings", "help"],
 )
 def test_the_cli_loads_only_what_the_command_needs(
-    args: list[str], heavy: list[str], shows: str, tmp_path: Path
+    args: list[str], heavy: list[str], shows: str, bare: bool, tmp_path: Path
 ) -> None:
-    # Given a fresh interpreter and no database yet (a dry run creates none) …
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOODWILL_")}
-    env["GOODWILL_DATA_DIR"] = str(tmp_path)
+    # Given a fresh interpreter and no database yet (a dry run creates none), either no
+    # GOODWILL_* variable at all (bare) or a data directory named by one …
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("GOODWILL_")}
+    if not bare:
+        env["GOODWILL_DATA_DIR"] = str(tmp_path / "data")
     # … when the command runs in it …
     proc = subprocess.run(
         [sys.executable, "-c", _RUN_CLI, json.dumps(heavy), *args],
         capture_output=True,
         text=True,
         check=False,
-        cwd=REPO_ROOT,
-        env=env,
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.splitlines()[-1])
     assert result["code"] == 0, (result["out"], proc.stderr)
     assert shows in result["out"]
-    # … then it loaded none of the store, the SDKs, the broker, metrics or the web stack.
+    # … then it loaded none of the store, the SDKs, the broker, metrics or the web stack (nor,
+    # for a dry run, the use cases it does not run; nor, with no variable, the settings).
     assert result["loaded"] == [], f"goodwill {args[0]} loaded {result['loaded']}"
