@@ -34,12 +34,14 @@ def bootstrap(
     clock: Clock | None = None,
     auto_migrate: bool = False,
     backends: BackendRegistry | None = None,
+    read_only: bool = False,
 ) -> App:
     """Wire one process. ``auto_migrate`` is for the embedded single-process mode only;
-    in scale mode ``goodwill migrate`` runs once before the workers start."""
+    in scale mode ``goodwill migrate`` runs once before the workers start. ``read_only`` (the
+    dry run of ``goodwill plan``): no data directory or meeting-key file is made."""
     clock = clock or SystemClock()
     url = settings.effective_database_url
-    if url.startswith("sqlite:///"):
+    if url.startswith("sqlite:///") and not read_only:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private state
     engine = make_engine(url)
     if auto_migrate:
@@ -65,6 +67,6 @@ def bootstrap(
         plan_retry_s=settings.plan_retry_s,
         stakeholder_weekly_cap=settings.stakeholder_weekly_cap,
         policy_removed_grace=timedelta(seconds=settings.policy_removed_grace_s),
-        key_secret=meeting_key_secret(settings),
+        key_secret=meeting_key_secret(settings, create=not read_only),
     )
     return App(settings, engine, store, pipeline, clock)

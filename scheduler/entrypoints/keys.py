@@ -34,8 +34,11 @@ _ROOT_BYTES = 32
 _log = logging.getLogger("goodwill.keys")
 
 
-def meeting_key_secret(settings: Settings) -> bytes:
+def meeting_key_secret(settings: Settings, *, create: bool = True) -> bytes:
     """The secret for :attr:`scheduler.app.pipeline.Pipeline.key_secret`.
+
+    ``create`` False (a dry run, which writes nothing): a missing key file is not made; the
+    secret is then a random one of this process, good for nothing that is kept.
 
     Raises:
         ConfigurationError: no secret key is set and the key file cannot be read or made.
@@ -43,6 +46,8 @@ def meeting_key_secret(settings: Settings) -> bytes:
     if settings.secret_key is not None:
         return derive_key_secret(settings.secret_key.get_secret_value().encode())
     path = settings.data_dir / KEY_FILE
+    if not create and not path.exists():
+        return derive_key_secret(secrets.token_bytes(_ROOT_BYTES))
     root = _read_or_create(path)
     if not settings.effective_database_url.startswith("sqlite"):
         _log.warning(

@@ -179,3 +179,20 @@ def test_with_no_goodwill_variable_the_dry_run_reads_the_default_database(
         assert set(result["skipped"].values()) == {"open_meeting"}
     finally:
         app.engine.dispose()
+
+
+def test_the_dry_run_makes_no_data_directory_or_key_file(
+    world: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a database named by GOODWILL_DATABASE_URL and no GOODWILL_DATA_DIR (the default,
+    # .goodwill under the cwd, does not exist) …
+    planning.register_policies(world.pipeline)
+    monkeypatch.delenv("GOODWILL_DATA_DIR")
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    # … when the dry run reads that database …
+    result = _dry_run(world, capsys)
+    assert len(result["proposed"]) == 3
+    # … then it made nothing in the cwd: no data directory, no meeting-key file
+    assert list(cwd.iterdir()) == []
