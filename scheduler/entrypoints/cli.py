@@ -192,6 +192,14 @@ def _environment_has_settings() -> bool:
     return any(name.upper().startswith("GOODWILL_") for name in os.environ)
 
 
+def _import_settings_if_set() -> None:
+    """Import the settings (pydantic-settings) now, inside :func:`imports_kept`, when a
+    ``GOODWILL_*`` variable means the command will build them: imported later, with the
+    collector running, its scans of everything imported so far cost more than the import."""
+    if _environment_has_settings():
+        import scheduler.settings  # noqa: F401
+
+
 def _policy_limits() -> PolicyLimits:
     """The policy limits from GOODWILL_LIMITS__POLICY_* (a bad value exits 2, as any setting)."""
     if not _environment_has_settings():
@@ -206,7 +214,9 @@ def _policy_limits() -> PolicyLimits:
 
 def _cmd_validate(files: Sequence[Path], out: TextIO, *, own_process: bool) -> int:
     with imports_kept(own_process):
-        from scheduler.app.policies import check_policy_files  # and the settings, pydantic
+        from scheduler.app.policies import check_policy_files  # and pydantic
+
+        _import_settings_if_set()
 
     count, issues = check_policy_files(list(files), _policy_limits())
     if count == 0:
@@ -234,6 +244,7 @@ def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO, *, own_process
 
         if args.calendars is not None:
             from connectors.ics import IcsDirectory
+        _import_settings_if_set()
 
     policy = load_policy(args.policy, _policy_limits())
     now: datetime = args.now or SystemClock().now()
@@ -283,7 +294,7 @@ def _stored_plan_state(policy: Policy, now: datetime) -> tuple[App | None, Store
     from scheduler.entrypoints.bootstrap import bootstrap
 
     try:
-        app = bootstrap(settings)
+        app = bootstrap(settings, read_only=True)  # "Dry run: nothing was written"
     except ConfigurationError:
         return None, None
     user = app.store.get_user_by_email(policy.owner.email)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.core.policy import PolicyLimits
+from scheduler.app.policies import policy_limits
 from scheduler.entrypoints import cli
 from scheduler.entrypoints.cli import main
 from scheduler.settings import Settings
@@ -37,13 +37,23 @@ def bare_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
-def test_the_cli_default_data_dir_is_the_settings_default() -> None:
-    assert Settings.model_fields["data_dir"].default == cli.DEFAULT_DATA_DIR
+def test_the_settings_come_from_the_environment_alone() -> None:
+    # The shortcut is right only while no other source can set a value: no .env file, no
+    # secrets directory, no custom sources.
+    config = Settings.model_config
+    assert config.get("env_file") is None
+    assert config.get("secrets_dir") is None
+    assert "settings_customise_sources" not in vars(Settings)
 
 
-def test_without_variables_the_limits_are_the_settings_defaults(bare_environment: None) -> None:
+def test_the_cli_defaults_are_the_settings_defaults(bare_environment: None) -> None:
     assert not cli._environment_has_settings()
-    assert cli._policy_limits() == PolicyLimits()
+    settings = Settings()
+    assert settings.data_dir == cli.DEFAULT_DATA_DIR
+    assert settings.effective_database_url == (
+        f"sqlite:///{(cli.DEFAULT_DATA_DIR / 'goodwill.db').as_posix()}"
+    )
+    assert cli._policy_limits() == policy_limits(settings.limits)
 
 
 @pytest.mark.parametrize(
