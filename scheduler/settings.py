@@ -42,6 +42,8 @@ _TICK_SECONDS = {
     "tick_interval_s": (0, 3600, "how often the tick runs a round"),
     "max_clock_skew_s": (0, 300, "how far this host's clock may be from the database's"),
     "tick_max_lease_s": (0, 86400, "the longest tick lease anyone may hold"),
+    "sync_every_s": (0, 86400, "how often answers and conflicts are followed at the most"),
+    "sync_max_every_s": (0, 86400, "how long an owner's answers and conflicts may go unread"),
 }
 #: Tick health settings: (least, most, what it is), in rounds.
 _TICK_ROUNDS = {
@@ -268,6 +270,13 @@ class Settings(BaseSettings):
     plan_every_s: float = 12 * 3600.0
     #: When a planning round failed (calendar unreachable) or its message was lost, retry after.
     plan_retry_s: float = 300.0
+    #: How often an owner's answers and conflicts are followed (a sync pass): a twelfth of the
+    #: time until their next followed meeting starts, at least ``sync_every_s`` (a meeting
+    #: within three hours: every 15 min) and at most ``sync_max_every_s`` (a day or more away:
+    #: every 2 h). Polling every owner every 15 min would be most of the service's CPU and, at
+    #: 100,000 owners, above Google's 10,000 requests a minute per project (docs/operations.md).
+    sync_every_s: float = 900.0
+    sync_max_every_s: float = 7200.0
     #: The most rows each of the tick's scans claims per round (plans, bookings, syncs).
     tick_batch: int = Field(500, ge=1, le=100_000)
     #: The most messages the tick keeps waiting in the broker's queue: under a backlog it sends
@@ -325,7 +334,8 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("tick_interval_s", "max_clock_skew_s", "tick_max_lease_s")
+    @field_validator("tick_interval_s", "max_clock_skew_s", "tick_max_lease_s", "sync_every_s",
+                     "sync_max_every_s")  # fmt: skip
     @classmethod
     def _tick_seconds_in_range(cls, value: float | None, info: ValidationInfo) -> float | None:
         if value is None:  # tick_max_lease_s unset: derived from the interval
@@ -353,6 +363,14 @@ class Settings(BaseSettings):
                     "void the leases of replicas whose clocks are only a little behind",
                     {"least": interval + skew, "got": value},
                 )
+        every = info.data.get("sync_every_s")
+        if name == "sync_max_every_s" and every is not None and value < every:
+            raise PydanticCustomError(
+                "sync_max_below_min",
+                "GOODWILL_SYNC_MAX_EVERY_S ({got}) is below GOODWILL_SYNC_EVERY_S ({least}): "
+                "raise it, or set both alike to follow every owner at one fixed pace",
+                {"least": every, "got": value},
+            )
         return value
 
     @field_validator("tick_stale_rounds", "tick_max_failed_rounds")

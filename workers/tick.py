@@ -21,7 +21,7 @@ from scheduler.app import decisions, planning, responses
 from scheduler.app.pipeline import Pipeline
 from workers.actors import Actors
 
-__all__ = ["TICK_HEARTBEAT", "Tick", "TickResult"]
+__all__ = ["TICK_HEARTBEAT", "Tick", "TickResult", "follow_every"]
 
 log = logging.getLogger("goodwill.tick")
 
@@ -71,6 +71,18 @@ class TickResult:
     expired: int = 0
 
 
+def follow_every(
+    next_start: datetime | None, now: datetime, every: timedelta, most: timedelta
+) -> timedelta:
+    """How long until an owner's next sync pass: a twelfth of the time until their next
+    followed meeting starts, at least ``every`` and at most ``most`` (with the defaults a
+    meeting within three hours of now is followed every 15 minutes, one a day or more away every
+    two hours); ``every`` when every followed meeting has ended (they wait to be completed)."""
+    if next_start is None:
+        return every
+    return min(max((next_start - now) / 12, every), max(every, most))
+
+
 class Tick:
     """Runs :meth:`run_round` every ``interval_s`` seconds in a thread (or by hand in tests).
 
@@ -93,6 +105,11 @@ class Tick:
         batch: the most rows each scan claims per round (``GOODWILL_TICK_BATCH``).
         queue_max: the most messages kept queued (``GOODWILL_TICK_QUEUE_MAX``).
         queue_depth: reads the broker queue's depth (:func:`workers.actors.queue_depth`).
+        sync_every, sync_max_every: how often an owner's answers and conflicts are followed
+            (``GOODWILL_SYNC_EVERY_S``, ``GOODWILL_SYNC_MAX_EVERY_S``): a twelfth of the time
+            until their next followed meeting starts, between the two (None: always
+            ``sync_every``; :func:`follow_every`); a meeting that becomes booked or answered
+            brings the owner's next pass to within ``sync_every``.
     """
 
     def __init__(
@@ -103,6 +120,7 @@ class Tick:
         interval_s: float = 10.0,
         holder: str | None = None,
         sync_every: timedelta = timedelta(minutes=15),
+        sync_max_every: timedelta | None = None,
         on_round: Callable[[], None] | None = None,
         owner_mail: Callable[[], object] | None = None,
         max_lease_s: float | None = None,
@@ -131,6 +149,7 @@ class Tick:
         self.interval_s = interval_s
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.sync_every = sync_every
+        self.sync_max_every = max(sync_every, sync_max_every or sync_every)
         self.on_round = on_round
         #: Sends the owners' due digests and notices (injected by the runtime; None: none).
         self.owner_mail = owner_mail
@@ -251,7 +270,8 @@ class Tick:
         return room
 
     def _send_syncs(self, now: datetime, depth: int | None, room: int, result: TickResult) -> None:
-        """Follow the answers of every owner with a followed meeting, each every ``sync_every``.
+        """Follow the answers of every owner with a followed meeting, each at the pace of
+        :meth:`follow_every`.
 
         Who is followed: one query per ``sync_every`` period, plus the audit rows written since
         the last round (a meeting that became booked, accepted, …); a round reads only those and
@@ -270,25 +290,38 @@ class Tick:
         ):
             self._audit_after = max(self._audit_after, event.id)
             if event.user_id is not None and event.to_state in _FOLLOWED:
-                self._sync_at(event.user_id, now, keep=True)
+                self._sync_soon(event.user_id, now)
         due: list[int] = []
         while self._sync_heap and self._sync_heap[0][0] <= now and len(due) < min(room, self.batch):
             at, user_id = heapq.heappop(self._sync_heap)
             if self._sync_next.get(user_id) == at:
                 due.append(user_id)
-        followed = p.store.followed_owners(due) if due else {}
+        followed = p.store.followed_owners(due, now=now) if due else {}
         for user_id in sorted(due):
             if user_id not in followed:  # nothing followed any more: forgotten until there is
                 del self._sync_next[user_id]
                 continue
             # A removed policy file stops its owner: answers are followed again once it is back
             # (and their own round cancelling the meetings never races a sync for them).
-            if followed[user_id]:
+            if followed[user_id].policy_missing:
                 self._sync_at(user_id, now + timedelta(seconds=self.interval_s))
                 continue
-            self._sync_at(user_id, now + self.sync_every)
+            self._sync_at(user_id, now + self.follow_every(followed[user_id].next_start, now))
             if self._send(self.actors.sync_responses, "sync", user_id, depth):
                 result.sync_sent.append(user_id)
+
+    def follow_every(self, next_start: datetime | None, now: datetime) -> timedelta:
+        """How long until an owner's next sync pass (:func:`follow_every`)."""
+        return follow_every(next_start, now, self.sync_every, self.sync_max_every)
+
+    def _sync_soon(self, user_id: int, now: datetime) -> None:
+        """A meeting of the owner became followed or changed: sync now when they were not
+        followed yet, else no later than ``sync_every`` from now."""
+        at = self._sync_next.get(user_id)
+        if at is None:
+            self._sync_at(user_id, now)
+        elif at > now + self.sync_every:
+            self._sync_at(user_id, now + self.sync_every)
 
     def _sync_at(self, user_id: int, at: datetime, *, keep: bool = False) -> None:
         if keep and user_id in self._sync_next:

@@ -13,6 +13,7 @@ __all__ = [
     "AuditEntry",
     "BookingClaim",
     "ContactSource",
+    "FollowedOwner",
     "Heartbeat",
     "HeldReply",
     "HeldReplyState",
@@ -287,3 +288,14 @@ class OwnerMail:
     sent_at: datetime | None
     attempts: int
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FollowedOwner:
+    """An owner with meetings whose answers are followed (``StorePort.followed_owners``)."""
+
+    #: Their policy file is gone: their answers are followed again once it is back.
+    policy_missing: bool
+    #: The start of their soonest followed meeting that has not ended yet (None: not asked for,
+    #: or every followed meeting has ended and waits to be completed).
+    next_start: datetime | None = None

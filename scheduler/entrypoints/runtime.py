@@ -12,6 +12,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -135,6 +136,8 @@ def build_runtime(
             batch=settings.tick_batch,
             queue_max=settings.tick_queue_max,
             queue_depth=lambda: queue_depth(broker),
+            sync_every=timedelta(seconds=settings.sync_every_s),
+            sync_max_every=timedelta(seconds=settings.sync_max_every_s),
         )
         if with_tick
         else None

@@ -38,7 +38,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.app.ports import UserRegistration
-from scheduler.app.records import BookingClaim, OwnerMail, OwnerMailKind, RoundMeetings
+from scheduler.app.records import (
+    BookingClaim,
+    FollowedOwner,
+    OwnerMail,
+    OwnerMailKind,
+    RoundMeetings,
+)
 from scheduler.core.errors import ConfigurationError, UnknownMeeting
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import INITIAL_STATES, OPEN_STATES, TERMINAL_STATES, MeetingState
@@ -584,9 +590,7 @@ class Store:
         with self._read() as s:
             return [user_from_row(r) for r in s.scalars(select(UserRow).order_by(UserRow.id))]
 
-    def register_users(
-        self, users: Sequence[UserRegistration], *, now: datetime
-    ) -> list[int]:
+    def register_users(self, users: Sequence[UserRegistration], *, now: datetime) -> list[int]:
         """:meth:`upsert_user` for many policy files in one transaction, each also setting the
         user's ``policy_error``; in order (a later file of the same owner wins).
 
@@ -642,10 +646,13 @@ class Store:
             )
             return [user_from_row(r) for r in s.scalars(query.order_by(UserRow.id))]
 
-    def followed_owners(self, user_ids: Collection[int] | None) -> dict[int, bool]:
+    def followed_owners(
+        self, user_ids: Collection[int] | None, *, now: datetime | None = None
+    ) -> dict[int, FollowedOwner]:
         """Owners with a meeting whose answers are followed (booked, accepted, tentative,
         declined), among ``user_ids`` (by the ``(user_id, start)`` index) or all (None), each
-        with whether their policy file is gone."""
+        with whether their policy file is gone and, given ``now``, when their soonest followed
+        meeting that has not ended starts (the tick follows an owner more often as it nears)."""
         followed = (MeetingState.BOOKED, MeetingState.ACCEPTED, MeetingState.TENTATIVE,
                     MeetingState.DECLINED)  # fmt: skip
         if user_ids is not None and not user_ids:
@@ -655,11 +662,29 @@ class Store:
             .where(MeetingRow.user_id == UserRow.id, _state_in(followed))
             .exists()
         )
-        query = select(UserRow.id, UserRow.policy_missing_since).where(has)
+        columns: list[Any] = [UserRow.id, UserRow.policy_missing_since]
+        if now is not None:
+            columns.append(
+                select(func.min(MeetingRow.start))
+                .where(
+                    MeetingRow.user_id == UserRow.id,
+                    _state_in(followed),
+                    MeetingRow.end > now,
+                )
+                .scalar_subquery()
+                .label("next_start")
+            )
+        query = select(*columns).where(has)
         if user_ids is not None:
             query = query.where(UserRow.id.in_(set(user_ids)))
         with self._read() as s:
-            return {row.id: row.policy_missing_since is not None for row in s.execute(query)}
+            return {
+                row.id: FollowedOwner(
+                    row.policy_missing_since is not None,
+                    row.next_start if now is not None else None,
+                )
+                for row in s.execute(query)
+            }
 
     def mark_policy_missing(self, user_id: int, *, now: datetime) -> datetime | None:
         """Record that the user's policy file is gone, keeping the first time it was seen gone.

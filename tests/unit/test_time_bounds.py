@@ -68,6 +68,7 @@ def test_tick_settings_have_sane_defaults() -> None:
     assert Settings(_env_file=None, tick_interval_s=600).effective_tick_max_lease_s == 1202.0
     assert Settings(_env_file=None, tick_max_lease_s=30).effective_tick_max_lease_s == 30.0
     assert (s.max_clock_skew_s, s.tick_stale_rounds, s.tick_max_failed_rounds) == (2.0, 6, 3)
+    assert (s.sync_every_s, s.sync_max_every_s) == (900.0, 7200.0)
 
 
 @pytest.mark.parametrize(
@@ -86,6 +87,9 @@ def test_tick_settings_have_sane_defaults() -> None:
         ("GOODWILL_TICK_STALE_ROUNDS", "many"),
         ("GOODWILL_TICK_MAX_FAILED_ROUNDS", "0"),
         ("GOODWILL_TICK_MAX_FAILED_ROUNDS", "100000"),
+        ("GOODWILL_SYNC_EVERY_S", "0"),
+        ("GOODWILL_SYNC_MAX_EVERY_S", "200000"),
+        ("GOODWILL_SYNC_MAX_EVERY_S", "60"),  # below GOODWILL_SYNC_EVERY_S (900)
     ],
 )
 def test_nonsense_tick_settings_are_refused_naming_the_variable(

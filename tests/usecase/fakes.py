@@ -28,6 +28,7 @@ from scheduler.app.records import (
     AuditEntry,
     BookingClaim,
     ContactSource,
+    FollowedOwner,
     Heartbeat,
     HeldReply,
     HeldReplyState,
@@ -313,14 +314,22 @@ class FakeStore:
                 if self._users[i].email in wanted or self._users[i].policy_path in at
             ]
 
-    def followed_owners(self, user_ids: Collection[int] | None) -> dict[int, bool]:
+    def followed_owners(
+        self, user_ids: Collection[int] | None, *, now: datetime | None = None
+    ) -> dict[int, FollowedOwner]:
         followed = {_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE, _S.DECLINED}
         with self._atomic():
-            owners = {m.user_id for m in self._meetings.values() if m.state in followed}
+            meetings = [m for m in self._meetings.values() if m.state in followed]
+            owners = {m.user_id for m in meetings}
             if user_ids is not None:
                 owners &= set(user_ids)
+            ahead: dict[int, datetime] = {}
+            if now is not None:
+                for m in meetings:
+                    if m.end > now and (m.user_id not in ahead or m.start < ahead[m.user_id]):
+                        ahead[m.user_id] = m.start
             return {
-                i: self._users[i].policy_missing_since is not None
+                i: FollowedOwner(self._users[i].policy_missing_since is not None, ahead.get(i))
                 for i in sorted(owners)
                 if i in self._users
             }
@@ -529,9 +538,7 @@ class FakeStore:
                     user_id, declined_since, declined_until, states=[_S.DECLINED]
                 ),
                 groups=self.group_meetings(user_id, since=history_since),
-                completed=self.meetings_between(
-                    user_id, history_since, now, states=[_S.COMPLETED]
-                ),
+                completed=self.meetings_between(user_id, history_since, now, states=[_S.COMPLETED]),
                 as_stakeholder=self.open_meetings_as_stakeholder(owner_email),
             )
 
