@@ -594,7 +594,27 @@ def _figures(
         "wall_s": round(wall, 1),
         "planning_wall_s": round(planned_at - t0, 1) if planned_at is not None else None,
         "workers": cfg.workers if cfg.store == "postgres" else 1,
+        "per_call": _per_call(before, after, users),
     }
+
+
+def _per_call(before: _Snapshot, after: _Snapshot, users: int) -> dict[str, dict[str, float]]:
+    """Each actor's (and the tick round's) calls per user and thread CPU ms per call, from the
+    probes: what stays comparable between sizes whose runs last unequally long (a longer run
+    does more periodic work per plan: re-plans, sync passes)."""
+    names = sorted({k.partition(":")[2] for c in after.counts.values() for k in c
+                    if k.startswith("calls:")})  # fmt: skip
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        calls = _delta(before, after, "calls", name)
+        if calls:
+            cpu_ms = _delta(before, after, "cpu_us", name) / 1000
+            out[name] = {
+                "calls": calls,
+                "per_user": round(calls / users, 2),
+                "cpu_ms": round(cpu_ms / calls, 1),
+            }
+    return out
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -639,6 +659,26 @@ def render_table(sizes: list[dict[str, Any]]) -> str:
             x, y = a.get(key), b.get(key)
             ratios.append(f"{y / x:.2f}×" if x and y is not None else "-")
         lines.append("| " + " | ".join(ratios) + " |")
+    return "\n".join(lines)
+
+
+def render_calls(sizes: list[dict[str, Any]]) -> str:
+    """Thread CPU ms per call (calls per user) of each actor and the tick round, per size."""
+    names = sorted({n for s in sizes for n in s.get("per_call", {})})
+    head = "| call | " + " | ".join(f"N = {s['users']:,}" for s in sizes)
+    lines = [head + (" | ratio |" if len(sizes) >= 2 else " |"), "|---|" + "---:|" * len(sizes)]
+    if len(sizes) >= 2:
+        lines[1] += "---:|"
+    for name in names:
+        cells = []
+        for s in sizes:
+            c = s.get("per_call", {}).get(name)
+            cells.append("-" if c is None else f"{c['cpu_ms']:,.1f} ms ({c['per_user']:g}/user)")
+        line = f"| {name} | " + " | ".join(cells) + " |"
+        if len(sizes) >= 2:
+            a, b = (sizes[i].get("per_call", {}).get(name) for i in (-2, -1))
+            line += f" {b['cpu_ms'] / a['cpu_ms']:.2f}× |" if a and b and a["cpu_ms"] else " - |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -710,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
         machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores"
         print(f"\n## bench.pipeline — {stamp:%Y-%m-%d %H:%M} UTC, {machine}, store {cfg.store}\n")
         print(render_table(figures))
+        print()
+        print(render_calls(figures))
         print()
         for f in figures:
             print(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.pipeline import KEYS, main, render_table
+from bench.pipeline import KEYS, main, render_calls, render_table
 
 pytestmark = pytest.mark.slow
 
@@ -39,3 +39,8 @@ def test_a_tiny_sqlite_run_measures_every_figure(
     table = render_table([size, {**size, "users": 6}])
     assert "| 3 (SQLite) |" in table
     assert "| ×2 |" in table
+    calls = size["per_call"]
+    assert calls["plan_user"]["calls"] >= 3
+    assert calls["plan_user"]["cpu_ms"] > 0
+    assert calls["tick"]["calls"] > 0
+    assert "| plan_user | " in render_calls([size, {**size, "users": 6}])
