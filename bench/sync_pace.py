@@ -10,12 +10,14 @@ the next pass to within ``GOODWILL_SYNC_EVERY_S``.
 
 This replays that schedule, event by event, for ``--owners`` owners over ``--days`` days with the
 tick's own pace function: each owner books ``--per-week`` coffees a week (30 minutes, in working
-hours 09:00–17:00 UTC on weekdays, each booked 1–21 days ahead), a meeting is followed from its
-booking until the first pass after it ends (which completes it), and an owner with nothing
-followed gets no pass. Printed: passes per owner per day, and what they would mean at
-``--scale`` owners: provider requests per minute (against Google's default quota of 10,000 a
-minute per project) and worker cores at ``--pass-ms``. Deterministic (``--seed``); no timing is
-measured here. Not part of ``make test``.
+hours 09:00–17:00 UTC on weekdays, each booked 1–21 days ahead, answered 1–48 hours after the
+invite, ``--declined`` of them declined), a meeting is followed from its booking until the first
+pass after it ends (which completes it; a decline, for 30 days after its end), and an owner with
+nothing followed gets no pass. One tick replica (two replicas that take the lease in turns
+each keep their own schedule: up to twice the passes). Printed: passes per owner per day, and
+what they would mean at ``--scale`` owners: provider requests per minute (against Google's
+default quota of 10,000 a minute per project) and worker cores at ``--pass-ms``. Deterministic
+(``--seed``); no timing is measured here. Not part of ``make test``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from workers.tick import follow_every
+from workers.tick import MOVE_CUTOFF, follow_every
 
 START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # a Monday
 REQUESTS_PER_PASS = 2  # the listing of the owner's calendar and the free/busy read
@@ -37,9 +39,11 @@ GOOGLE_PER_MINUTE = 10_000  # per project (calendar-apis.md, "Quotas")
 class Booking:
     at: datetime  # when the invite went out
     start: datetime
+    answered: datetime  # when the stakeholder answered (may be after the start: never)
+    declined: bool
 
 
-def bookings(rng: random.Random, days: int, per_week: float) -> list[Booking]:
+def bookings(rng: random.Random, days: int, per_week: float, declined: float) -> list[Booking]:
     """One owner's bookings over ``days`` (and the three weeks before, so day one is steady)."""
     out: list[Booking] = []
     t = START - timedelta(days=21)
@@ -52,7 +56,9 @@ def bookings(rng: random.Random, days: int, per_week: float) -> list[Booking]:
         while day.weekday() >= 5:
             day += timedelta(days=1)
         slot = datetime(day.year, day.month, day.day, 9, tzinfo=UTC)
-        out.append(Booking(t, slot + timedelta(minutes=30 * rng.randrange(16))))
+        answered = t + timedelta(hours=rng.uniform(1, 48))
+        out.append(Booking(t, slot + timedelta(minutes=30 * rng.randrange(16)), answered,
+                           rng.random() < declined))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,32 +72,52 @@ class _Pace:
         return follow_every(next_start, now, self.sync_every, self.sync_max_every)
 
 
+_MEETING = timedelta(minutes=30)
+_DECLINED_KEPT = timedelta(days=30)  # a decline is followed this long after its end
+
+
 def passes(plan: list[Booking], pace: _Pace, days: int) -> int:
-    """Sync passes in ``[START, START + days)`` for one owner's bookings."""
+    """Sync passes in ``[START, START + days)`` for one owner's bookings, as the tick paces
+    them: the deadline is the soonest start of a meeting still followed closely or, sooner,
+    the moment a later one enters its last :data:`MOVE_CUTOFF`; a booking or an answer brings
+    the next pass to within ``sync_every`` (now, when nothing was followed); a decline stops
+    pacing but keeps the owner followed for 30 days after its end."""
     end = START + timedelta(days=days)
-    events = sorted(plan, key=lambda b: b.at)
-    followed: list[datetime] = []  # starts of the meetings followed (heap)
+    answers = [(b.answered, 1, b) for b in plan if b.answered < b.start]
+    changes = sorted([(b.at, 0, b) for b in plan] + answers, key=lambda c: c[0])
+    close: set[Booking] = set()  # followed closely: booked or accepted, not completed
+    kept: list[datetime] = []  # when each followed decline stops being followed (heap)
     count, i, at = 0, 0, None  # at: the owner's next pass (None: not followed)
     while True:
-        booking_at = events[i].at if i < len(events) else None
-        if at is None and booking_at is None:
+        change_at = changes[i][0] if i < len(changes) else None
+        if at is None and change_at is None:
             return count
-        if at is not None and (booking_at is None or at <= booking_at):
+        if at is not None and (change_at is None or at <= change_at):
             if at >= end:
                 return count
             now = at
             if now >= START:
                 count += 1
-            # the pass completes what has ended (30-minute meetings)
-            while followed and followed[0] + timedelta(minutes=30) <= now:
-                heapq.heappop(followed)
-            ahead = followed[0] if followed else None
-            at = now + pace.next_pass(ahead, now) if followed else None
+            close = {b for b in close if b.start + _MEETING > now}  # the pass completes those
+            while kept and kept[0] <= now:
+                heapq.heappop(kept)
+            if not close and not kept:
+                at = None
+                continue
+            soon = min((b.start for b in close), default=None)
+            far = min((b.start for b in close if b.start > now + MOVE_CUTOFF), default=None)
+            deadline = min([t for t in (soon, far and far - MOVE_CUTOFF) if t], default=None)
+            at = now + pace.next_pass(deadline, now)
             continue
-        assert booking_at is not None
-        heapq.heappush(followed, events[i].start)
+        assert change_at is not None
+        _, kind, booking = changes[i]
         i += 1
-        at = booking_at if at is None else min(at, booking_at + pace.sync_every)
+        if kind == 0:
+            close.add(booking)
+        elif booking.declined and booking in close:
+            close.discard(booking)
+            heapq.heappush(kept, booking.start + _MEETING + _DECLINED_KEPT)
+        at = change_at if at is None else min(at, change_at + pace.sync_every)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--owners", type=int, default=1000)
     parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--per-week", type=float, default=3.0, help="coffees booked a week")
+    parser.add_argument("--declined", type=float, default=0.2, help="share of invites declined")
     parser.add_argument("--scale", type=int, default=100_000, help="owners to project onto")
     parser.add_argument("--pass-ms", type=float, default=22.2, help="worker CPU per pass")
     parser.add_argument("--seed", type=int, default=20261202)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
-    plans = [bookings(rng, args.days, args.per_week) for _ in range(args.owners)]
+    plans = [bookings(rng, args.days, args.per_week, args.declined) for _ in range(args.owners)]
     every = timedelta(minutes=15)
     paces = {
         "fixed, every 15 min (before)": _Pace(every, every),
@@ -114,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(
         f"sync passes for {args.owners:,} owners over {args.days} days, {args.per_week:g} "
-        f"coffees booked a week each; projected onto {args.scale:,} owners at "
-        f"{args.pass_ms:g} ms of worker CPU and {REQUESTS_PER_PASS} requests a pass"
+        f"coffees booked a week each, {args.declined:.0%} declined; projected onto "
+        f"{args.scale:,} owners at {args.pass_ms:g} ms of worker CPU and {REQUESTS_PER_PASS} "
+        "requests a pass"
     )
     print("| pace | passes per owner per day | requests per minute | of Google's 10,000/min "
           "| worker cores | vs fixed |")  # fmt: skip

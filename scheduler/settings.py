@@ -271,10 +271,10 @@ class Settings(BaseSettings):
     #: When a planning round failed (calendar unreachable) or its message was lost, retry after.
     plan_retry_s: float = 300.0
     #: How often an owner's answers and conflicts are followed (a sync pass): a twelfth of the
-    #: time until their next followed meeting starts, at least ``sync_every_s`` (a meeting
-    #: within three hours: every 15 min) and at most ``sync_max_every_s`` (a day or more away:
-    #: every 2 h). Polling every owner every 15 min would be most of the service's CPU and, at
-    #: 100,000 owners, above Google's 10,000 requests a minute per project (docs/operations.md).
+    #: time until their next deadline (a followed meeting's start, or its last 20 hours), at
+    #: least ``sync_every_s`` (15 min) and at most ``sync_max_every_s`` (2 h). Polling every
+    #: owner every 15 min was most of the service's CPU and, at 100,000 owners, above Google's
+    #: 10,000 requests a minute per project (docs/operations.md).
     sync_every_s: float = 900.0
     sync_max_every_s: float = 7200.0
     #: The most rows each of the tick's scans claims per round (plans, bookings, syncs).
@@ -367,8 +367,9 @@ class Settings(BaseSettings):
         if name == "sync_max_every_s" and every is not None and value < every:
             raise PydanticCustomError(
                 "sync_max_below_min",
-                "GOODWILL_SYNC_MAX_EVERY_S ({got}) is below GOODWILL_SYNC_EVERY_S ({least}): "
-                "raise it, or set both alike to follow every owner at one fixed pace",
+                "GOODWILL_SYNC_EVERY_S ({least}) is above GOODWILL_SYNC_MAX_EVERY_S ({got}; "
+                "7200 unless set): lower the first or raise the second, or set both alike to "
+                "follow every owner at one fixed pace",
                 {"least": every, "got": value},
             )
         return value

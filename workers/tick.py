@@ -19,6 +19,8 @@ from typing import Any
 
 from scheduler.app import decisions, planning, responses
 from scheduler.app.pipeline import Pipeline
+from scheduler.app.records import FollowedOwner
+from scheduler.core.policy.reschedule import DEFAULT_NOT_WITHIN
 from workers.actors import Actors
 
 __all__ = ["TICK_HEARTBEAT", "Tick", "TickResult", "follow_every"]
@@ -33,6 +35,10 @@ BOOKINGS_PER_MESSAGE = 6
 _ERROR_MAX = 300
 #: Audit ``to_state`` values after which a meeting's answers are followed.
 _FOLLOWED = frozenset(s.value for s in responses.FOLLOWED_STATES)
+#: A pass comes shortly before a meeting enters its last ``not_within`` (by default 20 h), the
+#: last moment a new conflict on it may still be moved rather than only reported. A policy
+#: with another ``not_within`` is paced by the default's moment, not its own.
+MOVE_CUTOFF = DEFAULT_NOT_WITHIN
 
 
 class _Outbox:
@@ -77,9 +83,11 @@ def follow_every(
     """How long until an owner's next sync pass: a twelfth of the time until their next
     followed meeting starts, at least ``every`` and at most ``most`` (with the defaults a
     meeting within three hours of now is followed every 15 minutes, one a day or more away every
-    two hours); ``every`` when every followed meeting has ended (they wait to be completed)."""
+    two hours). ``next_start`` in the past (a meeting that ended and waits to be completed):
+    ``every``; None (only declined meetings that ended are followed, in case of a change of
+    mind): ``most``."""
     if next_start is None:
-        return every
+        return max(every, most)
     return min(max((next_start - now) / 12, every), max(every, most))
 
 
@@ -107,9 +115,10 @@ class Tick:
         queue_depth: reads the broker queue's depth (:func:`workers.actors.queue_depth`).
         sync_every, sync_max_every: how often an owner's answers and conflicts are followed
             (``GOODWILL_SYNC_EVERY_S``, ``GOODWILL_SYNC_MAX_EVERY_S``): a twelfth of the time
-            until their next followed meeting starts, between the two (None: always
-            ``sync_every``; :func:`follow_every`); a meeting that becomes booked or answered
-            brings the owner's next pass to within ``sync_every``.
+            until their next deadline (a followed meeting's start, or the moment it enters its
+            last :data:`MOVE_CUTOFF`), between the two (None: always ``sync_every``;
+            :func:`follow_every`); a meeting that is booked, answered, moved or flagged brings
+            the owner's next pass to within ``sync_every``.
     """
 
     def __init__(
@@ -289,26 +298,49 @@ class Tick:
             self._audit_after, since=self._audit_since, limit=self.batch
         ):
             self._audit_after = max(self._audit_after, event.id)
-            if event.user_id is not None and event.to_state in _FOLLOWED:
+            if event.user_id is None:
+                continue
+            if event.to_state in _FOLLOWED or (
+                event.to_state is None
+                and event.meeting_id is not None
+                and event.user_id in self._sync_next
+            ):  # became followed or answered; or moved, or flagged, while followed
                 self._sync_soon(event.user_id, now)
         due: list[int] = []
         while self._sync_heap and self._sync_heap[0][0] <= now and len(due) < min(room, self.batch):
             at, user_id = heapq.heappop(self._sync_heap)
             if self._sync_next.get(user_id) == at:
                 due.append(user_id)
-        followed = p.store.followed_owners(due, now=now) if due else {}
-        for user_id in sorted(due):
-            if user_id not in followed:  # nothing followed any more: forgotten until there is
-                del self._sync_next[user_id]
-                continue
-            # A removed policy file stops its owner: answers are followed again once it is back
-            # (and their own round cancelling the meetings never races a sync for them).
-            if followed[user_id].policy_missing:
-                self._sync_at(user_id, now + timedelta(seconds=self.interval_s))
-                continue
-            self._sync_at(user_id, now + self.follow_every(followed[user_id].next_start, now))
-            if self._send(self.actors.sync_responses, "sync", user_id, depth):
-                result.sync_sent.append(user_id)
+        done: set[int] = set()
+        try:
+            followed = p.store.followed_owners(due, now=now, cutoff=MOVE_CUTOFF) if due else {}
+            for user_id in sorted(due):
+                owner = followed.get(user_id)
+                if owner is None:  # nothing followed any more: forgotten until there is
+                    del self._sync_next[user_id]
+                elif owner.policy_missing:
+                    # A removed policy file stops its owner: answers are followed again once it
+                    # is back (and their round cancelling the meetings never races a sync).
+                    self._sync_at(user_id, now + timedelta(seconds=self.interval_s))
+                else:
+                    self._sync_at(user_id, now + self.follow_every(self._deadline(owner), now))
+                    if self._send(self.actors.sync_responses, "sync", user_id, depth):
+                        result.sync_sent.append(user_id)
+                done.add(user_id)
+        finally:  # a failed read or send: the owners not dealt with are due again next round
+            for user_id in due:
+                if user_id not in done and user_id in self._sync_next:
+                    self._sync_at(user_id, now + timedelta(seconds=self.interval_s))
+
+    @staticmethod
+    def _deadline(owner: FollowedOwner) -> datetime | None:
+        """The next moment a pass matters for: the soonest followed meeting's start, or, sooner,
+        the last moment a conflict on a later one may still be moved (``not_within`` before it,
+        by default 20 h: :data:`MOVE_CUTOFF`)."""
+        times = [owner.next_start] if owner.next_start is not None else []
+        if owner.next_far_start is not None:
+            times.append(owner.next_far_start - MOVE_CUTOFF)
+        return min(times, default=None)
 
     def follow_every(self, next_start: datetime | None, now: datetime) -> timedelta:
         """How long until an owner's next sync pass (:func:`follow_every`)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from scheduler.app.records import (
@@ -69,7 +69,11 @@ class StorePort(Protocol):
     def register_users(self, users: Sequence[UserRegistration], *, now: datetime) -> list[int]: ...
     def users_matching(self, emails: Collection[str], paths: Collection[str]) -> list[User]: ...
     def followed_owners(
-        self, user_ids: Collection[int] | None, *, now: datetime | None = None
+        self,
+        user_ids: Collection[int] | None,
+        *,
+        now: datetime | None = None,
+        cutoff: timedelta | None = None,
     ) -> dict[int, FollowedOwner]: ...
     def mark_policy_missing(self, user_id: int, *, now: datetime) -> datetime | None: ...
     def clear_policy_missing(self, user_id: int, *, now: datetime) -> bool: ...

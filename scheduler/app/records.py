@@ -296,6 +296,9 @@ class FollowedOwner:
 
     #: Their policy file is gone: their answers are followed again once it is back.
     policy_missing: bool
-    #: The start of their soonest followed meeting that has not ended yet (None: not asked for,
-    #: or every followed meeting has ended and waits to be completed).
+    #: The start of their soonest followed meeting still to be followed closely: not ended yet,
+    #: or ended and waiting to be completed (not a past decline). None: not asked for, or none.
     next_start: datetime | None = None
+    #: The start of their soonest followed meeting more than ``cutoff`` ahead (asked for with
+    #: ``cutoff``): the tick paces by when it enters its last ``not_within``.
+    next_far_start: datetime | None = None

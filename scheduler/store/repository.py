@@ -647,12 +647,18 @@ class Store:
             return [user_from_row(r) for r in s.scalars(query.order_by(UserRow.id))]
 
     def followed_owners(
-        self, user_ids: Collection[int] | None, *, now: datetime | None = None
+        self,
+        user_ids: Collection[int] | None,
+        *,
+        now: datetime | None = None,
+        cutoff: timedelta | None = None,
     ) -> dict[int, FollowedOwner]:
         """Owners with a meeting whose answers are followed (booked, accepted, tentative,
         declined), among ``user_ids`` (by the ``(user_id, start)`` index) or all (None), each
         with whether their policy file is gone and, given ``now``, when their soonest followed
-        meeting that has not ended starts (the tick follows an owner more often as it nears)."""
+        meeting starts that has not ended or waits to be completed (a past decline does not
+        count) and, given ``cutoff`` too, the soonest that starts after ``now + cutoff``: the
+        tick follows an owner more often as either nears."""
         followed = (MeetingState.BOOKED, MeetingState.ACCEPTED, MeetingState.TENTATIVE,
                     MeetingState.DECLINED)  # fmt: skip
         if user_ids is not None and not user_ids:
@@ -663,17 +669,19 @@ class Store:
             .exists()
         )
         columns: list[Any] = [UserRow.id, UserRow.policy_missing_since]
-        if now is not None:
-            columns.append(
+
+        def soonest(*where: Any) -> Any:
+            return (
                 select(func.min(MeetingRow.start))
-                .where(
-                    MeetingRow.user_id == UserRow.id,
-                    _state_in(followed),
-                    MeetingRow.end > now,
-                )
+                .where(MeetingRow.user_id == UserRow.id, _state_in(followed), *where)
                 .scalar_subquery()
-                .label("next_start")
             )
+
+        if now is not None:
+            closely = or_(MeetingRow.end > now, MeetingRow.state != MeetingState.DECLINED.value)
+            columns.append(soonest(closely).label("next_start"))
+            if cutoff is not None:
+                columns.append(soonest(MeetingRow.start > now + cutoff).label("next_far_start"))
         query = select(*columns).where(has)
         if user_ids is not None:
             query = query.where(UserRow.id.in_(set(user_ids)))
@@ -682,6 +690,7 @@ class Store:
                 row.id: FollowedOwner(
                     row.policy_missing_since is not None,
                     row.next_start if now is not None else None,
+                    row.next_far_start if now is not None and cutoff is not None else None,
                 )
                 for row in s.execute(query)
             }

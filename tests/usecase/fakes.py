@@ -315,7 +315,11 @@ class FakeStore:
             ]
 
     def followed_owners(
-        self, user_ids: Collection[int] | None, *, now: datetime | None = None
+        self,
+        user_ids: Collection[int] | None,
+        *,
+        now: datetime | None = None,
+        cutoff: timedelta | None = None,
     ) -> dict[int, FollowedOwner]:
         followed = {_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE, _S.DECLINED}
         with self._atomic():
@@ -323,13 +327,24 @@ class FakeStore:
             owners = {m.user_id for m in meetings}
             if user_ids is not None:
                 owners &= set(user_ids)
-            ahead: dict[int, datetime] = {}
-            if now is not None:
+
+            def soonest(keep: Callable[[Meeting], bool]) -> dict[int, datetime]:
+                found: dict[int, datetime] = {}
                 for m in meetings:
-                    if m.end > now and (m.user_id not in ahead or m.start < ahead[m.user_id]):
-                        ahead[m.user_id] = m.start
+                    if keep(m) and (m.user_id not in found or m.start < found[m.user_id]):
+                        found[m.user_id] = m.start
+                return found
+
+            near: dict[int, datetime] = {}
+            far: dict[int, datetime] = {}
+            if now is not None:
+                near = soonest(lambda m: m.end > now or m.state != _S.DECLINED)
+                if cutoff is not None:
+                    far = soonest(lambda m: m.start > now + cutoff)
             return {
-                i: FollowedOwner(self._users[i].policy_missing_since is not None, ahead.get(i))
+                i: FollowedOwner(
+                    self._users[i].policy_missing_since is not None, near.get(i), far.get(i)
+                )
                 for i in sorted(owners)
                 if i in self._users
             }

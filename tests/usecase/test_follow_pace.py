@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 
+from scheduler.app.records import FollowedOwner
 from scheduler.core.states import MeetingState
 from tests.usecase.stores import STORE_KINDS
 from tests.usecase.test_tick_pacing import make_tick, round_
@@ -29,7 +30,8 @@ def test_the_pace_is_a_twelfth_of_the_lead_between_the_bounds(world: World) -> N
     assert tick.follow_every(NOW + timedelta(hours=1), NOW) == timedelta(minutes=15)
     assert tick.follow_every(NOW + timedelta(hours=12), NOW) == timedelta(hours=1)
     assert tick.follow_every(NOW + timedelta(days=9), NOW) == timedelta(hours=2)
-    assert tick.follow_every(None, NOW) == timedelta(minutes=15)  # all ended: complete them
+    assert tick.follow_every(NOW - timedelta(hours=1), NOW) == timedelta(minutes=15)  # ended
+    assert tick.follow_every(None, NOW) == timedelta(hours=2)  # only past declines followed
     fixed = Tick(world.p, tick.actors, interval_s=10, holder="u")  # no maximum: 15 min always
     assert fixed.follow_every(NOW + timedelta(days=9), NOW) == timedelta(minutes=15)
 
@@ -108,7 +110,96 @@ def test_the_next_start_is_the_soonest_followed_meeting_not_ended(world: World) 
     assert owners[alex].next_start == world.store.get_meeting(sooner).start
     assert not owners[alex].policy_missing
     after_sooner = world.store.followed_owners([alex], now=NOW + timedelta(days=3))
+    assert after_sooner[alex].next_start == world.store.get_meeting(sooner).start  # to complete
+    world.store.transition(
+        sooner, MeetingState.COMPLETED, actor="sync", now=NOW + timedelta(days=3)
+    )
+    after_sooner = world.store.followed_owners([alex], now=NOW + timedelta(days=3))
     assert after_sooner[alex].next_start == world.store.get_meeting(later).start
-    all_ended = world.store.followed_owners(None, now=NOW + timedelta(days=6))
-    assert all_ended[alex].next_start is None  # both ended: they wait to be completed
+    ended = world.store.followed_owners(None, now=NOW + timedelta(days=6))
+    assert ended[alex].next_start == world.store.get_meeting(later).start  # to be completed
     assert world.store.followed_owners(None)[alex].next_start is None  # not asked for
+    far = world.store.followed_owners([alex], now=NOW, cutoff=timedelta(days=3))
+    assert far[alex].next_far_start == world.store.get_meeting(later).start
+    assert far[alex].next_start == world.store.get_meeting(later).start  # sooner is completed
+    # a decline that ended is followed (a change of mind) but paces nothing
+    now = NOW + timedelta(days=6)
+    assert world.store.transition(
+        later, MeetingState.DECLINED, actor="sync", now=now, expect=MeetingState.BOOKED
+    )
+    declined = world.store.followed_owners([alex], now=now, cutoff=timedelta(hours=20))
+    assert declined[alex] == FollowedOwner(False, None, None)
+
+
+def passes_over(world: World, tick: Tick, broker: object, steps: int) -> list[timedelta]:
+    """Run ``steps`` rounds 7.5 minutes apart; when each sync was sent, as time since NOW."""
+    sent = []
+    for _ in range(steps):
+        if round_(world, tick, timedelta(minutes=7, seconds=30)).sync_sent:
+            sent.append(world.clock.now() - NOW)
+        broker.flush(QUEUE)  # type: ignore[attr-defined]
+    return sent
+
+
+@pytest.mark.parametrize("store", STORE_KINDS, indirect=True)
+def test_a_pass_comes_just_before_a_meeting_enters_its_last_twenty_hours(world: World) -> None:
+    # A conflict seen more than not_within (20 h) before the coffee may still move it: the
+    # last pass before that moment comes at most sync_every before it, as it did at 15 min.
+    world.register()
+    tick, broker = make_tick(world, **PACE)
+    round_(world, tick)
+    start = NOW + timedelta(hours=31)
+    meeting = book(world, KIM, start - NOW)
+    round_(world, tick)
+    broker.flush(QUEUE)
+    leads = [start - (NOW + at) for at in passes_over(world, tick, broker, 8 * 12)]
+    before_cutoff = [lead for lead in leads if lead > timedelta(hours=20)]
+    assert before_cutoff, leads
+    assert min(before_cutoff) <= timedelta(hours=20, minutes=15), leads
+    assert len(leads) < 4 * 12  # still fewer than every 15 minutes
+    assert world.store.get_meeting(meeting).start == start
+
+
+@pytest.mark.parametrize("store", STORE_KINDS, indirect=True)
+def test_a_meeting_moved_sooner_is_followed_within_fifteen_minutes(world: World) -> None:
+    world.register()
+    tick, broker = make_tick(world, **PACE)
+    round_(world, tick)
+    meeting = book(world, KIM, timedelta(days=5))
+    round_(world, tick)
+    broker.flush(QUEUE)
+    assert round_(world, tick, timedelta(minutes=10)).sync_sent == []  # next one in ~2 h
+    now = world.clock.now()
+    soon = now + timedelta(hours=1)
+    assert world.store.reschedule(
+        meeting,
+        soon,
+        soon + timedelta(minutes=30),
+        now=now,
+        actor="sync",
+        why="moved at the provider",
+    )
+    assert passes_over(world, tick, broker, 3)  # within 15 minutes of the round that saw it
+
+
+@pytest.mark.parametrize("store", ["fake"], indirect=True)
+def test_a_failed_read_leaves_the_owners_due_not_lost(world: World) -> None:
+    world.register()
+    tick, _ = make_tick(world, **PACE)
+    round_(world, tick)
+    alex = world.user_id()
+    book(world, KIM, timedelta(hours=2))
+    real = world.p.store.followed_owners
+    calls = {"n": 0}
+
+    def failing_once(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if kwargs.get("now") is not None and calls["n"] <= 2:
+            raise OSError("the database went away")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    world.p.store.followed_owners = failing_once  # type: ignore[method-assign]
+    world.advance(timedelta(seconds=30))
+    assert tick.run_round() is None  # the round failed
+    world.p.store.followed_owners = real  # type: ignore[method-assign]
+    assert round_(world, tick).sync_sent == [alex]  # due again, not lost

@@ -25,9 +25,13 @@ from scheduler.core.policy.fields import Duration
 if TYPE_CHECKING:
     from scheduler.core.policy.schema import Policy, Stakeholder
 
-__all__ = ["RescheduleMode", "RescheduleRule", "reschedule_rule"]
+__all__ = ["DEFAULT_NOT_WITHIN", "RescheduleMode", "RescheduleRule", "reschedule_rule"]
 
 RescheduleMode = Literal["ask", "auto", "notify"]
+
+#: Within this of its start, a conflict on a meeting is only reported, unless a policy says
+#: otherwise (``reschedule.not_within``).
+DEFAULT_NOT_WITHIN = timedelta(hours=20)
 
 #: Tiers whose people are asked before their coffee moves, unless the tier says otherwise.
 ASK_FIRST_TIERS = frozenset({"mentor"})
@@ -39,7 +43,7 @@ class RescheduleRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: RescheduleMode = "auto"
-    not_within: Duration = Field(default=timedelta(hours=20))
+    not_within: Duration = Field(default=DEFAULT_NOT_WITHIN)
 
 
 def reschedule_rule(policy: Policy, s: Stakeholder) -> RescheduleRule:
