@@ -40,8 +40,8 @@ allowed_domains: [corp.example]
 """
 
 
-@pytest.fixture
-def world(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
+def _inputs(tmp_path: Path) -> tuple[Path, Path]:
+    """Empty calendars for Alex and the three stakeholders, and Alex's policy directory."""
     calendars = tmp_path / "calendars"
     calendars.mkdir()
     for who in ("alex", "kim", "jo", "lee"):
@@ -49,6 +49,12 @@ def world(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Itera
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "alex.yaml").write_text(POLICY)
+    return calendars, policies
+
+
+@pytest.fixture
+def world(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
+    calendars, policies = _inputs(tmp_path)
     settings = Settings(
         _env_file=None,
         data_dir=tmp_path / "data",
@@ -156,13 +162,7 @@ def test_with_no_goodwill_variable_the_dry_run_reads_the_default_database(
     for name in [n for n in os.environ if n.upper().startswith("GOODWILL_")]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    calendars = tmp_path / "calendars"
-    calendars.mkdir()
-    for who in ("alex", "kim", "jo", "lee"):
-        _empty_calendar(calendars / f"{who}@corp.example.ics")
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "alex.yaml").write_text(POLICY)
+    calendars, policies = _inputs(tmp_path)
     settings = Settings(_env_file=None, policy_dir=policies, calendars_dir=calendars)
     assert settings.effective_database_url == "sqlite:///.goodwill/goodwill.db"
     app = bootstrap(settings, clock=FixedClock(NOW), auto_migrate=True)
