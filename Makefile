@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit fuzz bench bench-process bench-sql bench-cold bench-store soak screenshots clean
+.PHONY: demo test lint typecheck unit fuzz bench bench-process bench-sql bench-cold bench-sync-pace bench-store soak screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "goodwill needs Python 3.11 or newer")'
@@ -54,6 +54,11 @@ bench-sql: $(STAMP)
 # against the working tree (median of 15 fresh interpreters); BENCH_ARGS="--runs 30", "--json".
 bench-cold: $(STAMP)
 	$(BIN)/python -m bench.cold_start $(BENCH_ARGS)
+
+# Not part of `make test`: sync passes per owner per day, the tick's pace by lead against every
+# 15 min, projected onto 100,000 owners (deterministic); BENCH_ARGS="--per-week 0.5".
+bench-sync-pace: $(STAMP)
+	$(BIN)/python -m bench.sync_pace $(BENCH_ARGS)
 
 # Not part of `make test`: Python CPU of the store's work per planning round and per booking on
 # PostgreSQL, git HEAD against the working tree; BENCH_ARGS="--owners 60 --runs 5".
