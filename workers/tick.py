@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from scheduler.app import decisions, planning, responses
+from scheduler.app import decisions, planning
 from scheduler.app.pipeline import Pipeline
 from scheduler.app.records import FollowedOwner
 from scheduler.core.policy.reschedule import DEFAULT_NOT_WITHIN
+from scheduler.core.states import FOLLOWED_STATES
 from workers.actors import Actors
 
 __all__ = ["TICK_HEARTBEAT", "Tick", "TickResult", "follow_every"]
@@ -34,7 +35,7 @@ TICK_HEARTBEAT = "tick"
 BOOKINGS_PER_MESSAGE = 6
 _ERROR_MAX = 300
 #: Audit ``to_state`` values after which a meeting's answers are followed.
-_FOLLOWED = frozenset(s.value for s in responses.FOLLOWED_STATES)
+_FOLLOWED = frozenset(s.value for s in FOLLOWED_STATES)
 #: A pass comes shortly before a meeting enters its last ``not_within`` (by default 20 h), the
 #: last moment a new conflict on it may still be moved rather than only reported. A policy
 #: with another ``not_within`` is paced by the default's moment, not its own.
@@ -81,11 +82,11 @@ def follow_every(
     next_start: datetime | None, now: datetime, every: timedelta, most: timedelta
 ) -> timedelta:
     """How long until an owner's next sync pass: a twelfth of the time until their next
-    followed meeting starts, at least ``every`` and at most ``most`` (with the defaults a
-    meeting within three hours of now is followed every 15 minutes, one a day or more away every
-    two hours). ``next_start`` in the past (a meeting that ended and waits to be completed):
-    ``every``; None (only declined meetings that ended are followed, in case of a change of
-    mind): ``most``."""
+    deadline (``next_start``: a followed meeting's start, or its last-20-hours moment), at
+    least ``every`` and at most ``most`` (with the defaults: every 15 minutes within three hours
+    of the deadline, every two hours a day or more before it). ``next_start`` in the past (a
+    meeting that ended and waits to be completed): ``every``; None (only declined meetings that
+    ended are followed, in case of a change of mind): ``most``."""
     if next_start is None:
         return max(every, most)
     return min(max((next_start - now) / 12, every), max(every, most))

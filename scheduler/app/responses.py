@@ -36,7 +36,7 @@ from scheduler.core.ports import (
     ReplyRecorder,
     ResponseReader,
 )
-from scheduler.core.states import MeetingState
+from scheduler.core.states import FOLLOWED_STATES, MeetingState
 
 __all__ = [
     "FOLLOWED_STATES",
@@ -55,8 +55,6 @@ log = logging.getLogger("goodwill.responses")
 #: Errors that say the owner's calendar cannot be read at all (not that an event is gone):
 #: following answers stops there and changes nothing.
 OWNER_LEVEL_ERRORS = (AuthorizationRevoked, CalendarUnavailable)
-#: States whose invite is out and whose answer we follow.
-FOLLOWED_STATES = (_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE, _S.DECLINED)
 #: Declined meetings are still followed this far back (the stakeholder may change their mind).
 _DECLINED_LOOKBACK = timedelta(days=30)
 _DECLINED_LOOKAHEAD = timedelta(days=400)

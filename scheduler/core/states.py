@@ -28,6 +28,7 @@ from enum import StrEnum
 from scheduler.core.errors import IllegalTransition
 
 __all__ = [
+    "FOLLOWED_STATES",
     "INITIAL_STATES",
     "OPEN_STATES",
     "TERMINAL_STATES",
@@ -83,6 +84,8 @@ TERMINAL_STATES: frozenset[MeetingState] = frozenset(s for s, nxt in _LEGAL.item
 OPEN_STATES: frozenset[MeetingState] = frozenset(
     {_S.PROPOSED, _S.APPROVED, _S.BOOKING, _S.BOOKED, _S.ACCEPTED, _S.TENTATIVE}
 )
+#: States whose invite is out and whose answer is followed (the sync pass, the tick's pace).
+FOLLOWED_STATES: tuple[MeetingState, ...] = (_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE, _S.DECLINED)
 
 
 def allowed_targets(current: MeetingState) -> frozenset[MeetingState]:

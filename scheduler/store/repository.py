@@ -47,7 +47,13 @@ from scheduler.app.records import (
 )
 from scheduler.core.errors import ConfigurationError, UnknownMeeting
 from scheduler.core.model import AttendeeStatus
-from scheduler.core.states import INITIAL_STATES, OPEN_STATES, TERMINAL_STATES, MeetingState
+from scheduler.core.states import (
+    FOLLOWED_STATES,
+    INITIAL_STATES,
+    OPEN_STATES,
+    TERMINAL_STATES,
+    MeetingState,
+)
 from scheduler.core.states import transition as check_transition
 from scheduler.store import single
 from scheduler.store.crypto import SecretBox
@@ -659,8 +665,7 @@ class Store:
         meeting starts that has not ended or waits to be completed (a past decline does not
         count) and, given ``cutoff`` too, the soonest that starts after ``now + cutoff``: the
         tick follows an owner more often as either nears."""
-        followed = (MeetingState.BOOKED, MeetingState.ACCEPTED, MeetingState.TENTATIVE,
-                    MeetingState.DECLINED)  # fmt: skip
+        followed = FOLLOWED_STATES
         if user_ids is not None and not user_ids:
             return {}
         has = (

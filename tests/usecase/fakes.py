@@ -55,7 +55,13 @@ from scheduler.core.model import (
 )
 from scheduler.core.policy import Policy
 from scheduler.core.ports import CalendarBackend, EventState
-from scheduler.core.states import INITIAL_STATES, OPEN_STATES, TERMINAL_STATES, MeetingState
+from scheduler.core.states import (
+    FOLLOWED_STATES,
+    INITIAL_STATES,
+    OPEN_STATES,
+    TERMINAL_STATES,
+    MeetingState,
+)
 from scheduler.core.states import transition as check_transition
 
 __all__ = [
@@ -321,9 +327,8 @@ class FakeStore:
         now: datetime | None = None,
         cutoff: timedelta | None = None,
     ) -> dict[int, FollowedOwner]:
-        followed = {_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE, _S.DECLINED}
         with self._atomic():
-            meetings = [m for m in self._meetings.values() if m.state in followed]
+            meetings = [m for m in self._meetings.values() if m.state in FOLLOWED_STATES]
             owners = {m.user_id for m in meetings}
             if user_ids is not None:
                 owners &= set(user_ids)

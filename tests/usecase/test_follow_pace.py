@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from dramatiq.brokers.stub import StubBroker
 
 from scheduler.app.records import FollowedOwner
 from scheduler.core.states import MeetingState
@@ -57,41 +58,35 @@ def passes_over(world: World, tick: Tick, broker: object, steps: int) -> list[ti
     return sent
 
 
+def followed_after_booking(world: World, start_in: timedelta) -> tuple[Tick, StubBroker]:
+    """A tick at the default pace whose owner has just had a coffee with Kim booked
+    ``start_in`` ahead, and whose first pass for it went out at once (and was taken)."""
+    world.register()
+    tick, broker = make_tick(world, **PACE)
+    round_(world, tick)
+    book(world, KIM, start_in)
+    assert round_(world, tick).sync_sent == [world.user_id()]  # the new booking: at once
+    broker.flush(QUEUE)
+    return tick, broker
+
+
 @pytest.mark.parametrize("store", STORE_KINDS, indirect=True)
 def test_an_owner_whose_next_meeting_is_days_away_is_followed_every_two_hours(
     world: World,
 ) -> None:
-    world.register()
-    tick, broker = make_tick(world, **PACE)
-    round_(world, tick)
-    alex = world.user_id()
-    book(world, KIM, timedelta(days=5))
-    assert round_(world, tick).sync_sent == [alex]  # the new booking: followed at once
-    broker.flush(QUEUE)
+    tick, broker = followed_after_booking(world, timedelta(days=5))
     assert len(passes_over(world, tick, broker, 4 * 4)) == 1  # in two hours, not eight times
 
 
 @pytest.mark.parametrize("store", STORE_KINDS, indirect=True)
 def test_a_meeting_within_hours_is_followed_every_fifteen_minutes(world: World) -> None:
-    world.register()
-    tick, broker = make_tick(world, **PACE)
-    round_(world, tick)
-    alex = world.user_id()
-    book(world, KIM, timedelta(hours=2))
-    assert round_(world, tick).sync_sent == [alex]
-    broker.flush(QUEUE)
+    tick, broker = followed_after_booking(world, timedelta(hours=2))
     assert len(passes_over(world, tick, broker, 8)) == 4  # in one hour
 
 
 @pytest.mark.parametrize("store", STORE_KINDS, indirect=True)
 def test_a_new_booking_brings_the_next_pass_to_within_fifteen_minutes(world: World) -> None:
-    world.register()
-    tick, broker = make_tick(world, **PACE)
-    round_(world, tick)
-    alex = world.user_id()
-    book(world, KIM, timedelta(days=5))
-    assert round_(world, tick).sync_sent == [alex]
-    broker.flush(QUEUE)
+    tick, broker = followed_after_booking(world, timedelta(days=5))
     assert round_(world, tick, timedelta(minutes=10)).sync_sent == []  # next one in ~2 h
     book(world, JO, timedelta(days=6))  # another invite goes out
     assert len(passes_over(world, tick, broker, 3)) == 1  # in 22.5 minutes
