@@ -237,10 +237,44 @@ def measure_plan_and_booking(url: str, policy_dir: str) -> ScenarioCounts:
 
     Imports goodwill lazily, so it measures whichever checkout is first on ``sys.path``.
     """
+    from scheduler.app import booking, planning
+
+    with _scenario(url, policy_dir) as (p, calendar, clock, user_id, counter):
+        with counter.measure() as plan_count:
+            run = planning.plan_user(p, user_id)
+        assert run.plan is not None, f"the round did not plan: {run.error}"
+        assert run.meeting_ids, "the round proposed nothing"
+        with counter.measure() as booking_count:
+            result = booking.book_meeting(p, run.meeting_ids[0])
+        assert result.outcome.value == "booked", f"the booking did not go through: {result}"
+        counts = ScenarioCounts(
+            plan_count, booking_count, len(run.plan.proposals), len(run.plan.skipped)
+        )
+        _second_round(counts, p, calendar, clock, user_id, run.meeting_ids[0], counter)
+        return counts
+
+
+def measure_batch_booking(url: str, policy_dir: str) -> tuple[SqlCount, list[str]]:
+    """The scenario's first round, then ONE ``book_meetings`` of every meeting it proposed
+    (what the workers run): the batch's count and each meeting's outcome."""
+    from scheduler.app import booking_batch, planning
+
+    with _scenario(url, policy_dir) as (p, _calendar, _clock, user_id, counter):
+        run = planning.plan_user(p, user_id)
+        assert run.meeting_ids, f"the round proposed nothing: {run.error}"
+        with counter.measure() as batch_count:
+            results = booking_batch.book_meetings(p, run.meeting_ids)
+        return batch_count, [r.outcome.value for _, r in results]
+
+
+@contextmanager
+def _scenario(url: str, policy_dir: str) -> Iterator[tuple[Any, Any, Any, int, SqlCounter]]:
+    """Alex registered on a migrated database at ``url``, with the fake calendar: the
+    pipeline, the calendar, the clock, Alex's id and a counter on the store's engine."""
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from scheduler.app import booking, planning
+    from scheduler.app import planning
     from scheduler.app.pipeline import Pipeline
     from scheduler.app.policies import PolicyBook
     from scheduler.core.clock import FixedClock
@@ -262,18 +296,7 @@ def measure_plan_and_booking(url: str, policy_dir: str) -> ScenarioCounts:
         planning.register_policies(p)
         user = store.get_user_by_email(SCENARIO_OWNER)  # also warms the pool: one connection
         assert user is not None, "the scenario's owner was not registered"
-        with counter.measure() as plan_count:
-            run = planning.plan_user(p, user.id)
-        assert run.plan is not None, f"the round did not plan: {run.error}"
-        assert run.meeting_ids, "the round proposed nothing"
-        with counter.measure() as booking_count:
-            result = booking.book_meeting(p, run.meeting_ids[0])
-        assert result.outcome.value == "booked", f"the booking did not go through: {result}"
-        counts = ScenarioCounts(
-            plan_count, booking_count, len(run.plan.proposals), len(run.plan.skipped)
-        )
-        _second_round(counts, p, calendar, clock, user.id, run.meeting_ids[0], counter)
-        return counts
+        yield p, calendar, clock, user.id, counter
     finally:
         engine.dispose()
         counter.close()

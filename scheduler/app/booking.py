@@ -8,7 +8,7 @@ event, so a crash anywhere in here never leads to a second invite.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -17,6 +17,7 @@ from scheduler.app.groups import group_draft, group_refusal, group_slot_taken
 from scheduler.app.pipeline import Pipeline, policy_for, revoke
 from scheduler.app.recheck import SharedRead, calendars_busy
 from scheduler.app.records import Meeting
+from scheduler.app.rivals import RivalsRead
 from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarDataError,
@@ -34,10 +35,13 @@ __all__ = [
     "BookOutcome",
     "BookResult",
     "Claimed",
+    "after_announce",
     "attempt",
+    "before_announce",
     "book_meeting",
     "claim_for_booking",
     "other_side_meeting",
+    "rival_people",
 ]
 
 _S = MeetingState
@@ -107,8 +111,44 @@ def claim_for_booking(p: Pipeline, meeting_id: int, now: datetime) -> BookResult
 def attempt(ready: Claimed) -> BookResult:
     """Book a claimed meeting (see :func:`claim_for_booking`); provider errors end here."""
     b = ready.booking
+    result = _guarded(b, lambda: _book(b, ready.stakeholder))
+    assert result is not None
+    return result
+
+
+def before_announce(ready: Claimed) -> BookResult | None:
+    """A batch's first steps for a claimed one-to-one (:mod:`scheduler.app.booking_batch`):
+    an earlier create looked up, the store's other meetings checked (from ``rivals``, a read
+    made for the whole batch). None: the meeting may be announced and booked."""
+    b = ready.booking
+    return _guarded(b, lambda: _before_announce(b))
+
+
+def after_announce(ready: Claimed) -> BookResult:
+    """A batch's last steps, once the meeting's create is announced (or was by an earlier
+    attempt): the store checked again (from ``rivals``, read after the batch announced), both
+    calendars re-checked, the event created and recorded."""
+    b = ready.booking
+    stakeholder = ready.stakeholder
+    assert stakeholder is not None, "a batch announces one-to-ones only"
+
+    def steps() -> BookResult:
+        taken = _announced_clash(b)
+        if taken is not None:
+            return taken
+        if _calendars_busy(b, stakeholder):
+            return _end_unbooked(b, _taken("slot_taken"), replan=True)
+        return _record_booked(b, _create(b, stakeholder))
+
+    result = _guarded(b, steps)
+    assert result is not None
+    return result
+
+
+def _guarded(b: _Booking, steps: Callable[[], BookResult | None]) -> BookResult | None:
+    """Run booking steps; a provider error ends the attempt the way its kind says."""
     try:
-        return _book(b, ready.stakeholder)
+        return steps()
     except AuthorizationRevoked as exc:
         revoke(b.p, b.policy.owner.email, b.backend.provider, str(exc), b.now)
         return _retry(b.p, b.m, b.now, "credential revoked: reconnect the calendar", 3600.0)
@@ -157,6 +197,9 @@ class _Booking:
     #: Both calendars read once for several of the owner's bookings (``booking_batch``): the
     #: re-check uses it when it answers for this meeting, instead of reading again.
     busy: SharedRead | None = None
+    #: The store's other meetings read once for several of the owner's bookings
+    #: (``booking_batch``): the next look at them answers from it (once), instead of reading.
+    rivals: RivalsRead | None = None
 
     @property
     def uncertain(self) -> bool:
@@ -166,11 +209,7 @@ class _Booking:
 
 def _book(b: _Booking, stakeholder: Stakeholder | None) -> BookResult:
     """The steps, in order. Raises ConnectorError from the provider calls."""
-    if b.uncertain:
-        found = _look_up(b)
-        if found is not None:  # the lost create got through: nothing more to send
-            return _record_booked(b, found)
-    taken = _slot_taken(b, stakeholder)
+    taken = _before_announce(b) or _slot_taken(b, stakeholder)
     if taken is not None:
         return taken
     if not b.uncertain:
@@ -241,15 +280,23 @@ def _taken(detail: str) -> _Ending:
     return _Ending(_S.CANCELLED, detail, None, BookOutcome.SLOT_TAKEN)
 
 
-def _slot_taken(b: _Booking, stakeholder: Stakeholder | None) -> BookResult | None:
-    """Whether another meeting or event now holds the slot (then the meeting ends), else None."""
+def _before_announce(b: _Booking) -> BookResult | None:
+    """An earlier create that got through is recorded; else the store's other meetings are
+    looked at (one-to-ones; a group meeting's look is :func:`_slot_taken`'s)."""
+    if b.uncertain:
+        found = _look_up(b)
+        if found is not None:  # the lost create got through: nothing more to send
+            return _record_booked(b, found)
+    return None if b.m.is_group else _store_taken(b)
+
+
+def _store_taken(b: _Booking) -> BookResult | None:
+    """Whether another goodwill meeting holds this one-to-one's slot or pair (it ends), else
+    None."""
     overlapping, theirs = _rivals(b)
     clash = _clashing_meeting(b, overlapping, announced_only=False)
     if clash is not None:
         return _end_unbooked(b, _taken(f"slot_taken: clashes with meeting {clash.id}"), replan=True)
-    if stakeholder is None:  # a group meeting: the owner and every attendee, one busy read
-        why = group_slot_taken(b.p, b.policy, b.backend, b.m)
-        return None if why is None else _end_unbooked(b, _taken(why), replan=True)
     other_side = other_side_meeting(b.p, b.policy.owner.email, b.m, known=theirs)
     if other_side is not None:
         ending = _Ending(
@@ -259,6 +306,20 @@ def _slot_taken(b: _Booking, stakeholder: Stakeholder | None) -> BookResult | No
             BookOutcome.CANCELLED,
         )
         return _end_unbooked(b, ending)
+    return None
+
+
+def _slot_taken(b: _Booking, stakeholder: Stakeholder | None) -> BookResult | None:
+    """After :func:`_before_announce`: whether another meeting or event now holds the slot
+    (then the meeting ends), else None."""
+    if stakeholder is None:  # a group meeting: the store, then its people in one busy read
+        overlapping, _ = _rivals(b)
+        clash = _clashing_meeting(b, overlapping, announced_only=False)
+        if clash is not None:
+            why = f"slot_taken: clashes with meeting {clash.id}"
+            return _end_unbooked(b, _taken(why), replan=True)
+        why_not = group_slot_taken(b.p, b.policy, b.backend, b.m)
+        return None if why_not is None else _end_unbooked(b, _taken(why_not), replan=True)
     if _calendars_busy(b, stakeholder):
         return _end_unbooked(b, _taken("slot_taken"), replan=True)
     return None
@@ -279,10 +340,18 @@ def _holds_slot(c: Meeting, m: Meeting, *, announced_only: bool) -> bool:
 def _rivals(b: _Booking) -> tuple[list[Meeting], list[tuple[str, Meeting]]]:
     """One read: the meetings overlapping this one's people and time, and the open meetings
     other owners have with this owner as their stakeholder."""
-    emails = [b.policy.owner.email, b.m.stakeholder_email, *b.m.attendees]
+    emails = rival_people(b.policy, b.m)
+    read, b.rivals = b.rivals, None  # a batch's read answers one look only
+    if read is not None:
+        return read.answer(b.m, emails)
     return b.p.store.booking_rivals(
         emails, b.m.start, b.m.end, exclude_id=b.m.id, owner_email=b.policy.owner.email
     )
+
+
+def rival_people(policy: Policy, m: Meeting) -> list[str]:
+    """The people whose other goodwill meetings can hold ``m``'s slot."""
+    return [policy.owner.email, m.stakeholder_email, *m.attendees]
 
 
 def _clashing_meeting(

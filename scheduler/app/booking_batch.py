@@ -1,34 +1,54 @@
-"""Several bookings in one message: each owner's calendars read once for all their re-checks.
+"""Several bookings in one message: each owner's calendars and store rows read once for all.
 
 A planning round approves a few meetings of one owner at once (up to the week's cap), and
 booking each on its own read the owner's calendar and the stakeholder's free/busy again for
-every one: two provider calls out of three, and most of a booking's CPU. Here the meetings are
-claimed one by one (each keeps its own claim, lease and fence, so a crash or a retry is exactly
-what it is for a single booking), then the one-to-ones of each owner share one read of the owner
-and all their stakeholders over a window covering every slot
-(:class:`~scheduler.app.recheck.SharedRead`), then each is booked in turn by
-:func:`scheduler.app.booking.attempt`, which answers its re-check from that read while it
-covers the slot and is fresh; every event the batch creates is added to the read, so a later
-slot sees the earlier ones (the owner's buffer included) as a fresh read would. The guards
-against other goodwill meetings (before and after the create is announced) still read the store
-for each meeting: they are what keeps two workers from booking one person at the same time.
+every one (two provider calls out of three), and made five store round trips. Here the meetings
+are claimed one by one (each keeps its own claim, lease and fence, so a crash or a retry is
+exactly what it is for a single booking); then, for the one-to-ones of each owner in turn:
+
+1. one store read answers each meeting's look at other goodwill meetings before its announce
+   (:mod:`scheduler.app.rivals`); a meeting whose slot or pair is held ends there;
+2. the creates of the rest are announced in ONE write (``mark_creates_attempted``, fenced per
+   claim); a meeting whose claim was lost stops;
+3. one store read, made after that write, answers each meeting's look after its announce: of
+   two workers racing for a person's slot, the second to announce still sees the first;
+4. each is re-checked against the calendars from one shared read of the owner and all their
+   stakeholders over a window covering every slot (:class:`~scheduler.app.recheck.SharedRead`,
+   while it covers the slot and is fresh), created and recorded in turn; every event the batch
+   creates is added to the read, so a later slot sees the earlier ones (the owner's buffer
+   included) as a fresh read would.
+
+A meeting announced in step 2 whose calendar re-check then finds the slot busy ends like one
+found busy before its announce (no create went out). Group meetings are booked each on its own
+(:func:`scheduler.app.booking.attempt`).
 
 Each meeting is on its own: a read that fails leaves each meeting to read for itself, and a
-meeting whose attempt raises something unexpected does not stop the others (the error is raised
+meeting whose step raises something unexpected does not stop the others (the error is raised
 once they are done, and that meeting waits for its lease, as alone). A batch starts no new
-attempt after :data:`BATCH_DEADLINE`: the meetings not yet tried go back to ``approved``, their
-claim not counted, and the tick sends them again.
+step after :data:`BATCH_DEADLINE`: the meetings not yet through go back to ``approved``, their
+claim not counted, and the tick sends them again (one already announced is looked up by its
+key on its next attempt, as after a crash).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 
-from scheduler.app.booking import BookOutcome, BookResult, Claimed, attempt, claim_for_booking
+from scheduler.app.booking import (
+    BookOutcome,
+    BookResult,
+    Claimed,
+    after_announce,
+    attempt,
+    before_announce,
+    claim_for_booking,
+    rival_people,
+)
 from scheduler.app.pipeline import Pipeline
 from scheduler.app.recheck import SharedRead, read_for_bookings
+from scheduler.app.rivals import read_rivals
 from scheduler.core.states import MeetingState
 
 __all__ = ["BATCH_DEADLINE", "book_meetings"]
@@ -43,53 +63,118 @@ RELEASED = "released: its batch ran out of time before trying it"
 
 def book_meetings(p: Pipeline, meeting_ids: Iterable[int]) -> list[tuple[int, BookResult]]:
     """Book each meeting as :func:`~scheduler.app.booking.book_meeting` would, with one
-    calendar read per owner for the re-checks. Returns ``(meeting id, result)`` in the order
-    given (an id given twice is booked once)."""
+    calendar read per owner for the re-checks and one store read per owner for each of the two
+    looks at other goodwill meetings. Returns ``(meeting id, result)`` in the order given (an
+    id given twice is booked once)."""
     ids = list(dict.fromkeys(meeting_ids))
-    now = p.clock.now()
-    results: dict[int, BookResult] = {}
+    batch = _Batch(p, p.clock.now())
     ready: list[Claimed] = []
     for meeting_id in ids:
-        claimed = claim_for_booking(p, meeting_id, now)
+        claimed = claim_for_booking(p, meeting_id, batch.began)
         if isinstance(claimed, BookResult):
-            results[meeting_id] = claimed
+            batch.results[meeting_id] = claimed
         else:
             ready.append(claimed)
-    for same_owner in _one_to_ones_by_owner(ready):
-        _share_one_read(p, same_owner)
-    failure: Exception | None = None
-    for claimed in ready:
+    for same_owner in _by_owner(ready):
+        if same_owner[0].stakeholder is None:  # group meetings: each on its own
+            for claimed in same_owner:
+                batch.run(claimed, attempt)
+        else:
+            batch.one_owner(same_owner)
+    if batch.failure is not None:
+        raise batch.failure
+    return [(meeting_id, batch.results[meeting_id]) for meeting_id in ids]
+
+
+class _Batch:
+    """The results of one batch, the first unexpected error, and its deadline."""
+
+    def __init__(self, p: Pipeline, began: datetime) -> None:
+        self.p = p
+        self.began = began
+        self.results: dict[int, BookResult] = {}
+        self.failure: Exception | None = None
+
+    def run(self, claimed: Claimed, step: Callable[[Claimed], BookResult | None]) -> bool:
+        """One step of one meeting; True when the meeting goes on to the next step. Past the
+        deadline the meeting is given back; an unexpected error leaves it to its lease."""
         m = claimed.meeting
-        if p.clock.now() - now > BATCH_DEADLINE:
-            results[m.id] = _release(p, claimed)
-            continue
+        if self.p.clock.now() - self.began > BATCH_DEADLINE:
+            self.results[m.id] = _release(self.p, claimed)
+            return False
         try:
-            results[m.id] = result = attempt(claimed)
+            result = step(claimed)
         except Exception as exc:  # this meeting waits for its lease; the others go on
             log.exception("booking meeting %s failed unexpectedly", m.id)
-            failure = failure or exc
-            results[m.id] = BookResult(BookOutcome.RETRY, detail=type(exc).__name__)
-            continue
+            self.failure = self.failure or exc
+            self.results[m.id] = BookResult(BookOutcome.RETRY, detail=type(exc).__name__)
+            return False
+        if result is None:
+            return True
+        self.results[m.id] = result
         read = claimed.booking.busy
         if read is not None and result.outcome is BookOutcome.BOOKED:
             read.add_booked(
                 (claimed.booking.policy.owner.email, m.stakeholder_email), m.start, m.end
             )
-    if failure is not None:
-        raise failure
-    return [(meeting_id, results[meeting_id]) for meeting_id in ids]
+        return False
+
+    def one_owner(self, same_owner: Sequence[Claimed]) -> None:
+        """One owner's one-to-ones: one store read for the look before the announce, the
+        creates announced in one write, one store read for the look after it, then each
+        re-checked against the calendars, created and recorded in turn."""
+        if len(same_owner) > 1:
+            _share_one_read(self.p, same_owner)
+        if not self._share_rivals(same_owner):
+            for claimed in same_owner:
+                self.run(claimed, attempt)
+            return
+        going = [c for c in same_owner if self.run(c, before_announce)]
+        fresh = [c for c in going if not c.booking.uncertain]
+        announced = self._announce(fresh)
+        going = [c for c in going if c.booking.uncertain or c.meeting.id in announced]
+        if going and not self._share_rivals(going):
+            for claimed in going:
+                claimed.booking.rivals = None  # each reads for itself
+        for claimed in going:
+            self.run(claimed, after_announce)
+
+    def _announce(self, fresh: Sequence[Claimed]) -> set[int]:
+        claims = [(c.meeting.id, c.meeting.attempts) for c in fresh]
+        announced = self.p.store.mark_creates_attempted(claims, self.began) if claims else set()
+        for claimed in fresh:
+            if claimed.meeting.id in announced:
+                claimed.booking.announced = True
+            else:
+                self.results[claimed.meeting.id] = BookResult(
+                    BookOutcome.ALREADY, detail="the claim was lost"
+                )
+        return announced
+
+    def _share_rivals(self, same_owner: Sequence[Claimed]) -> bool:
+        """Give each meeting one store read for its next look; False when the read failed."""
+        policy = same_owner[0].booking.policy
+        meetings = [c.meeting for c in same_owner]
+        people = [e for m in meetings for e in rival_people(policy, m)]
+        try:
+            read = read_rivals(self.p, policy.owner.email, meetings, people)
+        except Exception:  # each meeting reads for itself, and meets the error there
+            log.info("the shared store read failed; each booking reads for itself", exc_info=True)
+            return False
+        for claimed in same_owner:
+            claimed.booking.rivals = read
+        return True
 
 
-def _one_to_ones_by_owner(ready: Sequence[Claimed]) -> list[list[Claimed]]:
-    """The one-to-ones of each owner (and calendar provider), two or more: the ones that gain
-    from one read. Group meetings read all their attendees themselves."""
-    groups: dict[tuple[str, str], list[Claimed]] = {}
+def _by_owner(ready: Sequence[Claimed]) -> list[list[Claimed]]:
+    """The meetings of each owner (and calendar provider), one-to-ones and group meetings
+    apart, in the order first seen."""
+    groups: dict[tuple[str, str, bool], list[Claimed]] = {}
     for claimed in ready:
-        if claimed.stakeholder is None:
-            continue
         b = claimed.booking
-        groups.setdefault((b.policy.owner.email.lower(), b.backend.provider), []).append(claimed)
-    return [group for group in groups.values() if len(group) > 1]
+        key = (b.policy.owner.email.lower(), b.backend.provider, claimed.stakeholder is None)
+        groups.setdefault(key, []).append(claimed)
+    return list(groups.values())
 
 
 def _share_one_read(p: Pipeline, same_owner: Sequence[Claimed]) -> None:

@@ -26,6 +26,7 @@ from scheduler.app.records import (
     OwnerMail,
     OwnerMailKind,
     RevokedCredential,
+    Rival,
     RoundMeetings,
     StakeholderStatus,
     User,
@@ -159,6 +160,14 @@ class StorePort(Protocol):
         open_meetings_as_stakeholder(owner_email))`` in one read."""
         ...
 
+    def booking_rival_rows(
+        self, emails: Collection[str], start: datetime, end: datetime, *, owner_email: str
+    ) -> list[Rival]:
+        """The rows :meth:`booking_rivals` reads (no meeting excluded), each with its owner's
+        e-mail and both flags: one read a batch of one owner's bookings answers each of its
+        meetings' re-checks from (:class:`scheduler.app.rivals.RivalsRead`)."""
+        ...
+
     def meetings_by_state(
         self, state: MeetingState, *, limit: int | None = None
     ) -> list[Meeting]: ...
@@ -213,6 +222,11 @@ class StorePort(Protocol):
         ...
 
     def mark_create_attempted(self, meeting_id: int, now: datetime, *, attempt: int) -> bool: ...
+    def mark_creates_attempted(self, claims: Sequence[tuple[int, int]], now: datetime) -> set[int]:
+        """:meth:`mark_create_attempted` for each ``(meeting id, claim number)``, in one write:
+        the ids whose claim still held (only those may call the provider)."""
+        ...
+
     def approved_needing_send(
         self, now: datetime, limit: int, *, send_lease_s: float = 120.0
     ) -> list[int]: ...

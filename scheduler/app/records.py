@@ -23,6 +23,7 @@ __all__ = [
     "OwnerMail",
     "OwnerMailKind",
     "RevokedCredential",
+    "Rival",
     "RoundMeetings",
     "StakeholderStatus",
     "User",
@@ -170,6 +171,18 @@ class BookingClaim:
 
     meeting: Meeting
     owner: User | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rival:
+    """A meeting a booking re-check reads (``StorePort.booking_rival_rows``): its owner's
+    e-mail, whether it holds the window read for one of the people asked about, and whether it
+    is an open meeting whose stakeholder is the owner asked about."""
+
+    owner_email: str
+    meeting: Meeting
+    overlaps: bool
+    theirs: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from scheduler.app.records import (
     FollowedOwner,
     OwnerMail,
     OwnerMailKind,
+    Rival,
     RoundMeetings,
 )
 from scheduler.core.errors import ConfigurationError, UnknownMeeting
@@ -1118,18 +1119,31 @@ class Store:
         The rows are those of four indexed reads of ids (:func:`_overlap_candidates` and the
         owner's meetings as a stakeholder), so the query reads what involves these people,
         never a range of every owner's meetings (an ``OR`` across columns would)."""
+        found = self._rival_rows(emails, start, end, exclude_id=exclude_id, owner=owner_email)
+        overlapping = sorted((r.meeting for r in found if r.overlaps), key=lambda m: m.id)
+        return overlapping, [(r.owner_email, r.meeting) for r in found if r.theirs]
+
+    def booking_rival_rows(
+        self, emails: Collection[str], start: datetime, end: datetime, *, owner_email: str
+    ) -> list[Rival]:
+        """:meth:`booking_rivals`'s rows, none excluded (ids are positive), with their flags."""
+        return self._rival_rows(emails, start, end, exclude_id=0, owner=owner_email)
+
+    def _rival_rows(
+        self, emails: Collection[str], start: datetime, end: datetime, *, exclude_id: int,
+        owner: str,
+    ) -> list[Rival]:  # fmt: skip
         params = {
             "wanted": [_email(e) for e in emails], "start": start, "end": end,
-            "exclude_id": exclude_id, "owner_email": _email(owner_email),
+            "exclude_id": exclude_id, "owner_email": _email(owner),
         }  # fmt: skip
         with self._read_engine.connect() as conn:
             rows = conn.execute(_RIVALS, params).all()
             meetings = _core_meetings(conn, rows)
-        found = [
-            (row.email, m, row.overlaps, row.theirs) for row, m in zip(rows, meetings, strict=True)
+        return [
+            Rival(row.email, m, bool(row.overlaps), bool(row.theirs))
+            for row, m in zip(rows, meetings, strict=True)
         ]
-        overlapping = sorted((m for _, m, hit, _ in found if hit), key=lambda m: m.id)
-        return overlapping, [(owner, m) for owner, m, _, hit in found if hit]
 
     def group_meetings(self, user_id: int, *, since: datetime) -> list[Meeting]:
         """The user's group meetings (lunch groups, introductions) starting at ``since`` or
@@ -1484,6 +1498,17 @@ class Store:
                 detail="create attempted",
             )  # fmt: skip
             return True
+
+    def mark_creates_attempted(self, claims: Sequence[tuple[int, int]], now: datetime) -> set[int]:
+        """:meth:`mark_create_attempted` for several claims. On PostgreSQL ONE statement (the
+        fenced UPDATE of every row feeds their audit rows); elsewhere one write each."""
+        if not claims:
+            return set()
+        if self._postgres:
+            with self._single_engine.connect() as conn:
+                rows = conn.execute(*single.creates_attempted_statement(claims, now)).all()
+            return {int(row.meeting_id) for row in rows}
+        return {m for m, attempt in claims if self.mark_create_attempted(m, now, attempt=attempt)}
 
     def approved_needing_send(
         self, now: datetime, limit: int, *, send_lease_s: float = 120.0

@@ -38,6 +38,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import Row
@@ -53,6 +54,7 @@ __all__ = [
     "claimed_rows",
     "contacts_statement",
     "create_attempted_statement",
+    "creates_attempted_statement",
     "plan_round_statement",
     "transition_statement",
 ]
@@ -158,6 +160,39 @@ def create_attempted_statement(meeting_id: int, now: datetime, *, attempt: int) 
     return _CREATE_ATTEMPTED, {
         "p_mid": meeting_id, "p_attempt": attempt, "p_at": now, "p_actor": "worker",
         "p_detail": "create attempted",
+    }  # fmt: skip
+
+
+def _creates_attempted_shape() -> Select[Any]:
+    """``Store.mark_creates_attempted``: one fenced UPDATE of several ``(id, attempts)``
+    claims (the first time kept), an audit row each; returns the ids that moved."""
+    moved = (
+        update(_M)
+        .where(
+            tuple_(_M.c.id, _M.c.attempts).in_(bindparam("p_claims", expanding=True)),
+            _M.c.state == MeetingState.BOOKING,
+        )
+        .values(
+            create_attempted_at=func.coalesce(
+                _M.c.create_attempted_at, bindparam("p_at", type_=UTCDateTime())
+            ),
+            updated_at=bindparam("p_at", type_=UTCDateTime()),
+        )
+        .returning(_M.c.id, _M.c.user_id)
+        .cte("moved")
+    )
+    audited = _audit_cte(moved, from_state=None, to_state=None)
+    return select(audited.c.meeting_id)
+
+
+_CREATES_ATTEMPTED = _creates_attempted_shape()
+
+
+def creates_attempted_statement(claims: Sequence[tuple[int, int]], now: datetime) -> Statement:
+    """``Store.mark_creates_attempted``: the claims ``(meeting id, claim number)``."""
+    pairs = [(int(mid), int(attempt)) for mid, attempt in claims]
+    return _CREATES_ATTEMPTED, {
+        "p_claims": pairs, "p_at": now, "p_actor": "worker", "p_detail": "create attempted",
     }  # fmt: skip
 
 

@@ -549,6 +549,60 @@ def test_booking_rivals_is_active_overlapping_and_open_meetings_as_stakeholder_i
     )
 
 
+def test_booking_rival_rows_are_booking_rivals_rows_with_their_owners_and_flags(
+    store: InspectableStore,
+) -> None:
+    """The rows a batch answers its re-checks from: what ``booking_rivals`` reads, nothing
+    excluded, each with its owner's e-mail (the app filters them per meeting by it)."""
+    alex, kim, sam = new_user(store), new_user(store, KIM), new_user(store, SAM)
+    slot = T0 + timedelta(days=3)
+    end = slot + timedelta(minutes=30)
+    mine = new_meeting(store, "mine", user_id=alex, email=SAM, start=slot)
+    booked(store, "kims", user_id=kim, email=SAM, start=slot + timedelta(minutes=10))
+    new_meeting(store, "sams", user_id=sam, email=ALEX, start=slot + timedelta(days=2))
+    claimed = store.claim_for_booking(mine, T0, 60)
+    assert claimed is not None
+    emails = [ALEX, "Sam@corp.example"]
+    rows = store.booking_rival_rows(emails, slot, end, owner_email="Alex@Corp.Example")
+    found = {(r.owner_email, r.meeting.idempotency_key, r.overlaps, r.theirs) for r in rows}
+    assert found == {
+        (ALEX, "mine", True, False),  # being booked: it holds the slot, and is not excluded
+        (KIM, "kims", True, False),
+        (SAM, "sams", False, True),
+    }
+    overlapping, theirs = store.booking_rivals(emails, slot, end, exclude_id=mine, owner_email=ALEX)
+    assert [m.id for m in overlapping] == sorted(
+        r.meeting.id for r in rows if r.overlaps and r.meeting.id != mine
+    )
+    assert sorted(m.id for _, m in theirs) == sorted(r.meeting.id for r in rows if r.theirs)
+    nobody = "nobody@corp.example"
+    assert store.booking_rival_rows([nobody], slot, end, owner_email=nobody) == []
+
+
+def test_mark_creates_attempted_is_fenced_per_claim_with_an_audit_row_each(
+    store: InspectableStore,
+) -> None:
+    ids = [new_meeting(store, f"m{i}", start=T0 + timedelta(days=2 + i)) for i in range(4)]
+    claims = [store.claim_for_booking(i, T0, 60) for i in ids[:3]]
+    assert all(c is not None for c in claims)
+    attempts = [c.attempts for c in claims if c is not None]
+    later = T0 + timedelta(minutes=1)
+    asked = [
+        (ids[0], attempts[0]),
+        (ids[1], attempts[1] + 1),  # a claim this caller no longer holds
+        (ids[2], attempts[2]),
+        (ids[3], 1),  # never claimed: not booking
+    ]
+    assert store.mark_creates_attempted(asked, later) == {ids[0], ids[2]}
+    assert [get(store, i).create_attempted_at for i in ids] == [later, None, later, None]
+    assert [store.audit_trail(i)[-1].detail for i in (ids[0], ids[2])] == ["create attempted"] * 2
+    assert store.audit_trail(ids[1])[-1].detail != "create attempted"
+    assert store.mark_creates_attempted([], later) == set()
+    again = T0 + timedelta(minutes=2)  # the first time is kept
+    assert store.mark_creates_attempted([(ids[0], attempts[0])], again) == {ids[0]}
+    assert get(store, ids[0]).create_attempted_at == later
+
+
 def test_an_approved_meeting_whose_create_was_attempted_holds_its_slot(
     store: InspectableStore,
 ) -> None:

@@ -8,12 +8,13 @@ prints the same scenario against the code at git HEAD for comparison.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.conftest_db import PG_HOST, PG_PORT
-from tests.sql_counting import ScenarioCounts, measure_plan_and_booking
+from tests.sql_counting import ScenarioCounts, measure_batch_booking, measure_plan_and_booking
 
 pytestmark = pytest.mark.services
 
@@ -36,25 +37,35 @@ ROUND_WRITE = "WITH planned AS (UPDATE users"
 
 
 @pytest.fixture(scope="module")
-def counts(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ScenarioCounts]:
+def pg_schema_url(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
+    """Fresh schemas in the test database, dropped at the end: call for a URL to one."""
     import psycopg
 
     database: str = request.getfixturevalue("pg_database")
-    schema = f"t_{secrets.token_hex(6)}"
     dsn = f"host={PG_HOST} port={PG_PORT} user=postgres dbname={database}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = (
-        f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{database}"
-        f"?options=-csearch_path%3D{schema}"
-    )
-    try:
-        yield measure_plan_and_booking(url, str(tmp_path_factory.mktemp("policies")))
-    finally:
+    made: list[str] = []
+
+    def new() -> str:
+        schema = f"t_{secrets.token_hex(6)}"
         with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        made.append(schema)
+        return (
+            f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{database}"
+            f"?options=-csearch_path%3D{schema}"
+        )
+
+    yield new
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for schema in made:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def counts(
+    pg_schema_url: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
+) -> ScenarioCounts:
+    return measure_plan_and_booking(pg_schema_url(), str(tmp_path_factory.mktemp("policies")))
 
 
 def test_the_scenario_proposes_some_and_skips_most(counts: ScenarioCounts) -> None:
@@ -95,6 +106,25 @@ def test_a_booking_stays_within_the_round_trip_budget(counts: ScenarioCounts) ->
     writes = [s for s in booking.log if s.startswith("WITH ")]
     assert len(writes) == 3, booking.describe()
     assert booking.round_trips <= MAX_BOOKING_ROUND_TRIPS, booking.describe()
+
+
+def test_a_batch_of_one_owners_bookings_costs_two_round_trips_each_and_three_more(
+    pg_schema_url: Callable[[], str], tmp_path: Path
+) -> None:
+    """``book_meetings`` of a round's six proposals: each meeting's claim and its record, and
+    for all of them one read before the announce, one announce and one read after it (alone,
+    each booking makes all five: 30 for six)."""
+    batch, outcomes = measure_batch_booking(pg_schema_url(), str(tmp_path))
+    print("batch:", batch.describe())
+    assert outcomes == ["booked"] * 6
+    assert batch.pings == 0, batch.describe()
+    assert batch.transactions == 0, batch.describe()
+    assert batch.statements == 2 * len(outcomes) + 3, batch.describe()
+    # psycopg prepares a statement on its fifth run (one more round trip, once per connection):
+    # the claims' and the records' statements here
+    assert batch.round_trips <= batch.statements + 2, batch.describe()
+    # the claims, the records and the one announce: each ONE fenced statement
+    assert len([s for s in batch.log if s.startswith("WITH ")]) == 2 * len(outcomes) + 1
 
 
 def test_a_pooled_connection_the_server_closed_is_replaced_without_a_pre_ping(

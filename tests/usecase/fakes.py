@@ -38,6 +38,7 @@ from scheduler.app.records import (
     OwnerMail,
     OwnerMailKind,
     RevokedCredential,
+    Rival,
     RoundMeetings,
     StakeholderStatus,
     User,
@@ -577,6 +578,18 @@ class FakeStore:
                 self.open_meetings_as_stakeholder(owner_email),
             )
 
+    def booking_rival_rows(
+        self, emails: Collection[str], start: datetime, end: datetime, *, owner_email: str
+    ) -> list[Rival]:
+        with self._atomic():
+            hits = {m.id for m in self.active_overlapping(emails, start, end, exclude_id=0)}
+            theirs = {m.id for _, m in self.open_meetings_as_stakeholder(owner_email)}
+            rows = [self._meetings[i] for i in sorted(hits | theirs)]
+            return [
+                Rival(self._users[m.user_id].email, m, m.id in hits, m.id in theirs)
+                for m in sorted(rows, key=lambda m: (m.start, m.id))
+            ]
+
     def active_overlapping(
         self, emails: Collection[str], start: datetime, end: datetime, *, exclude_id: int
     ) -> list[Meeting]:
@@ -824,6 +837,12 @@ class FakeStore:
                 detail="create attempted",
             )  # fmt: skip
             return True
+
+    def mark_creates_attempted(self, claims: Sequence[tuple[int, int]], now: datetime) -> set[int]:
+        with self._atomic():
+            return {
+                m for m, attempt in claims if self.mark_create_attempted(m, now, attempt=attempt)
+            }
 
     def approved_needing_send(
         self, now: datetime, limit: int, *, send_lease_s: float = 120.0

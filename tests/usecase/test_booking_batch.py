@@ -196,14 +196,14 @@ def test_an_unexpected_error_in_one_meeting_does_not_stop_the_others(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = _alex_three(world)
-    real = booking._book
+    real = booking._create
 
     def broken_for_the_first(b: Any, stakeholder: Any) -> Any:
         if b.m.id == ids[0]:
             raise RuntimeError("a bug that hits this one meeting")
         return real(b, stakeholder)
 
-    monkeypatch.setattr(booking, "_book", broken_for_the_first)
+    monkeypatch.setattr(booking, "_create", broken_for_the_first)
     with pytest.raises(RuntimeError):  # raised once the others are done
         book_meetings(world.p, ids)
 
@@ -252,3 +252,81 @@ def test_a_shared_read_answers_only_for_slots_it_covers_with_the_buffer_of_the_m
     assert not read.answers(_slot(4, 11), _slot(4, 11, 30), timedelta(hours=1), NOW)  # grown
     assert not read.answers(_slot(5, 10), _slot(5, 10, 30), ten, NOW)  # outside
     assert not read.answers(_slot(2, 10), _slot(2, 10, 30), ten, NOW + timedelta(minutes=1))
+
+
+# -- one store read before the announce, one announce, one read after it (issue 13) ---------
+
+
+@pytest.mark.parametrize("priya_older", [False, True], ids=["alex-older", "priya-older"])
+def test_two_batches_racing_for_one_slot_never_both_create(
+    world: World, monkeypatch: pytest.MonkeyPatch, priya_older: bool
+) -> None:
+    """Priya's whole batch runs after Alex's batch looked at the store and before it announced:
+    the look after the announce (one read, made after the batch's one write) is the guard, so
+    exactly one of them creates, and the store says so before any calendar re-check."""
+    world.write_policy(PRIYA, PRIYA_POLICY)
+    world.register()
+    start = _slot(2, 10)
+    if priya_older:
+        priya, alex = world.add_meeting(PRIYA, KIM, start), world.add_meeting(ALEX, KIM, start)
+    else:
+        alex, priya = world.add_meeting(ALEX, KIM, start), world.add_meeting(PRIYA, KIM, start)
+    real = world.p.store.mark_creates_attempted
+    raced: list[list[tuple[int, Any]]] = []
+
+    def priya_first(claims: Any, now: datetime) -> set[int]:
+        if not raced and [c[0] for c in claims] == [alex]:
+            raced.append([])
+            raced[0].extend(book_meetings(world.p, [priya]))
+        return real(claims, now)
+
+    monkeypatch.setattr(world.p.store, "mark_creates_attempted", priya_first)
+    [(_, alex_result)] = book_meetings(world.p, [alex])
+    [(_, priya_result)] = raced[0]
+
+    assert len([e for e in world.calendar.events(attendee=KIM) if e.start == start]) == 1
+    winner, loser = (priya_result, alex_result) if priya_older else (alex_result, priya_result)
+    assert winner.outcome is B.BOOKED
+    assert loser.outcome is B.SLOT_TAKEN
+    assert loser.detail.startswith("slot_taken: clashes with meeting"), loser.detail
+
+
+def test_a_claim_lost_before_the_batch_announces_sends_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _alex_three(world)
+    real = world.p.store.mark_creates_attempted
+    store = world.p.store
+
+    def lost_first(claims: Any, now: datetime) -> set[int]:
+        # another worker re-claims the first meeting (its lease ran out, say)
+        store.transition(ids[0], S.APPROVED, actor="tick", now=now, expect=S.BOOKING)
+        assert store.claim_for_booking(ids[0], now, 60) is not None
+        return real(claims, now)
+
+    monkeypatch.setattr(store, "mark_creates_attempted", lost_first)
+    results = book_meetings(world.p, ids)
+
+    first = results[0][1]
+    assert (first.outcome, first.detail) == (B.ALREADY, "the claim was lost")
+    assert [r.outcome for _, r in results][1:] == [B.BOOKED, B.BOOKED]
+    assert world.calendar.calls["create_event"] == 2
+    assert world.meeting(ids[0]).create_attempted_at is None  # nothing announced for it
+
+
+def test_a_batch_makes_one_store_read_before_and_one_after_its_one_announce(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _alex_three(world)
+    calls: list[str] = []
+    store = world.p.store
+    for name in ("booking_rivals", "booking_rival_rows", "mark_creates_attempted"):
+        real = getattr(store, name)
+
+        def counted(*args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            calls.append(_name)
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(store, name, counted)
+    assert [r.outcome for _, r in book_meetings(world.p, ids)] == [B.BOOKED] * 3
+    assert calls == ["booking_rival_rows", "mark_creates_attempted", "booking_rival_rows"]
