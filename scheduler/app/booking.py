@@ -16,7 +16,7 @@ from enum import StrEnum
 from scheduler.app.groups import group_draft, group_refusal, group_slot_taken
 from scheduler.app.pipeline import Pipeline, policy_for, revoke
 from scheduler.app.recheck import SharedRead, calendars_busy
-from scheduler.app.records import Meeting
+from scheduler.app.records import BookedEvent, BookingClaim, Meeting
 from scheduler.app.rivals import RivalsRead
 from scheduler.core.errors import (
     AuthorizationRevoked,
@@ -35,12 +35,14 @@ __all__ = [
     "BookOutcome",
     "BookResult",
     "Claimed",
-    "after_announce",
     "attempt",
     "before_announce",
     "book_meeting",
+    "check_claimed",
     "claim_for_booking",
+    "create_announced",
     "other_side_meeting",
+    "record_created",
     "rival_people",
 ]
 
@@ -84,10 +86,28 @@ def claim_for_booking(p: Pipeline, meeting_id: int, now: datetime) -> BookResult
     claim = p.store.claim_booking(meeting_id, now, p.lease_s)  # with the owner's row
     if claim is None:
         return BookResult(BookOutcome.ALREADY)
+    return check_claimed(p, claim, now)
+
+
+def check_claimed(
+    p: Pipeline,
+    claim: BookingClaim,
+    now: datetime,
+    policies: dict[int, Policy | None] | None = None,
+) -> BookResult | Claimed:
+    """Check a claimed meeting may still be booked: what to book, or how it ended.
+    ``policies``: the owners' policies already loaded (by user id), filled in as they are."""
     m, user = claim.meeting, claim.owner
     if user is not None and user.paused_at(now) and m.create_attempted_at is None:
         return _held_by_pause(p, m, now, user.paused_until or now)
-    policy = policy_for(p, user)
+    if policies is None:
+        policy = policy_for(p, user)
+    elif user is not None and user.id in policies:
+        policy = policies[user.id]
+    else:
+        policy = policy_for(p, user)
+        if user is not None:
+            policies[user.id] = policy
     if policy is None:
         return _retry(p, m, now, "policy unavailable", 600.0)
     try:
@@ -124,25 +144,48 @@ def before_announce(ready: Claimed) -> BookResult | None:
     return _guarded(b, lambda: _before_announce(b))
 
 
-def after_announce(ready: Claimed) -> BookResult:
-    """A batch's last steps, once the meeting's create is announced (or was by an earlier
+def create_announced(ready: Claimed) -> BookResult | None:
+    """A batch's next steps, once the meeting's create is announced (or was by an earlier
     attempt): the store checked again (from ``rivals``, read after the batch announced), both
-    calendars re-checked, the event created and recorded."""
+    calendars re-checked, the event created. None: created (``ready.booking.created``), to be
+    recorded with the batch's others (:func:`record_created`)."""
     b = ready.booking
     stakeholder = ready.stakeholder
     assert stakeholder is not None, "a batch announces one-to-ones only"
 
-    def steps() -> BookResult:
+    def steps() -> BookResult | None:
         taken = _announced_clash(b)
         if taken is not None:
             return taken
         if _calendars_busy(b, stakeholder):
             return _end_unbooked(b, _taken("slot_taken"), replan=True)
-        return _record_booked(b, _create(b, stakeholder))
+        b.created = _create(b, stakeholder)
+        return None
 
-    result = _guarded(b, steps)
-    assert result is not None
-    return result
+    return _guarded(b, steps)
+
+
+def record_created(p: Pipeline, created: Sequence[Claimed]) -> dict[int, BookResult]:
+    """Record the events :func:`create_announced` made, in one write (each fenced on its
+    claim, as :func:`_record_booked`): each meeting's result, by id. A meeting whose claim
+    was lost meanwhile is left to its new holder (which finds the event by its key)."""
+    booked = [_booked_event(c.booking) for c in created]
+    moved = p.store.record_bookings(booked, created[0].booking.now) if booked else set()
+    if p.metrics is not None:
+        for _ in moved:
+            p.metrics.bookings_total.inc()
+    return {
+        b.meeting_id: BookResult(
+            BookOutcome.BOOKED if b.meeting_id in moved else BookOutcome.ALREADY
+        )
+        for b in booked
+    }
+
+
+def _booked_event(b: _Booking) -> BookedEvent:
+    assert b.created is not None, "recorded before it was created"
+    detail = "created" if b.created.created else "reconciled existing event"
+    return BookedEvent(b.m.id, b.m.attempts, b.created.provider_event_id, detail)
 
 
 def _guarded(b: _Booking, steps: Callable[[], BookResult | None]) -> BookResult | None:
@@ -200,6 +243,8 @@ class _Booking:
     #: The store's other meetings read once for several of the owner's bookings
     #: (``booking_batch``): the next look at them answers from it (once), instead of reading.
     rivals: RivalsRead | None = None
+    #: The event a batch's create made, until the batch records it (:func:`record_created`).
+    created: CreatedEvent | None = None
 
     @property
     def uncertain(self) -> bool:

@@ -3,8 +3,9 @@
 A planning round approves a few meetings of one owner at once (up to the week's cap), and
 booking each on its own read the owner's calendar and the stakeholder's free/busy again for
 every one (two provider calls out of three), and made five store round trips. Here the meetings
-are claimed one by one (each keeps its own claim, lease and fence, so a crash or a retry is
-exactly what it is for a single booking); then, for the one-to-ones of each owner in turn:
+are claimed together (``claim_bookings``: one statement on PostgreSQL; each keeps its own
+claim, lease and fence, so a crash or a retry is exactly what it is for a single booking), each
+owner's policy is loaded once, and then, for the one-to-ones of each owner in turn:
 
 1. one store read answers each meeting's look at other goodwill meetings before its announce
    (:mod:`scheduler.app.rivals`); a meeting whose slot or pair is held ends there;
@@ -14,9 +15,12 @@ exactly what it is for a single booking); then, for the one-to-ones of each owne
    two workers racing for a person's slot, the second to announce still sees the first;
 4. each is re-checked against the calendars from one shared read of the owner and all their
    stakeholders over a window covering every slot (:class:`~scheduler.app.recheck.SharedRead`,
-   while it covers the slot and is fresh), created and recorded in turn; every event the batch
-   creates is added to the read, so a later slot sees the earlier ones (the owner's buffer
-   included) as a fresh read would.
+   while it covers the slot and is fresh) and created, in turn; every event the batch creates
+   is added to the read, so a later slot sees the earlier ones (the owner's buffer included)
+   as a fresh read would;
+5. the events created are recorded in ONE write (``record_bookings``, fenced per claim). A
+   worker that dies before it leaves those meetings ``booking`` with their creates announced:
+   the next attempt finds each event by its key, as after any crash after a create.
 
 A meeting announced in step 2 whose calendar re-check then finds the slot busy ends like one
 found busy before its announce (no create went out). Group meetings are booked each on its own
@@ -40,15 +44,17 @@ from scheduler.app.booking import (
     BookOutcome,
     BookResult,
     Claimed,
-    after_announce,
     attempt,
     before_announce,
-    claim_for_booking,
+    check_claimed,
+    create_announced,
+    record_created,
     rival_people,
 )
 from scheduler.app.pipeline import Pipeline
 from scheduler.app.recheck import SharedRead, read_for_bookings
 from scheduler.app.rivals import read_rivals
+from scheduler.core.policy import Policy
 from scheduler.core.states import MeetingState
 
 __all__ = ["BATCH_DEADLINE", "book_meetings"]
@@ -69,8 +75,14 @@ def book_meetings(p: Pipeline, meeting_ids: Iterable[int]) -> list[tuple[int, Bo
     ids = list(dict.fromkeys(meeting_ids))
     batch = _Batch(p, p.clock.now())
     ready: list[Claimed] = []
+    claims = p.store.claim_bookings(ids, batch.began, p.lease_s)  # with the owners' rows
+    policies: dict[int, Policy | None] = {}  # each owner's loaded once for the batch
     for meeting_id in ids:
-        claimed = claim_for_booking(p, meeting_id, batch.began)
+        claim = claims.get(meeting_id)
+        if claim is None:
+            batch.results[meeting_id] = BookResult(BookOutcome.ALREADY)
+            continue
+        claimed = check_claimed(p, claim, batch.began, policies)
         if isinstance(claimed, BookResult):
             batch.results[meeting_id] = claimed
         else:
@@ -112,11 +124,8 @@ class _Batch:
         if result is None:
             return True
         self.results[m.id] = result
-        read = claimed.booking.busy
-        if read is not None and result.outcome is BookOutcome.BOOKED:
-            read.add_booked(
-                (claimed.booking.policy.owner.email, m.stakeholder_email), m.start, m.end
-            )
+        if result.outcome is BookOutcome.BOOKED:
+            _add_to_shared_read(claimed)
         return False
 
     def one_owner(self, same_owner: Sequence[Claimed]) -> None:
@@ -136,8 +145,26 @@ class _Batch:
         if going and not self._share_rivals(going):
             for claimed in going:
                 claimed.booking.rivals = None  # each reads for itself
+        created: list[Claimed] = []
         for claimed in going:
-            self.run(claimed, after_announce)
+            if self.run(claimed, create_announced):
+                created.append(claimed)
+                _add_to_shared_read(claimed)
+        if created:
+            self._record(created)
+
+    def _record(self, created: Sequence[Claimed]) -> None:
+        """The batch's events, recorded in one write. Should the write fail, each meeting
+        waits for its lease (its event is found by its key on the next attempt)."""
+        try:
+            self.results.update(record_created(self.p, created))
+        except Exception as exc:
+            log.exception("recording the batch's %d bookings failed", len(created))
+            self.failure = self.failure or exc
+            for claimed in created:
+                self.results[claimed.meeting.id] = BookResult(
+                    BookOutcome.RETRY, detail=type(exc).__name__
+                )
 
     def _announce(self, fresh: Sequence[Claimed]) -> set[int]:
         claims = [(c.meeting.id, c.meeting.attempts) for c in fresh]
@@ -164,6 +191,13 @@ class _Batch:
         for claimed in same_owner:
             claimed.booking.rivals = read
         return True
+
+
+def _add_to_shared_read(claimed: Claimed) -> None:
+    """The meeting's event is on both calendars now: the batch's later re-checks see it."""
+    read, m = claimed.booking.busy, claimed.meeting
+    if read is not None:
+        read.add_booked((claimed.booking.policy.owner.email, m.stakeholder_email), m.start, m.end)
 
 
 def _by_owner(ready: Sequence[Claimed]) -> list[list[Claimed]]:

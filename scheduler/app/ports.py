@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, Protocol
 
 from scheduler.app.records import (
     AuditEntry,
+    BookedEvent,
     BookingClaim,
     ContactSource,
     FollowedOwner,
@@ -221,10 +222,24 @@ class StorePort(Protocol):
         PostgreSQL)."""
         ...
 
+    def claim_bookings(
+        self, meeting_ids: Sequence[int], now: datetime, lease_s: float, *, actor: str = "worker"
+    ) -> dict[int, BookingClaim]:
+        """:meth:`claim_booking` for each of ``meeting_ids`` (one statement on PostgreSQL for
+        the due ``approved`` ones): the claims made, by meeting id."""
+        ...
+
     def mark_create_attempted(self, meeting_id: int, now: datetime, *, attempt: int) -> bool: ...
     def mark_creates_attempted(self, claims: Sequence[tuple[int, int]], now: datetime) -> set[int]:
         """:meth:`mark_create_attempted` for each ``(meeting id, claim number)``, in one write:
         the ids whose claim still held (only those may call the provider)."""
+        ...
+
+    def record_bookings(
+        self, booked: Sequence[BookedEvent], now: datetime, *, actor: str = "worker"
+    ) -> set[int]:
+        """``booking`` → ``booked`` for each event, fenced on its claim number, with its audit
+        row (one write): the ids that moved."""
         ...
 
     def approved_needing_send(

@@ -11,6 +11,7 @@ from scheduler.core.states import MeetingState
 
 __all__ = [
     "AuditEntry",
+    "BookedEvent",
     "BookingClaim",
     "ContactSource",
     "FollowedOwner",
@@ -163,6 +164,18 @@ class RoundMeetings:
     completed: list[Meeting]
     #: ``open_meetings_as_stakeholder(owner_email)``: (the other owner's e-mail, meeting).
     as_stakeholder: list[tuple[str, Meeting]]
+
+
+@dataclass(frozen=True, slots=True)
+class BookedEvent:
+    """A claimed meeting whose event exists: what ``StorePort.record_bookings`` writes."""
+
+    meeting_id: int
+    #: The claim number the booking holds (the write is fenced on it).
+    attempt: int
+    provider_event_id: str
+    #: The audit row's detail (``created``, ``reconciled existing event``).
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.app.ports import UserRegistration
 from scheduler.app.records import (
+    BookedEvent,
     BookingClaim,
     FollowedOwner,
     OwnerMail,
@@ -1438,6 +1439,32 @@ class Store:
             return None
         return BookingClaim(claimed, self.get_user(claimed.user_id))
 
+    def claim_bookings(
+        self, meeting_ids: Sequence[int], now: datetime, lease_s: float, *, actor: str = "worker"
+    ) -> dict[int, BookingClaim]:
+        """:meth:`claim_booking` for each of ``meeting_ids``: the claims made, by id. On
+        PostgreSQL the due ``approved`` ones are claimed in ONE statement; any other is tried
+        the portable way (a lease to re-claim), as :meth:`claim_booking` does."""
+        if lease_s <= 0:
+            raise ValueError("lease_s must be positive")
+        wanted = list(dict.fromkeys(meeting_ids))
+        found: dict[int, BookingClaim] = {}
+        if self._postgres and wanted:
+            with self._single_engine.connect() as conn:
+                rows = conn.execute(
+                    *single.claims_statement(wanted, now, lease_s, actor=actor)
+                ).all()
+            for row in rows:
+                claim = BookingClaim(*single.claimed_rows(row))
+                found[claim.meeting.id] = claim
+        for meeting_id in wanted:
+            if meeting_id in found:
+                continue
+            claimed = self.claim_for_booking(meeting_id, now, lease_s, actor=actor)
+            if claimed is not None:
+                found[meeting_id] = BookingClaim(claimed, self.get_user(claimed.user_id))
+        return found
+
     def renew_lease(self, meeting_id: int, now: datetime, lease_s: float, *, attempt: int) -> bool:
         """Extend the booking lease to ``now + lease_s``, only if claim number ``attempt`` holds it.
 
@@ -1509,6 +1536,35 @@ class Store:
                 rows = conn.execute(*single.creates_attempted_statement(claims, now)).all()
             return {int(row.meeting_id) for row in rows}
         return {m for m, attempt in claims if self.mark_create_attempted(m, now, attempt=attempt)}
+
+    def record_bookings(
+        self, booked: Sequence[BookedEvent], now: datetime, *, actor: str = "worker"
+    ) -> set[int]:
+        """``booking`` → ``booked`` for each event (as :meth:`transition` with ``expect=
+        booking``, the claim number, the event id, no last error): the ids that moved. On
+        PostgreSQL ONE statement; elsewhere one write each."""
+        check_transition(MeetingState.BOOKING, MeetingState.BOOKED)
+        if not booked:
+            return set()
+        if self._postgres:
+            with self._single_engine.connect() as conn:
+                rows = conn.execute(*single.bookings_statement(booked, now, actor=actor)).all()
+            return {int(row.meeting_id) for row in rows}
+        return {
+            b.meeting_id
+            for b in booked
+            if self.transition(
+                b.meeting_id,
+                MeetingState.BOOKED,
+                actor=actor,
+                now=now,
+                detail=b.detail,
+                expect=MeetingState.BOOKING,
+                attempt=b.attempt,
+                provider_event_id=b.provider_event_id,
+                last_error=None,
+            )
+        }
 
     def approved_needing_send(
         self, now: datetime, limit: int, *, send_lease_s: float = 120.0

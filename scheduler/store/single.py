@@ -41,17 +41,21 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.types import TypeDecorator
 
+from scheduler.app.records import BookedEvent
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import MeetingState
 from scheduler.store.records import Meeting, User, meeting_from_values, user_from_row
 from scheduler.store.tables import AuditRow, MeetingAttendeeRow, MeetingRow, UserRow, UTCDateTime
 
 __all__ = [
+    "bookings_statement",
     "claim_statement",
     "claimed_rows",
+    "claims_statement",
     "contacts_statement",
     "create_attempted_statement",
     "creates_attempted_statement",
@@ -196,15 +200,84 @@ def creates_attempted_statement(claims: Sequence[tuple[int, int]], now: datetime
     }  # fmt: skip
 
 
-def _claim_shape() -> Select[Any]:
+def _bookings_shape() -> Select[Any]:
+    """``Store.record_bookings``: ``booking`` → ``booked`` for several claims at once, each
+    fenced on its claim number and given its event id (the rows come as arrays, unnested), an
+    audit row each with its own detail; returns the ids that moved."""
+    given = (
+        func.unnest(
+            bindparam("p_ids", type_=postgresql.ARRAY(Integer)),
+            bindparam("p_attempts", type_=postgresql.ARRAY(Integer)),
+            bindparam("p_events", type_=postgresql.ARRAY(Text)),
+            bindparam("p_details", type_=postgresql.ARRAY(Text)),
+        )
+        .table_valued("mid", "attempt", "event_id", "detail")
+        .render_derived(name="given", with_types=False)
+    )
     now = bindparam("p_at", type_=UTCDateTime())
-    claimed = (
+    moved = (
         update(_M)
         .where(
-            _M.c.id == bindparam("p_mid"),
-            _M.c.state == MeetingState.APPROVED,
-            or_(_M.c.next_attempt_at.is_(None), _M.c.next_attempt_at <= now),
+            _M.c.id == given.c.mid,
+            _M.c.attempts == given.c.attempt,
+            _M.c.state == MeetingState.BOOKING,
         )
+        .values(
+            state=MeetingState.BOOKED,
+            provider_event_id=given.c.event_id,
+            last_error=null(),
+            lease_until=null(),
+            updated_at=now,
+        )
+        .returning(_M.c.id, _M.c.user_id, given.c.detail)
+        .cte("moved")
+    )
+    rows = select(
+        moved.c.id,
+        moved.c.user_id,
+        now,
+        bindparam("p_actor", type_=String()),
+        literal(MeetingState.BOOKING.value),
+        literal(MeetingState.BOOKED.value),
+        moved.c.detail,
+    )
+    audited = insert(_A).from_select(_AUDIT_COLUMNS, rows).returning(_A.c.meeting_id)
+    return select(audited.cte("audited").c.meeting_id)
+
+
+_BOOKINGS = _bookings_shape()
+
+
+def bookings_statement(booked: Sequence[BookedEvent], now: datetime, *, actor: str) -> Statement:
+    """``Store.record_bookings``: the booked events, as four arrays."""
+    return _BOOKINGS, {
+        "p_ids": [b.meeting_id for b in booked], "p_attempts": [b.attempt for b in booked],
+        "p_events": [b.provider_event_id for b in booked], "p_details": [b.detail for b in booked],
+        "p_at": now, "p_actor": actor,
+    }  # fmt: skip
+
+
+def _claim_shape(*, many: bool = False) -> Select[Any]:
+    """The claim statement; ``many``: of the meetings ``p_mids``, their rows locked in id
+    order first (two claims of overlapping sets then wait for each other, never deadlock)."""
+    now = bindparam("p_at", type_=UTCDateTime())
+    due = [
+        _M.c.state == MeetingState.APPROVED,
+        or_(_M.c.next_attempt_at.is_(None), _M.c.next_attempt_at <= now),
+    ]
+    if many:
+        locked = (
+            select(_M.c.id)
+            .where(_M.c.id.in_(bindparam("p_mids", expanding=True)), *due)
+            .order_by(_M.c.id)
+            .with_for_update()
+        )
+        which: list[Any] = [_M.c.id.in_(locked.scalar_subquery()), *due]
+    else:
+        which = [_M.c.id == bindparam("p_mid"), *due]
+    claimed = (
+        update(_M)
+        .where(*which)
         .values(
             state=MeetingState.BOOKING,
             lease_until=bindparam("p_lease_until", type_=UTCDateTime()),
@@ -232,6 +305,7 @@ def _claim_shape() -> Select[Any]:
 
 
 _CLAIM = _claim_shape()
+_CLAIM_MANY = _claim_shape(many=True)
 
 
 def claim_statement(meeting_id: int, now: datetime, lease_s: float, *, actor: str) -> Statement:
@@ -244,6 +318,18 @@ def claim_statement(meeting_id: int, now: datetime, lease_s: float, *, actor: st
     return _CLAIM, {
         "p_mid": meeting_id, "p_at": now, "p_lease_until": now + timedelta(seconds=lease_s),
         "p_actor": actor, "p_detail": "claimed",
+    }  # fmt: skip
+
+
+def claims_statement(
+    meeting_ids: Sequence[int], now: datetime, lease_s: float, *, actor: str
+) -> Statement:
+    """:func:`claim_statement` for several meetings in one statement: a row per meeting it
+    claimed (the others are not due ``approved`` meetings: the caller tries each the portable
+    way, as one claim that returns no row)."""
+    return _CLAIM_MANY, {
+        "p_mids": [int(m) for m in meeting_ids], "p_at": now,
+        "p_lease_until": now + timedelta(seconds=lease_s), "p_actor": actor, "p_detail": "claimed",
     }  # fmt: skip
 
 

@@ -20,7 +20,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from scheduler.app.records import ContactSource, Meeting, NewMeeting, StakeholderStatus
+from scheduler.app.records import (
+    BookedEvent,
+    ContactSource,
+    Meeting,
+    NewMeeting,
+    StakeholderStatus,
+)
 from scheduler.core.model import AttendeeStatus
 from scheduler.core.states import OPEN_STATES, IllegalTransition, MeetingState
 from tests.concurrency import run_together
@@ -577,6 +583,70 @@ def test_booking_rival_rows_are_booking_rivals_rows_with_their_owners_and_flags(
     assert sorted(m.id for _, m in theirs) == sorted(r.meeting.id for r in rows if r.theirs)
     nobody = "nobody@corp.example"
     assert store.booking_rival_rows([nobody], slot, end, owner_email=nobody) == []
+
+
+def test_claim_bookings_claims_each_due_meeting_as_claim_booking_would(
+    store: InspectableStore,
+) -> None:
+    alex, kim = new_user(store), new_user(store, KIM)
+    due = [
+        new_meeting(store, f"d{i}", user_id=alex, start=T0 + timedelta(days=2 + i))
+        for i in range(3)
+    ]
+    theirs = new_meeting(store, "kim", user_id=kim, start=T0 + timedelta(days=6))
+    later = new_meeting(store, "later", user_id=alex, start=T0 + timedelta(days=7))
+    store.transition(later, S.BOOKING, actor="worker", now=T0, expect=S.APPROVED)
+    store.transition(later, S.APPROVED, actor="worker", now=T0, expect=S.BOOKING,
+                     next_attempt_at=T0 + timedelta(hours=1))  # fmt: skip
+    expired = new_meeting(store, "expired", user_id=alex, start=T0 + timedelta(days=8))
+    assert store.claim_for_booking(expired, T0 - timedelta(minutes=5), 60) is not None
+    done = booked(store, "done", user_id=alex, start=T0 + timedelta(days=9))
+    asked = [*due, theirs, later, expired, done, due[0], 10_000]
+
+    claims = store.claim_bookings(asked, T0, 60)
+
+    assert sorted(claims) == sorted([*due, theirs, expired])  # not due, booked, unknown: none
+    for meeting_id, claim in claims.items():
+        assert claim.meeting.id == meeting_id
+        assert claim.meeting.state == S.BOOKING
+        assert claim.meeting.lease_until == T0 + timedelta(seconds=60)
+        assert claim.owner is not None
+        assert claim.owner.id == (kim if meeting_id == theirs else alex)
+    assert claims[due[0]].meeting.attempts == 1
+    assert claims[expired].meeting.attempts == 2  # re-claimed: its lease had run out
+    assert [e.detail for e in store.audit_trail(due[1])][-1] == "claimed"
+    assert store.audit_trail(expired)[-1].detail.startswith("lease expired at")
+    assert store.claim_bookings(due, T0, 60) == {}  # leased now
+    with pytest.raises(ValueError, match="lease_s"):
+        store.claim_bookings(due, T0, 0)
+
+
+def test_record_bookings_books_each_claim_it_still_holds_with_its_event_and_detail(
+    store: InspectableStore,
+) -> None:
+    ids = [new_meeting(store, f"r{i}", start=T0 + timedelta(days=2 + i)) for i in range(4)]
+    claims = store.claim_bookings(ids[:3], T0, 60)
+    store.transition(ids[0], S.APPROVED, actor="worker", now=T0, expect=S.BOOKING,
+                     attempt=claims[ids[0]].meeting.attempts, last_error="boom")  # fmt: skip
+    again = store.claim_bookings([ids[0]], T0, 60)[ids[0]]  # retried: claim number 2
+    later = T0 + timedelta(minutes=1)
+    booked_events = [
+        BookedEvent(ids[0], again.meeting.attempts, "ev0", "created"),
+        BookedEvent(ids[1], claims[ids[1]].meeting.attempts + 1, "ev1", "created"),  # lost
+        BookedEvent(ids[2], claims[ids[2]].meeting.attempts, "ev2", "reconciled existing event"),
+        BookedEvent(ids[3], 1, "ev3", "created"),  # never claimed
+    ]
+    assert store.record_bookings(booked_events, later) == {ids[0], ids[2]}
+    states = [(get(store, i).state, get(store, i).provider_event_id) for i in ids]
+    assert states == [(S.BOOKED, "ev0"), (S.BOOKING, None), (S.BOOKED, "ev2"), (S.APPROVED, None)]
+    first = get(store, ids[0])
+    assert (first.last_error, first.lease_until, first.updated_at) == (None, None, later)
+    entries = [store.audit_trail(i)[-1] for i in (ids[0], ids[2])]
+    assert [(e.actor, e.from_state, e.to_state, e.detail, e.at) for e in entries] == [
+        ("worker", S.BOOKING, S.BOOKED, "created", later),
+        ("worker", S.BOOKING, S.BOOKED, "reconciled existing event", later),
+    ]
+    assert store.record_bookings([], later) == set()
 
 
 def test_mark_creates_attempted_is_fenced_per_claim_with_an_audit_row_each(

@@ -108,23 +108,21 @@ def test_a_booking_stays_within_the_round_trip_budget(counts: ScenarioCounts) ->
     assert booking.round_trips <= MAX_BOOKING_ROUND_TRIPS, booking.describe()
 
 
-def test_a_batch_of_one_owners_bookings_costs_two_round_trips_each_and_three_more(
+def test_a_batch_of_one_owners_six_bookings_costs_five_statements(
     pg_schema_url: Callable[[], str], tmp_path: Path
 ) -> None:
-    """``book_meetings`` of a round's six proposals: each meeting's claim and its record, and
-    for all of them one read before the announce, one announce and one read after it (alone,
-    each booking makes all five: 30 for six)."""
+    """``book_meetings`` of a round's six proposals: one claim of all six, one read before the
+    announce, one announce, one read after it, one record of the six events (alone, each
+    booking makes five: 30 for six)."""
     batch, outcomes = measure_batch_booking(pg_schema_url(), str(tmp_path))
     print("batch:", batch.describe())
     assert outcomes == ["booked"] * 6
     assert batch.pings == 0, batch.describe()
     assert batch.transactions == 0, batch.describe()
-    assert batch.statements == 2 * len(outcomes) + 3, batch.describe()
-    # psycopg prepares a statement on its fifth run (one more round trip, once per connection):
-    # the claims' and the records' statements here
-    assert batch.round_trips <= batch.statements + 2, batch.describe()
-    # the claims, the records and the one announce: each ONE fenced statement
-    assert len([s for s in batch.log if s.startswith("WITH ")]) == 2 * len(outcomes) + 1
+    assert batch.statements == 5, batch.describe()
+    assert batch.round_trips == batch.statements, batch.describe()
+    # the claim, the announce and the record: each ONE fenced statement feeding its audit rows
+    assert len([s for s in batch.log if s.startswith("WITH ")]) == 3, batch.describe()
 
 
 def test_a_pooled_connection_the_server_closed_is_replaced_without_a_pre_ping(

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from scheduler.app.ports import StorePort, UserRegistration
 from scheduler.app.records import (
     AuditEntry,
+    BookedEvent,
     BookingClaim,
     ContactSource,
     FollowedOwner,
@@ -821,6 +822,19 @@ class FakeStore:
                 return None
             return BookingClaim(claimed, self._users.get(claimed.user_id))
 
+    def claim_bookings(
+        self, meeting_ids: Sequence[int], now: datetime, lease_s: float, *, actor: str = "worker"
+    ) -> dict[int, BookingClaim]:
+        if lease_s <= 0:
+            raise ValueError("lease_s must be positive")
+        found: dict[int, BookingClaim] = {}
+        with self._atomic():
+            for meeting_id in dict.fromkeys(meeting_ids):
+                claim = self.claim_booking(meeting_id, now, lease_s, actor=actor)
+                if claim is not None:
+                    found[meeting_id] = claim
+        return found
+
     def mark_create_attempted(self, meeting_id: int, now: datetime, *, attempt: int) -> bool:
         now = _utc(now)
         with self._atomic():
@@ -842,6 +856,26 @@ class FakeStore:
         with self._atomic():
             return {
                 m for m, attempt in claims if self.mark_create_attempted(m, now, attempt=attempt)
+            }
+
+    def record_bookings(
+        self, booked: Sequence[BookedEvent], now: datetime, *, actor: str = "worker"
+    ) -> set[int]:
+        with self._atomic():
+            return {
+                b.meeting_id
+                for b in booked
+                if self.transition(
+                    b.meeting_id,
+                    _S.BOOKED,
+                    actor=actor,
+                    now=now,
+                    detail=b.detail,
+                    expect=_S.BOOKING,
+                    attempt=b.attempt,
+                    provider_event_id=b.provider_event_id,
+                    last_error=None,
+                )
             }
 
     def approved_needing_send(

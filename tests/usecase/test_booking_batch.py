@@ -330,3 +330,31 @@ def test_a_batch_makes_one_store_read_before_and_one_after_its_one_announce(
         monkeypatch.setattr(store, name, counted)
     assert [r.outcome for _, r in book_meetings(world.p, ids)] == [B.BOOKED] * 3
     assert calls == ["booking_rival_rows", "mark_creates_attempted", "booking_rival_rows"]
+
+
+def test_a_batch_whose_record_fails_leaves_its_events_to_be_found_by_their_keys(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The events are created, the one write recording them fails (the database went away,
+    the worker died): the meetings stay ``booking`` with their creates announced, and the next
+    attempt after the lease finds each event by its key. Nothing is created twice."""
+    ids = _alex_three(world)
+    store = world.p.store
+
+    def gone(*_: Any, **__: Any) -> set[int]:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(store, "record_bookings", gone)
+    with pytest.raises(ConnectionError):
+        book_meetings(world.p, ids)
+    assert world.calendar.calls["create_event"] == 3
+    stuck = [world.meeting(i) for i in ids]
+    assert [m.state for m in stuck] == [S.BOOKING] * 3
+    assert all(m.create_attempted_at is not None for m in stuck)
+
+    monkeypatch.undo()
+    world.advance(timedelta(seconds=world.p.lease_s + 1))
+    assert [r.outcome for _, r in book_meetings(world.p, ids)] == [B.BOOKED] * 3
+    assert world.calendar.calls["create_event"] == 3  # found by key, not created again
+    assert world.calendar.calls["find_by_key"] == 3
+    assert [len(world.calendar.events(attendee=who)) for who in (KIM, JO, SAM)] == [1, 1, 1]
