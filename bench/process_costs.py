@@ -346,10 +346,13 @@ def _child(args: list[str], tree: Path | None) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def baseline_tree(ref: str, into: Path) -> Path:
-    """``scheduler/`` and ``connectors/`` as of git ``ref`` (``git archive``: read-only)."""
+def baseline_tree(
+    ref: str, into: Path, paths: tuple[str, ...] = ("scheduler", "connectors")
+) -> Path:
+    """``scheduler/`` and ``connectors/`` (or ``paths``) as of git ``ref`` (``git archive``:
+    read-only)."""
     archive = subprocess.run(
-        ["git", "archive", "--format=tar", ref, "scheduler", "connectors"],
+        ["git", "archive", "--format=tar", ref, *paths],
         check=True, capture_output=True, cwd=ROOT,
     )  # fmt: skip
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:

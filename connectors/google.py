@@ -64,6 +64,7 @@ from connectors.google_events import (
     rfc3339,
     timed_events,
 )
+from connectors.google_json import json_model
 from connectors.lru import Lru
 from connectors.owner_read import HeldReads, Use
 from scheduler.core.clock import Clock, SystemClock
@@ -520,6 +521,7 @@ class GoogleCalendar:
                 root = build_from_document(
                     _discovery(),
                     http=_NO_HTTP,
+                    model=json_model(),  # replies parsed with orjson (connectors.google_json)
                     client_options={"api_endpoint": self._settings.api_endpoint},
                 )
                 self._api = _Api(events=root.events(), freebusy=root.freebusy())

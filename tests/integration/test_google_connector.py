@@ -264,6 +264,48 @@ def test_partial_responses_carry_everything_the_connector_reads(
     assert contacts == {SAM.email: at(10, day=-7)}
 
 
+def test_replies_parsed_by_orjson_read_as_the_librarys_own_json_model_reads_them(
+    emulator: GoogleEmulator,
+    make_google: Callable[..., GoogleCalendar],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13: the client parses replies with orjson (``connectors.google_json``); busy time,
+    contacts, answers and a created event are the same as with the library's ``JsonModel``."""
+    from googleapiclient.model import JsonModel
+
+    import connectors.google as google_module
+    from connectors.google_json import _OrjsonModel
+
+    for hour in (8, 9, 10):
+        emulator.seed(
+            OWNER.email,
+            _timed(
+                MONDAY.replace(hour=hour) - timedelta(days=hour - 7),
+                attendees=[{"email": SAM.email, "responseStatus": "accepted"}],
+                summary="Kaffee ☕ mit Zoë",
+            ),
+        )
+    window = Interval(MONDAY - timedelta(days=8), MONDAY + timedelta(days=1))
+
+    def read(google: GoogleCalendar, hour: int) -> tuple[Any, ...]:
+        created = google.create_event(_draft(hour=hour))
+        busy = google.busy(BusyQuery(window=window, people=(OWNER, SAM)))
+        contacts = google.last_contacts(OWNER, [SAM.email], window.start, MONDAY)
+        state = google.event_state(OWNER, created.provider_event_id, SAM.email)
+        return created.created, busy, contacts, state
+
+    fast = make_google()
+    assert isinstance(fast._collections().events._model, _OrjsonModel)
+    ours = read(fast, 14)
+    monkeypatch.setattr(google_module, "json_model", lambda: JsonModel(False))
+    plain = make_google()
+    assert type(plain._collections().events._model) is JsonModel
+    theirs = read(plain, 14)  # the same draft: found as created (409), same answers
+    assert (ours[1:], ours[0]) == (theirs[1:], True)
+    assert len(ours[1].blocks[OWNER.email]) == 4
+    assert ours[2] == {SAM.email: MONDAY.replace(hour=9) - timedelta(days=1)}  # its end
+
+
 def test_owner_calendar_is_read_with_event_detail_for_busy_rules(
     emulator: GoogleEmulator, google: GoogleCalendar
 ) -> None:
