@@ -8,16 +8,22 @@ event, so a crash anywhere in here never leads to a second invite.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 from scheduler.app.groups import group_draft, group_refusal, group_slot_taken
 from scheduler.app.pipeline import Pipeline, policy_for, revoke
 from scheduler.app.recheck import SharedRead, calendars_busy
-from scheduler.app.records import BookedEvent, BookingClaim, Meeting
-from scheduler.app.rivals import RivalsRead
+from scheduler.app.records import BookingClaim, Meeting
+from scheduler.app.rivals import (
+    RivalsRead,
+    clashing_meeting,
+    other_side_meeting,
+    rival_people,
+)
 from scheduler.core.errors import (
     AuthorizationRevoked,
     CalendarDataError,
@@ -42,11 +48,11 @@ __all__ = [
     "claim_for_booking",
     "create_announced",
     "other_side_meeting",
-    "record_created",
     "rival_people",
 ]
 
 _S = MeetingState
+_R = TypeVar("_R", bound="BookResult | None")
 
 
 class BookOutcome(StrEnum):
@@ -93,21 +99,17 @@ def check_claimed(
     p: Pipeline,
     claim: BookingClaim,
     now: datetime,
-    policies: dict[int, Policy | None] | None = None,
+    policies: dict[int | None, Policy | None] | None = None,
 ) -> BookResult | Claimed:
     """Check a claimed meeting may still be booked: what to book, or how it ended.
     ``policies``: the owners' policies already loaded (by user id), filled in as they are."""
     m, user = claim.meeting, claim.owner
     if user is not None and user.paused_at(now) and m.create_attempted_at is None:
         return _held_by_pause(p, m, now, user.paused_until or now)
-    if policies is None:
-        policy = policy_for(p, user)
-    elif user is not None and user.id in policies:
-        policy = policies[user.id]
-    else:
-        policy = policy_for(p, user)
-        if user is not None:
-            policies[user.id] = policy
+    loaded = {} if policies is None else policies
+    if (key := None if user is None else user.id) not in loaded:
+        loaded[key] = policy_for(p, user)
+    policy = loaded[key]
     if policy is None:
         return _retry(p, m, now, "policy unavailable", 600.0)
     try:
@@ -131,24 +133,20 @@ def check_claimed(
 def attempt(ready: Claimed) -> BookResult:
     """Book a claimed meeting (see :func:`claim_for_booking`); provider errors end here."""
     b = ready.booking
-    result = _guarded(b, lambda: _book(b, ready.stakeholder))
-    assert result is not None
-    return result
+    return _guarded(b, lambda: _book(b, ready.stakeholder))
 
 
 def before_announce(ready: Claimed) -> BookResult | None:
-    """A batch's first steps for a claimed one-to-one (:mod:`scheduler.app.booking_batch`):
-    an earlier create looked up, the store's other meetings checked (from ``rivals``, a read
-    made for the whole batch). None: the meeting may be announced and booked."""
+    """A batch's first steps (:mod:`.booking_batch`): an earlier create looked up, the store's
+    other meetings checked (from ``rivals``). None: the meeting may be announced."""
     b = ready.booking
     return _guarded(b, lambda: _before_announce(b))
 
 
 def create_announced(ready: Claimed) -> BookResult | None:
-    """A batch's next steps, once the meeting's create is announced (or was by an earlier
-    attempt): the store checked again (from ``rivals``, read after the batch announced), both
-    calendars re-checked, the event created. None: created (``ready.booking.created``), to be
-    recorded with the batch's others (:func:`record_created`)."""
+    """A batch's steps once the create is announced: the store checked again (``rivals``, read
+    after the announce), both calendars re-checked, the event created. None: created
+    (``ready.booking.created``), for the batch to record."""
     b = ready.booking
     stakeholder = ready.stakeholder
     assert stakeholder is not None, "a batch announces one-to-ones only"
@@ -165,30 +163,7 @@ def create_announced(ready: Claimed) -> BookResult | None:
     return _guarded(b, steps)
 
 
-def record_created(p: Pipeline, created: Sequence[Claimed]) -> dict[int, BookResult]:
-    """Record the events :func:`create_announced` made, in one write (each fenced on its
-    claim, as :func:`_record_booked`): each meeting's result, by id. A meeting whose claim
-    was lost meanwhile is left to its new holder (which finds the event by its key)."""
-    booked = [_booked_event(c.booking) for c in created]
-    moved = p.store.record_bookings(booked, created[0].booking.now) if booked else set()
-    if p.metrics is not None:
-        for _ in moved:
-            p.metrics.bookings_total.inc()
-    return {
-        b.meeting_id: BookResult(
-            BookOutcome.BOOKED if b.meeting_id in moved else BookOutcome.ALREADY
-        )
-        for b in booked
-    }
-
-
-def _booked_event(b: _Booking) -> BookedEvent:
-    assert b.created is not None, "recorded before it was created"
-    detail = "created" if b.created.created else "reconciled existing event"
-    return BookedEvent(b.m.id, b.m.attempts, b.created.provider_event_id, detail)
-
-
-def _guarded(b: _Booking, steps: Callable[[], BookResult | None]) -> BookResult | None:
+def _guarded(b: _Booking, steps: Callable[[], _R]) -> _R | BookResult:
     """Run booking steps; a provider error ends the attempt the way its kind says."""
     try:
         return steps()
@@ -240,11 +215,9 @@ class _Booking:
     #: Both calendars read once for several of the owner's bookings (``booking_batch``): the
     #: re-check uses it when it answers for this meeting, instead of reading again.
     busy: SharedRead | None = None
-    #: The store's other meetings read once for several of the owner's bookings
-    #: (``booking_batch``): the next look at them answers from it (once), instead of reading.
+    #: One store read for several bookings of the owner: the next look answers from it, once.
     rivals: RivalsRead | None = None
-    #: The event a batch's create made, until the batch records it (:func:`record_created`).
-    created: CreatedEvent | None = None
+    created: CreatedEvent | None = None  #: a batch's create, until the batch records it
 
     @property
     def uncertain(self) -> bool:
@@ -325,6 +298,15 @@ def _taken(detail: str) -> _Ending:
     return _Ending(_S.CANCELLED, detail, None, BookOutcome.SLOT_TAKEN)
 
 
+def _clashed(b: _Booking, clash: Meeting) -> BookResult:
+    return _end_unbooked(b, _taken(f"slot_taken: clashes with meeting {clash.id}"), replan=True)
+
+
+def _pair_taken(b: _Booking, theirs: Meeting) -> BookResult:
+    why = f"pair_taken: their meeting {theirs.id} comes first"
+    return _end_unbooked(b, _Ending(_S.CANCELLED, why, None, BookOutcome.CANCELLED))
+
+
 def _before_announce(b: _Booking) -> BookResult | None:
     """An earlier create that got through is recorded; else the store's other meetings are
     looked at (one-to-ones; a group meeting's look is :func:`_slot_taken`'s)."""
@@ -339,18 +321,12 @@ def _store_taken(b: _Booking) -> BookResult | None:
     """Whether another goodwill meeting holds this one-to-one's slot or pair (it ends), else
     None."""
     overlapping, theirs = _rivals(b)
-    clash = _clashing_meeting(b, overlapping, announced_only=False)
+    clash = clashing_meeting(b.m, overlapping, announced_only=False)
     if clash is not None:
-        return _end_unbooked(b, _taken(f"slot_taken: clashes with meeting {clash.id}"), replan=True)
+        return _clashed(b, clash)
     other_side = other_side_meeting(b.p, b.policy.owner.email, b.m, known=theirs)
     if other_side is not None:
-        ending = _Ending(
-            _S.CANCELLED,
-            f"pair_taken: their meeting {other_side.id} comes first",
-            None,
-            BookOutcome.CANCELLED,
-        )
-        return _end_unbooked(b, ending)
+        return _pair_taken(b, other_side)
     return None
 
 
@@ -359,27 +335,14 @@ def _slot_taken(b: _Booking, stakeholder: Stakeholder | None) -> BookResult | No
     (then the meeting ends), else None."""
     if stakeholder is None:  # a group meeting: the store, then its people in one busy read
         overlapping, _ = _rivals(b)
-        clash = _clashing_meeting(b, overlapping, announced_only=False)
+        clash = clashing_meeting(b.m, overlapping, announced_only=False)
         if clash is not None:
-            why = f"slot_taken: clashes with meeting {clash.id}"
-            return _end_unbooked(b, _taken(why), replan=True)
+            return _clashed(b, clash)
         why_not = group_slot_taken(b.p, b.policy, b.backend, b.m)
         return None if why_not is None else _end_unbooked(b, _taken(why_not), replan=True)
     if _calendars_busy(b, stakeholder):
         return _end_unbooked(b, _taken("slot_taken"), replan=True)
     return None
-
-
-def _holds_slot(c: Meeting, m: Meeting, *, announced_only: bool) -> bool:
-    """Whether meeting ``c`` keeps ``m`` from its slot (or its pair).
-
-    Booked, accepted and tentative meetings hold it; so does any meeting whose create was
-    attempted (its event may exist). Before announcing our own create, a meeting still being
-    booked without a create holds it when its id is lower (a tie goes to the older one).
-    """
-    if c.state in (_S.BOOKED, _S.ACCEPTED, _S.TENTATIVE) or c.create_attempted_at is not None:
-        return True
-    return not announced_only and c.state == _S.BOOKING and c.id < m.id
 
 
 def _rivals(b: _Booking) -> tuple[list[Meeting], list[tuple[str, Meeting]]]:
@@ -394,51 +357,6 @@ def _rivals(b: _Booking) -> tuple[list[Meeting], list[tuple[str, Meeting]]]:
     )
 
 
-def rival_people(policy: Policy, m: Meeting) -> list[str]:
-    """The people whose other goodwill meetings can hold ``m``'s slot."""
-    return [policy.owner.email, m.stakeholder_email, *m.attendees]
-
-
-def _clashing_meeting(
-    b: _Booking, overlapping: Sequence[Meeting], *, announced_only: bool
-) -> Meeting | None:
-    """Another goodwill meeting with either person at this time that holds the slot.
-
-    The provider re-check cannot see an event that is being created at this very moment: this
-    is the guard against two owners booking the same person at the same time.
-    """
-    for c in overlapping:
-        if _holds_slot(c, b.m, announced_only=announced_only):
-            return c
-    return None
-
-
-def other_side_meeting(
-    p: Pipeline,
-    owner_email: str,
-    m: Meeting,
-    *,
-    announced_only: bool = False,
-    known: Sequence[tuple[str, Meeting]] | None = None,
-) -> Meeting | None:
-    """The stakeholder's own goodwill meeting with this owner that holds the pair, or None.
-
-    Two users who list each other get one meeting: the first one booked wins. Group meetings
-    are nobody's pair meeting. ``known``: ``open_meetings_as_stakeholder(owner_email)``,
-    already read.
-    """
-    if m.is_group:
-        return None
-    if known is None:
-        known = p.store.open_meetings_as_stakeholder(owner_email)
-    for other_owner, theirs in known:
-        if other_owner != m.stakeholder_email.lower() or theirs.id == m.id or theirs.is_group:
-            continue
-        if _holds_slot(theirs, m, announced_only=announced_only):
-            return theirs
-    return None
-
-
 def _announced_clash(b: _Booking) -> BookResult | None:
     """After announcing our create, look again: someone else who announced first wins.
 
@@ -447,20 +365,14 @@ def _announced_clash(b: _Booking) -> BookResult | None:
     and are planned again. Never both create.
     """
     overlapping, theirs = _rivals(b)
-    clash = _clashing_meeting(b, overlapping, announced_only=True)
+    clash = clashing_meeting(b.m, overlapping, announced_only=True)
     if clash is not None:
-        return _end_unbooked(b, _taken(f"slot_taken: clashes with meeting {clash.id}"), replan=True)
+        return _clashed(b, clash)
     other_side = other_side_meeting(
         b.p, b.policy.owner.email, b.m, announced_only=True, known=theirs
     )
     if other_side is not None:
-        ending = _Ending(
-            _S.CANCELLED,
-            f"pair_taken: their meeting {other_side.id} comes first",
-            None,
-            BookOutcome.CANCELLED,
-        )
-        return _end_unbooked(b, ending)
+        return _pair_taken(b, other_side)
     return None
 
 

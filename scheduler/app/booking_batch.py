@@ -28,10 +28,12 @@ found busy before its announce (no create went out). Group meetings are booked e
 
 Each meeting is on its own: a read that fails leaves each meeting to read for itself, and a
 meeting whose step raises something unexpected does not stop the others (the error is raised
-once they are done, and that meeting waits for its lease, as alone). A batch starts no new
-step after :data:`BATCH_DEADLINE`: the meetings not yet through go back to ``approved``, their
-claim not counted, and the tick sends them again (one already announced is looked up by its
-key on its next attempt, as after a crash).
+once they are done, and that meeting waits for its lease, as alone); a failed announce write
+leaves that owner's meetings to their leases, the other owners go on. A batch starts no new
+step after :data:`BATCH_DEADLINE`, a meeting's or an owner's shared read or announce: the
+meetings not yet through go back to ``approved``, their claim not counted, and the tick sends
+them again (one already announced is looked up by its key on its next attempt, as after a
+crash).
 """
 
 from __future__ import annotations
@@ -48,12 +50,11 @@ from scheduler.app.booking import (
     before_announce,
     check_claimed,
     create_announced,
-    record_created,
-    rival_people,
 )
 from scheduler.app.pipeline import Pipeline
 from scheduler.app.recheck import SharedRead, read_for_bookings
-from scheduler.app.rivals import read_rivals
+from scheduler.app.records import BookedEvent
+from scheduler.app.rivals import read_rivals, rival_people
 from scheduler.core.policy import Policy
 from scheduler.core.states import MeetingState
 
@@ -61,8 +62,9 @@ __all__ = ["BATCH_DEADLINE", "book_meetings"]
 
 log = logging.getLogger("goodwill.booking")
 
-#: No attempt of a batch starts later than this after the batch did: well inside the actors'
-#: time limit (120 s) even when each provider call of the batch takes seconds.
+#: No step of a batch (a meeting's, or an owner's shared read or announce) starts later than
+#: this after the batch did: well inside the actors' time limit (120 s) even when each provider
+#: call of the batch takes seconds.
 BATCH_DEADLINE = timedelta(seconds=45)
 RELEASED = "released: its batch ran out of time before trying it"
 
@@ -76,13 +78,17 @@ def book_meetings(p: Pipeline, meeting_ids: Iterable[int]) -> list[tuple[int, Bo
     batch = _Batch(p, p.clock.now())
     ready: list[Claimed] = []
     claims = p.store.claim_bookings(ids, batch.began, p.lease_s)  # with the owners' rows
-    policies: dict[int, Policy | None] = {}  # each owner's loaded once for the batch
+    policies: dict[int | None, Policy | None] = {}  # each owner's loaded once for the batch
     for meeting_id in ids:
         claim = claims.get(meeting_id)
         if claim is None:
             batch.results[meeting_id] = BookResult(BookOutcome.ALREADY)
             continue
-        claimed = check_claimed(p, claim, batch.began, policies)
+        try:
+            claimed = check_claimed(p, claim, batch.began, policies)
+        except Exception as exc:  # this meeting waits for its lease; the others go on
+            batch.failed(meeting_id, exc)
+            continue
         if isinstance(claimed, BookResult):
             batch.results[meeting_id] = claimed
         else:
@@ -107,19 +113,32 @@ class _Batch:
         self.results: dict[int, BookResult] = {}
         self.failure: Exception | None = None
 
+    def past_deadline(self) -> bool:
+        return self.p.clock.now() - self.began > BATCH_DEADLINE
+
+    def failed(self, meeting_id: int, exc: Exception) -> None:
+        """Something unexpected: the meeting waits for its lease, the error is raised once
+        the others are done."""
+        log.exception("booking meeting %s failed unexpectedly", meeting_id, exc_info=exc)
+        self.failure = self.failure or exc
+        self.results[meeting_id] = BookResult(BookOutcome.RETRY, detail=type(exc).__name__)
+
+    def release(self, claimed: Sequence[Claimed]) -> None:
+        """Past the deadline: give these back, their claims not counted."""
+        for c in claimed:
+            self.results[c.meeting.id] = _release(self.p, c)
+
     def run(self, claimed: Claimed, step: Callable[[Claimed], BookResult | None]) -> bool:
         """One step of one meeting; True when the meeting goes on to the next step. Past the
         deadline the meeting is given back; an unexpected error leaves it to its lease."""
         m = claimed.meeting
-        if self.p.clock.now() - self.began > BATCH_DEADLINE:
+        if self.past_deadline():
             self.results[m.id] = _release(self.p, claimed)
             return False
         try:
             result = step(claimed)
         except Exception as exc:  # this meeting waits for its lease; the others go on
-            log.exception("booking meeting %s failed unexpectedly", m.id)
-            self.failure = self.failure or exc
-            self.results[m.id] = BookResult(BookOutcome.RETRY, detail=type(exc).__name__)
+            self.failed(m.id, exc)
             return False
         if result is None:
             return True
@@ -131,7 +150,12 @@ class _Batch:
     def one_owner(self, same_owner: Sequence[Claimed]) -> None:
         """One owner's one-to-ones: one store read for the look before the announce, the
         creates announced in one write, one store read for the look after it, then each
-        re-checked against the calendars, created and recorded in turn."""
+        re-checked against the calendars and created in turn, and the events recorded in one
+        write. Nothing shared starts past the deadline: the meetings not yet announced are
+        given back instead."""
+        if self.past_deadline():
+            self.release(same_owner)
+            return
         if len(same_owner) > 1:
             _share_one_read(self.p, same_owner)
         if not self._share_rivals(same_owner):
@@ -139,8 +163,16 @@ class _Batch:
                 self.run(claimed, attempt)
             return
         going = [c for c in same_owner if self.run(c, before_announce)]
+        if self.past_deadline():
+            self.release(going)
+            return
         fresh = [c for c in going if not c.booking.uncertain]
-        announced = self._announce(fresh)
+        try:
+            announced = self._announce(fresh)
+        except Exception as exc:  # the write may have gone through: each waits for its lease
+            for claimed in going:
+                self.failed(claimed.meeting.id, exc)
+            return
         going = [c for c in going if c.booking.uncertain or c.meeting.id in announced]
         if going and not self._share_rivals(going):
             for claimed in going:
@@ -157,7 +189,7 @@ class _Batch:
         """The batch's events, recorded in one write. Should the write fail, each meeting
         waits for its lease (its event is found by its key on the next attempt)."""
         try:
-            self.results.update(record_created(self.p, created))
+            self.results.update(_record_created(self.p, created))
         except Exception as exc:
             log.exception("recording the batch's %d bookings failed", len(created))
             self.failure = self.failure or exc
@@ -191,6 +223,31 @@ class _Batch:
         for claimed in same_owner:
             claimed.booking.rivals = read
         return True
+
+
+def _record_created(p: Pipeline, created: Sequence[Claimed]) -> dict[int, BookResult]:
+    """Record the events :func:`~scheduler.app.booking.create_announced` made, in one write
+    (each fenced on its claim, as a single booking's record): each meeting's result, by id.
+    A meeting whose claim was lost meanwhile is left to its new holder (which finds the event
+    by its key)."""
+    booked = [_booked_event(c) for c in created]
+    moved = p.store.record_bookings(booked, created[0].booking.now) if booked else set()
+    if p.metrics is not None:
+        for _ in moved:
+            p.metrics.bookings_total.inc()
+    return {
+        b.meeting_id: BookResult(
+            BookOutcome.BOOKED if b.meeting_id in moved else BookOutcome.ALREADY
+        )
+        for b in booked
+    }
+
+
+def _booked_event(claimed: Claimed) -> BookedEvent:
+    b = claimed.booking
+    assert b.created is not None, "recorded before it was created"
+    detail = "created" if b.created.created else "reconciled existing event"
+    return BookedEvent(b.m.id, b.m.attempts, b.created.provider_event_id, detail)
 
 
 def _add_to_shared_read(claimed: Claimed) -> None:

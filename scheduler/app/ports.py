@@ -231,15 +231,16 @@ class StorePort(Protocol):
 
     def mark_create_attempted(self, meeting_id: int, now: datetime, *, attempt: int) -> bool: ...
     def mark_creates_attempted(self, claims: Sequence[tuple[int, int]], now: datetime) -> set[int]:
-        """:meth:`mark_create_attempted` for each ``(meeting id, claim number)``, in one write:
-        the ids whose claim still held (only those may call the provider)."""
+        """:meth:`mark_create_attempted` for each ``(meeting id, claim number)`` (ONE
+        statement on PostgreSQL): the ids whose claim still held (only those may call the
+        provider)."""
         ...
 
     def record_bookings(
         self, booked: Sequence[BookedEvent], now: datetime, *, actor: str = "worker"
     ) -> set[int]:
         """``booking`` → ``booked`` for each event, fenced on its claim number, with its audit
-        row (one write): the ids that moved."""
+        row, in one write (all or none): the ids that moved."""
         ...
 
     def approved_needing_send(

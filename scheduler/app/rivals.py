@@ -23,8 +23,20 @@ from datetime import datetime
 
 from scheduler.app.pipeline import Pipeline
 from scheduler.app.records import Meeting, Rival
+from scheduler.core.policy import Policy
+from scheduler.core.states import MeetingState
 
-__all__ = ["RivalsRead", "read_rivals"]
+#: States in which a meeting's event is on the calendars.
+_ON_CALENDARS = (MeetingState.BOOKED, MeetingState.ACCEPTED, MeetingState.TENTATIVE)
+
+__all__ = [
+    "RivalsRead",
+    "clashing_meeting",
+    "holds_slot",
+    "other_side_meeting",
+    "read_rivals",
+    "rival_people",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +79,66 @@ def read_rivals(
     end: datetime = max(m.end for m in meetings)
     rows = p.store.booking_rival_rows(sorted(set(people)), start, end, owner_email=owner_email)
     return RivalsRead(owner_email, tuple(rows))
+
+
+# -- who holds a slot or a pair (the booking's looks, :mod:`scheduler.app.booking`) -----------
+
+
+def holds_slot(c: Meeting, m: Meeting, *, announced_only: bool) -> bool:
+    """Whether meeting ``c`` keeps ``m`` from its slot (or its pair).
+
+    Booked, accepted and tentative meetings hold it; so does any meeting whose create was
+    attempted (its event may exist). Before announcing our own create, a meeting still being
+    booked without a create holds it when its id is lower (a tie goes to the older one).
+    """
+    if (
+        c.state in (MeetingState.BOOKED, MeetingState.ACCEPTED, MeetingState.TENTATIVE)
+        or c.create_attempted_at is not None
+    ):
+        return True
+    return not announced_only and c.state == MeetingState.BOOKING and c.id < m.id
+
+
+def rival_people(policy: Policy, m: Meeting) -> list[str]:
+    """The people whose other goodwill meetings can hold ``m``'s slot."""
+    return [policy.owner.email, m.stakeholder_email, *m.attendees]
+
+
+def clashing_meeting(
+    m: Meeting, overlapping: Sequence[Meeting], *, announced_only: bool
+) -> Meeting | None:
+    """Another goodwill meeting with either person at this time that holds the slot.
+
+    The provider re-check cannot see an event that is being created at this very moment: this
+    is the guard against two owners booking the same person at the same time.
+    """
+    for c in overlapping:
+        if holds_slot(c, m, announced_only=announced_only):
+            return c
+    return None
+
+
+def other_side_meeting(
+    p: Pipeline,
+    owner_email: str,
+    m: Meeting,
+    *,
+    announced_only: bool = False,
+    known: Sequence[tuple[str, Meeting]] | None = None,
+) -> Meeting | None:
+    """The stakeholder's own goodwill meeting with this owner that holds the pair, or None.
+
+    Two users who list each other get one meeting: the first one booked wins. Group meetings
+    are nobody's pair meeting. ``known``: ``open_meetings_as_stakeholder(owner_email)``,
+    already read.
+    """
+    if m.is_group:
+        return None
+    if known is None:
+        known = p.store.open_meetings_as_stakeholder(owner_email)
+    for other_owner, theirs in known:
+        if other_owner != m.stakeholder_email.lower() or theirs.id == m.id or theirs.is_group:
+            continue
+        if holds_slot(theirs, m, announced_only=announced_only):
+            return theirs
+    return None

@@ -1335,26 +1335,36 @@ class Store:
             if not outcome.moved and not outcome.known:
                 raise UnknownMeeting(f"no meeting with id {meeting_id}")
             return bool(outcome.moved)
+        with self._write() as s:
+            return self._transition_in(
+                s, meeting_id, expect, target, actor=actor, now=now, detail=detail,
+                attempt=attempt, values=values,
+            )  # fmt: skip
+
+    def _transition_in(
+        self, s: Session, meeting_id: int, expect: MeetingState, target: MeetingState, *,
+        actor: str, now: datetime, detail: str, attempt: int | None, values: dict[str, Any],
+    ) -> bool:  # fmt: skip
+        """The portable compare-and-set UPDATE and its audit row, in the transaction ``s``."""
         fence = [MeetingRow.id == meeting_id, MeetingRow.state == expect]
         if attempt is not None:
             fence.append(MeetingRow.attempts == attempt)
-        with self._write() as s:
-            user_id = s.execute(
-                update(MeetingRow)
-                .where(*fence)
-                .values(**values)
-                .returning(MeetingRow.user_id)
-                .execution_options(synchronize_session=False)
-            ).one_or_none()
-            if user_id is None:
-                if s.scalar(select(MeetingRow.id).where(MeetingRow.id == meeting_id)) is None:
-                    raise UnknownMeeting(f"no meeting with id {meeting_id}")
-                return False
-            self._audit(
-                s, at=now, actor=actor, meeting_id=meeting_id, user_id=user_id[0],
-                from_state=expect, to_state=target, detail=detail,
-            )  # fmt: skip
-            return True
+        user_id = s.execute(
+            update(MeetingRow)
+            .where(*fence)
+            .values(**values)
+            .returning(MeetingRow.user_id)
+            .execution_options(synchronize_session=False)
+        ).one_or_none()
+        if user_id is None:
+            if s.scalar(select(MeetingRow.id).where(MeetingRow.id == meeting_id)) is None:
+                raise UnknownMeeting(f"no meeting with id {meeting_id}")
+            return False
+        self._audit(
+            s, at=now, actor=actor, meeting_id=meeting_id, user_id=user_id[0],
+            from_state=expect, to_state=target, detail=detail,
+        )  # fmt: skip
+        return True
 
     def claim_for_booking(
         self, meeting_id: int, now: datetime, lease_s: float, *, actor: str = "worker"
@@ -1541,8 +1551,8 @@ class Store:
         self, booked: Sequence[BookedEvent], now: datetime, *, actor: str = "worker"
     ) -> set[int]:
         """``booking`` → ``booked`` for each event (as :meth:`transition` with ``expect=
-        booking``, the claim number, the event id, no last error): the ids that moved. On
-        PostgreSQL ONE statement; elsewhere one write each."""
+        booking``, the claim number, the event id, no last error): the ids that moved. One
+        write: ONE statement on PostgreSQL, one transaction elsewhere (all or none)."""
         check_transition(MeetingState.BOOKING, MeetingState.BOOKED)
         if not booked:
             return set()
@@ -1550,21 +1560,20 @@ class Store:
             with self._single_engine.connect() as conn:
                 rows = conn.execute(*single.bookings_statement(booked, now, actor=actor)).all()
             return {int(row.meeting_id) for row in rows}
-        return {
-            b.meeting_id
-            for b in booked
-            if self.transition(
-                b.meeting_id,
-                MeetingState.BOOKED,
-                actor=actor,
-                now=now,
-                detail=b.detail,
-                expect=MeetingState.BOOKING,
-                attempt=b.attempt,
-                provider_event_id=b.provider_event_id,
-                last_error=None,
-            )
-        }
+        values = {"state": MeetingState.BOOKED, "updated_at": now, "lease_until": None}
+        moved: set[int] = set()
+        with self._write() as s:
+            for b in booked:
+                fields = {**values, "provider_event_id": b.provider_event_id, "last_error": None}
+                try:
+                    if self._transition_in(
+                        s, b.meeting_id, MeetingState.BOOKING, MeetingState.BOOKED, actor=actor,
+                        now=now, detail=b.detail, attempt=b.attempt, values=fields,
+                    ):  # fmt: skip
+                        moved.add(b.meeting_id)
+                except UnknownMeeting:  # gone (its owner removed): not moved, as on PostgreSQL
+                    continue
+        return moved
 
     def approved_needing_send(
         self, now: datetime, limit: int, *, send_lease_s: float = 120.0

@@ -861,22 +861,16 @@ class FakeStore:
     def record_bookings(
         self, booked: Sequence[BookedEvent], now: datetime, *, actor: str = "worker"
     ) -> set[int]:
+        moved: set[int] = set()
         with self._atomic():
-            return {
-                b.meeting_id
-                for b in booked
-                if self.transition(
-                    b.meeting_id,
-                    _S.BOOKED,
-                    actor=actor,
-                    now=now,
-                    detail=b.detail,
-                    expect=_S.BOOKING,
-                    attempt=b.attempt,
-                    provider_event_id=b.provider_event_id,
-                    last_error=None,
-                )
-            }
+            for b in booked:
+                if b.meeting_id in self._meetings and self.transition(
+                    b.meeting_id, _S.BOOKED, actor=actor, now=now, detail=b.detail,
+                    expect=_S.BOOKING, attempt=b.attempt,
+                    provider_event_id=b.provider_event_id, last_error=None,
+                ):  # fmt: skip
+                    moved.add(b.meeting_id)
+        return moved
 
     def approved_needing_send(
         self, now: datetime, limit: int, *, send_lease_s: float = 120.0

@@ -358,3 +358,83 @@ def test_a_batch_whose_record_fails_leaves_its_events_to_be_found_by_their_keys(
     assert world.calendar.calls["create_event"] == 3  # found by key, not created again
     assert world.calendar.calls["find_by_key"] == 3
     assert [len(world.calendar.events(attendee=who)) for who in (KIM, JO, SAM)] == [1, 1, 1]
+
+
+# -- found by review: the deadline and a failed announce, for a whole owner -------------------
+
+
+def test_past_the_deadline_no_owners_shared_read_or_announce_starts(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alex's first create takes the batch past its deadline: Priya's meetings are given back
+    without her calendars or the store being read for them, and none is announced."""
+    world.write_policy(PRIYA, PRIYA_POLICY)
+    world.register()
+    alex = [world.add_meeting(ALEX, KIM, _slot(2, 10)), world.add_meeting(ALEX, JO, _slot(3, 10))]
+    priya = [
+        world.add_meeting(PRIYA, KIM, _slot(5, 11)),
+        world.add_meeting(PRIYA, KIM, _slot(8, 11)),
+    ]
+    began = world.clock.now()
+    world.calendar.during_next("create_event", lambda: world.advance(BATCH_DEADLINE * 2))
+    late: list[str] = []
+    for name in ("booking_rival_rows", "mark_creates_attempted"):
+        real = getattr(world.p.store, name)
+
+        def spy(*args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            if world.clock.now() - began > BATCH_DEADLINE:
+                late.append(_name)
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(world.p.store, name, spy)
+    world.calendar.calls.clear()
+
+    results = dict(book_meetings(world.p, alex + priya))
+
+    assert late == []
+    assert world.calendar.calls["busy"] == 1  # Alex's shared read only
+    assert results[alex[0]].outcome is B.BOOKED
+    assert [results[i].detail for i in (alex[1], *priya)] == [RELEASED] * 3
+    assert [world.meeting(i).create_attempted_at for i in priya] == [None, None]
+    assert [world.meeting(i).state for i in priya] == [S.APPROVED, S.APPROVED]
+
+
+def test_an_announce_write_that_fails_leaves_that_owner_to_its_leases_and_the_others_go_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.write_policy(PRIYA, PRIYA_POLICY)
+    world.register()
+    alex = world.add_meeting(ALEX, KIM, _slot(2, 10))
+    priya = world.add_meeting(PRIYA, KIM, _slot(5, 11))
+    real = world.p.store.mark_creates_attempted
+
+    def fails_for_alex(claims: Any, now: datetime) -> set[int]:
+        if any(m == alex for m, _ in claims):
+            raise ConnectionError("the database went away for one statement")
+        return real(claims, now)
+
+    monkeypatch.setattr(world.p.store, "mark_creates_attempted", fails_for_alex)
+    with pytest.raises(ConnectionError):  # raised once the others are done
+        book_meetings(world.p, [alex, priya])
+
+    assert world.meeting(priya).state is S.BOOKED
+    assert world.meeting(alex).state is S.BOOKING  # its lease brings it back
+    assert world.calendar.calls["create_event"] == 1
+
+
+def test_a_meeting_given_back_after_its_announce_is_booked_once_later(world: World) -> None:
+    world.register()
+    ids = [world.add_meeting(ALEX, who, _slot(d, 10)) for d, who in ((2, KIM), (3, JO))]
+    world.calendar.during_next("create_event", lambda: world.advance(BATCH_DEADLINE * 2))
+    results = book_meetings(world.p, ids)
+    assert [(r.outcome, r.detail) for _, r in results][1] == (B.ALREADY, RELEASED)
+    released = world.meeting(ids[1])
+    assert (released.state, released.attempts) == (S.APPROVED, 0)
+    assert released.create_attempted_at is not None  # announced: it holds its slot meanwhile
+
+    [(_, again)] = book_meetings(world.p, [ids[1]])
+
+    assert again.outcome is B.BOOKED
+    assert world.calendar.calls["create_event"] == 2
+    assert world.calendar.calls["find_by_key"] == 1  # what giving it back after announcing costs
+    assert len(world.calendar.events(attendee=JO)) == 1
