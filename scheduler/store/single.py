@@ -136,14 +136,12 @@ def _transition_shape(
     return _outcome(_audit_cte(moved, from_state=expect.value, to_state=target.value))
 
 
-def _create_attempted_shape() -> Select[Any]:
-    moved = (
+def _announced(*which: Any) -> CTE:
+    """The fenced UPDATE of the meetings ``which`` selects in ``booking`` that records their
+    create as attempted (the first time kept), returning ``(id, user_id)``."""
+    return (
         update(_M)
-        .where(
-            _M.c.id == bindparam("p_mid"),
-            _M.c.state == MeetingState.BOOKING,
-            _M.c.attempts == bindparam("p_attempt"),
-        )
+        .where(*which, _M.c.state == MeetingState.BOOKING)
         .values(
             create_attempted_at=func.coalesce(
                 _M.c.create_attempted_at, bindparam("p_at", type_=UTCDateTime())
@@ -153,6 +151,10 @@ def _create_attempted_shape() -> Select[Any]:
         .returning(_M.c.id, _M.c.user_id)
         .cte("moved")
     )
+
+
+def _create_attempted_shape() -> Select[Any]:
+    moved = _announced(_M.c.id == bindparam("p_mid"), _M.c.attempts == bindparam("p_attempt"))
     return _outcome(_audit_cte(moved, from_state=None, to_state=None))
 
 
@@ -168,24 +170,10 @@ def create_attempted_statement(meeting_id: int, now: datetime, *, attempt: int) 
 
 
 def _creates_attempted_shape() -> Select[Any]:
-    """``Store.mark_creates_attempted``: one fenced UPDATE of several ``(id, attempts)``
-    claims (the first time kept), an audit row each; returns the ids that moved."""
-    moved = (
-        update(_M)
-        .where(
-            tuple_(_M.c.id, _M.c.attempts).in_(bindparam("p_claims", expanding=True)),
-            _M.c.state == MeetingState.BOOKING,
-        )
-        .values(
-            create_attempted_at=func.coalesce(
-                _M.c.create_attempted_at, bindparam("p_at", type_=UTCDateTime())
-            ),
-            updated_at=bindparam("p_at", type_=UTCDateTime()),
-        )
-        .returning(_M.c.id, _M.c.user_id)
-        .cte("moved")
-    )
-    audited = _audit_cte(moved, from_state=None, to_state=None)
+    """``Store.mark_creates_attempted``: the announce of several ``(id, attempts)`` claims in
+    one statement, an audit row each; returns the ids that moved."""
+    claims = tuple_(_M.c.id, _M.c.attempts).in_(bindparam("p_claims", expanding=True))
+    audited = _audit_cte(_announced(claims), from_state=None, to_state=None)
     return select(audited.c.meeting_id)
 
 
