@@ -1444,6 +1444,12 @@ class Store:
             )
             if row is not None:
                 return BookingClaim(*single.claimed_rows(row))
+        return self._claim_portable(meeting_id, now, lease_s, actor=actor)
+
+    def _claim_portable(
+        self, meeting_id: int, now: datetime, lease_s: float, *, actor: str
+    ) -> BookingClaim | None:
+        """:meth:`claim_for_booking`, then the owner's row: any store, any claimable state."""
         claimed = self.claim_for_booking(meeting_id, now, lease_s, actor=actor)
         if claimed is None:
             return None
@@ -1470,9 +1476,9 @@ class Store:
         for meeting_id in wanted:
             if meeting_id in found:
                 continue
-            claimed = self.claim_for_booking(meeting_id, now, lease_s, actor=actor)
-            if claimed is not None:
-                found[meeting_id] = BookingClaim(claimed, self.get_user(claimed.user_id))
+            other = self._claim_portable(meeting_id, now, lease_s, actor=actor)
+            if other is not None:
+                found[meeting_id] = other
         return found
 
     def renew_lease(self, meeting_id: int, now: datetime, lease_s: float, *, attempt: int) -> bool:
