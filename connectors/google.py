@@ -369,8 +369,8 @@ class GoogleCalendar:
         try:
             with google_errors("events.insert", clock=self._clock):
                 created = service.execute(
-                    service.events.insert(
-                        calendarId=_PRIMARY, body=body, sendUpdates="all", **extra
+                    service.events.insert(  # only the id is read: the reply is just that
+                        calendarId=_PRIMARY, body=body, sendUpdates="all", fields="id", **extra
                     )
                 )
             return CreatedEvent(provider_event_id=str(created["id"]), created=True)

@@ -453,6 +453,7 @@ def test_create_sends_a_schema_valid_invite(
     (request,) = emulator.requests_to("POST", "/calendars/primary/events")
     assert request.query["sendUpdates"] == ["all"]
     assert request.query["conferenceDataVersion"] == ["1"]
+    assert request.query["fields"] == ["id"]  # issue 13: the id is all a create reads back
     body = request.body
     assert re.fullmatch(r"[a-v0-9]{5,1024}", body["id"])
     assert CalendarSchema().check_event_insert(body) == []
