@@ -102,6 +102,8 @@ class Config:
     fresh_weeks: int = 8
     #: The Redis database (flushed before and after): two runs at once need two.
     redis_db: int = REDIS_DB
+    #: Users per planning message (``GOODWILL_TICK_PLANS_PER_MESSAGE``; 1: ``plan_user``).
+    plans_per_message: int = 1
 
 
 @dataclass
@@ -460,6 +462,7 @@ def run_size(cfg: Config, users: int, *, say: Say) -> SizeResult:
     try:
         sut.prepare()
         env = _deployment(cfg, run_dir, emulator, sut).env()
+        env["GOODWILL_TICK_PLANS_PER_MESSAGE"] = str(cfg.plans_per_message)
         roles = _roles(cfg, run_dir)
         with _processes(roles, env, logs, sut):
             return _measure(cfg, users, world, roles, emulator, sut, run_dir, say)
@@ -704,6 +707,12 @@ def _parser() -> argparse.ArgumentParser:
         default=REDIS_DB,
         help=f"Redis database, flushed (default {REDIS_DB})",
     )
+    p.add_argument(
+        "--plans-per-message",
+        type=int,
+        default=1,
+        help="users per planning message (GOODWILL_TICK_PLANS_PER_MESSAGE, default 1)",
+    )
     p.add_argument("--json", action="store_true", help='print {"sizes": [...]} only')
     p.add_argument("--out", type=Path, help="logs (default .goodwill/bench-pipeline/<time>)")
     return p
@@ -736,6 +745,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         redis_db=args.redis_db,
         timeout_s=args.timeout,
+        plans_per_message=args.plans_per_message,
     )
 
     def say(text: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import dramatiq
 from dramatiq.common import dq_name
 
-from scheduler.app import booking, booking_batch, conflicts, planning
+from scheduler.app import booking, booking_batch, conflicts, planning, planning_batch
 from scheduler.app.booking import BookOutcome
 from scheduler.app.pipeline import Pipeline
 
@@ -34,6 +34,9 @@ class Actors:
     #: Several meetings per message (``book_meetings([ids])``); without it the tick sends
     #: ``book_meeting(id)`` for each.
     book_meetings: Any = None
+    #: Several users per message (``plan_users([ids])``); without it the tick sends
+    #: ``plan_user(id)`` for each.
+    plan_users: Any = None
 
 
 def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> Actors:
@@ -57,6 +60,25 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> Actors:
             f", error {run.error}" if run.error else "",
         )
 
+    @dramatiq.actor(actor_name="plan_users", **common)
+    def plan_users(user_ids: list[int]) -> None:
+        batch = planning_batch.plan_users(pipeline, user_ids)
+        for run in batch.runs:
+            log.info(
+                "planned user %s: %s proposal(s)%s",
+                run.user_id,
+                len(run.meeting_ids),
+                f", error {run.error}" if run.error else "",
+            )
+        if batch.failed and not batch.runs:
+            # Nothing got through (the database is down): the broker retries the whole
+            # message with its back-off, the users past the deadline included.
+            raise batch.failed[-1][1]
+        if len(batch.left) > 1:  # past the deadline: the rest go out as a message of their own
+            plan_users.send(batch.left)
+        elif batch.left:
+            plan_user.send(batch.left[0])
+
     @dramatiq.actor(actor_name="book_meeting", **common)
     def book_meeting(meeting_id: int) -> None:
         result = booking.book_meeting(pipeline, meeting_id)
@@ -79,7 +101,7 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> Actors:
         # Follow the answers, then watch the meetings still ahead for conflicts.
         conflicts.sync_pass(pipeline, user_id)
 
-    return Actors(plan_user, book_meeting, sync_responses, book_meetings)
+    return Actors(plan_user, book_meeting, sync_responses, book_meetings, plan_users)
 
 
 def _short_retry_ms(result: booking.BookResult) -> int | None:

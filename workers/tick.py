@@ -24,7 +24,7 @@ from scheduler.core.policy.reschedule import DEFAULT_NOT_WITHIN
 from scheduler.core.states import FOLLOWED_STATES
 from workers.actors import Actors
 
-__all__ = ["TICK_HEARTBEAT", "Tick", "TickResult", "follow_every"]
+__all__ = ["TICK_HEARTBEAT", "Tick", "TickResult", "follow_every", "plan_message_size"]
 
 log = logging.getLogger("goodwill.tick")
 
@@ -33,6 +33,9 @@ TICK_HEARTBEAT = "tick"
 #: Meetings per ``book_meetings`` message (a week's cap of one owner): one calendar read per
 #: owner serves them all; a batch stops starting attempts after ``booking_batch.BATCH_DEADLINE``.
 BOOKINGS_PER_MESSAGE = 6
+#: A round packs several users into one ``plan_users`` message only beyond this many messages'
+#: worth of due users: a round with few users due keeps every worker thread busy with one each.
+PLAN_SPREAD = 16
 _ERROR_MAX = 300
 #: Audit ``to_state`` values after which a meeting's answers are followed.
 _FOLLOWED = frozenset(s.value for s in FOLLOWED_STATES)
@@ -78,6 +81,16 @@ class TickResult:
     expired: int = 0
 
 
+def plan_message_size(due: int, room: int, most: int) -> int:
+    """Users per planning message for ``due`` users and ``room`` messages: one each while that
+    leaves at least :data:`PLAN_SPREAD` messages (the workers plan in parallel), more under a
+    backlog, never more than ``most``, and enough that ``due`` fits in ``room`` messages
+    (``due <= room * most``)."""
+    if due <= 0 or room <= 0:
+        return 1
+    return max(1, min(most, max(-(-due // room), due // PLAN_SPREAD)))
+
+
 def follow_every(
     next_start: datetime | None, now: datetime, every: timedelta, most: timedelta
 ) -> timedelta:
@@ -113,6 +126,9 @@ class Tick:
         max_clock_skew_s: None: no check (tests on a fixed clock, ``serve --once``).
         batch: the most rows each scan claims per round (``GOODWILL_TICK_BATCH``).
         queue_max: the most messages kept queued (``GOODWILL_TICK_QUEUE_MAX``).
+        plans_per_message: the most users one ``plan_users`` message carries
+            (``GOODWILL_TICK_PLANS_PER_MESSAGE``; 1: one ``plan_user`` each). A round packs
+            users only when more than :data:`PLAN_SPREAD` messages' worth are due.
         queue_depth: reads the broker queue's depth (:func:`workers.actors.queue_depth`).
         sync_every, sync_max_every: how often an owner's answers and conflicts are followed
             (``GOODWILL_SYNC_EVERY_S``, ``GOODWILL_SYNC_MAX_EVERY_S``): a twelfth of the time
@@ -138,7 +154,10 @@ class Tick:
         batch: int = 500,
         queue_max: int = 2000,
         queue_depth: Callable[[], int | None] | None = None,
+        plans_per_message: int = 1,
     ) -> None:
+        if plans_per_message < 1:
+            raise ValueError(f"plans_per_message must be at least 1, not {plans_per_message}")
         if max_lease_s is None:
             max_lease_s = max(60.0, 2 * interval_s)
         if not 0 < interval_s * 0.9 <= max_lease_s:
@@ -167,6 +186,8 @@ class Tick:
         self.batch = batch
         #: The most messages kept waiting in the queue (``GOODWILL_TICK_QUEUE_MAX``).
         self.queue_max = queue_max
+        #: The most users per ``plan_users`` message (``GOODWILL_TICK_PLANS_PER_MESSAGE``).
+        self.plans_per_message = plans_per_message
         #: Reads the broker queue's depth (None: unknown; then only ``batch`` paces sends).
         self.queue_depth = queue_depth
         #: Claimed rows whose message was still queued, so not sent again.
@@ -270,13 +291,27 @@ class Tick:
                 now - p.policy_removed_grace, now, limit=n, retry_s=p.plan_retry_s
             ),
         )
+        batched = self.actors.plan_users
+        most = 1 if batched is None else self.plans_per_message
         for claim in claims:
             if room <= 0:
                 break
-            for user_id in claim(room):
-                if self._send(self.actors.plan_user, "plan", user_id, depth):
-                    result.plan_sent.append(user_id)
-                    room -= 1
+            due: list[int] = []
+            for user_id in claim(min(self.batch, room * most)):
+                if self._outbox.queued(("plan", user_id), depth):
+                    self.skipped_queued += 1
+                else:
+                    due.append(user_id)
+            size = plan_message_size(len(due), room, most)
+            for start in range(0, len(due), size):
+                ids = due[start : start + size]
+                if len(ids) > 1:
+                    batched.send(ids)
+                else:
+                    self.actors.plan_user.send(ids[0])
+                self._outbox.sent(*(("plan", user_id) for user_id in ids))
+                result.plan_sent.extend(ids)
+                room -= 1  # counted in messages, as the queue's depth is
         return room
 
     def _send_syncs(self, now: datetime, depth: int | None, room: int, result: TickResult) -> None:

@@ -135,6 +135,7 @@ def build_runtime(
             owner_mail=owner_mail_round(settings, app),
             batch=settings.tick_batch,
             queue_max=settings.tick_queue_max,
+            plans_per_message=settings.tick_plans_per_message,
             queue_depth=lambda: queue_depth(broker),
             sync_every=timedelta(seconds=settings.sync_every_s),
             sync_max_every=timedelta(seconds=settings.sync_max_every_s),

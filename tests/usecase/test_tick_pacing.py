@@ -19,21 +19,22 @@ from scheduler.core.states import MeetingState
 from tests.usecase.fakes import FakeStore
 from tests.usecase.test_registration_by_change import CountingStore
 from tests.usecase.world import JO, KIM, NOW, PRIYA, PRIYA_POLICY, SAM, SAM_POLICY, World
+from workers import tick as tick_module
 from workers.actors import QUEUE, declare_actors, queue_depth
 from workers.broker import make_broker
-from workers.tick import Tick
+from workers.tick import PLAN_SPREAD, Tick, plan_message_size
 
 LEASE_OUT = timedelta(seconds=301)  # past plan_retry_s (300 s) and send_lease_s (120 s)
 
 
 def queued(broker: StubBroker) -> Counter[tuple[str, int]]:
-    """(actor, id) of every message waiting in the queue; a ``book_meetings`` message counts
-    once for each of its meetings, as ``book_meeting``."""
+    """(actor, id) of every message waiting in the queue; a ``book_meetings`` (``plan_users``)
+    message counts once for each of its meetings (users), as ``book_meeting`` (``plan_user``)."""
     messages = [dramatiq.Message.decode(raw) for raw in list(broker.queues[QUEUE].queue)]
     found: Counter[tuple[str, int]] = Counter()
     for m in messages:
-        if m.actor_name == "book_meetings":
-            found.update(("book_meeting", int(i)) for i in m.args[0])
+        if m.actor_name in ("book_meetings", "plan_users"):
+            found.update((m.actor_name[:-1], int(i)) for i in m.args[0])
         else:
             found[(m.actor_name, int(m.args[0]))] += 1
     return found
@@ -158,3 +159,71 @@ def test_a_round_reads_neither_every_user_nor_every_meeting(world: World) -> Non
     assert round_(world, tick, timedelta(minutes=15)).sync_sent == []  # its message still waits
     broker.flush(QUEUE)  # the workers took it
     assert round_(world, tick, timedelta(minutes=15)).sync_sent == [alex]
+
+
+# -- several users per planning message -------------------------------------------------------
+
+
+def _plan_messages(broker: StubBroker) -> list[tuple[str, Any]]:
+    raw = [dramatiq.Message.decode(m) for m in list(broker.queues[QUEUE].queue)]
+    return [(m.actor_name, m.args[0]) for m in raw if m.actor_name.startswith("plan_")]
+
+
+def test_plan_message_size_fits_the_room_and_spreads_a_small_round() -> None:
+    for most in (1, 2, 10, 50):
+        for room in range(1, 40):
+            for due in range(0, room * most + 1):
+                size = plan_message_size(due, room, most)
+                assert 1 <= size <= most
+                assert -(-due // size) <= room  # every due user goes out this round
+                if due <= PLAN_SPREAD * 2 - 1 and due <= room:
+                    assert size == 1  # few due: one each, so every worker thread has one
+    assert plan_message_size(500, 500, 10) == 10  # a backlog: full messages
+    assert plan_message_size(40, 500, 10) == 2
+
+
+def test_a_small_round_sends_one_plan_user_each_even_when_batches_are_allowed(
+    world: World,
+) -> None:
+    owners = three_owners(world)
+    tick, broker = make_tick(world, plans_per_message=10)
+    assert sorted(round_(world, tick).plan_sent) == owners
+    assert sorted(_plan_messages(broker)) == [("plan_user", i) for i in owners]
+
+
+def test_under_a_backlog_users_share_messages_and_a_queued_batch_is_not_sent_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tick_module, "PLAN_SPREAD", 1)  # three owners count as a backlog
+    owners = three_owners(world)
+    tick, broker = make_tick(world, plans_per_message=2)
+
+    assert round_(world, tick).plan_sent == owners
+    assert _plan_messages(broker) == [("plan_users", owners[:2]), ("plan_user", owners[2])]
+    for _ in range(2):  # the leases run out while the two messages still wait
+        assert round_(world, tick, LEASE_OUT).plan_sent == []
+    assert queued(broker) == Counter({("plan_user", i): 1 for i in owners})
+
+    broker.flush(QUEUE)  # lost: sent again once their lease runs out
+    assert round_(world, tick, LEASE_OUT).plan_sent == owners
+    assert len(_plan_messages(broker)) == 2
+
+
+def test_the_room_is_counted_in_messages_when_users_share_them(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tick_module, "PLAN_SPREAD", 1)
+    owners = three_owners(world)
+    tick, broker = make_tick(world, plans_per_message=2, queue_max=1)
+
+    assert round_(world, tick).plan_sent == owners[:2]  # one message, two users
+    assert _plan_messages(broker) == [("plan_users", owners[:2])]
+    waiting = world.store.get_user(owners[2])
+    assert waiting is not None
+    assert waiting.next_plan_at is not None
+    assert waiting.next_plan_at <= world.clock.now()  # not claimed
+
+
+def test_plans_per_message_must_be_positive(world: World) -> None:
+    with pytest.raises(ValueError, match="plans_per_message"):
+        make_tick(world, plans_per_message=0)
