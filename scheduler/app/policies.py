@@ -133,6 +133,11 @@ class _Loaded:
         self._items: OrderedDict[tuple[object, ...], tuple[Policy | None, list[PolicyIssue]]]
         self._items = OrderedDict()
         self._packed: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+        #: The packed copy a parsed entry was unpacked from: it is packed again as it was when
+        #: it leaves (a cached policy is never changed), not pickled and compressed anew.
+        self._unpacked_from: dict[tuple[object, ...], bytes] = {}
+        #: Entries packed (pickled and compressed): the work the copies above save.
+        self.packs = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -167,26 +172,35 @@ class _Loaded:
             self._packed_total -= len(packed)
             self.hits += 1
         kept: _Kept = pickle.loads(zlib.decompress(packed))
-        self._pack(self._keep(key, kept))
+        self._pack(self._keep(key, kept, packed))
         return kept
 
-    def _keep(self, key: tuple[object, ...], kept: _Kept) -> list[tuple[tuple[object, ...], _Kept]]:
-        """Keep ``kept`` parsed; returns the entries that left the parsed ones."""
+    def _keep(
+        self, key: tuple[object, ...], kept: _Kept, packed: bytes | None = None
+    ) -> list[tuple[tuple[object, ...], _Kept, bytes | None]]:
+        """Keep ``kept`` parsed (``packed``: the copy it was unpacked from); returns the
+        entries that left the parsed ones, each with its packed copy when it has one."""
         evicted = []
         with self._lock:
             self._items[key] = kept
             self._items.move_to_end(key)
+            if packed is not None:
+                self._unpacked_from[key] = packed
             while len(self._items) > self.size:
-                evicted.append(self._items.popitem(last=False))
+                old, left = self._items.popitem(last=False)
+                evicted.append((old, left, self._unpacked_from.pop(old, None)))
         return evicted
 
-    def _pack(self, evicted: list[tuple[tuple[object, ...], _Kept]]) -> None:
+    def _pack(self, evicted: list[tuple[tuple[object, ...], _Kept, bytes | None]]) -> None:
         """Keep what left the parsed entries packed, within :attr:`packed_bytes`."""
-        for key, kept in evicted:
-            try:
-                packed = zlib.compress(pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL), 1)
-            except Exception:  # not packable: parsed again when asked
-                continue
+        for key, kept, was in evicted:
+            packed = was
+            if packed is None:
+                try:
+                    packed = zlib.compress(pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL), 1)
+                except Exception:  # not packable: parsed again when asked
+                    continue
+                self.packs += 1
             with self._lock:
                 old = self._packed.pop(key, None)
                 self._packed_total += len(packed) - (len(old) if old is not None else 0)
@@ -199,6 +213,7 @@ class _Loaded:
         with self._lock:
             self._items.clear()
             self._packed.clear()
+            self._unpacked_from.clear()
             self._packed_total = 0
 
 

@@ -167,6 +167,29 @@ def test_a_policy_out_of_the_parsed_cache_is_unpacked_not_parsed_again(
     assert len(cache) == 2
 
 
+def test_an_entry_unpacked_and_evicted_again_is_not_pickled_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13: a worker seeing more owners than parsed entries cycles each policy through its
+    packed copy; each is pickled and compressed once, when it first leaves, and the copy it was
+    unpacked from serves every later eviction."""
+    cache = policies._Loaded(2)
+    limits = PolicyLimits()
+    texts = [_peers(i) for i in range(6)]
+    first = [cache.load("a.yaml", raw, "yaml", limits).policy for raw in texts]
+    assert cache.packs == 4  # the first four left the two parsed entries
+    parses = _counting_parses(monkeypatch)
+
+    for _ in range(3):
+        again = [cache.load("a.yaml", raw, "yaml", limits).policy for raw in texts]
+        assert again == first
+
+    assert parses == []
+    assert cache.packs == 6  # each once; the old way: 4 + 6 + 6 + 6
+    cache.clear()
+    assert cache.load("a.yaml", texts[0], "yaml", limits).policy == first[0]
+
+
 def test_the_packed_copies_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     cache = policies._Loaded(1, packed_bytes=0)  # nothing fits: what leaves is dropped
     limits = PolicyLimits()
