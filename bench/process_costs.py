@@ -7,6 +7,10 @@ exists in the code:
   the explaining (line-positioned) loader that every load used to run, the fast path (libyaml's
   event stream for the limits, ``CSafeLoader``, plain validation), and a load of an unchanged
   file (the process's cache by content);
+- **policy cache cycling**: a process seeing more owners than the cache's parsed entries (a
+  worker or the tick at N = 10,000) loads each policy again and again through its packed copy;
+  the old cache pickled and compressed an entry anew every time it left the parsed ones, the new
+  one packs it once and keeps the copy it was unpacked from;
 - **service-account key**: reading the key file and parsing its RSA key for each owner (the old
   registry) against :class:`connectors.google_keys.ServiceAccountKey` (parsed once, one
   ``with_subject`` per owner);
@@ -39,6 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -119,6 +124,33 @@ def policy_rows() -> list[Row]:
             (f"policy, {count} people: explaining vs unchanged file", "ms", explained, hit),
         ]
     return rows
+
+
+def cycling_rows(owners: int = 3000, passes: int = 3) -> list[Row]:
+    """ms per load over ``passes`` passes of ``owners`` distinct policies (each its own file)
+    through the process cache's :data:`~scheduler.app.policies.LOADED_CACHE_SIZE` parsed
+    entries, after a first pass that parsed them all: old (packed anew at every eviction)
+    against new."""
+    from scheduler.app.policies import LOADED_CACHE_SIZE, PACKED_CACHE_BYTES, _Loaded
+
+    class _Repacking(_Loaded):  # the cache before: no copy kept of what it unpacked
+        def _keep(self, key: tuple[object, ...], kept: Any, packed: bytes | None = None) -> Any:
+            return super()._keep(key, kept, None)
+
+    limits = PolicyLimits()
+    base = policy_text(20)
+    texts = [base.replace("alex@", f"owner{i}@").encode() for i in range(owners)]
+    timings: list[float] = []
+    for cache in (_Repacking(LOADED_CACHE_SIZE, PACKED_CACHE_BYTES), _Loaded(LOADED_CACHE_SIZE)):
+        for raw in texts:
+            cache.load("p.yaml", raw, "yaml", limits)
+        began = time.process_time()
+        for _ in range(passes):
+            for raw in texts:
+                cache.load("p.yaml", raw, "yaml", limits)
+        timings.append((time.process_time() - began) * 1000 / (passes * owners))
+    what = f"policy cache, {owners:,} owners through {LOADED_CACHE_SIZE:,} parsed: repack vs once"
+    return [(what, "ms", timings[0], timings[1])]
 
 
 def key_rows(owners: int = 200) -> list[Row]:
@@ -403,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory() as tmp:
         tree = baseline_tree(args.baseline, Path(tmp)) if args.baseline else None
-        rows = policy_rows() + key_rows() + ics_rows()
+        rows = policy_rows() + cycling_rows() + key_rows() + ics_rows()
         if tree is not None:
             rows += baseline_rows(tree)
         if not args.skip_rss:
