@@ -282,8 +282,9 @@ class Settings(BaseSettings):
     #: The most messages the tick keeps waiting in the broker's queue: under a backlog it sends
     #: only what brings the queue back to this, so nothing waits longer than its lease.
     tick_queue_max: int = Field(2000, ge=1, le=1_000_000)
-    #: The most users one planning message carries (``plan_users``); a round packs several
-    #: into one only when more than 16 messages' worth are due. 1: a ``plan_user`` each.
+    #: The most users one planning message carries (``plan_users``); a round puts several in
+    #: one only when at least 32 are due, or when the queue's room requires it. 1: a
+    #: ``plan_user`` each. ``tick_queue_max`` counts such a message once.
     tick_plans_per_message: int = Field(1, ge=1, le=50)
     #: When a user's policy file is removed, planning them stops at once; their open future
     #: meetings are cancelled after this many seconds unless the file comes back.

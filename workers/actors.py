@@ -60,7 +60,9 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> Actors:
             f", error {run.error}" if run.error else "",
         )
 
-    @dramatiq.actor(actor_name="plan_users", **common)
+    # Never retried by the broker: the users' claims are the retries (a retry of the message
+    # would plan again those it had planned; scheduler.app.planning_batch).
+    @dramatiq.actor(actor_name="plan_users", **{**common, "max_retries": 0})
     def plan_users(user_ids: list[int]) -> None:
         batch = planning_batch.plan_users(pipeline, user_ids)
         for run in batch.runs:
@@ -70,14 +72,12 @@ def declare_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> Actors:
                 len(run.meeting_ids),
                 f", error {run.error}" if run.error else "",
             )
-        if batch.failed and not batch.runs:
-            # Nothing got through (the database is down): the broker retries the whole
-            # message with its back-off, the users past the deadline included.
-            raise batch.failed[-1][1]
-        if len(batch.left) > 1:  # past the deadline: the rest go out as a message of their own
-            plan_users.send(batch.left)
-        elif batch.left:
-            plan_user.send(batch.left[0])
+        if batch.left:
+            log.info(
+                "%s user(s) given back to the tick: the batch ran past %ss",
+                len(batch.left),
+                planning_batch.PLAN_BATCH_DEADLINE.total_seconds(),
+            )
 
     @dramatiq.actor(actor_name="book_meeting", **common)
     def book_meeting(meeting_id: int) -> None:

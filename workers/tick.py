@@ -33,8 +33,9 @@ TICK_HEARTBEAT = "tick"
 #: Meetings per ``book_meetings`` message (a week's cap of one owner): one calendar read per
 #: owner serves them all; a batch stops starting attempts after ``booking_batch.BATCH_DEADLINE``.
 BOOKINGS_PER_MESSAGE = 6
-#: A round packs several users into one ``plan_users`` message only beyond this many messages'
-#: worth of due users: a round with few users due keeps every worker thread busy with one each.
+#: A round puts several users in one ``plan_users`` message only when that still leaves at
+#: least this many messages (at least twice as many users due), or when its room requires it: a
+#: round with few users due keeps every worker thread busy with one each.
 PLAN_SPREAD = 16
 _ERROR_MAX = 300
 #: Audit ``to_state`` values after which a meeting's answers are followed.
@@ -127,8 +128,10 @@ class Tick:
         batch: the most rows each scan claims per round (``GOODWILL_TICK_BATCH``).
         queue_max: the most messages kept queued (``GOODWILL_TICK_QUEUE_MAX``).
         plans_per_message: the most users one ``plan_users`` message carries
-            (``GOODWILL_TICK_PLANS_PER_MESSAGE``; 1: one ``plan_user`` each). A round packs
-            users only when more than :data:`PLAN_SPREAD` messages' worth are due.
+            (``GOODWILL_TICK_PLANS_PER_MESSAGE``; 1: one ``plan_user`` each). A round puts
+            several users in one message only when at least twice :data:`PLAN_SPREAD` are due,
+            or when ``room`` requires it (:func:`plan_message_size`). ``queue_max`` counts such
+            a message once, however many users it carries.
         queue_depth: reads the broker queue's depth (:func:`workers.actors.queue_depth`).
         sync_every, sync_max_every: how often an owner's answers and conflicts are followed
             (``GOODWILL_SYNC_EVERY_S``, ``GOODWILL_SYNC_MAX_EVERY_S``): a twelfth of the time
@@ -192,7 +195,8 @@ class Tick:
         self.queue_depth = queue_depth
         #: Claimed rows whose message was still queued, so not sent again.
         self.skipped_queued = 0
-        self._outbox = _Outbox(keep=max(10 * queue_max, 10_000))
+        # Keys per user: a plan_users message holds up to plans_per_message of them.
+        self._outbox = _Outbox(keep=max(10 * queue_max * plans_per_message, 10_000))
         self._sync_next: dict[int, datetime] = {}
         self._sync_heap: list[tuple[datetime, int]] = []
         self._sync_refreshed: datetime | None = None

@@ -11,11 +11,18 @@ with that owner's delegated credentials, and what a calendar shows (free/busy on
 depends on who asks, so one read for two owners would show one owner what only the other may
 see.
 
-Failures stay per user: a round that raises even past its own isolation (the store failing)
-leaves that user to their claim, which the tick re-takes after ``plan_retry_s``, and the batch
-goes on with the next user. A batch starts no round after :data:`PLAN_BATCH_DEADLINE`; the
-users not yet planned are handed back (:attr:`PlanBatch.left`) to be sent again as a message
-of their own, well inside the actors' time limit however slow each round's calendar reads are.
+Failures stay per user, and the claims are the retries: the tick pushed each user's
+``next_plan_at`` to ``plan_retry_s`` ahead when it claimed them, a completed round sets the real
+next time, and a user whose round raises even past its own isolation (the store failing) keeps
+that claim, so the tick sends them again once it runs out; the batch goes on with the next user.
+The message itself is never retried by the broker (``max_retries=0``): a retry would plan again
+the users it had already planned. That also holds when the actor's time limit (120 s) stops a
+round that started before the deadline but ran long (slow calendar reads): the users not yet
+planned wait for their claims.
+
+A batch starts no round after :data:`PLAN_BATCH_DEADLINE`; the users not yet planned are given
+back (their ``next_plan_at`` set to now, :attr:`PlanBatch.left`), so the tick's next round sends
+them again, as it sends any due user: a message the tick does not know of could be sent twice.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from scheduler.app.pipeline import Pipeline
 from scheduler.app.planning import PlanRun, plan_user
@@ -40,7 +47,7 @@ PLAN_BATCH_DEADLINE = timedelta(seconds=45)
 @dataclass
 class PlanBatch:
     """What one batch did: the rounds that ran, in order; the users whose round raised (left to
-    their claim); the users not started before the deadline (to be sent again)."""
+    their claim); the users not started before the deadline (given back to the tick)."""
 
     runs: list[PlanRun] = field(default_factory=list)
     failed: list[tuple[int, Exception]] = field(default_factory=list)
@@ -56,8 +63,9 @@ def plan_users(
     batch = PlanBatch()
     began = p.clock.now()
     for index, user_id in enumerate(ids):
-        if index and p.clock.now() - began >= deadline:
+        if index and (now := p.clock.now()) - began >= deadline:
             batch.left = ids[index:]
+            _give_back(p, batch.left, now)
             break
         try:
             batch.runs.append(plan_user(p, user_id))
@@ -70,3 +78,18 @@ def plan_users(
             )
             batch.failed.append((user_id, exc))
     return batch
+
+
+def _give_back(p: Pipeline, user_ids: list[int], now: datetime) -> None:
+    """Make users due now again (the tick sends them next round); a user the store refuses
+    keeps the claim, which brings them back once it runs out."""
+    for user_id in user_ids:
+        try:
+            p.store.set_next_plan(user_id, now)
+        except Exception as exc:
+            log.warning(
+                "giving user %s back to the tick failed (%s); it is planned once its claim "
+                "runs out",
+                user_id,
+                type(exc).__name__,
+            )

@@ -6,13 +6,14 @@ it may not do is let one user's failure, or a slow round, cost the others theirs
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from scheduler.app import planning
 from scheduler.app.planning_batch import PLAN_BATCH_DEADLINE, plan_users
@@ -20,8 +21,10 @@ from scheduler.core.clock import FixedClock
 from tests.usecase.fakes import FakeCalendar
 from tests.usecase.stores import open_store
 from tests.usecase.world import NOW, PRIYA, PRIYA_POLICY, SAM, SAM_POLICY, World, make_pipeline
-from workers.actors import QUEUE, declare_actors
+from workers import tick as tick_module
+from workers.actors import QUEUE, declare_actors, queue_depth
 from workers.broker import make_broker
+from workers.tick import Tick
 
 
 def _three_owners(world: World) -> list[int]:
@@ -112,7 +115,36 @@ def test_past_the_deadline_no_further_round_starts_and_the_rest_are_handed_back(
     assert batch.left == ids[1:]
     assert not batch.failed
     planned = {u.id: u.next_plan_at for u in world.store.all_users()}
-    assert all(planned[i] is None or planned[i] <= world.clock.now() for i in ids[1:])
+    assert [planned[i] for i in ids[1:]] == [world.clock.now()] * 2  # given back: due now
+
+
+def test_users_given_back_past_the_deadline_are_sent_by_the_ticks_next_round(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review: the actor re-sending them itself made a message the tick did not know
+    of, and the tick sent those users again once their claims ran out while it still waited."""
+    monkeypatch.setattr(tick_module, "PLAN_SPREAD", 1)
+    a, b, c = _three_owners(world)
+    broker = make_broker("embedded", set_global=False)
+    assert isinstance(broker, StubBroker)
+    tick = Tick(
+        world.p, declare_actors(broker, world.p), interval_s=10, holder="t",
+        queue_depth=lambda: queue_depth(broker), plans_per_message=2,
+    )  # fmt: skip
+    world.advance(timedelta(seconds=30))
+    assert tick.run_once().plan_sent == [a, b, c]  # [a, b] and [c]
+    queue = broker.queues[QUEUE]
+    first = dramatiq.Message.decode(queue.get_nowait())  # a worker takes [a, b]
+    world.calendar.during_next("busy", lambda: world.advance(PLAN_BATCH_DEADLINE))
+    tick.actors.plan_users.fn(first.args[0])  # a is planned, b given back
+    queue.get_nowait()  # another worker takes [c]
+    assert _messages(broker) == []
+
+    assert tick.run_once().plan_sent == [b]
+    for _ in range(3):  # b's claim runs out while it waits: not sent again
+        world.advance(timedelta(seconds=world.p.plan_retry_s + 1))
+        assert b not in tick.run_once().plan_sent
+    assert _messages(broker).count(("plan_user", b)) == 1
 
 
 # -- the actor --------------------------------------------------------------------------------
@@ -129,7 +161,7 @@ def _actors(world: World) -> tuple[Any, StubBroker]:
     return declare_actors(broker, world.p), broker
 
 
-def test_the_actor_sends_the_users_past_the_deadline_as_a_message_of_their_own(
+def test_the_actor_gives_the_users_past_the_deadline_back_and_sends_nothing(
     world: World,
 ) -> None:
     ids = _three_owners(world)
@@ -138,29 +170,62 @@ def test_the_actor_sends_the_users_past_the_deadline_as_a_message_of_their_own(
 
     actors.plan_users.fn(ids)
 
-    assert _messages(broker) == [("plan_users", ids[1:])]
+    assert _messages(broker) == []
+    assert [_next_plan(world, i) for i in ids[1:]] == [world.clock.now()] * 2
 
 
-def test_the_actor_sends_one_user_left_as_plan_user(world: World) -> None:
-    ids = _three_owners(world)
-    actors, broker = _actors(world)
-    world.calendar.during_next("busy", lambda: world.advance(PLAN_BATCH_DEADLINE))
-
-    actors.plan_users.fn(ids[1:])
-
-    assert _messages(broker) == [("plan_user", ids[2])]
-
-
-def test_when_no_user_gets_through_the_actor_raises_for_the_brokers_retry(
+def test_the_actor_never_raises_for_a_users_failure_the_claims_bring_them_back(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Some users failing, or all of them (the database is down): nothing raises, so the
+    broker does not retry the message and plan again those that were planned."""
     ids = _three_owners(world)
     actors, broker = _actors(world)
+    store = world.p.store
+    get_user = store.get_user
+    failing = {ids[1]}
 
-    def down(*_: Any, **__: Any) -> Any:
-        raise ConnectionError("connection refused")
+    def flaky(user_id: int) -> Any:
+        if user_id in failing:
+            raise ConnectionError("connection refused")
+        return get_user(user_id)
 
-    monkeypatch.setattr(world.p.store, "get_user", down)
-    with pytest.raises(ConnectionError):
-        actors.plan_users.fn(ids)
-    assert _messages(broker) == []  # the retry of this message carries them all
+    monkeypatch.setattr(store, "get_user", flaky)
+    actors.plan_users.fn(ids)  # one fails
+    failing.update(ids)
+    actors.plan_users.fn(ids)  # all fail
+    assert _messages(broker) == []
+
+
+def test_a_batch_stopped_by_the_time_limit_is_not_retried_by_the_broker(world: World) -> None:
+    """Found by review: a round that starts before the deadline may still run past the actors'
+    time limit (dramatiq's ``TimeLimitExceeded`` is no ``Exception``); a broker retry of the
+    message would plan again the users already planned. The users not planned keep their
+    claims."""
+    ids = _three_owners(world)
+    actors, broker = _actors(world)
+    world.calendar.calls.clear()
+
+    def time_limit() -> None:
+        raise TimeLimitExceeded()
+
+    world.calendar.during_next("busy", lambda: None)
+    world.calendar.during_next("busy", time_limit)  # the second round runs out of time
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        actors.plan_users.send(ids)
+        broker.join(QUEUE, fail_fast=False)
+        worker.join()
+    finally:
+        worker.stop()
+
+    assert world.calendar.calls["busy"] == 2  # a retry would have read again
+    assert len(broker.dead_letters) == 1
+    assert _next_plan(world, ids[0]) == NOW + world.p.plan_every  # planned once
+
+
+def _next_plan(world: World, user_id: int) -> datetime | None:
+    user = world.store.get_user(user_id)
+    assert user is not None
+    return user.next_plan_at

@@ -227,3 +227,13 @@ def test_the_room_is_counted_in_messages_when_users_share_them(
 def test_plans_per_message_must_be_positive(world: World) -> None:
     with pytest.raises(ValueError, match="plans_per_message"):
         make_tick(world, plans_per_message=0)
+
+
+def test_a_round_claims_at_most_its_batch_of_users_however_many_a_message_may_carry(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tick_module, "PLAN_SPREAD", 1)
+    owners = three_owners(world)
+    tick, broker = make_tick(world, plans_per_message=3, batch=2)
+    assert round_(world, tick).plan_sent == owners[:2]  # GOODWILL_TICK_BATCH rows a scan
+    assert _plan_messages(broker) == [("plan_users", owners[:2])]
