@@ -24,7 +24,8 @@ users planned, "per booking" by the meetings booked:
   ``autovacuum = off`` (as here), the bench applies autovacuum's rule to its database itself
   (:mod:`bench.pg_maintenance`; ``pg_maintenance`` says which and how often). Without it,
   plans cached on the empty tables scan them whole for the rest of the run;
-- ``sql_per_plan``: database round trips inside ``plan_user`` per planning round,
+- ``sql_per_plan``: database round trips inside ``plan_user`` (and ``plan_users``) per planning
+  round (a ``plan_users`` message is one round per user),
   ``sql_per_booking`` inside ``book_meeting`` and ``book_meetings`` per meeting booked,
   ``sql_all_per_plan`` every round trip of every goodwill process (tick included) per plan
   (:mod:`bench.pipeline_probe` says what counts as one);
@@ -558,7 +559,11 @@ def _figures(
         tick_s = cpu.get("tick", 0.0)
         workers_s = sum(v for k, v in cpu.items() if k != "tick")
     plans = max(planned, 1)
-    rounds = max(_delta(before, after, "calls", "plan_user"), 1)
+    # Planning rounds: one per plan_user message, one per user of a plan_users message.
+    rounds = max(
+        _delta(before, after, "calls", "plan_user") + _delta(before, after, "rounds", "plan_users"),
+        1,
+    )
     api = {k: v - before.api.get(k, 0) for k, v in after.api.items()}
     calendar_calls = sum(v for k, v in api.items() if k not in ("token", "other"))
     worker_rss = [v for k, v in rss.items() if k != "tick"]
@@ -576,7 +581,10 @@ def _figures(
         "pg_cpu_ms_per_plan": round(1000 * (after.pg_s - before.pg_s) / plans, 1)
         if cfg.store == "postgres"
         else None,
-        "sql_per_plan": per(_delta(before, after, "sql", "plan_user"), rounds),
+        "sql_per_plan": per(
+            _delta(before, after, "sql", "plan_user") + _delta(before, after, "sql", "plan_users"),
+            rounds,
+        ),
         "sql_per_booking": per(
             _delta(before, after, "sql", "book_meeting")
             + _delta(before, after, "sql", "book_meetings"),
@@ -584,7 +592,10 @@ def _figures(
         ),
         "sql_all_per_plan": per(_delta(before, after, "sql"), plans),
         "sql_tick_per_plan": per(_delta(before, after, "sql", "tick"), plans),
-        "transactions_per_plan": per(_delta(before, after, "tx", "plan_user"), rounds),
+        "transactions_per_plan": per(
+            _delta(before, after, "tx", "plan_user") + _delta(before, after, "tx", "plan_users"),
+            rounds,
+        ),
         "messages_per_plan": per(_delta(before, after, "msg"), plans),
         "api_calls_per_plan": per(calendar_calls, plans),
         "api": api,

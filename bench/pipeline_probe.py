@@ -24,6 +24,7 @@ Counters (keys ``what:where``; ``where`` is the actor running on this thread - `
   those): every counted round trip is also appended to ``PATH.<pid>`` as ``thread\twhere\t
   statement`` (``<BEGIN>``, ``<END>``, ``<ping>`` for the ones that are no statement);
 - ``calls`` and ``cpu_us``: actor invocations and tick rounds, and their thread CPU time;
+  ``rounds:plan_users``: the users' planning rounds inside ``plan_users`` messages;
 - ``msg``: messages enqueued, by actor (``msg:plan_user`` ...), retries with a delay included.
 """
 
@@ -152,6 +153,16 @@ def _install_actors_and_tick() -> None:
 
     Actor.__call__ = actor_call  # type: ignore[method-assign]
     workers.tick.Tick.run_once = _timed("tick", workers.tick.Tick.run_once)  # type: ignore[method-assign]
+
+    import scheduler.app.planning_batch as batch
+
+    plan_one = batch.plan_user
+
+    def batch_round(*args: Any, **kwargs: Any) -> Any:  # one user's round in a plan_users
+        _add("rounds:plan_users")
+        return plan_one(*args, **kwargs)
+
+    batch.plan_user = batch_round
 
 
 def _install_brokers() -> None:
