@@ -274,16 +274,8 @@ class Tick:
         # Ids come oldest first, so the meetings one planning round approved sit together.
         batched = self.actors.book_meetings
         size = 1 if batched is None else BOOKINGS_PER_MESSAGE
-        for start in range(0, len(due), size):
-            ids = due[start : start + size]
-            if len(ids) > 1:
-                batched.send(ids)
-            else:
-                self.actors.book_meeting.send(ids[0])
-            self._outbox.sent(*(("book", meeting_id) for meeting_id in ids))
-            result.book_sent.extend(ids)
-            room -= 1  # the room is counted in messages, as the queue's depth is
-        return room
+        single = self.actors.book_meeting
+        return room - self._send_packed("book", single, batched, due, size, result.book_sent)
 
     def _send_plans(self, now: datetime, depth: int | None, room: int, result: TickResult) -> int:
         p = self.pipeline
@@ -307,16 +299,27 @@ class Tick:
                 else:
                     due.append(user_id)
             size = plan_message_size(len(due), room, most)
-            for start in range(0, len(due), size):
-                ids = due[start : start + size]
-                if len(ids) > 1:
-                    batched.send(ids)
-                else:
-                    self.actors.plan_user.send(ids[0])
-                self._outbox.sent(*(("plan", user_id) for user_id in ids))
-                result.plan_sent.extend(ids)
-                room -= 1  # counted in messages, as the queue's depth is
+            single = self.actors.plan_user
+            room -= self._send_packed("plan", single, batched, due, size, result.plan_sent)
         return room
+
+    def _send_packed(
+        self, kind: str, single: Any, batched: Any, due: list[int], size: int, sent: list[int]
+    ) -> int:
+        """Send ``due`` in messages of up to ``size`` ids (``batched([ids])``, or ``single(id)``
+        for one alone); returns the messages sent: the room is counted in messages, as the
+        queue's depth is."""
+        messages = 0
+        for start in range(0, len(due), size):
+            ids = due[start : start + size]
+            if len(ids) > 1:
+                batched.send(ids)
+            else:
+                single.send(ids[0])
+            self._outbox.sent(*((kind, item_id) for item_id in ids))
+            sent.extend(ids)
+            messages += 1
+        return messages
 
     def _send_syncs(self, now: datetime, depth: int | None, room: int, result: TickResult) -> None:
         """Follow the answers of every owner with a followed meeting, each at the pace of

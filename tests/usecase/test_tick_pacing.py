@@ -169,6 +169,15 @@ def _plan_messages(broker: StubBroker) -> list[tuple[str, Any]]:
     return [(m.actor_name, m.args[0]) for m in raw if m.actor_name.startswith("plan_")]
 
 
+def _packing(
+    world: World, monkeypatch: pytest.MonkeyPatch, **kwargs: Any
+) -> tuple[list[int], Tick, StubBroker]:
+    """Three owners due, and a tick that packs them (PLAN_SPREAD 1: three count as a backlog)."""
+    monkeypatch.setattr(tick_module, "PLAN_SPREAD", 1)
+    owners = three_owners(world)
+    return (owners, *make_tick(world, **kwargs))
+
+
 def test_plan_message_size_fits_the_room_and_spreads_a_small_round() -> None:
     for most in (1, 2, 10, 50):
         for room in range(1, 40):
@@ -194,9 +203,7 @@ def test_a_small_round_sends_one_plan_user_each_even_when_batches_are_allowed(
 def test_under_a_backlog_users_share_messages_and_a_queued_batch_is_not_sent_again(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tick_module, "PLAN_SPREAD", 1)  # three owners count as a backlog
-    owners = three_owners(world)
-    tick, broker = make_tick(world, plans_per_message=2)
+    owners, tick, broker = _packing(world, monkeypatch, plans_per_message=2)
 
     assert round_(world, tick).plan_sent == owners
     assert _plan_messages(broker) == [("plan_users", owners[:2]), ("plan_user", owners[2])]
@@ -212,9 +219,7 @@ def test_under_a_backlog_users_share_messages_and_a_queued_batch_is_not_sent_aga
 def test_the_room_is_counted_in_messages_when_users_share_them(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tick_module, "PLAN_SPREAD", 1)
-    owners = three_owners(world)
-    tick, broker = make_tick(world, plans_per_message=2, queue_max=1)
+    owners, tick, broker = _packing(world, monkeypatch, plans_per_message=2, queue_max=1)
 
     assert round_(world, tick).plan_sent == owners[:2]  # one message, two users
     assert _plan_messages(broker) == [("plan_users", owners[:2])]
@@ -232,8 +237,6 @@ def test_plans_per_message_must_be_positive(world: World) -> None:
 def test_a_round_claims_at_most_its_batch_of_users_however_many_a_message_may_carry(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tick_module, "PLAN_SPREAD", 1)
-    owners = three_owners(world)
-    tick, broker = make_tick(world, plans_per_message=3, batch=2)
+    owners, tick, broker = _packing(world, monkeypatch, plans_per_message=3, batch=2)
     assert round_(world, tick).plan_sent == owners[:2]  # GOODWILL_TICK_BATCH rows a scan
     assert _plan_messages(broker) == [("plan_users", owners[:2])]
