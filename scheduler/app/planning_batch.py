@@ -40,7 +40,7 @@ __all__ = ["PLAN_BATCH_DEADLINE", "PlanBatch", "plan_users"]
 log = logging.getLogger("goodwill.planning")
 
 #: No round of a batch starts later than this after the batch did (the actors' time limit is
-#: 120 s; one round is ~0.1 s of CPU but may wait on slow calendar reads).
+#: 120 s; one round is ~25 ms of CPU but may wait on slow calendar reads).
 PLAN_BATCH_DEADLINE = timedelta(seconds=45)
 
 
