@@ -94,6 +94,8 @@ LOADED_CACHE_SIZE = 1024
 #: parsed, for a policy of 20 stakeholders), up to this many bytes, so that a process seeing
 #: more owners than :data:`LOADED_CACHE_SIZE` (a worker at N = 10,000) unpacks one in ~0.2 ms
 #: instead of parsing its file again (~3 ms). Only this process's own objects are unpickled.
+#: A parsed entry that was unpacked keeps its packed copy beside it, outside this bound (at most
+#: :data:`LOADED_CACHE_SIZE` copies, ~2 MiB).
 PACKED_CACHE_BYTES = 64 * 2**20
 
 
@@ -200,8 +202,9 @@ class _Loaded:
                     packed = zlib.compress(pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL), 1)
                 except Exception:  # not packable: parsed again when asked
                     continue
-                self.packs += 1
             with self._lock:
+                if was is None:
+                    self.packs += 1
                 old = self._packed.pop(key, None)
                 self._packed_total += len(packed) - (len(old) if old is not None else 0)
                 self._packed[key] = packed

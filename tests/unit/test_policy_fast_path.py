@@ -186,7 +186,9 @@ def test_an_entry_unpacked_and_evicted_again_is_not_pickled_again(
 
     assert parses == []
     assert cache.packs == 6  # each once; the old way: 4 + 6 + 6 + 6
+    assert set(cache._unpacked_from) <= set(cache._items)  # bounded by the parsed entries
     cache.clear()
+    assert not cache._unpacked_from
     assert cache.load("a.yaml", texts[0], "yaml", limits).policy == first[0]
 
 
