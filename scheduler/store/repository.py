@@ -9,7 +9,7 @@ transaction, so two workers racing on one meeting cannot both win.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Row,
     Table,
     and_,
+    any_,
     bindparam,
     delete,
     func,
@@ -170,21 +171,58 @@ def _state_in(states: Collection[MeetingState]) -> Any:
     return MeetingRow.state.not_in(others)
 
 
-def _owners_of(wanted: Any) -> Any:
+#: How a hot read writes "this column is one of the list ``name``": a function of the column
+#: and the parameter's name. SQLite has no arrays: ``column IN (…)``, one parameter per item.
+#: PostgreSQL: ``column = ANY(:name)``, ONE array parameter, so the statement's text does not
+#: vary with the list's length: psycopg prepares one statement per text and connection, and
+#: PostgreSQL makes a custom plan for each prepared statement's first five runs; with a text
+#: per length (twenty due stakeholders or three) that was a custom plan for most runs.
+OneOf = Callable[[Any, str], Any]
+
+
+def _in_list(column: Any, name: str) -> Any:
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _any_of(column: Any, name: str) -> Any:
+    return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+
+
+#: The variants of a statement built for each dialect (:func:`_per_dialect`).
+_ONE_OF: dict[str, OneOf] = {"postgresql": _any_of, "sqlite": _in_list}
+
+
+class _PerDialect:
+    """A statement built once per dialect with that dialect's :data:`OneOf`; ``for_(engine)``
+    picks it (a dialect not listed gets ``IN (…)``)."""
+
+    def __init__(self, build: Callable[[OneOf], Any]) -> None:
+        self.statements = {name: build(one_of) for name, one_of in _ONE_OF.items()}
+
+    def for_(self, connection: Connection) -> Any:
+        return self.statements.get(connection.dialect.name, self.statements["sqlite"])
+
+
+#: "The column is one of the wanted e-mails": ``lambda c: c.in_(values)`` for a list of values,
+#: or a :data:`OneOf` of a bound parameter (:func:`_rivals_statement`).
+Member = Callable[[Any], Any]
+
+
+def _owners_of(wanted: Member) -> Any:
     """Ids of the users among ``wanted`` (by the unique e-mail index)."""
-    return select(UserRow.id).where(UserRow.email.in_(wanted))
+    return select(UserRow.id).where(wanted(UserRow.email))
 
 
-def _overlapping(wanted: Any, start: Any, end: Any, *, exclude_id: Any) -> Any:
+def _overlapping(wanted: Member, start: Any, end: Any, *, exclude_id: Any) -> Any:
     """The condition of :meth:`Store.active_overlapping` on a meetings row (no join). Each
     argument is a value or a bound parameter (:func:`_rivals_statement`)."""
     return and_(
         *_holds_slot(start, end, exclude_id=exclude_id),
         or_(
-            MeetingRow.stakeholder_email.in_(wanted),
+            wanted(MeetingRow.stakeholder_email),
             MeetingRow.user_id.in_(_owners_of(wanted)),
             MeetingRow.id.in_(
-                select(MeetingAttendeeRow.meeting_id).where(MeetingAttendeeRow.email.in_(wanted))
+                select(MeetingAttendeeRow.meeting_id).where(wanted(MeetingAttendeeRow.email))
             ),
         ),
     )
@@ -203,7 +241,7 @@ def _holds_slot(start: Any, end: Any, *, exclude_id: Any) -> list[Any]:
     ]
 
 
-def _overlap_candidates(wanted: Any, start: Any, end: Any, *, exclude_id: Any) -> list[Any]:
+def _overlap_candidates(wanted: Member, start: Any, end: Any, *, exclude_id: Any) -> list[Any]:
     """The ids :func:`_overlapping` matches, as three indexed reads: by stakeholder
     (``(stakeholder_email, state, start)``), by owner (``(user_id, start)``) and by group
     attendee (``ix_meeting_attendees_email``). Each reads what involves these people; the
@@ -211,19 +249,22 @@ def _overlap_candidates(wanted: Any, start: Any, end: Any, *, exclude_id: Any) -
     in those states that start before ``end``: rows ∝ N)."""
     holds = _holds_slot(start, end, exclude_id=exclude_id)
     return [
-        select(MeetingRow.id).where(MeetingRow.stakeholder_email.in_(wanted), *holds),
+        select(MeetingRow.id).where(wanted(MeetingRow.stakeholder_email), *holds),
         select(MeetingRow.id).where(MeetingRow.user_id.in_(_owners_of(wanted)), *holds),
         select(MeetingAttendeeRow.meeting_id)
         .join(MeetingRow, MeetingRow.id == MeetingAttendeeRow.meeting_id)
-        .where(MeetingAttendeeRow.email.in_(wanted), *holds),
+        .where(wanted(MeetingAttendeeRow.email), *holds),
     ]
 
 
-def _rivals_statement() -> Any:
+def _rivals_statement(one_of: OneOf) -> Any:
     """:meth:`Store.booking_rivals`'s read, built once with parameters ``wanted`` (e-mails),
     ``start``, ``end``, ``exclude_id`` and ``owner_email``: Core rows of the meetings table, so
     neither the statement nor an ORM instance is built per booking."""
-    wanted: Any = bindparam("wanted", expanding=True)
+
+    def wanted(column: Any) -> Any:
+        return one_of(column, "wanted")
+
     start: Any = bindparam("start")
     end: Any = bindparam("end")
     exclude_id: Any = bindparam("exclude_id")
@@ -247,11 +288,13 @@ def _rivals_statement() -> Any:
     )
 
 
-_RIVALS = _rivals_statement()
-_ATTENDEES_OF = (
-    select(MeetingAttendeeRow.meeting_id, MeetingAttendeeRow.email, MeetingAttendeeRow.status)
-    .where(MeetingAttendeeRow.meeting_id.in_(bindparam("ids", expanding=True)))
-    .order_by(MeetingAttendeeRow.email)
+_RIVALS = _PerDialect(_rivals_statement)
+_ATTENDEES_OF = _PerDialect(
+    lambda one_of: (
+        select(MeetingAttendeeRow.meeting_id, MeetingAttendeeRow.email, MeetingAttendeeRow.status)
+        .where(one_of(MeetingAttendeeRow.meeting_id, "ids"))
+        .order_by(MeetingAttendeeRow.email)
+    )
 )
 
 
@@ -261,7 +304,7 @@ def _core_meetings(conn: Connection, rows: Sequence[Row[Any]]) -> list[Meeting]:
     wanted = [row.id for row in rows if row.has_attendees]
     found: dict[int, list[tuple[str, str]]] = {}
     if wanted:
-        for a in conn.execute(_ATTENDEES_OF, {"ids": wanted}):
+        for a in conn.execute(_ATTENDEES_OF.for_(conn), {"ids": wanted}):
             found.setdefault(a.meeting_id, []).append((a.email, a.status))
     return [meeting_from_values(row, found.get(row.id, ())) for row in rows]
 
@@ -295,10 +338,9 @@ def _round_meetings_statement() -> Any:
     )
 
 
-def _stakeholder_load_statement() -> Any:
+def _stakeholder_load_statement(one_of: OneOf) -> Any:
     """:meth:`Store.stakeholder_load`'s read, built once; parameters ``wanted`` (e-mails),
     ``start``, ``end``, ``exclude_user_id``, ``invited_since``."""
-    wanted: Any = bindparam("wanted", expanding=True)
     counted = [*OPEN_STATES, MeetingState.COMPLETED]
     invite = and_(
         _state_in([s for s in OPEN_STATES if s != MeetingState.PROPOSED]),
@@ -312,19 +354,19 @@ def _stakeholder_load_statement() -> Any:
     )
     times = (MeetingRow.start, MeetingRow.end, invite.label("invited"))
     one_to_ones = select(MeetingRow.stakeholder_email.label("email"), *times).where(
-        MeetingRow.stakeholder_email.in_(wanted), MeetingRow.group_name.is_(None), common
+        one_of(MeetingRow.stakeholder_email, "wanted"), MeetingRow.group_name.is_(None), common
     )
     attendees = (
         select(MeetingAttendeeRow.email.label("email"), *times)
         .join(MeetingRow, MeetingRow.id == MeetingAttendeeRow.meeting_id)
-        .where(MeetingAttendeeRow.email.in_(wanted), common)
+        .where(one_of(MeetingAttendeeRow.email, "wanted"), common)
     )
     both = union_all(one_to_ones, attendees).subquery()
     return select(both).order_by(both.c.start)
 
 
 _ROUND_MEETINGS = _round_meetings_statement()
-_STAKEHOLDER_LOAD = _stakeholder_load_statement()
+_STAKEHOLDER_LOAD = _PerDialect(_stakeholder_load_statement)
 
 
 _USERS = cast("Table", UserRow.__table__)
@@ -1071,7 +1113,7 @@ class Store:
             "invited_since": invited_since,
         }  # fmt: skip
         with self._read_engine.connect() as conn:
-            rows = conn.execute(_STAKEHOLDER_LOAD, params).all()
+            rows = conn.execute(_STAKEHOLDER_LOAD.for_(conn), params).all()
         meetings: dict[str, list[datetime]] = {}
         invited: set[str] = set()
         for email, begins, ends, sent in rows:
@@ -1098,7 +1140,11 @@ class Store:
                 select(MeetingRow)
                 .where(
                     MeetingRow.id.in_(
-                        union_all(*_overlap_candidates(wanted, start, end, exclude_id=exclude_id))
+                        union_all(
+                            *_overlap_candidates(
+                                lambda c: c.in_(wanted), start, end, exclude_id=exclude_id
+                            )
+                        )
                     )
                 )
                 .order_by(MeetingRow.id)
@@ -1139,7 +1185,7 @@ class Store:
             "exclude_id": exclude_id, "owner_email": _email(owner),
         }  # fmt: skip
         with self._read_engine.connect() as conn:
-            rows = conn.execute(_RIVALS, params).all()
+            rows = conn.execute(_RIVALS.for_(conn), params).all()
             meetings = _core_meetings(conn, rows)
         return [
             Rival(row.email, m, bool(row.overlaps), bool(row.theirs))

@@ -100,7 +100,7 @@ def _prepared_stakeholder_load(cur: Any) -> str:
         "exclude_user_id": 1, "invited_since": NOW - timedelta(days=1),
     }  # fmt: skip
     engine = make_engine("postgresql://postgres@127.0.0.1/postgres")
-    compiled = repo._STAKEHOLDER_LOAD.params(**params).compile(
+    compiled = repo._STAKEHOLDER_LOAD.statements["postgresql"].params(**params).compile(
         dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
     )
     sql = str(compiled)
@@ -108,14 +108,11 @@ def _prepared_stakeholder_load(cur: Any) -> str:
     number = {n: i + 1 for i, n in enumerate(names)}
     sql = re.sub(r"%\((\w+)\)s", lambda m: f"${number[m.group(1)]}", sql)
     types = [
-        "varchar" if n.startswith("wanted") else "integer" if n == "exclude_user_id" else
-        "timestamptz" for n in names
-    ]  # fmt: skip
-    cur.execute(f"PREPARE q({', '.join(types)}) AS {sql}")
-    values = [
-        WANTED[int(n.rsplit("_", 1)[1]) - 1] if n.startswith("wanted_") else params[n]
+        "varchar[]" if n == "wanted" else "integer" if n == "exclude_user_id" else "timestamptz"
         for n in names
-    ]
+    ]  # one array of e-mails: the statement's text is the same for any number of them
+    cur.execute(f"PREPARE q({', '.join(types)}) AS {sql}")
+    values = [params[n] for n in names]
     return str(cur.mogrify(f"EXECUTE q({', '.join(['%s'] * len(values))})", values))
 
 

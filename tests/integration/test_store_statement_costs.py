@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from sqlalchemy import Engine, event, insert, inspect, text, update
 
 from scheduler.core.states import OPEN_STATES, MeetingState
 from scheduler.store import Meeting, NewMeeting, Store, make_engine, migrate
+from scheduler.store.engine import PLAN_CACHE_MODE
 from scheduler.store.migrations import alembic_config, at_head
 from scheduler.store.tables import MeetingRow, UserRow
 from tests.concurrency import run_together
@@ -359,8 +361,12 @@ def _rows_read(plan: dict[str, Any], tables: set[str]) -> int:
     return own + sum(_rows_read(child, tables) for child in plan.get("Plans", []))
 
 
-def _explained(engine: Engine, call: Any) -> list[dict[str, Any]]:
-    """Run ``call`` and EXPLAIN ANALYZE every SELECT it sends (on another connection)."""
+def _explained(engine: Engine, call: Any, *, generic: bool = False) -> list[dict[str, Any]]:
+    """Run ``call`` and EXPLAIN ANALYZE every SELECT it sends (on another connection).
+
+    ``generic``: each statement PREPAREd and its EXECUTE explained, on a connection of
+    goodwill's engine (``plan_cache_mode = force_generic_plan``): the plan made without the
+    values, which goodwill's prepared statements run by."""
     statements: list[tuple[str, Any]] = []
 
     def capture(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -375,8 +381,27 @@ def _explained(engine: Engine, call: Any) -> list[dict[str, Any]]:
     plans = []
     with engine.connect() as conn:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        if generic:
+            psycopg = pytest.importorskip("psycopg")
+            cursor.execute("SHOW plan_cache_mode")
+            assert cursor.fetchone()[0] == PLAN_CACHE_MODE
         for statement, parameters in statements:
-            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+            if not generic:
+                cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+            else:  # prepared by psycopg as goodwill's runs are (its types), then explained
+                cursor.execute(statement, parameters, prepare=True)
+                cursor.fetchall()
+                cursor.execute(
+                    "SELECT name FROM pg_prepared_statements ORDER BY prepare_time DESC LIMIT 1"
+                )
+                name = cursor.fetchone()[0]
+                names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
+                values = [parameters[key] for key in names]
+                marks = ", ".join(["%s"] * len(values))
+                execute = psycopg.ClientCursor(cursor.connection).mogrify(
+                    f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}({marks})", values
+                )  # the values as literals: an EXECUTE's own parameters have no types
+                cursor.execute(execute)
             plans.append(cursor.fetchone()[0][0]["Plan"])
         conn.rollback()
     return plans
@@ -419,21 +444,23 @@ def crowded(store: Store, engine: Engine) -> dict[str, int]:
     return {"alex": alex, "mine": mine}
 
 
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
 def test_a_bookings_re_check_reads_the_peoples_meetings_not_every_owners(
-    store: Store, engine: Engine, crowded: dict[str, int]
+    store: Store, engine: Engine, crowded: dict[str, int], generic: bool
 ) -> None:
     def recheck() -> None:
         store.booking_rivals([SAM, ALEX], SLOT, END, exclude_id=crowded["mine"], owner_email=ALEX)
 
-    plans = _explained(engine, recheck)
+    plans = _explained(engine, recheck, generic=generic)
     assert plans, "the re-check sent no SELECT"
     # ~16,000 meetings are held by other owners in those days; a range over them reads thousands
     assert sum(_rows_read(p, {"meetings"}) for p in plans) <= 20
     assert sum(_rows_read(p, {"users"}) for p in plans) <= 10
 
 
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
 def test_a_rounds_meeting_read_probes_the_owners_it_returns_not_every_user(
-    store: Store, engine: Engine, crowded: dict[str, int]
+    store: Store, engine: Engine, crowded: dict[str, int], generic: bool
 ) -> None:
     def read() -> None:
         store.round_meetings(
@@ -441,7 +468,25 @@ def test_a_rounds_meeting_read_probes_the_owners_it_returns_not_every_user(
             declined_until=T0 + timedelta(days=30), history_since=T0 - timedelta(days=90),
         )  # fmt: skip
 
-    plans = _explained(engine, read)
+    plans = _explained(engine, read, generic=generic)
     assert plans
     assert sum(_rows_read(p, {"meetings"}) for p in plans) <= 10
     assert sum(_rows_read(p, {"users", "meeting_attendees"}) for p in plans) <= 10
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+def test_a_rounds_stakeholder_load_reads_its_peoples_meetings_not_every_owners(
+    store: Store, engine: Engine, crowded: dict[str, int], generic: bool
+) -> None:
+    people = [f"c{i}@corp.example" for i in range(3)]  # 3 of the 400 the crowd meets
+
+    def read() -> None:
+        store.stakeholder_load(
+            people, SLOT - timedelta(days=7), SLOT + timedelta(days=7),
+            exclude_user_id=crowded["alex"], invited_since=T0 - timedelta(days=1),
+        )  # fmt: skip
+
+    plans = _explained(engine, read, generic=generic)
+    assert plans
+    # each of the 400 has ~40 of the 16,000 meetings: the read is by their e-mails
+    assert sum(_rows_read(p, {"meetings"}) for p in plans) <= 3 * 80
