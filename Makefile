@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit fuzz bench bench-process bench-sql bench-cold bench-sync-pace bench-store soak screenshots clean
+.PHONY: demo test lint typecheck unit fuzz bench bench-process bench-sql bench-cold bench-sync-pace bench-store bench-floors soak screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "goodwill needs Python 3.11 or newer")'
@@ -64,6 +64,11 @@ bench-sync-pace: $(STAMP)
 # PostgreSQL, git HEAD against the working tree; BENCH_ARGS="--owners 60 --runs 5".
 bench-store: $(STAMP)
 	$(BIN)/python -m bench.store_cpu $(BENCH_ARGS)
+
+# Not part of `make test`: the CPU floor of the prescribed libraries (Google client, SQLAlchemy +
+# psycopg, dramatiq + Redis) for one user-plan's calls; BENCH_ARGS="--from-pipeline run.json".
+bench-floors: $(STAMP)
+	$(BIN)/python -m bench.floors $(BENCH_ARGS)
 
 # Not part of `make test`: ~30-40 min (SOAK_S=600 per broker); SOAK_ARGS="--broker redis" etc.
 soak: $(STAMP)
