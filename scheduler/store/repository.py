@@ -1661,28 +1661,31 @@ class Store:
             )
             .exists()
         )
-        approved_due = and_(
-            MeetingRow.state == MeetingState.APPROVED,
-            or_(MeetingRow.next_attempt_at.is_(None), MeetingRow.next_attempt_at <= now),
-            or_(MeetingRow.lease_until.is_(None), MeetingRow.lease_until <= now),
-        )
+        retry_due = or_(MeetingRow.next_attempt_at.is_(None), MeetingRow.next_attempt_at <= now)
+        is_approved = MeetingRow.state == MeetingState.APPROVED
+        never_sent = and_(is_approved, MeetingRow.lease_until.is_(None), retry_due)
+        send_lapsed = and_(is_approved, MeetingRow.lease_until <= now, retry_due)
+        approved_due = or_(never_sent, send_lapsed)
         lease_expired = and_(
             MeetingRow.state == MeetingState.BOOKING, MeetingRow.lease_until <= now
         )
 
         def oldest(due: Any) -> Any:
-            # By the (state, id) index in id order: it stops after `limit` rows, having read
-            # the ones in flight before them (≤ what the tick sent and the workers hold).
+            # Each kind by its range of the (state, lease_until, id) index: the approved never
+            # sent (lease NULL), those whose send lease ran out, the bookings whose lease ran
+            # out; never the meetings in flight (sent, lease running: the workers' backlog,
+            # which the (state, id) order read through to reach the due ones behind it).
             first = (
                 select(MeetingRow.id).where(due, ~owner_held).order_by(MeetingRow.id).limit(limit)
             ).subquery()
             return select(first.c.id)
 
         with self._write() as s:
+            candidates = union_all(oldest(never_sent), oldest(send_lapsed), oldest(lease_expired))
             query = (
                 select(MeetingRow.id, MeetingRow.state, MeetingRow.user_id, MeetingRow.lease_until)
                 .where(
-                    MeetingRow.id.in_(union_all(oldest(approved_due), oldest(lease_expired))),
+                    MeetingRow.id.in_(candidates),
                     or_(approved_due, lease_expired),
                     ~owner_held,
                 )

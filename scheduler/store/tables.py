@@ -153,6 +153,8 @@ class MeetingRow(Base):
     __table_args__ = (
         # The tick's sends and lease re-drives read one state in id order, up to a limit.
         Index("ix_meetings_state_id", "state", "id"),
+        # The tick's sends: never sent (lease NULL), or the lease ran out (a range).
+        Index("ix_meetings_state_lease_until_id", "state", "lease_until", "id"),
         Index("ix_meetings_user_id_start", "user_id", "start"),
         Index("ix_meetings_stakeholder_email_state_start", "stakeholder_email", "state", "start"),
         Index("ix_meetings_state_start", "state", "start"),
