@@ -113,28 +113,7 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
         return _sqlite_engine(parsed, echo=echo)
     engine = create_engine(parsed, echo=echo, pool_recycle=POOL_RECYCLE_S)
     event.listen(engine, "checkout", _drop_closed_connection)
-    event.listen(engine, "connect", _generic_plans)
     return engine
-
-
-#: PostgreSQL's ``plan_cache_mode`` for goodwill's connections (:func:`_generic_plans`).
-PLAN_CACHE_MODE = "force_generic_plan"
-
-
-def _generic_plans(dbapi_connection: Any, _record: Any) -> None:
-    """Plan each prepared statement once: ``plan_cache_mode = force_generic_plan``.
-
-    psycopg prepares a statement on its fifth run; PostgreSQL then compares a custom plan (for
-    the run's values) with the generic one and, for most of goodwill's hot statements, kept
-    planning afresh at every run (``pg_stat_statements``: the round's meetings read planned on
-    1,940 of its 2,177 runs, at ~4x its execution time; the bookings' writes at every run).
-    Their plans do not depend on the values: each goes by the index of its equality (a user,
-    an e-mail, an id), whatever the id. A plan is still made again when the tables are
-    analysed. One statement per new pooled connection.
-    """
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute(f"SET plan_cache_mode = {PLAN_CACHE_MODE}")
-    dbapi_connection.commit()
 
 
 def _drop_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

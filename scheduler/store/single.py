@@ -39,11 +39,11 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
-from sqlalchemy.sql.elements import Grouping
 from sqlalchemy.types import TypeDecorator
 
 from scheduler.app.records import BookedEvent
@@ -172,16 +172,8 @@ def create_attempted_statement(meeting_id: int, now: datetime, *, attempt: int) 
 
 def _creates_attempted_shape() -> Select[Any]:
     """``Store.mark_creates_attempted``: the announce of several ``(id, attempts)`` claims in
-    one statement, an audit row each; returns the ids that moved. The claims come as two
-    arrays (ids, claim numbers), so the statement's text is one for any number of claims (one
-    prepared statement, not one per batch size): a row is found by its id in the ids (the
-    primary key's index) and fenced on the claim number at the same place."""
-    ids = bindparam("p_ids", type_=postgresql.ARRAY(Integer))
-    # parenthesised: PostgreSQL reads ``$2::INTEGER[][i]`` as a type, ``($2::INTEGER[])[i]``
-    attempts: Any = Grouping(bindparam("p_attempts", type_=postgresql.ARRAY(Integer)))
-    claims = and_(
-        _M.c.id == any_(ids), _M.c.attempts == attempts[func.array_position(ids, _M.c.id)]
-    )
+    one statement, an audit row each; returns the ids that moved."""
+    claims = tuple_(_M.c.id, _M.c.attempts).in_(bindparam("p_claims", expanding=True))
     audited = _audit_cte(_announced(claims), from_state=None, to_state=None)
     return select(audited.c.meeting_id)
 
@@ -191,14 +183,9 @@ _CREATES_ATTEMPTED = _creates_attempted_shape()
 
 def creates_attempted_statement(claims: Sequence[tuple[int, int]], now: datetime) -> Statement:
     """``Store.mark_creates_attempted``: the claims ``(meeting id, claim number)``."""
-    # One claim number per id: the latest (a row's ``attempts`` is its latest claim's number,
-    # so an older claim of the same meeting could not match it anyway).
-    latest: dict[int, int] = {}
-    for mid, attempt in claims:
-        latest[int(mid)] = max(int(attempt), latest.get(int(mid), int(attempt)))
+    pairs = [(int(mid), int(attempt)) for mid, attempt in claims]
     return _CREATES_ATTEMPTED, {
-        "p_ids": list(latest), "p_attempts": list(latest.values()),
-        "p_at": now, "p_actor": "worker", "p_detail": "create attempted",
+        "p_claims": pairs, "p_at": now, "p_actor": "worker", "p_detail": "create attempted",
     }  # fmt: skip
 
 

@@ -10,7 +10,7 @@
 - On PostgreSQL, with many other owners' meetings in the table, a booking's re-check and a
   round's meeting read touch a number of ``meetings`` and ``users`` rows bounded by what
   involves their people (``EXPLAIN ANALYZE``), not the table, with the values' plans and with
-  the generic plans goodwill's prepared statements run by; the tick's send scan reads the due
+  the generic plans PostgreSQL may keep for prepared statements; the tick's send scan reads the due
   meetings, not the backlog in flight before them (migration 0011). Counts, not timings.
 """
 
@@ -28,7 +28,6 @@ from sqlalchemy import Engine, event, insert, inspect, text, update
 
 from scheduler.core.states import OPEN_STATES, MeetingState
 from scheduler.store import Meeting, NewMeeting, Store, make_engine, migrate
-from scheduler.store.engine import PLAN_CACHE_MODE
 from scheduler.store.migrations import alembic_config, at_head
 from scheduler.store.tables import MeetingRow, UserRow
 from tests.concurrency import run_together
@@ -140,20 +139,23 @@ def test_migration_0009_upgrades_and_downgrades_keeping_the_rows(db_url: str) ->
         engine.dispose()
 
 
-def test_migration_0011_adds_the_send_scans_index_and_takes_it_away_again(db_url: str) -> None:
+def test_migration_0011_adds_the_send_scans_indexes_and_takes_them_away_again(
+    db_url: str,
+) -> None:
+    added = {"ix_meetings_state_lease_until_id", "ix_meetings_never_sent"}
     migrate(db_url, "0010")
     engine = make_engine(db_url)
     try:
         store = Store(engine)
         alex = user(store, ALEX)
         store.add_meetings(alex, [proposal("m1")], now=T0)
-        assert "ix_meetings_state_lease_until_id" not in _index_names(engine, "meetings")
+        assert not added & _index_names(engine, "meetings")
         migrate(db_url)
         assert at_head(db_url)
-        assert "ix_meetings_state_lease_until_id" in _index_names(engine, "meetings")
+        assert added <= _index_names(engine, "meetings")
         assert store.approved_needing_send(T0, 10) == [m.id for m in store.open_meetings(alex)]
         _downgrade(engine, "0010")
-        assert "ix_meetings_state_lease_until_id" not in _index_names(engine, "meetings")
+        assert not added & _index_names(engine, "meetings")
         assert len(store.open_meetings(alex)) == 1
     finally:
         engine.dispose()
@@ -385,9 +387,9 @@ def _rows_read(plan: dict[str, Any], tables: set[str]) -> int:
 def _explained(engine: Engine, call: Any, *, generic: bool = False) -> list[dict[str, Any]]:
     """Run ``call`` and EXPLAIN ANALYZE every SELECT it sends (on another connection).
 
-    ``generic``: each statement PREPAREd and its EXECUTE explained, on a connection of
-    goodwill's engine (``plan_cache_mode = force_generic_plan``): the plan made without the
-    values, which goodwill's prepared statements run by."""
+    ``generic``: each statement prepared by psycopg and its ``EXECUTE`` explained under
+    ``plan_cache_mode = force_generic_plan`` (for this transaction only): the plan made without
+    the values, which PostgreSQL may keep for a prepared statement after its fifth run."""
     statements: list[tuple[str, Any]] = []
 
     def capture(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -404,16 +406,16 @@ def _explained(engine: Engine, call: Any, *, generic: bool = False) -> list[dict
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         if generic:
             psycopg = pytest.importorskip("psycopg")
-            cursor.execute("SHOW plan_cache_mode")
-            assert cursor.fetchone()[0] == PLAN_CACHE_MODE
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         for statement, parameters in statements:
             if not generic:
                 cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
             else:  # prepared by psycopg as goodwill's runs are (its types), then explained
                 cursor.execute(statement, parameters, prepare=True)
                 cursor.fetchall()
-                cursor.execute(
-                    "SELECT name FROM pg_prepared_statements ORDER BY prepare_time DESC LIMIT 1"
+                cursor.execute(  # never prepared itself: it is not the statement looked for
+                    "SELECT name FROM pg_prepared_statements ORDER BY prepare_time DESC LIMIT 1",
+                    prepare=False,
                 )
                 name = cursor.fetchone()[0]
                 names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
@@ -515,13 +517,24 @@ def test_a_rounds_stakeholder_load_reads_its_peoples_meetings_not_every_owners(
 
 @pytest.fixture
 def backlog(store: Store, engine: Engine) -> list[int]:
-    """5,000 approved meetings in flight (sent, their send lease running: the workers' backlog),
-    older than 3 approved ones due now and one booking whose lease ran out; analysed. Returns
-    the ids the tick must send, oldest first."""
+    """20,000 finished meetings (the history, lowest ids), then 5,000 approved meetings in
+    flight (sent, their send lease running: the workers' backlog), then 3 approved ones due
+    now and one booking whose lease ran out; analysed. Returns the ids the tick must send,
+    oldest first."""
     if engine.dialect.name != "postgresql":
         pytest.skip("EXPLAIN ANALYZE plans are PostgreSQL's")
     alex = user(store, ALEX)
     with engine.begin() as conn:
+        conn.execute(
+            text(
+                'INSERT INTO meetings (user_id, stakeholder_email, kind, start, "end", state, '
+                "mode, idempotency_key, provider, attempts, reason, created_at, updated_at) "
+                "SELECT :alex, 'h' || (i % 400) || '@corp.example', 'coffee', :old, :old, "
+                "CASE WHEN i % 5 = 0 THEN 'cancelled' ELSE 'completed' END, 'auto', "
+                "'old-' || i, 'google', 1, '', :old, :old FROM generate_series(1, 20000) AS i"
+            ),
+            {"alex": alex, "old": T0 - timedelta(days=60)},
+        )
         conn.execute(
             text(
                 'INSERT INTO meetings (user_id, stakeholder_email, kind, start, "end", state, '
