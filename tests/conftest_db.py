@@ -74,6 +74,21 @@ def engine(db_url: str) -> Iterator[Any]:
     engine.dispose()
 
 
+@pytest.fixture
+def pg_engine(pg_database: str) -> Iterator[Any]:
+    """An engine on a fresh PostgreSQL schema migrated to head (disposed afterwards): for tests
+    of what only PostgreSQL does."""
+    from scheduler.store import make_engine, migrate
+
+    with pg_schema(pg_database) as url:
+        migrate(url)
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
 @contextmanager
 def pg_schema(database: str) -> Iterator[str]:
     """The URL of a fresh, empty schema in ``database`` (dropped afterwards)."""

@@ -13,7 +13,7 @@ fence: a stale claim moves nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,8 +21,7 @@ import pytest
 from sqlalchemy import Engine, event
 
 from scheduler.core.states import MeetingState
-from scheduler.store import NewMeeting, Store, make_engine, migrate
-from tests.conftest_db import pg_schema
+from scheduler.store import NewMeeting, Store
 
 pytestmark = pytest.mark.services
 
@@ -32,14 +31,8 @@ PEOPLE = [f"p{i}@corp.example" for i in range(6)]
 
 
 @pytest.fixture
-def engine(pg_database: str) -> Iterator[Engine]:
-    with pg_schema(pg_database) as url:
-        migrate(url)
-        engine = make_engine(url)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
+def engine(pg_engine: Engine) -> Engine:
+    return pg_engine
 
 
 @pytest.fixture

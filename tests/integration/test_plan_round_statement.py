@@ -9,7 +9,6 @@ and attendees: ~9% of the workers' CPU while planning).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,8 +16,7 @@ import pytest
 from sqlalchemy import Engine, event
 
 from scheduler.core.states import MeetingState
-from scheduler.store import NewMeeting, Store, make_engine, migrate
-from tests.conftest_db import pg_schema
+from scheduler.store import NewMeeting, Store
 
 pytestmark = pytest.mark.services
 
@@ -27,14 +25,8 @@ SAM, KIM, LEE, MAX = "sam@corp.example", "kim@corp.example", "lee@corp.example",
 
 
 @pytest.fixture
-def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    with pg_schema(request.getfixturevalue("pg_database")) as url:
-        migrate(url)
-        engine = make_engine(url)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
+def engine(pg_engine: Engine) -> Engine:
+    return pg_engine
 
 
 def proposal(key: str, email: str, day: int, **kw: Any) -> NewMeeting:
