@@ -157,6 +157,12 @@ if not all(s.value.isidentifier() and s.value.islower() for s in MeetingState):
     raise RuntimeError("a meeting state is not a plain word: _state_in writes them as SQL")
 
 
+def _literal(state: MeetingState) -> Any:
+    """A state as an SQL literal (our own constant, a plain word), not a parameter: a plan made
+    without the values (a prepared statement's generic plan) sees it."""
+    return literal_column(f"'{state.value}'")
+
+
 def _state_in(states: Collection[MeetingState]) -> Any:
     """``state IN (states)`` written as ``state NOT IN (every other state)``: the same rows (the
     column is NOT NULL and holds MeetingState values only), but no state-leading index can serve
@@ -168,7 +174,7 @@ def _state_in(states: Collection[MeetingState]) -> Any:
     # The other states as SQL literals (our own constants, all plain words), not parameters: a
     # hot read holds several of these lists, and expanding ~6 parameters each per execution
     # was a good part of the statement's CPU.
-    others: list[Any] = [literal_column(f"'{s.value}'") for s in MeetingState if s not in wanted]
+    others: list[Any] = [_literal(s) for s in MeetingState if s not in wanted]
     return MeetingRow.state.not_in(others)
 
 
@@ -195,7 +201,7 @@ def _any_of(column: Any, name: str) -> Any:
     return column == any_(bindparam(name, type_=postgresql.ARRAY(item)))
 
 
-#: The variants of a statement built for each dialect (:func:`_per_dialect`).
+#: The variants of a statement built for each dialect (:class:`_PerDialect`).
 _ONE_OF: dict[str, OneOf] = {"postgresql": _any_of, "sqlite": _in_list}
 
 
@@ -210,26 +216,21 @@ class _PerDialect:
         return self.statements.get(connection.dialect.name, self.statements["sqlite"])
 
 
-#: "The column is one of the wanted e-mails": ``lambda c: c.in_(values)`` for a list of values,
-#: or a :data:`OneOf` of a bound parameter (:func:`_rivals_statement`).
-Member = Callable[[Any], Any]
-
-
-def _owners_of(wanted: Member) -> Any:
+def _owners_of(wanted: Any) -> Any:
     """Ids of the users among ``wanted`` (by the unique e-mail index)."""
-    return select(UserRow.id).where(wanted(UserRow.email))
+    return select(UserRow.id).where(UserRow.email.in_(wanted))
 
 
-def _overlapping(wanted: Member, start: Any, end: Any, *, exclude_id: Any) -> Any:
+def _overlapping(wanted: Any, start: Any, end: Any, *, exclude_id: Any) -> Any:
     """The condition of :meth:`Store.active_overlapping` on a meetings row (no join). Each
     argument is a value or a bound parameter (:func:`_rivals_statement`)."""
     return and_(
         *_holds_slot(start, end, exclude_id=exclude_id),
         or_(
-            wanted(MeetingRow.stakeholder_email),
+            MeetingRow.stakeholder_email.in_(wanted),
             MeetingRow.user_id.in_(_owners_of(wanted)),
             MeetingRow.id.in_(
-                select(MeetingAttendeeRow.meeting_id).where(wanted(MeetingAttendeeRow.email))
+                select(MeetingAttendeeRow.meeting_id).where(MeetingAttendeeRow.email.in_(wanted))
             ),
         ),
     )
@@ -248,7 +249,7 @@ def _holds_slot(start: Any, end: Any, *, exclude_id: Any) -> list[Any]:
     ]
 
 
-def _overlap_candidates(wanted: Member, start: Any, end: Any, *, exclude_id: Any) -> list[Any]:
+def _overlap_candidates(wanted: Any, start: Any, end: Any, *, exclude_id: Any) -> list[Any]:
     """The ids :func:`_overlapping` matches, as three indexed reads: by stakeholder
     (``(stakeholder_email, state, start)``), by owner (``(user_id, start)``) and by group
     attendee (``ix_meeting_attendees_email``). Each reads what involves these people; the
@@ -256,22 +257,19 @@ def _overlap_candidates(wanted: Member, start: Any, end: Any, *, exclude_id: Any
     in those states that start before ``end``: rows ∝ N)."""
     holds = _holds_slot(start, end, exclude_id=exclude_id)
     return [
-        select(MeetingRow.id).where(wanted(MeetingRow.stakeholder_email), *holds),
+        select(MeetingRow.id).where(MeetingRow.stakeholder_email.in_(wanted), *holds),
         select(MeetingRow.id).where(MeetingRow.user_id.in_(_owners_of(wanted)), *holds),
         select(MeetingAttendeeRow.meeting_id)
         .join(MeetingRow, MeetingRow.id == MeetingAttendeeRow.meeting_id)
-        .where(wanted(MeetingAttendeeRow.email), *holds),
+        .where(MeetingAttendeeRow.email.in_(wanted), *holds),
     ]
 
 
-def _rivals_statement(one_of: OneOf) -> Any:
+def _rivals_statement() -> Any:
     """:meth:`Store.booking_rivals`'s read, built once with parameters ``wanted`` (e-mails),
     ``start``, ``end``, ``exclude_id`` and ``owner_email``: Core rows of the meetings table, so
     neither the statement nor an ORM instance is built per booking."""
-
-    def wanted(column: Any) -> Any:
-        return one_of(column, "wanted")
-
+    wanted: Any = bindparam("wanted", expanding=True)
     start: Any = bindparam("start")
     end: Any = bindparam("end")
     exclude_id: Any = bindparam("exclude_id")
@@ -295,7 +293,7 @@ def _rivals_statement(one_of: OneOf) -> Any:
     )
 
 
-_RIVALS = _rivals_statement(_in_list)  # IN (…) on both: see OneOf
+_RIVALS = _rivals_statement()  # IN (…) on both dialects: see OneOf
 _ATTENDEES_OF = (
     select(MeetingAttendeeRow.meeting_id, MeetingAttendeeRow.email, MeetingAttendeeRow.status)
     .where(MeetingAttendeeRow.meeting_id.in_(bindparam("ids", expanding=True)))
@@ -1145,11 +1143,7 @@ class Store:
                 select(MeetingRow)
                 .where(
                     MeetingRow.id.in_(
-                        union_all(
-                            *_overlap_candidates(
-                                lambda c: c.in_(wanted), start, end, exclude_id=exclude_id
-                            )
-                        )
+                        union_all(*_overlap_candidates(wanted, start, end, exclude_id=exclude_id))
                     )
                 )
                 .order_by(MeetingRow.id)
@@ -1670,12 +1664,12 @@ class Store:
         # The states as SQL literals (our constants), not parameters: a plan made without the
         # values (a prepared statement's generic plan) can then use the partial index of the
         # never sent, whose predicate names 'approved'.
-        is_approved = MeetingRow.state == literal_column(f"'{MeetingState.APPROVED.value}'")
+        is_approved = MeetingRow.state == _literal(MeetingState.APPROVED)
         never_sent = and_(is_approved, MeetingRow.lease_until.is_(None), retry_due)
         send_lapsed = and_(is_approved, MeetingRow.lease_until <= now, retry_due)
         approved_due = or_(never_sent, send_lapsed)
         lease_expired = and_(
-            MeetingRow.state == literal_column(f"'{MeetingState.BOOKING.value}'"),
+            MeetingRow.state == _literal(MeetingState.BOOKING),
             MeetingRow.lease_until <= now,
         )
 

@@ -147,6 +147,10 @@ class UserRow(Base):
     history_read_key: Mapped[str | None] = mapped_column(String(64))
 
 
+#: The predicate of the partial index of the approved meetings never sent (migration 0011).
+NEVER_SENT = "state = 'approved' AND lease_until IS NULL"
+
+
 class MeetingRow(Base):
     """One proposed one-to-one in one concrete slot; also the booking job (state + lease)."""
 
@@ -160,8 +164,8 @@ class MeetingRow(Base):
         Index(
             "ix_meetings_never_sent",
             "id",
-            postgresql_where=text("state = 'approved' AND lease_until IS NULL"),
-            sqlite_where=text("state = 'approved' AND lease_until IS NULL"),
+            postgresql_where=text(NEVER_SENT),
+            sqlite_where=text(NEVER_SENT),
         ),
         Index("ix_meetings_state_lease_until_id", "state", "lease_until", "id"),
         Index("ix_meetings_user_id_start", "user_id", "start"),
